@@ -1,0 +1,79 @@
+package event
+
+// Payloads: the readable part of each event type. Anything that carries
+// speech or identity goes in the matching *Data type, stored in Protected.
+
+// AudioChunk is the payload of TypeAudioChunk: a live chunk of one track
+// (default 1 s), sent before the audio reaches storage so transcription
+// latency does not wait for uploads.
+type AudioChunk struct {
+	Codec       string `json:"codec"`       // "opus"
+	Channels    int    `json:"channels"`    // as decoded, 1 or 2
+	Seq         int64  `json:"seq"`         // chunk number on the track, from 0
+	Frames      int    `json:"frames"`      // Opus packets in the chunk
+	GapSamples  int64  `json:"gap_samples"` // samples filled with silence
+	Final       bool   `json:"final"`       // last chunk of the track
+	SpeechFrame int    `json:"speech_frames,omitempty"`
+}
+
+// AudioChunkData is the protected part of TypeAudioChunk.
+type AudioChunkData struct {
+	// Packets are the Opus packets in timeline order; packet i starts at
+	// the sample given by Offsets[i], relative to the chunk's first sample.
+	Packets [][]byte `json:"packets"`
+	Offsets []int64  `json:"offsets"`
+}
+
+// SegmentStored is the payload of TypeSegmentStored: a complete Ogg/Opus
+// segment (default 30 s) confirmed in object storage.
+type SegmentStored struct {
+	Key        string `json:"key"`    // object key, derived from the timeline
+	Size       int64  `json:"size"`   // bytes
+	SHA256     string `json:"sha256"` // hex, also in the object's metadata
+	Seq        int64  `json:"seq"`    // segment number on the track, from 0
+	PreSkip    int    `json:"pre_skip"`
+	GapSamples int64  `json:"gap_samples"`
+	KeyID      string `json:"key_id,omitempty"` // data key the audio is encrypted under
+}
+
+// SessionStarted is the payload of TypeSessionStarted.
+type SessionStarted struct {
+	Connector string `json:"connector"` // "janus-videoroom", "janus-audiobridge"...
+	// Metadata is the room's non-personal metadata (description and roles
+	// only when configured as not sensitive).
+	Metadata map[string]string `json:"metadata,omitempty"`
+}
+
+// SessionEnded is the payload of TypeSessionEnded.
+type SessionEnded struct {
+	Reason   string `json:"reason"`
+	Manifest string `json:"manifest,omitempty"` // object key of the session manifest
+}
+
+// TrackStarted is the payload of TypeTrackStarted.
+type TrackStarted struct {
+	Ordinal int    `json:"ordinal"` // the speaker's track number in the session
+	Codec   string `json:"codec"`
+}
+
+// TrackEnded is the payload of TypeTrackEnded.
+type TrackEnded struct {
+	Reason      string `json:"reason"`
+	Samples     int64  `json:"samples"`
+	LostPackets int64  `json:"lost_packets"`
+	GapSamples  int64  `json:"gap_samples"`
+	Segments    int64  `json:"segments"`
+}
+
+// BotPresence is the payload of TypeBotJoined and TypeBotLeft.
+type BotPresence struct {
+	Instance string `json:"instance"`
+	Reason   string `json:"reason,omitempty"`
+}
+
+// RecordingSkipped is the payload of TypeRecordingSkipped: a room or
+// participant that must not be recorded was seen and left alone.
+type RecordingSkipped struct {
+	Scope  string `json:"scope"` // "room" or "participant"
+	Reason string `json:"reason"`
+}
