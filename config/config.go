@@ -63,7 +63,7 @@ type Storage struct {
 
 // LocalStorage is the local-directory store.
 type LocalStorage struct {
-	Dir string `yaml:"dir"` // default <data_dir>/objects
+	Dir string `yaml:"dir"` // default <data_dir>/store
 }
 
 // S3Storage is an S3-compatible store (AWS S3, MinIO, versitygw...).
@@ -227,7 +227,7 @@ func Decode(r io.Reader, cfg *Config) error {
 // ResolvePaths fills path defaults that depend on DataDir.
 func (c *Config) ResolvePaths() {
 	if c.Storage.Local.Dir == "" {
-		c.Storage.Local.Dir = filepath.Join(c.DataDir, "objects")
+		c.Storage.Local.Dir = filepath.Join(c.DataDir, "store")
 	}
 	if c.Ingest.SpoolDir == "" {
 		c.Ingest.SpoolDir = filepath.Join(c.DataDir, "spool")
@@ -289,8 +289,8 @@ func (c *Config) Validate() error {
 		if s.SecretKey == "" && s.SecretKeyFile == "" {
 			bad("storage.s3.secret_key_file", "is empty; point it at a file holding the S3 secret key (or set EARSHOT_STORAGE_S3_SECRET_KEY)")
 		}
-		if s.SSE != "" && s.SSE != "s3" && !strings.HasPrefix(s.SSE, "kms:") {
-			bad("storage.s3.sse", "%q is not \"\", \"s3\" or \"kms:<key id>\"", s.SSE)
+		if s.SSE != "" && s.SSE != "none" && s.SSE != "s3" && (!strings.HasPrefix(s.SSE, "kms:") || len(s.SSE) == len("kms:")) {
+			bad("storage.s3.sse", "%q is not \"\", \"none\", \"s3\" or \"kms:<key id>\"", s.SSE)
 		}
 		if s.ObjectLock && !s.Versioning {
 			bad("storage.s3.versioning", "must be true when storage.s3.object_lock is (S3 object lock needs versioning)")

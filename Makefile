@@ -1,0 +1,80 @@
+# Earshot — the two commands a newcomer needs are `make demo` and `make test`.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+GO ?= go
+BIN := bin
+COMPONENTS ?= janus kafka s3 whisper speech
+GOTESTFLAGS ?= -race -timeout 40m
+BENCHTIME ?= 1x
+
+.PHONY: all build install test test-unit demo bench e2e testbed-up testbed-down testbed-status vet fmt fuzz clean
+
+all: build
+
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/earshot ./cmd/earshot
+	$(GO) build -o $(BIN)/speakerbot ./testbed/speakerbot
+
+## install: everything the tests and the demo need (apt, go install, mvn, pip); quiet when present.
+install:
+	@testbed/install.sh $(COMPONENTS)
+	@$(GO) mod download
+
+## test: install, start the real components, vet, run the whole suite against them, stop them.
+test: install
+	@testbed/start.sh $(COMPONENTS)
+	@trap 'testbed/stop.sh $(COMPONENTS)' EXIT; \
+	  $(GO) vet ./... && \
+	  EARSHOT_TESTBED=1 $(GO) test $(GOTESTFLAGS) ./...
+
+## test-unit: the suite without the test bed (integration tests skip and say why).
+test-unit:
+	$(GO) vet ./...
+	$(GO) test -race ./...
+
+## demo: earshot run on embedded defaults against Janus with two speaker bots.
+demo:
+	@testbed/install.sh janus whisper speech
+	@testbed/demo.sh
+
+## e2e: only the end-to-end tests (TestE2E*), on the test bed.
+e2e: install
+	@testbed/start.sh $(COMPONENTS)
+	@trap 'testbed/stop.sh $(COMPONENTS)' EXIT; \
+	  EARSHOT_TESTBED=1 $(GO) test -race -timeout 40m -run 'E2E' ./...
+
+## bench: run the benchmarks on the test bed and print one name=value line per figure.
+bench: install
+	@testbed/start.sh $(COMPONENTS)
+	@mkdir -p out
+	@trap 'testbed/stop.sh $(COMPONENTS)' EXIT; \
+	  EARSHOT_TESTBED=1 $(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 60m ./... | tee out/bench.txt
+	@testbed/figures.sh out/bench.txt
+
+testbed-up: install
+	@testbed/start.sh $(COMPONENTS)
+
+testbed-down:
+	@testbed/stop.sh $(COMPONENTS)
+
+testbed-status:
+	@testbed/status.sh $(COMPONENTS)
+
+vet:
+	$(GO) vet ./...
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+## fuzz: a short run of every fuzz target (FUZZTIME each).
+FUZZTIME ?= 10s
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list 'Fuzz.*' $$pkg | grep '^Fuzz' || true); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+clean:
+	rm -rf $(BIN) out earshot-data

@@ -1,0 +1,214 @@
+// Command earshot records live audio rooms, transcribes them and alerts
+// trust-and-safety moderators. One binary, one subcommand per stage:
+//
+//	earshot run         all stages in one process (embedded defaults)
+//	earshot ingest      listener bots and the recorder
+//	earshot transcribe  transcription workers
+//	earshot policy      policy engine and alerts
+//	earshot config      print or check the configuration
+//	earshot version     print the build version
+//
+// Every subcommand takes -config FILE, -set key.path=value (repeatable) and
+// reads EARSHOT_* environment variables; see `earshot config keys`.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+
+	"github.com/earshot/earshot/config"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = ""
+
+func main() {
+	os.Exit(Main(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// Main runs one subcommand and returns the process exit code: 0 on success,
+// 1 when the command failed, 2 for a usage or configuration error.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stderr)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	cmd, ok := commands[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "earshot: unknown command %q\n\n", args[0])
+		usage(stderr)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := cmd.run(ctx, &env{args: args[1:], stdout: stdout, stderr: stderr})
+	var ue usageError
+	switch {
+	case err == nil || errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "earshot %s: %v\n", args[0], err)
+		return 2
+	default:
+		fmt.Fprintf(stderr, "earshot %s: %v\n", args[0], err)
+		return 1
+	}
+}
+
+type command struct {
+	summary string
+	run     func(ctx context.Context, e *env) error
+}
+
+var commands map[string]command
+
+func init() {
+	commands = map[string]command{
+		"run":        {"run every stage in one process", runStages("ingest", "transcribe", "policy")},
+		"ingest":     {"run the listener bots and the recorder", runStages("ingest")},
+		"transcribe": {"run transcription workers", runStages("transcribe")},
+		"policy":     {"run the policy engine", runStages("policy")},
+		"config":     {"print the effective configuration (config show), check it (config check) or list keys (config keys)", runConfig},
+		"version":    {"print the build version", runVersion},
+	}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: earshot <command> [-config file.yaml] [-set key.path=value ...]")
+	fmt.Fprintln(w, "\ncommands:")
+	for _, name := range []string{"run", "ingest", "transcribe", "policy", "config", "version"} {
+		fmt.Fprintf(w, "  %-11s %s\n", name, commands[name].summary)
+	}
+}
+
+// usageError marks errors that exit with status 2.
+type usageError struct{ error }
+
+func (u usageError) Unwrap() error { return u.error }
+
+// env is what a subcommand gets: its arguments and outputs.
+type env struct {
+	args   []string
+	stdout io.Writer
+	stderr io.Writer
+}
+
+// stringList is a repeatable flag.
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+// loadConfig parses the common flags plus any extra ones the command adds,
+// loads and validates the configuration.
+func (e *env) loadConfig(name string, extra func(*flag.FlagSet)) (config.Config, *flag.FlagSet, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	path := fs.String("config", os.Getenv("EARSHOT_CONFIG"), "YAML configuration `file` (env EARSHOT_CONFIG)")
+	var sets stringList
+	fs.Var(&sets, "set", "override one setting, `key.path=value` (repeatable; see earshot config keys)")
+	dataDir := fs.String("data-dir", "", "folder for local state (same as -set data_dir=...)")
+	if extra != nil {
+		extra(fs)
+	}
+	if err := fs.Parse(e.args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return config.Config{}, fs, err
+		}
+		return config.Config{}, fs, usageError{err}
+	}
+	if *dataDir != "" {
+		sets = append(sets, "data_dir="+*dataDir)
+	}
+	cfg, err := config.Load(*path, os.Environ(), sets)
+	if err != nil {
+		return cfg, fs, usageError{err}
+	}
+	cfg.ResolvePaths()
+	if err := cfg.Validate(); err != nil {
+		return cfg, fs, usageError{err}
+	}
+	return cfg, fs, nil
+}
+
+func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.Log.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// Version returns the build version: the -ldflags value, else the VCS
+// revision Go recorded, else "dev".
+func Version() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		rev, dirty := "", false
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.modified":
+				dirty = s.Value == "true"
+			}
+		}
+		if len(rev) > 12 {
+			rev = rev[:12]
+		}
+		if rev != "" {
+			if dirty {
+				rev += "-dirty"
+			}
+			return rev
+		}
+	}
+	return "dev"
+}
+
+func runVersion(_ context.Context, e *env) error {
+	fmt.Fprintln(e.stdout, "earshot", Version())
+	return nil
+}
+
+func runConfig(_ context.Context, e *env) error {
+	sub := "show"
+	if len(e.args) > 0 && !strings.HasPrefix(e.args[0], "-") {
+		sub, e.args = e.args[0], e.args[1:]
+	}
+	if sub == "keys" {
+		for _, k := range config.Keys() {
+			fmt.Fprintf(e.stdout, "%-36s %s\n", k, config.EnvName(k))
+		}
+		return nil
+	}
+	cfg, _, err := e.loadConfig("config "+sub, nil)
+	if err != nil {
+		return err
+	}
+	switch sub {
+	case "check":
+		fmt.Fprintln(e.stdout, "configuration is valid")
+		return nil
+	case "show":
+		return printConfig(e.stdout, cfg)
+	default:
+		return usageError{fmt.Errorf("unknown config subcommand %q (show, check, keys)", sub)}
+	}
+}

@@ -1,0 +1,219 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/earshot/earshot/bus"
+	"github.com/earshot/earshot/config"
+	"github.com/earshot/earshot/event"
+	"github.com/earshot/earshot/pseudonym"
+	"github.com/earshot/earshot/storage"
+)
+
+// Stage is one pipeline stage as the binary runs it: Run blocks until ctx
+// ends or the stage fails; Close releases what it holds and is idempotent.
+type Stage interface {
+	Run(ctx context.Context) error
+	Close() error
+}
+
+// Runtime is what every stage is built from: the configuration and the
+// shared clients. One process builds one Runtime, whichever stages it runs.
+type Runtime struct {
+	Config    config.Config
+	Log       *slog.Logger
+	Brokers   []string
+	Producer  *bus.Producer
+	Store     storage.Store
+	Pseudonym *pseudonym.Pseudonymizer
+	Metrics   *prometheus.Registry
+	Self      event.Producer // names this process in the events it writes
+
+	closers []func() error
+}
+
+// stageBuilders maps a stage name to its constructor. Stages that later
+// issues build are registered as they land.
+var stageBuilders = map[string]func(ctx context.Context, rt *Runtime) (Stage, error){}
+
+// shutdownGrace bounds the second phase of shutdown (flush, upload, ack)
+// after SIGTERM has stopped intake.
+const shutdownGrace = 30 * time.Second
+
+func runStages(names ...string) func(ctx context.Context, e *env) error {
+	return func(ctx context.Context, e *env) error {
+		cfg, _, err := e.loadConfig(names[0], nil)
+		if err != nil {
+			return err
+		}
+		log := newLogger(cfg, e.stderr)
+		rt, err := newRuntime(ctx, cfg, log, names)
+		if err != nil {
+			return err
+		}
+		defer rt.Close()
+
+		var stages []Stage
+		for _, n := range names {
+			build, ok := stageBuilders[n]
+			if !ok {
+				log.Warn("stage not built yet; it is skipped", "stage", n)
+				continue
+			}
+			s, err := build(ctx, rt)
+			if err != nil {
+				return fmt.Errorf("start %s: %w", n, err)
+			}
+			defer s.Close()
+			stages = append(stages, s)
+		}
+		log.Info("earshot started", "stages", names, "version", Version(),
+			"kafka", brokerMode(cfg), "storage", cfg.Storage.Backend)
+		g, gctx := errgroup.WithContext(ctx)
+		for _, s := range stages {
+			g.Go(func() error { return s.Run(gctx) })
+		}
+		if cfg.Metrics.Listen != "" {
+			g.Go(func() error { return serveMetrics(gctx, cfg.Metrics.Listen, rt.Metrics, log) })
+		}
+		<-gctx.Done()
+		if ctx.Err() != nil {
+			log.Info("shutting down: intake stopped, flushing", "grace", shutdownGrace)
+		}
+		err = g.Wait()
+		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+			err = nil
+		}
+		return err
+	}
+}
+
+func brokerMode(cfg config.Config) string {
+	if cfg.Kafka.Embedded {
+		return "embedded (in memory, evaluation only)"
+	}
+	return "kafka"
+}
+
+// newRuntime connects the shared clients. An embedded broker is started
+// here when configured, so every stage uses the same kafka-go code path.
+func newRuntime(ctx context.Context, cfg config.Config, log *slog.Logger, stages []string) (*Runtime, error) {
+	rt := &Runtime{Config: cfg, Log: log, Metrics: prometheus.NewRegistry()}
+	rt.Metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	host, _ := os.Hostname()
+	rt.Self = event.Producer{Name: "earshot", Version: Version(), Instance: host}
+	fail := func(err error) (*Runtime, error) { rt.Close(); return nil, err }
+
+	secret, err := loadSecret(cfg.Identity)
+	if err != nil {
+		return fail(err)
+	}
+	if rt.Pseudonym, err = pseudonym.New(secret, cfg.Identity.KeyVersion); err != nil {
+		return fail(err)
+	}
+
+	rt.Brokers = cfg.Kafka.Brokers
+	if cfg.Kafka.Embedded {
+		emb, err := bus.NewEmbedded(ctx, bus.EmbeddedConfig{Partitions: cfg.Kafka.Partitions, AutoCreateTopics: true, Logger: log})
+		if err != nil {
+			return fail(fmt.Errorf("start embedded broker: %w", err))
+		}
+		rt.closers = append(rt.closers, emb.Close)
+		rt.Brokers = emb.Brokers()
+		log.Warn("using the embedded Kafka-protocol broker: events are kept in memory, for evaluation only", "addr", emb.Addr())
+	}
+	if cfg.Kafka.CreateTopics {
+		var specs []bus.TopicSpec
+		for _, t := range event.Topics(cfg.Kafka.Partitions) {
+			specs = append(specs, bus.TopicSpec{Name: t.Name, Partitions: t.Partitions, Compact: t.Compact, Retention: t.Retention})
+		}
+		if err := bus.EnsureTopics(ctx, rt.Brokers, specs...); err != nil {
+			return fail(fmt.Errorf("create topics: %w", err))
+		}
+	}
+	rt.Producer, err = bus.NewProducer(bus.ProducerConfig{Brokers: rt.Brokers, BatchTimeout: cfg.Kafka.BatchTimeout, ClientID: cfg.Kafka.ClientID, Logger: log})
+	if err != nil {
+		return fail(err)
+	}
+	rt.closers = append(rt.closers, rt.Producer.Close)
+
+	if rt.Store, err = openStore(ctx, cfg.Storage); err != nil {
+		return fail(err)
+	}
+	return rt, nil
+}
+
+// Close releases the shared clients in reverse order of creation.
+func (rt *Runtime) Close() error {
+	var errs []error
+	for i := len(rt.closers) - 1; i >= 0; i-- {
+		errs = append(errs, rt.closers[i]())
+	}
+	rt.closers = nil
+	return errors.Join(errs...)
+}
+
+func loadSecret(id config.Identity) ([]byte, error) {
+	if id.RequireSecret {
+		return pseudonym.LoadSecret(id.SecretFile)
+	}
+	return pseudonym.LoadOrCreateSecret(id.SecretFile)
+}
+
+func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, log *slog.Logger) error {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("metrics: listen %s: %w", addr, err)
+	}
+	log.Info("metrics endpoint", "addr", ln.Addr().String())
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	return nil
+}
+
+// openStore opens the configured object store.
+func openStore(ctx context.Context, c config.Storage) (storage.Store, error) {
+	switch c.Backend {
+	case "local":
+		return storage.OpenLocal(c.Local.Dir)
+	case "s3":
+		secret := c.S3.SecretKey
+		if secret == "" {
+			b, err := os.ReadFile(c.S3.SecretKeyFile)
+			if err != nil {
+				return nil, fmt.Errorf("storage: read storage.s3.secret_key_file: %w", err)
+			}
+			secret = strings.TrimSpace(string(b))
+		}
+		return storage.NewS3(ctx, storage.S3Config{
+			Endpoint: c.S3.Endpoint, Region: c.S3.Region, Bucket: c.S3.Bucket, Prefix: c.S3.Prefix,
+			AccessKey: c.S3.AccessKey, SecretKey: secret, UseTLS: c.S3.UseTLS, PathStyle: c.S3.PathStyle,
+			SSE: c.S3.SSE, CreateBucket: c.S3.CreateBucket, Versioning: c.S3.Versioning, ObjectLock: c.S3.ObjectLock,
+		})
+	default:
+		return nil, fmt.Errorf("storage: unknown backend %q", c.Backend)
+	}
+}
