@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/base32"
 	"encoding/binary"
+	"fmt"
 	"strconv"
 	"strings"
 )
@@ -73,4 +74,18 @@ func EventID(typ Type, revision string, tl *Timeline, extra ...string) string {
 	}
 	parts = append(parts, extra...)
 	return DeriveID(PrefixEvent, parts...)
+}
+
+// SegmentKey is the object key of a stored segment. It is derived from the
+// timeline alone (pseudonyms and sample numbers, never raw identities), so a
+// restarted recorder computes the same key for the same audio and its
+// create-only upload cannot overwrite what is already stored. Sample numbers
+// are zero-padded so that keys list in time order.
+func SegmentKey(room, session string, tl Timeline) string {
+	return fmt.Sprintf("audio/%s/%s/%s/%015d-%015d.ogg", room, session, tl.Track, tl.FirstSample, tl.LastSample)
+}
+
+// ManifestKey is the object key of a session's manifest.
+func ManifestKey(room, session string) string {
+	return fmt.Sprintf("manifests/%s/%s.json", room, session)
 }
