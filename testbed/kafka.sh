@@ -128,7 +128,9 @@ controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
 log.dirs=$DATA_DIR
-auto.create.topics.enable=true
+# Off: a consumer group on a missing topic would create it with one
+# partition, and EnsureTopics would then leave it so. Stages create theirs.
+auto.create.topics.enable=false
 num.partitions=1
 default.replication.factor=1
 min.insync.replicas=1
