@@ -18,6 +18,7 @@ build:
 
 ## install: everything the tests and the demo need (apt, go install, mvn, pip); quiet when present.
 install:
+	@testbed/build-deps.sh
 	@testbed/install.sh $(COMPONENTS)
 	@$(GO) mod download
 
@@ -35,6 +36,7 @@ test-unit:
 
 ## demo: earshot run on embedded defaults against Janus with two speaker bots.
 demo:
+	@testbed/build-deps.sh
 	@testbed/install.sh janus whisper speech
 	@testbed/demo.sh
 
