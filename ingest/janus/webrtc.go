@@ -1,0 +1,127 @@
+package janus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/logging"
+	"github.com/pion/webrtc/v4"
+)
+
+// OpusCodec is the audio codec bots negotiate with Janus: Opus at 48 kHz,
+// in-band FEC allowed.
+var OpusCodec = webrtc.RTPCodecParameters{
+	RTPCodecCapability: webrtc.RTPCodecCapability{
+		MimeType:    webrtc.MimeTypeOpus,
+		ClockRate:   48000,
+		Channels:    2,
+		SDPFmtpLine: "minptime=10;useinbandfec=1",
+	},
+	PayloadType: 111,
+}
+
+// WebRTCConfig configures the pion API that bots use.
+type WebRTCConfig struct {
+	// Interface is the only network interface ICE may use, e.g. the host
+	// end of the test bed's veth (esj0). Required unless AnyInterface.
+	Interface string
+	// AnyInterface lets ICE use every interface (production deployments
+	// where Janus is reachable on the normal network).
+	AnyInterface bool
+	// ConfigureInterceptors replaces pion's default interceptors (NACK,
+	// RTCP reports, TWCC) when set, e.g. to add a jitter buffer.
+	ConfigureInterceptors func(*webrtc.MediaEngine, *interceptor.Registry) error
+	// LoggerFactory receives pion's logs; nil uses pion's default.
+	LoggerFactory logging.LoggerFactory
+}
+
+// NewAPI returns a pion API for talking to Janus: Opus only, UDP over IPv4
+// only, no mDNS, and ICE limited to cfg.Interface. Offers and answers are
+// exchanged complete (non-trickle), see OfferGathered and AnswerGathered.
+func NewAPI(cfg WebRTCConfig) (*webrtc.API, error) {
+	if cfg.Interface == "" && !cfg.AnyInterface {
+		return nil, errors.New("janus: webrtc config: set Interface (e.g. esj0) or AnyInterface")
+	}
+	me := &webrtc.MediaEngine{}
+	if err := me.RegisterCodec(OpusCodec, webrtc.RTPCodecTypeAudio); err != nil {
+		return nil, fmt.Errorf("janus: register opus: %w", err)
+	}
+	ir := &interceptor.Registry{}
+	configure := cfg.ConfigureInterceptors
+	if configure == nil {
+		configure = webrtc.RegisterDefaultInterceptors
+	}
+	if err := configure(me, ir); err != nil {
+		return nil, fmt.Errorf("janus: interceptors: %w", err)
+	}
+	se := webrtc.SettingEngine{}
+	if !cfg.AnyInterface {
+		iface := cfg.Interface
+		se.SetInterfaceFilter(func(name string) bool { return name == iface })
+	}
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	if cfg.LoggerFactory != nil {
+		se.LoggerFactory = cfg.LoggerFactory
+	}
+	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
+}
+
+// OfferGathered creates an offer, sets it as the local description and
+// waits until ICE gathering is complete, so the returned SDP holds every
+// candidate.
+func OfferGathered(ctx context.Context, pc *webrtc.PeerConnection) (*JSEP, error) {
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		return nil, fmt.Errorf("create offer: %w", err)
+	}
+	return setLocalGathered(ctx, pc, offer)
+}
+
+// AnswerGathered applies a remote offer, creates the answer, sets it and
+// waits for ICE gathering to complete.
+func AnswerGathered(ctx context.Context, pc *webrtc.PeerConnection, offer *JSEP) (*JSEP, error) {
+	if offer == nil || offer.Type != "offer" {
+		return nil, errors.New("answer: no SDP offer")
+	}
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer.SDP}); err != nil {
+		return nil, fmt.Errorf("set remote offer: %w", err)
+	}
+	answer, err := pc.CreateAnswer(nil)
+	if err != nil {
+		return nil, fmt.Errorf("create answer: %w", err)
+	}
+	return setLocalGathered(ctx, pc, answer)
+}
+
+// SetRemoteAnswer applies Janus's answer to our offer.
+func SetRemoteAnswer(pc *webrtc.PeerConnection, answer *JSEP) error {
+	if answer == nil || answer.Type != "answer" {
+		return errors.New("no SDP answer")
+	}
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer.SDP}); err != nil {
+		return fmt.Errorf("set remote answer: %w", err)
+	}
+	return nil
+}
+
+func setLocalGathered(ctx context.Context, pc *webrtc.PeerConnection, sd webrtc.SessionDescription) (*JSEP, error) {
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(sd); err != nil {
+		return nil, fmt.Errorf("set local %s: %w", sd.Type, err)
+	}
+	select {
+	case <-gathered:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("ICE gathering: %w", ctx.Err())
+	}
+	local := pc.LocalDescription()
+	if local == nil {
+		return nil, errors.New("no local description after gathering")
+	}
+	noTrickle := false
+	return &JSEP{Type: local.Type.String(), SDP: local.SDP, Trickle: &noTrickle}, nil
+}
