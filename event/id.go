@@ -89,3 +89,13 @@ func SegmentKey(room, session string, tl Timeline) string {
 func ManifestKey(room, session string) string {
 	return fmt.Sprintf("manifests/%s/%s.json", room, session)
 }
+
+// PrefixKey prefixes data-key IDs.
+const PrefixKey = "key"
+
+// KeyID names the data key that protects one speaker's speech in one
+// session (audio objects, protected event fields). Destroying it makes all
+// of that speaker's copies unreadable. speaker is "" for a room-wide mix.
+func KeyID(session, speaker string) string {
+	return DeriveID(PrefixKey, session, speaker)
+}
