@@ -1,0 +1,332 @@
+// Package ingest runs Earshot's listener bots: it finds rooms on the room
+// server, joins each selected room as a visible, never-publishing
+// participant whose name says the room is recorded, subscribes to every
+// speaker's audio and hands each track to the recorder. Identities become
+// pseudonyms here: raw participant IDs, display names and room IDs never
+// leave this package — not in events, logs, object keys or the spool.
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"regexp"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/earshot/earshot/bus"
+	"github.com/earshot/earshot/event"
+	"github.com/earshot/earshot/ingest/janus"
+	"github.com/earshot/earshot/pseudonym"
+	"github.com/earshot/earshot/storage/spool"
+)
+
+// SegmentSpool is where finished segments go: the local spool that the
+// uploader drains into object storage.
+type SegmentSpool interface {
+	Create() (*spool.Writer, error)
+}
+
+var _ SegmentSpool = (*spool.Spool)(nil)
+
+// Selection says which rooms the bots join.
+type Selection struct {
+	Mode    string         // "all", "list" or "pattern"
+	List    []string       // room IDs, for "list"
+	Pattern *regexp.Regexp // on the room ID, for "pattern"
+	Skip    []string       // rooms never recorded, whatever the mode
+}
+
+// Config configures the ingest stage.
+type Config struct {
+	// JanusURL is the Janus HTTP API base (http://host:8088/janus).
+	JanusURL string
+	// Interface limits ICE and API requests to one network interface
+	// (empty: any). On the test bed it is the host side of Janus's veth.
+	Interface string
+	// IdentityField picks what identifies a participant: "feed_id" or
+	// "display".
+	IdentityField string
+	// BotDisplay is the name participants see for the bot.
+	BotDisplay string
+	Rooms      Selection
+	// PollInterval is how often rooms are listed (default 5 s).
+	PollInterval time.Duration
+	// ChunkDuration and SegmentDuration: see record.TrackConfig.
+	ChunkDuration, SegmentDuration time.Duration
+
+	Pseudonym *pseudonym.Pseudonymizer
+	Sender    bus.Sender // earshot.audio and earshot.lifecycle
+	Spool     SegmentSpool
+	Producer  event.Producer
+	Logger    *slog.Logger
+	// Metrics, when set, receives the stage's collectors.
+	Metrics prometheus.Registerer
+}
+
+// Stage is the ingest stage: one supervisor, one goroutine per recorded
+// room, one per track.
+type Stage struct {
+	cfg    Config
+	log    *slog.Logger
+	client *janus.Client
+	api    *webrtc.API
+	out    *outbox
+	m      *metrics
+
+	mu    sync.Mutex
+	rooms map[string]*roomRun // by raw room ID; never logged
+
+	closeOnce sync.Once
+}
+
+// New builds the stage. It does not contact Janus; Run does.
+func New(cfg Config) (*Stage, error) {
+	var errs []error
+	if cfg.JanusURL == "" {
+		errs = append(errs, errors.New("ingest.janus.url is empty: point it at the Janus HTTP API"))
+	}
+	if cfg.Pseudonym == nil || cfg.Sender == nil || cfg.Spool == nil {
+		errs = append(errs, errors.New("ingest: Pseudonym, Sender and Spool are required"))
+	}
+	if cfg.IdentityField != "feed_id" && cfg.IdentityField != "display" {
+		errs = append(errs, fmt.Errorf("ingest: identity field %q is not feed_id or display", cfg.IdentityField))
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = 5 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	log := cfg.Logger.With("stage", "ingest")
+	jc := janus.Config{URL: cfg.JanusURL, Logger: log}
+	if cfg.Interface != "" {
+		addr, err := interfaceAddr(cfg.Interface)
+		if err != nil {
+			return nil, err
+		}
+		jc.LocalAddr = addr
+	}
+	client, err := janus.New(jc)
+	if err != nil {
+		return nil, fmt.Errorf("ingest: %w", err)
+	}
+	api, err := janus.NewAPI(janus.WebRTCConfig{Interface: cfg.Interface, AnyInterface: cfg.Interface == ""})
+	if err != nil {
+		return nil, fmt.Errorf("ingest: %w", err)
+	}
+	s := &Stage{
+		cfg: cfg, log: log, client: client, api: api,
+		out:   newOutbox(cfg.Sender, 4096, log),
+		m:     newMetrics(),
+		rooms: map[string]*roomRun{},
+	}
+	if cfg.Metrics != nil {
+		if err := cfg.Metrics.Register(s.m); err != nil {
+			return nil, fmt.Errorf("ingest: metrics: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// interfaceAddr returns the first IPv4 address of a network interface, so
+// API requests leave through it too.
+func interfaceAddr(name string) (string, error) {
+	ifc, err := net.InterfaceByName(name)
+	if err != nil {
+		return "", fmt.Errorf("ingest: interface %q: %w", name, err)
+	}
+	addrs, err := ifc.Addrs()
+	if err != nil {
+		return "", fmt.Errorf("ingest: interface %q: %w", name, err)
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil {
+			return n.IP.String(), nil
+		}
+	}
+	return "", fmt.Errorf("ingest: interface %q has no IPv4 address", name)
+}
+
+// Run supervises the bots until ctx ends, then shuts down in two phases:
+// rooms stop taking media and flush their tracks (final chunks and
+// segments), then queued events are produced.
+func (s *Stage) Run(ctx context.Context) error {
+	flushCtx, cancelFlush := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelFlush()
+	outDone := make(chan struct{})
+	go func() { s.out.run(flushCtx); close(outDone) }()
+
+	var wg sync.WaitGroup
+	s.supervise(ctx, &wg)
+
+	// Phase two: every room goroutine has seen ctx end; wait for their
+	// tracks to flush, then for the outbox to drain (bounded).
+	wg.Wait()
+	s.out.close()
+	timer := time.AfterFunc(20*time.Second, cancelFlush)
+	defer timer.Stop()
+	<-outDone
+	s.log.Info("ingest stopped", "events_sent", s.out.sent.Load(), "live_chunks_dropped", s.out.dropped.Load())
+	return nil
+}
+
+// supervise lists rooms every PollInterval and starts a bot for each
+// selected room that has none, until ctx ends.
+func (s *Stage) supervise(ctx context.Context, wg *sync.WaitGroup) {
+	backoff := time.Second
+	var ctl *control
+	defer func() {
+		if ctl != nil {
+			ctl.close()
+		}
+	}()
+	for {
+		if ctl == nil {
+			c, err := s.newControl(ctx)
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				s.log.Warn("janus unreachable; retrying", "error", err, "retry_in", backoff)
+				if !sleep(ctx, backoff) {
+					return
+				}
+				backoff = min(backoff*2, 30*time.Second)
+				continue
+			}
+			ctl, backoff = c, time.Second
+		}
+		rooms, err := ctl.vr.List(ctx, "")
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			s.log.Warn("listing rooms failed; reconnecting", "error", err)
+			ctl.close()
+			ctl = nil
+			continue
+		}
+		for _, r := range rooms {
+			s.maybeStart(ctx, wg, r)
+		}
+		if !sleep(ctx, s.cfg.PollInterval) {
+			return
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// control is the supervisor's own Janus session, used for listing.
+type control struct {
+	s  *janus.Session
+	vr *janus.VideoRoom
+}
+
+func (s *Stage) newControl(ctx context.Context) (*control, error) {
+	sess, err := s.client.CreateSession(ctx)
+	if err != nil {
+		return nil, err
+	}
+	vr, err := janus.AttachVideoRoom(ctx, sess)
+	if err != nil {
+		sess.Close()
+		return nil, err
+	}
+	return &control{s: sess, vr: vr}, nil
+}
+
+func (c *control) close() { _ = c.s.Close() }
+
+// selected applies the room selection to a raw room ID.
+func (s *Stage) selected(id string) (ok bool, skipped bool) {
+	if slices.Contains(s.cfg.Rooms.Skip, id) {
+		return false, true
+	}
+	switch s.cfg.Rooms.Mode {
+	case "list":
+		return slices.Contains(s.cfg.Rooms.List, id), false
+	case "pattern":
+		return s.cfg.Rooms.Pattern != nil && s.cfg.Rooms.Pattern.MatchString(id), false
+	default:
+		return true, false
+	}
+}
+
+func (s *Stage) maybeStart(ctx context.Context, wg *sync.WaitGroup, r janus.Room) {
+	id := r.Room.String()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, running := s.rooms[id]; running {
+		return
+	}
+	ok, skipped := s.selected(id)
+	roomP := s.cfg.Pseudonym.Room(id)
+	if skipped {
+		if _, seen := s.rooms[id]; !seen {
+			s.rooms[id] = nil // remember, so the skip is logged once
+			s.log.Info("room must not be recorded; skipped", "room", roomP)
+			s.lifecycle(ctx, roomP, "", event.TypeRecordingSkipped, event.RecordingSkipped{Scope: "room", Reason: "configured skip"}, "room-skip")
+		}
+		return
+	}
+	if !ok {
+		return
+	}
+	run := newRoomRun(s, r, roomP)
+	s.rooms[id] = run
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		run.loop(ctx)
+		s.mu.Lock()
+		delete(s.rooms, id)
+		s.mu.Unlock()
+	}()
+}
+
+// lifecycle queues a lifecycle event on earshot.lifecycle (key = room),
+// waiting for queue room: these events must not be dropped.
+func (s *Stage) lifecycle(ctx context.Context, room, session string, typ event.Type, payload any, extra ...string) {
+	s.lifecycleEvent(ctx, room, session, "", nil, typ, payload, extra...)
+}
+
+func (s *Stage) lifecycleEvent(ctx context.Context, room, session, speaker string, tl *event.Timeline, typ event.Type, payload any, extra ...string) {
+	e, err := event.New(typ, s.cfg.Producer, nil, room, session, speaker, tl, payload, extra...)
+	if err == nil {
+		var b []byte
+		if b, err = e.Marshal(); err == nil {
+			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			err = s.out.SendWait(wctx, bus.Message{Topic: event.TopicLifecycle, Key: []byte(room), Value: b})
+			cancel()
+		}
+	}
+	if err != nil {
+		s.log.Error("lifecycle event lost", "type", typ, "room", room, "error", err)
+	}
+}
+
+// Close releases the stage. It is idempotent; Run must have returned.
+func (s *Stage) Close() error {
+	s.closeOnce.Do(func() { s.out.close() })
+	return nil
+}
