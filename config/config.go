@@ -40,6 +40,9 @@ type Config struct {
 type Log struct {
 	Level  string `yaml:"level"`  // debug, info, warn, error
 	Format string `yaml:"format"` // text or json
+	// Transcripts puts transcript text in the logs. Speech is personal
+	// data, so it is off by default; the demo turns it on.
+	Transcripts bool `yaml:"transcripts"`
 }
 
 // Kafka configures the event bus.

@@ -26,6 +26,9 @@ type ingestStage struct {
 
 func newIngestStage(_ context.Context, rt *Runtime) (Stage, error) {
 	c := rt.Config
+	if c.Ingest.Janus.URL == "" {
+		return nil, fmt.Errorf("ingest.janus.url is empty: point it at the Janus HTTP API: %w", errNotConfigured)
+	}
 	sp, err := spool.Open(spool.Config{Dir: c.Ingest.SpoolDir, Producer: rt.Self, Logger: rt.Log})
 	if err != nil {
 		return nil, err

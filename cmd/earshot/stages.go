@@ -49,6 +49,10 @@ type Runtime struct {
 // issues build are registered as they land.
 var stageBuilders = map[string]func(ctx context.Context, rt *Runtime) (Stage, error){}
 
+// errNotConfigured marks a stage whose required settings are missing:
+// `earshot run` then runs the other stages, a single-stage command fails.
+var errNotConfigured = errors.New("not configured")
+
 // shutdownGrace bounds the second phase of shutdown (flush, upload, ack)
 // after SIGTERM has stopped intake.
 const shutdownGrace = 30 * time.Second
@@ -74,6 +78,10 @@ func runStages(names ...string) func(ctx context.Context, e *env) error {
 				continue
 			}
 			s, err := build(ctx, rt)
+			if errors.Is(err, errNotConfigured) && len(names) > 1 {
+				log.Warn("stage not configured; it is skipped", "stage", n, "reason", err)
+				continue
+			}
 			if err != nil {
 				return fmt.Errorf("start %s: %w", n, err)
 			}

@@ -368,7 +368,7 @@ func (u *Uploader) process(stop, hard context.Context, e Entry) {
 		return
 	}
 	u.uploaded.Add(1)
-	log.Debug("spool: segment stored and announced", "event_id", env.EventID, "size", e.Size)
+	log.Info("segment stored", "event_id", env.EventID, "size", e.Size)
 }
 
 // put stores the entry create-only. A taken key with the same SHA-256 is

@@ -11,8 +11,13 @@ function field(name,   re, m) {
   if (msg == "") next
   t = substr(field("time"), 12, 8)
   extra = ""
-  n = split("room speaker track seq key text category severity rule stage error", keys, " ")
-  for (i = 1; i <= n; i++) { v = field(keys[i]); if (v != "") extra = extra " " keys[i] "=" v }
+  n = split("room speaker track seq seconds text category severity rule error reason", keys, " ")
+  for (i = 1; i <= n; i++) {
+    v = field(keys[i])
+    # Pseudonyms are long; their first characters tell them apart here.
+    if (v ~ /^([rp][0-9]+|trk|ses)_/) v = substr(v, 1, 10) "…"
+    if (v != "") extra = extra " " keys[i] "=" v
+  }
   if (lvl == "ERROR" || lvl == "WARN") printf "  %s %-5s %s%s\n", t, lvl, msg, extra
   else printf "  %s %s%s\n", t, msg, extra
   fflush()
