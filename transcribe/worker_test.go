@@ -1,0 +1,183 @@
+package transcribe
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/earshot/earshot/bus"
+	"github.com/earshot/earshot/event"
+)
+
+// fakeEngine answers every utterance with one segment covering it, and
+// fails the first failFirst calls.
+type fakeEngine struct {
+	calls     atomic.Int64
+	failFirst int64
+}
+
+func (f *fakeEngine) Transcribe(_ context.Context, a Audio) (Result, error) {
+	if f.calls.Add(1) <= f.failFirst {
+		return Result{}, errors.New("engine down")
+	}
+	secs := float64(len(a.Samples)) / AudioRate
+	return Result{Language: "en", LanguageProb: 0.99, Segments: []Segment{{
+		Start: 0, End: secs, Text: "the quick brown fox", AvgLogProb: -0.2, NoSpeechProb: 0.01,
+	}}}, nil
+}
+func (f *fakeEngine) Name() string  { return "fake" }
+func (f *fakeEngine) Model() string { return "test" }
+
+// chunkRecords turns the fox packets into audio.chunk records of one track.
+func chunkRecords(t *testing.T, track string) []bus.Message {
+	t.Helper()
+	cs := chunks(0, foxPackets(t), 50)
+	var out []bus.Message
+	for i, c := range cs {
+		tl := c.tl
+		tl.Track = track
+		e, err := event.New(event.TypeAudioChunk, event.Producer{Name: "test"}, nil, "r1_room", "ses_s", "p1_spk", &tl,
+			event.AudioChunk{Codec: "opus", Channels: 1, Seq: int64(i), Frames: len(c.data.Packets), Final: i == len(cs)-1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.Hops.Recorded = event.Stamp(time.Now())
+		if err := e.SetProtected(event.KeyID("ses_s", "p1_spk"), c.data); err != nil {
+			t.Fatal(err)
+		}
+		b, err := e.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, bus.Message{Topic: event.TopicAudio, Key: []byte(track), Value: b})
+	}
+	return out
+}
+
+type capture struct {
+	mu   sync.Mutex
+	msgs []bus.Message
+}
+
+func (c *capture) Produce(_ context.Context, msgs ...bus.Message) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.msgs = append(c.msgs, msgs...)
+	return nil
+}
+
+func (c *capture) topic(name string) []bus.Message {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []bus.Message
+	for _, m := range c.msgs {
+		if m.Topic == name {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func TestWorker(t *testing.T) {
+	tests := []struct {
+		name           string
+		failFirst      int64
+		garbage        bool
+		wantTranscript bool
+		wantDead       int
+	}{
+		{name: "transcribes", wantTranscript: true},
+		{name: "engine error dead-letters the utterance's chunks", failFirst: 1000, wantDead: 1},
+		{name: "malformed record dead-lettered, the rest goes on", garbage: true, wantTranscript: true, wantDead: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			emb, err := bus.NewEmbedded(ctx, bus.EmbeddedConfig{Partitions: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer emb.Close()
+			if err := bus.EnsureTopics(ctx, emb.Brokers(), bus.TopicSpec{Name: event.TopicAudio, Partitions: 1}); err != nil {
+				t.Fatal(err)
+			}
+			prod, err := bus.NewProducer(bus.ProducerConfig{Brokers: emb.Brokers()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer prod.Close()
+			recs := chunkRecords(t, "trk_a")
+			if tt.garbage {
+				recs = append([]bus.Message{{Topic: event.TopicAudio, Key: []byte("trk_a"), Value: []byte(`{"not":"an event"}`)}}, recs...)
+			}
+			if err := prod.Produce(ctx, recs...); err != nil {
+				t.Fatal(err)
+			}
+			cons, err := bus.NewConsumer(bus.ConsumerConfig{Brokers: emb.Brokers(), GroupID: "g", Topics: []string{event.TopicAudio}, StartOffset: bus.FirstOffset})
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := &capture{}
+			eng := &fakeEngine{failFirst: tt.failFirst}
+			w, err := NewWorker(WorkerConfig{Consumer: cons, Sender: out, Engine: eng, Language: "en", Producer: event.Producer{Name: "t"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			wctx, stop := context.WithCancel(ctx)
+			done := make(chan error, 1)
+			go func() { done <- w.Run(wctx) }()
+			// Wait until the whole track was handled: the final chunk flushes.
+			deadline := time.Now().Add(90 * time.Second)
+			finished := func() bool {
+				return eng.calls.Load() > 0 &&
+					(!tt.wantTranscript || len(out.topic(event.TopicTranscripts)) > 0) &&
+					len(out.topic(event.TopicDeadLetter)) >= tt.wantDead
+			}
+			for !finished() {
+				if time.Now().After(deadline) {
+					t.Fatalf("nothing came out: %d engine calls, %d records", eng.calls.Load(), len(out.msgs))
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			time.Sleep(300 * time.Millisecond)
+			stop()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			_ = w.Close()
+
+			trs := out.topic(event.TopicTranscripts)
+			if got := len(trs) > 0; got != tt.wantTranscript {
+				t.Fatalf("transcripts: %d, want some=%v", len(trs), tt.wantTranscript)
+			}
+			if dead := len(out.topic(event.TopicDeadLetter)); dead < tt.wantDead {
+				t.Fatalf("dead letters: %d, want >= %d", dead, tt.wantDead)
+			}
+			for _, m := range trs {
+				e, err := event.Decode(m.Value)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var data TranscriptSegmentData
+				if err := e.OpenProtected(&data); err != nil || data.Text != "the quick brown fox" {
+					t.Fatalf("transcript data %+v, %v", data, err)
+				}
+				if e.Type != event.TypeTranscript || e.Timeline.Track != "trk_a" || e.Speaker != "p1_spk" || string(m.Key) != "r1_room" {
+					t.Fatalf("transcript event %+v key %s", e, m.Key)
+				}
+				if e.Hops.Recorded == nil || e.Hops.Transcribed == nil || e.Processing.Engine != "fake" {
+					t.Fatalf("hops or processing missing: %+v %+v", e.Hops, e.Processing)
+				}
+				// The speech in fox.opus sits between its 1 s of leading and
+				// trailing silence: the transcript must not claim the silence.
+				if e.Timeline.FirstSample < 36000 || e.Timeline.LastSample > int64(len(foxPackets(t)))*960-36000 {
+					t.Fatalf("transcript covers %d-%d, beyond the speech", e.Timeline.FirstSample, e.Timeline.LastSample)
+				}
+			}
+		})
+	}
+}
