@@ -1,6 +1,8 @@
 # Earshot — the two commands a newcomer needs are `make demo` and `make test`.
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
+# CI runs with a plain environment: make sure the Go toolchain is on PATH.
+export PATH := $(PATH):/usr/local/go/bin
 GO ?= go
 BIN := bin
 COMPONENTS ?= janus kafka s3 whisper speech
