@@ -41,7 +41,7 @@ func (r *roomRun) loop(ctx context.Context) {
 			r.log.Info("room ended")
 			return
 		}
-		r.log.Warn("lost the room; rejoining", "error", err, "retry_in", backoff)
+		r.log.Warn("lost the room; rejoining", "error", safeErr(err), "retry_in", backoff)
 		if !sleep(ctx, backoff) {
 			return
 		}
@@ -99,7 +99,7 @@ func (r *roomRun) session(ctx context.Context) error {
 		log.Info("room left", "reason", reason)
 	}()
 	if err := sub.add(ctx, joined.Publishers); err != nil {
-		log.Warn("subscribing failed", "error", err)
+		log.Warn("subscribing failed", "error", safeErr(err))
 	}
 	for {
 		select {
@@ -119,7 +119,7 @@ func (r *roomRun) session(ctx context.Context) error {
 				return errRoomGone
 			}
 			if err != nil {
-				log.Warn("room event failed", "error", err)
+				log.Warn("room event failed", "error", safeErr(err))
 			}
 		}
 	}

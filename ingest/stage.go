@@ -197,7 +197,7 @@ func (s *Stage) supervise(ctx context.Context, wg *sync.WaitGroup) {
 				if ctx.Err() != nil {
 					return
 				}
-				s.log.Warn("janus unreachable; retrying", "error", err, "retry_in", backoff)
+				s.log.Warn("janus unreachable; retrying", "error", safeErr(err), "retry_in", backoff)
 				if !sleep(ctx, backoff) {
 					return
 				}
@@ -211,7 +211,7 @@ func (s *Stage) supervise(ctx context.Context, wg *sync.WaitGroup) {
 			if ctx.Err() != nil {
 				return
 			}
-			s.log.Warn("listing rooms failed; reconnecting", "error", err)
+			s.log.Warn("listing rooms failed; reconnecting", "error", safeErr(err))
 			ctl.close()
 			ctl = nil
 			continue
@@ -329,4 +329,19 @@ func (s *Stage) lifecycleEvent(ctx context.Context, room, session, speaker strin
 func (s *Stage) Close() error {
 	s.closeOnce.Do(func() { s.out.close() })
 	return nil
+}
+
+// safeErr keeps Janus's own error text out of logs: Janus puts participant
+// and room IDs in its reasons ("User ID ... already exists"), and raw IDs
+// must not leave this package. The code is enough to act on.
+func safeErr(err error) error {
+	var pe *janus.PluginError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("janus plugin error %d", pe.Code)
+	}
+	var je *janus.Error
+	if errors.As(err, &je) {
+		return fmt.Errorf("janus error %d", je.Code)
+	}
+	return err
 }

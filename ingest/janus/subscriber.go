@@ -82,7 +82,7 @@ func Subscribe(ctx context.Context, s *Session, cfg SubscriberConfig) (_ *Subscr
 	sub := &Subscriber{
 		cfg:     cfg,
 		vr:      vr,
-		log:     cfg.Logger.With("component", "janus-subscriber", "room", cfg.Room.String()),
+		log:     cfg.Logger.With("component", "janus-subscriber"), // no room ID: callers log its pseudonym,
 		streams: map[string]Stream{},
 		done:    make(chan struct{}),
 	}
