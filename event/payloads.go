@@ -77,3 +77,56 @@ type RecordingSkipped struct {
 	Scope  string `json:"scope"` // "room" or "participant"
 	Reason string `json:"reason"`
 }
+
+// TranscriptSegment is the payload of TypeTranscript: one engine segment of
+// an utterance, placed on the track's timeline.
+type TranscriptSegment struct {
+	Language            string  `json:"language"`
+	LanguageProbability float64 `json:"language_probability"`
+	AvgLogProb          float64 `json:"avg_logprob"`
+	NoSpeechProb        float64 `json:"no_speech_prob"`
+	// Speech says voice activity was detected in the segment's audio.
+	Speech bool `json:"speech"`
+}
+
+// TranscriptSegmentData is the protected part of TypeTranscript.
+type TranscriptSegmentData struct {
+	Text  string           `json:"text"`
+	Words []TranscriptWord `json:"words,omitempty"`
+}
+
+// TranscriptWord is one word on the track's timeline (inclusive samples).
+type TranscriptWord struct {
+	Word        string  `json:"word"`
+	FirstSample int64   `json:"first_sample"`
+	LastSample  int64   `json:"last_sample"`
+	Probability float64 `json:"probability"`
+}
+
+// Alert is the payload of TypeAlert. The matched value and the excerpt are
+// personal data and sit in AlertData.
+type Alert struct {
+	Severity   string  `json:"severity"` // low, medium, high, critical
+	Category   string  `json:"category"` // e.g. pii.phone, abuse.threat
+	RuleID     string  `json:"rule_id"`
+	Score      float64 `json:"score"`
+	Confidence float64 `json:"confidence"`
+	// Segments are the transcript event IDs the finding spans.
+	Segments []string `json:"segments"`
+}
+
+// AlertData is the protected part of TypeAlert.
+type AlertData struct {
+	Value   string        `json:"value,omitempty"` // what matched, normalised
+	Text    string        `json:"text"`            // the matching words as heard
+	Excerpt []ExcerptLine `json:"excerpt"`         // context around it
+}
+
+// ExcerptLine is one transcript segment of an alert's excerpt.
+type ExcerptLine struct {
+	Speaker     string `json:"speaker"`
+	Track       string `json:"track"`
+	FirstSample int64  `json:"first_sample"`
+	LastSample  int64  `json:"last_sample"`
+	Text        string `json:"text"`
+}

@@ -7,35 +7,16 @@ import (
 	"github.com/earshot/earshot/event"
 )
 
-// The transcript.segment event's content. docs/events.md lists these fields;
-// the types are proposed here until they move to package event.
+// TranscriptSegment, TranscriptSegmentData and TranscriptWord are the
+// transcript.segment event's payload and protected data (event package).
+type (
+	TranscriptSegment     = event.TranscriptSegment
+	TranscriptSegmentData = event.TranscriptSegmentData
+	TranscriptWord        = event.TranscriptWord
+)
 
-// TranscriptSegment is the readable payload of a transcript.segment event.
-type TranscriptSegment struct {
-	Language            string  `json:"language"`
-	LanguageProbability float64 `json:"language_probability"`
-	AvgLogProb          float64 `json:"avg_logprob"`
-	NoSpeechProb        float64 `json:"no_speech_prob"`
-	// Speech says voice activity was detected in the segment's audio.
-	Speech bool `json:"speech"`
-}
-
-// TranscriptSegmentData is the protected part of a transcript.segment event.
-type TranscriptSegmentData struct {
-	Text  string           `json:"text"`
-	Words []TranscriptWord `json:"words,omitempty"`
-}
-
-// TranscriptWord is one word on the track's timeline.
-type TranscriptWord struct {
-	Word        string  `json:"word"`
-	FirstSample int64   `json:"first_sample"`
-	LastSample  int64   `json:"last_sample"`
-	Probability float64 `json:"probability"`
-}
-
-// Span is the word's inclusive timeline range.
-func (w TranscriptWord) Span() Span { return Span{First: w.FirstSample, Last: w.LastSample} }
+// wordSpan is a word's inclusive timeline range.
+func wordSpan(w TranscriptWord) Span { return Span{First: w.FirstSample, Last: w.LastSample} }
 
 // Transcript is one engine segment placed on a track's timeline: the content
 // of one transcript.segment event, whose timeline is Span.
@@ -157,12 +138,12 @@ func DedupeWords(a []TranscriptWord, aSpan Span, b []TranscriptWord, bSpan Span)
 	}
 	mid := bSpan.First + (aSpan.Last-bSpan.First+1)/2
 	for _, w := range a {
-		if w.Span().Center() < mid {
+		if wordSpan(w).Center() < mid {
 			out = append(out, w)
 		}
 	}
 	for _, w := range b {
-		if w.Span().Center() >= mid {
+		if wordSpan(w).Center() >= mid {
 			out = append(out, w)
 		}
 	}
