@@ -1,0 +1,139 @@
+package policy
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/earshot/earshot/bus"
+	"github.com/earshot/earshot/event"
+)
+
+type captureSender struct {
+	mu   sync.Mutex
+	msgs []bus.Message
+}
+
+func (c *captureSender) Produce(_ context.Context, msgs ...bus.Message) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.msgs = append(c.msgs, msgs...)
+	return nil
+}
+
+func (c *captureSender) topic(name string) []bus.Message {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []bus.Message
+	for _, m := range c.msgs {
+		if m.Topic == name {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func transcriptRecord(t *testing.T, first int64, text string, speech bool) bus.Message {
+	t.Helper()
+	tl := event.Timeline{Track: "trk_t", FirstSample: first, LastSample: first + 3*event.SampleRate - 1,
+		Origin: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC), Anchor: event.AnchorArrival}
+	e, err := event.New(event.TypeTranscript, event.Producer{Name: "test"}, &event.Processing{Engine: "e", Model: "m"},
+		"r1_room", "ses_s", "p1_spk", &tl, event.TranscriptSegment{Language: "en", AvgLogProb: -0.2, NoSpeechProb: 0.01, Speech: speech})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Hops.Recorded = event.Stamp(time.Now())
+	if err := e.SetProtected("key_k", event.TranscriptSegmentData{Text: text}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := e.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bus.Message{Topic: event.TopicTranscripts, Key: []byte("r1_room"), Value: b}
+}
+
+func TestStageRaisesAlerts(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	emb, err := bus.NewEmbedded(ctx, bus.EmbeddedConfig{Partitions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emb.Close()
+	if err := bus.EnsureTopics(ctx, emb.Brokers(), bus.TopicSpec{Name: event.TopicTranscripts, Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	prod, err := bus.NewProducer(bus.ProducerConfig{Brokers: emb.Brokers()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	threat := transcriptRecord(t, 0, "if anyone leaks this i will find you and hurt you", true)
+	recs := []bus.Message{
+		{Topic: event.TopicTranscripts, Key: []byte("r1_room"), Value: []byte("not json")},
+		threat,
+		transcriptRecord(t, 3*event.SampleRate, "the weather is lovely today", true),
+		transcriptRecord(t, 6*event.SampleRate, "i will find you and hurt you", false), // no speech detected
+		threat, // redelivered: same alert ID
+	}
+	if err := prod.Produce(ctx, recs...); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := bus.NewConsumer(bus.ConsumerConfig{Brokers: emb.Brokers(), GroupID: "p", Topics: []string{event.TopicTranscripts}, StartOffset: bus.FirstOffset})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := &captureSender{}
+	st, err := NewStage(StageConfig{Consumer: cons, Sender: out, Policy: Fixed{P: p}, Producer: event.Producer{Name: "t"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- st.Run(sctx) }()
+	deadline := time.Now().Add(60 * time.Second)
+	for len(out.topic(event.TopicDeadLetter)) < 1 || len(out.topic(event.TopicAlerts)) < 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no alert or dead letter: %d records", len(out.msgs))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond) // let the rest of the records through
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	_ = st.Close()
+
+	ids := map[string]bool{}
+	for _, m := range out.topic(event.TopicAlerts) {
+		e, err := event.Decode(m.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var a event.Alert
+		var data event.AlertData
+		if err := e.DecodePayload(&a); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.OpenProtected(&data); err != nil {
+			t.Fatal(err)
+		}
+		if a.Category != "abuse.threat" || e.Speaker != "p1_spk" || e.Timeline.FirstSample != 0 {
+			t.Fatalf("alert %+v on %+v", a, e.Timeline)
+		}
+		if len(data.Excerpt) == 0 || e.Hops.Alerted == nil || e.Hops.Recorded == nil || e.Processing.PolicyVersion != p.Version() {
+			t.Fatalf("alert lacks excerpt, hops or policy version: %+v %+v", data, e.Hops)
+		}
+		ids[e.EventID] = true
+	}
+	if len(ids) != 1 {
+		t.Fatalf("want exactly one distinct alert (the redelivered transcript must not make a new one, text without speech none), got %d", len(ids))
+	}
+}
