@@ -81,13 +81,20 @@ func (o *outbox) run(flushCtx context.Context) {
 		case <-o.quit:
 			// Drain what was queued before close.
 			for {
-				select {
-				case m := <-o.ch:
-					batch = append(batch[:0], m)
-					o.produce(flushCtx, batch)
-				default:
+				batch = batch[:0]
+			drain:
+				for len(batch) < maxBatch {
+					select {
+					case m := <-o.ch:
+						batch = append(batch, m)
+					default:
+						break drain
+					}
+				}
+				if len(batch) == 0 {
 					return
 				}
+				o.produce(flushCtx, batch)
 			}
 		}
 	fill:

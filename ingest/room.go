@@ -181,24 +181,42 @@ func (s *subscription) add(ctx context.Context, pubs []janus.PublisherInfo) erro
 		return nil
 	}
 	if sub != nil {
-		return sub.Update(ctx, refs, nil)
+		if err := sub.Update(ctx, refs, nil); err != nil {
+			s.forget(refs) // so the next publishers event retries them
+			return err
+		}
+		return nil
 	}
 	st := s.r.st
 	sub, err := janus.Subscribe(ctx, s.js, janus.SubscriberConfig{
 		API: st.api, Room: s.r.room.Room, Streams: refs, OnTrack: s.onTrack, Logger: st.log,
 	})
 	if err != nil {
-		s.mu.Lock()
-		for _, ref := range refs {
-			delete(s.feeds, ref.Feed.String())
-		}
-		s.mu.Unlock()
+		s.forget(refs)
 		return err
 	}
 	s.mu.Lock()
 	s.sub = sub
 	s.mu.Unlock()
 	return nil
+}
+
+// forget unmarks feeds whose subscription failed.
+func (s *subscription) forget(refs []janus.StreamRef) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ref := range refs {
+		delete(s.feeds, ref.Feed.String())
+	}
+}
+
+// drainTrack reads a track we do not record, so pion's buffers do not fill.
+func drainTrack(t *janus.RemoteTrack) {
+	for {
+		if _, _, err := t.Track.ReadRTP(); err != nil {
+			return
+		}
+	}
 }
 
 func (s *subscription) remove(ctx context.Context, feed janus.ID) error {
@@ -229,9 +247,22 @@ func (s *subscription) onTrack(t *janus.RemoteTrack) {
 	if t.Track.Kind().String() != "audio" {
 		return
 	}
+	if t.Feed().IsZero() {
+		// A track we cannot attribute is not recorded: merging it under an
+		// empty identity would make strangers one linkable "speaker".
+		s.log.Warn("track without a publisher in the layout; not recorded", "mid", t.Mid)
+		go drainTrack(t)
+		return
+	}
 	identity := t.Feed().String()
 	if s.r.st.cfg.IdentityField == "display" {
-		identity = t.Stream.FeedDisplay
+		if t.Stream.FeedDisplay != "" {
+			identity = t.Stream.FeedDisplay
+		} else {
+			// The prefix keeps a feed ID from colliding with a display name.
+			identity = "feed:" + identity
+			s.log.Warn("publisher has no display name; identified by feed ID instead")
+		}
 	}
 	speaker := s.r.st.cfg.Pseudonym.Person(identity)
 	s.r.mu.Lock()

@@ -120,7 +120,7 @@ loop:
 			if err := rec.Push(a.pkt, a.at); err != nil && !errors.Is(err, record.ErrMalformed) {
 				t.log.Warn("recording packet failed", "error", err)
 			}
-			if !t.started {
+			if !t.started && rec.Timeline().Samples() > 0 {
 				t.started = true
 				tl := rec.Timeline()
 				t.st.lifecycleEvent(ctx, t.room, t.session, t.speaker, &tl, event.TypeTrackStarted, event.TrackStarted{Ordinal: t.ordinal, Codec: "opus"})

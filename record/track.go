@@ -368,7 +368,10 @@ func (t *Track) place(payload []byte, samples int, ts uint32, arrival time.Durat
 		late := float64(arr - pos)
 		dev := late - t.baseline
 		switch {
-		case dev > thr || dev < -thr:
+		case dev > thr && arrival-t.prevArrival >= muteAfter || dev < -thr:
+			// Late by more than thr counts as a sender stall (re-place by
+			// arrival) only after muteAfter without packets: a delivery stall
+			// (network, load) must not shift a track that never pauses.
 			want := max(roundTo(arr-int64(math.Round(t.baseline)), grid), t.written)
 			// When the timeline is ahead of wall-clock and the audio before
 			// is written, want is where the timeline is: nothing moves now,

@@ -420,7 +420,7 @@ func TestDelaySpike(t *testing.T) {
 	tests := []struct {
 		spike   time.Duration
 		resyncs int64
-	}{{60 * time.Millisecond, 0}, {200 * time.Millisecond, 2}, {700 * time.Millisecond, 2}}
+	}{{60 * time.Millisecond, 0}, {200 * time.Millisecond, 0}, {700 * time.Millisecond, 2}}
 	for _, tt := range tests {
 		t.Run(tt.spike.String(), func(t *testing.T) {
 			tr, _, _ := newTestTrack(t, nil)

@@ -36,7 +36,7 @@ ENV_KEYS=("JANUS_URL=$JANUS_URL" "JANUS_HOST_IFACE=$HOST_IFACE" "JANUS_HOST_ADDR
 
 cmd_install() {
 	# opus-tools: the Janus integration test decodes what it received (opusdec).
-	apt_install janus curl iproute2 opus-tools
+	apt_install janus curl iproute2 opus-tools iptables
 }
 
 netns_exists() { [[ -e "/run/netns/$NETNS" ]]; }
