@@ -7,7 +7,7 @@ GO ?= go
 BIN := bin
 COMPONENTS ?= janus kafka s3 whisper speech
 GOTESTFLAGS ?= -race -timeout 40m
-BENCHTIME ?= 1x
+BENCHTIME ?= 1s
 
 .PHONY: all build install test test-unit demo bench e2e whisper-smoke testbed-up testbed-down testbed-status vet fmt fuzz clean
 
