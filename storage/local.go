@@ -16,6 +16,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/earshot/earshot/internal/fsync"
 )
 
 // Local is the embedded object store: a directory on a local file system.
@@ -75,7 +77,7 @@ func OpenLocal(dir string) (*Local, error) {
 	}
 	l := &Local{root: root, objects: filepath.Join(root, "objects"), tmp: filepath.Join(root, "tmp")}
 	for _, d := range []string{l.objects, l.tmp} {
-		if err := mkdirAllSync(d); err != nil {
+		if err := fsync.MkdirAll(d); err != nil {
 			return nil, opErr("open", "", l.fsErr(err))
 		}
 	}
@@ -143,7 +145,7 @@ func (l *Local) put(ctx context.Context, key string, r io.Reader, size int64, op
 	defer os.RemoveAll(tmpDir)
 
 	pr := newPutReader(ctx, r, size, want)
-	if err := writeFileSync(filepath.Join(tmpDir, dataFile), func(w io.Writer) error {
+	if err := fsync.WriteFile(filepath.Join(tmpDir, dataFile), func(w io.Writer) error {
 		_, err := io.CopyBuffer(w, pr, make([]byte, copyBufBytes))
 		return err
 	}); err != nil {
@@ -157,13 +159,13 @@ func (l *Local) put(ctx context.Context, key string, r io.Reader, size int64, op
 	if err != nil {
 		return ObjectInfo{}, err
 	}
-	if err := writeFileSync(filepath.Join(tmpDir, metaFile), func(w io.Writer) error {
+	if err := fsync.WriteFile(filepath.Join(tmpDir, metaFile), func(w io.Writer) error {
 		_, err := w.Write(mb)
 		return err
 	}); err != nil {
 		return ObjectInfo{}, l.fsErr(err)
 	}
-	if err := syncDir(tmpDir); err != nil {
+	if err := fsync.Dir(tmpDir); err != nil {
 		return ObjectInfo{}, l.fsErr(err)
 	}
 	if err := ctx.Err(); err != nil {
@@ -181,7 +183,7 @@ func (l *Local) put(ctx context.Context, key string, r io.Reader, size int64, op
 		}
 		return ObjectInfo{}, l.fsErr(err)
 	}
-	if err := syncDir(parent); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := fsync.Dir(parent); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return ObjectInfo{}, l.fsErr(err)
 	}
 	fi, err := os.Stat(filepath.Join(final, dataFile))
@@ -197,7 +199,7 @@ func (l *Local) commit(tmpDir, final string, ifAbsent bool) error {
 	// A concurrent Delete may prune the parent directories between our
 	// mkdir and our rename; then we create them again.
 	for range maxRaceRetries {
-		if err := mkdirAllSync(filepath.Dir(final)); err != nil {
+		if err := fsync.MkdirAll(filepath.Dir(final)); err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				continue
 			}
@@ -362,7 +364,7 @@ func (l *Local) delete(ctx context.Context, key string) error {
 	parent := filepath.Dir(final)
 	// A concurrent delete may have pruned the parent already; then there
 	// is no entry left to make durable.
-	if err := syncDir(parent); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := fsync.Dir(parent); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return l.fsErr(err)
 	}
 	// Prune directories the delete left empty; os.Remove refuses non-empty
@@ -560,61 +562,6 @@ func notFound(err error) error {
 		return fmt.Errorf("%w (%w)", ErrNotFound, err)
 	}
 	return err
-}
-
-// writeFileSync creates path exclusively, lets write fill it, and fsyncs it.
-func writeFileSync(path string, write func(io.Writer) error) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
-	if err != nil {
-		return err
-	}
-	// Hide *os.File's ReaderFrom so the copy uses our larger buffer.
-	err = write(struct{ io.Writer }{f})
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-// syncDir fsyncs a directory, making the entries created or renamed in it
-// durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-// mkdirAllSync is os.MkdirAll that also fsyncs the parent of every
-// directory it creates, so a new object's path survives a crash.
-func mkdirAllSync(dir string) error {
-	if fi, err := os.Stat(dir); err == nil {
-		if fi.IsDir() {
-			return nil
-		}
-		return &fs.PathError{Op: "mkdir", Path: dir, Err: syscall.ENOTDIR}
-	}
-	parent := filepath.Dir(dir)
-	if parent != dir {
-		if err := mkdirAllSync(parent); err != nil {
-			return err
-		}
-	}
-	if err := os.Mkdir(dir, 0o750); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return nil
-		}
-		return err
-	}
-	return syncDir(parent)
 }
 
 // encodeSegments maps key segments to a relative path of escaped names.

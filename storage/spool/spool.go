@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/earshot/earshot/event"
+	"github.com/earshot/earshot/internal/fsync"
 )
 
 // Defaults for Config.
@@ -160,7 +161,7 @@ func Open(cfg Config) (*Spool, error) {
 		sizes:      map[string]int64{},
 	}
 	for _, d := range []string{dir, s.pending, s.tmp, filepath.Join(dir, conflictsDir), filepath.Join(dir, rejectedDir)} {
-		if err := mkdirSync(d); err != nil {
+		if err := fsync.MkdirAll(d); err != nil {
 			return nil, s.fsErr("open", err)
 		}
 	}
@@ -369,7 +370,7 @@ func (w *Writer) commit(seg Segment) (Entry, error) {
 	if err := writeFileSync(filepath.Join(w.dir, descFile), b); err != nil {
 		return Entry{}, s.fsErr("commit "+key, err)
 	}
-	if err := syncDir(w.dir); err != nil {
+	if err := fsync.Dir(w.dir); err != nil {
 		return Entry{}, s.fsErr("commit "+key, err)
 	}
 	name, err := s.publish(w.dir, w.n, w.reserved)
@@ -406,7 +407,7 @@ func (s *Spool) publish(tmp string, size, reserved int64) (string, error) {
 	s.bytes += size
 	s.writing -= reserved
 	s.mu.Unlock()
-	if err := syncDir(s.pending); err != nil {
+	if err := fsync.Dir(s.pending); err != nil {
 		// Not durable: take the entry back rather than report a segment
 		// as spooled that a crash could lose.
 		s.mu.Lock()
@@ -650,7 +651,7 @@ func (s *Spool) remove(name string) error {
 	if err != nil {
 		return s.fsErr("remove "+name, err)
 	}
-	if err := syncDir(s.pending); err != nil {
+	if err := fsync.Dir(s.pending); err != nil {
 		return s.fsErr("remove "+name, err)
 	}
 	return nil
@@ -682,10 +683,10 @@ func (s *Spool) moveAside(sub, name string, reason error) error {
 		// Best effort: the reason is also logged.
 		_ = writeFileSync(filepath.Join(dst, reasonFile), []byte(reason.Error()+"\n"))
 	}
-	if err := syncDir(dstDir); err != nil {
+	if err := fsync.Dir(dstDir); err != nil {
 		return s.fsErr("move "+name+" to "+sub, err)
 	}
-	if err := syncDir(s.pending); err != nil {
+	if err := fsync.Dir(s.pending); err != nil {
 		return s.fsErr("move "+name+" to "+sub, err)
 	}
 	return nil
@@ -757,49 +758,5 @@ func readLimited(path string, limit int64) ([]byte, error) {
 
 // writeFileSync creates path exclusively with b and fsyncs it.
 func writeFileSync(path string, b []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-// syncDir fsyncs a folder, making entries created or renamed in it durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-// mkdirSync creates dir (and parents) and fsyncs each new folder's parent.
-func mkdirSync(dir string) error {
-	if fi, err := os.Stat(dir); err == nil {
-		if fi.IsDir() {
-			return nil
-		}
-		return &fs.PathError{Op: "mkdir", Path: dir, Err: syscall.ENOTDIR}
-	}
-	parent := filepath.Dir(dir)
-	if parent != dir {
-		if err := mkdirSync(parent); err != nil {
-			return err
-		}
-	}
-	if err := os.Mkdir(dir, 0o750); err != nil && !errors.Is(err, fs.ErrExist) {
-		return err
-	}
-	return syncDir(parent)
+	return fsync.WriteFile(path, func(w io.Writer) error { _, err := w.Write(b); return err })
 }
