@@ -3,6 +3,7 @@ package bus
 import (
 	"context"
 	"encoding/binary"
+	"log/slog"
 	"slices"
 	"testing"
 	"time"
@@ -36,12 +37,14 @@ func benchRoundTrip(b *testing.B, brokers []string, figure string) {
 	if err := EnsureTopics(ctx, brokers, TopicSpec{Name: topic, Partitions: 3, Retention: time.Hour}); err != nil {
 		b.Fatal(err)
 	}
-	p, err := NewProducer(ProducerConfig{Brokers: brokers})
+	// Logs would interleave with the benchmark's result line on stdout.
+	quiet := slog.New(slog.DiscardHandler)
+	p, err := NewProducer(ProducerConfig{Brokers: brokers, Logger: quiet})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer p.Close()
-	cfg := ConsumerConfig{Brokers: brokers, GroupID: group, Topics: []string{topic}, StartOffset: FirstOffset}
+	cfg := ConsumerConfig{Brokers: brokers, GroupID: group, Topics: []string{topic}, StartOffset: FirstOffset, Logger: quiet}
 	c, err := NewConsumer(cfg)
 	if err != nil {
 		b.Fatal(err)

@@ -6,7 +6,7 @@
 set -euo pipefail
 in=${1:--}
 awk '
-  /^Benchmark/ {
+  /^Benchmark[^ \t]*[ \t]+[0-9]+[ \t]/ {
     for (i = 3; i < NF; i += 2) {
       unit = $(i + 1)
       if (unit ~ /^[a-z][a-z0-9_]*$/ && unit !~ /^(ns|B|allocs)\/op$/) { fig[unit] = $i; if (!(unit in order)) { order[unit] = ++n; names[n] = unit } }
