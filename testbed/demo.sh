@@ -95,3 +95,4 @@ segments=$(find "$out/data/store" -name '*.ogg*' 2>/dev/null | wc -l)
 say "done: $segments stored segment object(s)"
 say "everything it produced is in $out"
 say "  earshot.log (full log), earshot.yaml (config), data/store (objects), *.publog.jsonl (what the bots said, when)"
+say "Janus and the Whisper fixture keep running for the next demo; \`make testbed-down\` stops them"
