@@ -6,7 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 func run(t *testing.T, args ...string) (code int, stdout, stderr string) {
@@ -56,4 +58,57 @@ func TestConfigShowRedactsSecrets(t *testing.T) {
 	if strings.Contains(out, "s3cr3t-value-XYZ") || !strings.Contains(out, "<redacted>") {
 		t.Fatalf("secret not redacted:\n%s", out)
 	}
+}
+
+// TestRunOnEmbeddedDefaults starts `earshot run` with no configuration (the
+// embedded broker, a local store, the stages that need nothing more) and
+// stops it the way SIGTERM does.
+func TestRunOnEmbeddedDefaults(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	var stderr syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- Main(ctx, []string{"run", "-data-dir", dir, "-set", "metrics.listen=127.0.0.1:0"}, &bytes.Buffer{}, &stderr)
+	}()
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(stderr.String(), "policy engine started") {
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("earshot run did not start:\n%s", stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("exit %d:\n%s", code, stderr.String())
+	}
+	out := stderr.String()
+	for _, want := range []string{"embedded Kafka-protocol broker", "stage not configured", "stages=[policy]"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %q:\n%s", want, out)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "secrets", "pseudonym.key")); err != nil {
+		t.Errorf("no pseudonym secret was created: %v", err)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the logger's and the test's
+// goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

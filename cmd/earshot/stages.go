@@ -64,20 +64,18 @@ func runStages(names ...string) func(ctx context.Context, e *env) error {
 			return err
 		}
 		log := newLogger(cfg, e.stderr)
-		rt, err := newRuntime(ctx, cfg, log, names)
+		rt, err := newRuntime(ctx, cfg, log)
 		if err != nil {
 			return err
 		}
 		defer rt.Close()
 
-		var stages []Stage
+		var (
+			stages  []Stage
+			running []string
+		)
 		for _, n := range names {
-			build, ok := stageBuilders[n]
-			if !ok {
-				log.Warn("stage not built yet; it is skipped", "stage", n)
-				continue
-			}
-			s, err := build(ctx, rt)
+			s, err := stageBuilders[n](ctx, rt)
 			if errors.Is(err, errNotConfigured) && len(names) > 1 {
 				log.Warn("stage not configured; it is skipped", "stage", n, "reason", err)
 				continue
@@ -87,8 +85,12 @@ func runStages(names ...string) func(ctx context.Context, e *env) error {
 			}
 			defer s.Close()
 			stages = append(stages, s)
+			running = append(running, n)
 		}
-		log.Info("earshot started", "stages", names, "version", Version(),
+		if len(stages) == 0 {
+			return usageError{errors.New("no stage is configured: set ingest.janus.url, transcribe.url or run the policy stage")}
+		}
+		log.Info("earshot started", "stages", running, "version", Version(),
 			"kafka", brokerMode(cfg), "storage", cfg.Storage.Backend)
 		g, gctx := errgroup.WithContext(ctx)
 		for _, s := range stages {
@@ -118,7 +120,7 @@ func brokerMode(cfg config.Config) string {
 
 // newRuntime connects the shared clients. An embedded broker is started
 // here when configured, so every stage uses the same kafka-go code path.
-func newRuntime(ctx context.Context, cfg config.Config, log *slog.Logger, stages []string) (*Runtime, error) {
+func newRuntime(ctx context.Context, cfg config.Config, log *slog.Logger) (*Runtime, error) {
 	rt := &Runtime{Config: cfg, Log: log, Metrics: prometheus.NewRegistry()}
 	rt.Metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	host, _ := os.Hostname()
