@@ -201,7 +201,7 @@ func (t *trackRun) Segment(s *record.Segment) error {
 	_, err := w.Commit(spool.Segment{
 		Room: t.room, Session: t.session, Speaker: t.speaker, Timeline: s.Timeline,
 		Seq: s.Seq, PreSkip: s.PreSkip, GapSamples: s.Gaps.Total(), KeyID: t.keyID,
-		Recorded: time.Now(), SHA256: s.SHA256,
+		Recorded: time.Now(),
 	})
 	if err != nil {
 		t.st.m.segmentErrors.Inc()

@@ -231,8 +231,9 @@ type Segment struct {
 	PreSkip int
 	Gaps    Gaps
 	Packets int    // timeline packets, warm-up excluded
-	Size    int64  // bytes written
-	SHA256  string // hex digest of the bytes
+	// Size is the bytes written. The sink hashes them as they stream in
+	// (the spool does), so the recorder does not hash them a second time.
+	Size int64
 }
 
 // Stats are a track's counters since NewTrack.

@@ -2,9 +2,7 @@ package record
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -262,11 +260,6 @@ func opusinfo(t testing.TB, ogg []byte) string {
 		t.Fatalf("opusinfo: %v\n%s", err, out)
 	}
 	return string(out)
-}
-
-func sha(b []byte) string {
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:])
 }
 
 func readFixture(t testing.TB) []byte {

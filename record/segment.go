@@ -4,10 +4,8 @@ import (
 	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"strconv"
 	"time"
@@ -54,7 +52,6 @@ type segmentWriter struct {
 	w         *oggwriter.Writer
 	tr        *oggwriter.Track
 	buf       segBuffer
-	hash      hash.Hash
 	gaps      Gaps
 	packets   int
 	pkt       rtp.Packet
@@ -63,7 +60,6 @@ type segmentWriter struct {
 
 func (s *segmentWriter) init(cfg *TrackConfig) {
 	s.cfg = cfg
-	s.hash = sha256.New()
 	s.pkt.Version = 2
 	s.pkt.SSRC = oggSSRC
 }
@@ -89,7 +85,6 @@ func (t *Track) openSegment(pos int64) {
 	}
 	s.out, s.open = out, true
 	s.buf.reset()
-	s.hash.Reset()
 	s.gaps, s.packets = Gaps{}, 0
 	if err := s.begin(t.Timeline(), &t.chunk); err != nil {
 		t.abortSegment(err)
@@ -169,7 +164,6 @@ func (s *segmentWriter) flush(all bool) error {
 		return nil
 	}
 	chunk := s.buf.b[:n]
-	s.hash.Write(chunk)
 	if k, err := s.out.Write(chunk); err != nil || k != len(chunk) {
 		return fmt.Errorf("write: %w", cmp.Or(err, io.ErrShortWrite))
 	}
@@ -196,7 +190,6 @@ func (t *Track) finishSegment(final bool) {
 		return
 	}
 	s.open = false
-	var sum [sha256.Size]byte
 	s.out2 = Segment{
 		Timeline: t.Timeline().Sub(s.start.FirstSample, t.written-1),
 		Seq:      s.start.Seq,
@@ -205,7 +198,6 @@ func (t *Track) finishSegment(final bool) {
 		Gaps:     s.gaps,
 		Packets:  s.packets,
 		Size:     s.buf.base,
-		SHA256:   hex.EncodeToString(s.hash.Sum(sum[:0])),
 	}
 	t.stats.Segments++
 	if err := t.cfg.Segments.Segment(&s.out2); err != nil {
