@@ -230,7 +230,7 @@ type Segment struct {
 	// PreSkip is OpusHead's pre-skip: the warm-up samples decoders drop.
 	PreSkip int
 	Gaps    Gaps
-	Packets int    // timeline packets, warm-up excluded
+	Packets int // timeline packets, warm-up excluded
 	// Size is the bytes written. The sink hashes them as they stream in
 	// (the spool does), so the recorder does not hash them a second time.
 	Size int64
