@@ -33,6 +33,7 @@ func newRoomRun(st *Stage, r janus.Room, pRoom string) *roomRun {
 func (r *roomRun) loop(ctx context.Context) {
 	backoff := time.Second
 	for {
+		began := time.Now()
 		err := r.session(ctx)
 		if ctx.Err() != nil {
 			return
@@ -40,6 +41,11 @@ func (r *roomRun) loop(ctx context.Context) {
 		if errors.Is(err, errRoomGone) {
 			r.log.Info("room ended")
 			return
+		}
+		if time.Since(began) > rejoinReset {
+			// A stay that lasted was not part of a failure streak: rejoin
+			// at once-ish, as after the first failure.
+			backoff = time.Second
 		}
 		r.log.Warn("lost the room; rejoining", "error", safeErr(err), "retry_in", backoff)
 		if !sleep(ctx, backoff) {
@@ -50,6 +56,10 @@ func (r *roomRun) loop(ctx context.Context) {
 }
 
 var errRoomGone = errors.New("room gone")
+
+// rejoinReset is how long a stay in the room must last for the rejoin
+// backoff to start over.
+const rejoinReset = time.Minute
 
 // session is one stay of the bot in the room: one recording session.
 func (r *roomRun) session(ctx context.Context) error {

@@ -227,10 +227,17 @@ func (c *Client) do(ctx context.Context, method, path string, payload []byte, ti
 		if ev, perr := ParseEvent(body); perr == nil && ev.Error != nil {
 			return nil, ev.Error
 		}
+		if resp.StatusCode == http.StatusNotFound {
+			return nil, fmt.Errorf("HTTP %s from %s %s: %w", resp.Status, method, path, errNotFound)
+		}
 		return nil, fmt.Errorf("HTTP %s from %s %s", resp.Status, method, path)
 	}
 	return body, nil
 }
+
+// errNotFound marks an HTTP 404 without a Janus error body: Janus's answer
+// to a request on a session path it does not know.
+var errNotFound = errors.New("not found")
 
 // CreateSession creates a Janus session and starts its long-poll and
 // keepalive loops. Close it when done.

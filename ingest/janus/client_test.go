@@ -322,3 +322,20 @@ func TestTrickle(t *testing.T) {
 		t.Errorf("trickle completed sent %v", f.lastRequest("trickle"))
 	}
 }
+
+// A restarted Janus answers the long poll of a session it no longer knows
+// with a bare 404: the session must end at once as gone, not after the
+// server's session timeout of failed polls.
+func TestLongPollNotFoundEndsSession(t *testing.T) {
+	f := newFakeJanus(t)
+	ctx, s, _ := open(t, f, func(c *Config) { c.SessionTimeout = time.Hour })
+	f.kill(s.ID())
+	select {
+	case <-s.Done():
+	case <-ctx.Done():
+		t.Fatal("session did not end after its long poll got 404")
+	}
+	if !errors.Is(s.Err(), ErrSessionGone) {
+		t.Errorf("Err() = %v, want ErrSessionGone", s.Err())
+	}
+}

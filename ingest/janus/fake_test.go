@@ -188,7 +188,9 @@ func (f *fakeJanus) poll(w http.ResponseWriter, r *http.Request, sid uint64) {
 		}
 		if !f.sessions[sid] {
 			f.mu.Unlock()
-			f.write(w, map[string]any{"janus": "error", "session_id": sid, "error": map[string]any{"code": CodeSessionNotFound, "reason": "No such session"}})
+			// Janus 1.1.2 answers a long poll on a session it does not
+			// know with a bare 404 (no error 458 body).
+			w.WriteHeader(http.StatusNotFound)
 			return
 		}
 		q := f.queue[sid]

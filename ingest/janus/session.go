@@ -207,6 +207,14 @@ func (s *Session) pollLoop() {
 			s.end(fmt.Errorf("janus: session %d: %w", s.id, err))
 			return
 		}
+		// Janus (1.1.2) answers a long poll on a session it does not know,
+		// e.g. after a restart, with a bare 404 rather than error 458: the
+		// session is gone, and waiting out SessionTimeout only delays the
+		// rejoin.
+		if errors.Is(err, errNotFound) {
+			s.end(fmt.Errorf("janus: session %d: long poll: %w: %w", s.id, err, ErrSessionGone))
+			return
+		}
 		if failingSince.IsZero() {
 			failingSince = time.Now()
 		}
