@@ -7,6 +7,8 @@ GO ?= go
 BIN := bin
 COMPONENTS ?= janus kafka s3 whisper speech
 GOTESTFLAGS ?= -race -timeout 40m
+# Tests that restart a shared component (Janus): run alone, after the rest.
+DISRUPTIVE := TestE2EJanusRestart
 BENCHTIME ?= 1s
 
 .PHONY: all build install test test-unit demo bench e2e whisper-smoke testbed-up testbed-down testbed-status vet fmt fuzz clean
@@ -29,7 +31,8 @@ test: install
 	@testbed/start.sh $(COMPONENTS)
 	@trap 'testbed/stop.sh $(COMPONENTS)' EXIT; \
 	  $(GO) vet ./... && \
-	  EARSHOT_TESTBED=1 $(GO) test $(GOTESTFLAGS) ./...
+	  EARSHOT_TESTBED=1 $(GO) test $(GOTESTFLAGS) -skip '$(DISRUPTIVE)' ./... && \
+	  EARSHOT_TESTBED=1 EARSHOT_E2E_DISRUPTIVE=1 $(GO) test $(GOTESTFLAGS) -run '$(DISRUPTIVE)' ./ingest/
 
 ## test-unit: the suite without the test bed (integration tests skip and say why).
 test-unit:
@@ -46,7 +49,8 @@ demo:
 e2e: install
 	@testbed/start.sh $(COMPONENTS)
 	@trap 'testbed/stop.sh $(COMPONENTS)' EXIT; \
-	  EARSHOT_TESTBED=1 $(GO) test -race -timeout 40m -run 'E2E' ./...
+	  EARSHOT_TESTBED=1 $(GO) test -race -timeout 40m -run 'E2E' -skip '$(DISRUPTIVE)' ./... && \
+	  EARSHOT_TESTBED=1 EARSHOT_E2E_DISRUPTIVE=1 $(GO) test -race -timeout 40m -run '$(DISRUPTIVE)' ./ingest/
 
 ## bench: run the benchmarks on the test bed and print one name=value line per figure.
 bench: install

@@ -34,22 +34,20 @@ func sampleEvents(t testing.TB) []*Envelope {
 	return out
 }
 
-// TestHelperPrintIDs is run as a separate process by TestIDsStableAcrossProcesses.
-func TestHelperPrintIDs(t *testing.T) {
-	if os.Getenv("EARSHOT_PRINT_IDS") != "1" {
-		t.Skip("helper process only")
-	}
-	for _, e := range sampleEvents(t) {
-		fmt.Println("ID", e.EventID)
-	}
-}
-
+// TestIDsStableAcrossProcesses computes IDs here and in a second process
+// (this test binary again, which then only prints its IDs) and compares.
 func TestIDsStableAcrossProcesses(t *testing.T) {
+	if os.Getenv("EARSHOT_PRINT_IDS") == "1" {
+		for _, e := range sampleEvents(t) {
+			fmt.Println("ID", e.EventID)
+		}
+		return
+	}
 	var want []string
 	for _, e := range sampleEvents(t) {
 		want = append(want, e.EventID)
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperPrintIDs$", "-test.v")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestIDsStableAcrossProcesses$", "-test.v")
 	cmd.Env = append(os.Environ(), "EARSHOT_PRINT_IDS=1")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
