@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	mrand "math/rand/v2"
 	"slices"
@@ -172,10 +173,17 @@ func committed(t *testing.T, ctx context.Context, brokers []string, group, topic
 	if err != nil {
 		t.Fatalf("offset fetch: %v", err)
 	}
+	out := map[int]int64{}
+	if errors.Is(res.Error, kafka.GroupIdNotFound) {
+		// Polled before the group's first join: nothing is committed yet.
+		for _, p := range ps {
+			out[p] = -1
+		}
+		return out
+	}
 	if res.Error != nil {
 		t.Fatalf("offset fetch: %v", res.Error)
 	}
-	out := map[int]int64{}
 	for _, p := range res.Topics[topic] {
 		if p.Error != nil {
 			t.Fatalf("offset fetch partition %d: %v", p.Partition, p.Error)
