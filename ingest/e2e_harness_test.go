@@ -1,7 +1,6 @@
 package ingest_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -70,7 +69,7 @@ type e2e struct {
 	up      *spool.Uploader
 	stage   *ingest.Stage
 	reg     *prometheus.Registry
-	logs    *syncBuffer
+	logs    *testbed.SyncBuffer
 	log     *slog.Logger
 	// from is, per topic and partition, the first offset this run may
 	// have written (the end of the log when the test began).
@@ -89,7 +88,7 @@ var e2eTopics = []string{event.TopicAudio, event.TopicSegments, event.TopicLifec
 
 func newE2E(t *testing.T, cfg e2eConfig) *e2e {
 	t.Helper()
-	h := &e2e{t: t, cfg: cfg, janus: testbed.JanusServer(t), logs: &syncBuffer{}}
+	h := &e2e{t: t, cfg: cfg, janus: testbed.JanusServer(t), logs: &testbed.SyncBuffer{}}
 	h.log = slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -628,26 +627,6 @@ func (h *e2e) objects() map[string]storedObject {
 }
 
 // --- Small helpers ---------------------------------------------------------
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) Bytes() []byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return bytes.Clone(s.b.Bytes())
-}
-
-func (s *syncBuffer) String() string { return string(s.Bytes()) }
 
 func randHex(n int) string {
 	b := make([]byte, n)

@@ -137,8 +137,8 @@ type speaker struct {
 	leadIn  time.Duration
 
 	bot    *speakerbot.Bot
-	plog   syncBuffer
-	logs   syncBuffer
+	plog   testbed.SyncBuffer
+	logs   testbed.SyncBuffer
 	done   chan error
 	result error
 }

@@ -396,7 +396,7 @@ func TestE2EKillAndResume(t *testing.T) {
 	}
 	h := &e2e{
 		t: t, cfg: e2eConfig{room: faultRoom, identity: "feed_id"}, janus: ep, brokers: brokers, pseud: pseud,
-		roomP: pseud.Room(strconv.FormatUint(faultRoom, 10)), s3cfg: s3cfg, store: store, from: from, logs: &syncBuffer{},
+		roomP: pseud.Room(strconv.FormatUint(faultRoom, 10)), s3cfg: s3cfg, store: store, from: from, logs: &testbed.SyncBuffer{},
 	}
 
 	tools := speechTools(t)
@@ -441,7 +441,7 @@ func TestE2EKillAndResume(t *testing.T) {
 	}
 	spoolDir := filepath.Join(dataDir, "spool")
 
-	logs := &syncBuffer{}
+	logs := &testbed.SyncBuffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("earshot ingest log (last 80 lines):\n%s", tail(logs.String(), 80))

@@ -2,37 +2,13 @@ package policy
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/earshot/earshot/bus"
 	"github.com/earshot/earshot/event"
+	"github.com/earshot/earshot/internal/bustest"
 )
-
-type captureSender struct {
-	mu   sync.Mutex
-	msgs []bus.Message
-}
-
-func (c *captureSender) Produce(_ context.Context, msgs ...bus.Message) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.msgs = append(c.msgs, msgs...)
-	return nil
-}
-
-func (c *captureSender) topic(name string) []bus.Message {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var out []bus.Message
-	for _, m := range c.msgs {
-		if m.Topic == name {
-			out = append(out, m)
-		}
-	}
-	return out
-}
 
 func transcriptRecord(t *testing.T, first int64, text string, speech bool) bus.Message {
 	t.Helper()
@@ -89,7 +65,7 @@ func TestStageRaisesAlerts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := &captureSender{}
+	out := &bustest.Capture{}
 	st, err := NewStage(StageConfig{Consumer: cons, Sender: out, Policy: Fixed{P: p}, Producer: event.Producer{Name: "t"}})
 	if err != nil {
 		t.Fatal(err)
@@ -98,9 +74,9 @@ func TestStageRaisesAlerts(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- st.Run(sctx) }()
 	deadline := time.Now().Add(60 * time.Second)
-	for len(out.topic(event.TopicDeadLetter)) < 1 || len(out.topic(event.TopicAlerts)) < 1 {
+	for len(out.Topic(event.TopicDeadLetter)) < 1 || len(out.Topic(event.TopicAlerts)) < 1 {
 		if time.Now().After(deadline) {
-			t.Fatalf("no alert or dead letter: %d records", len(out.msgs))
+			t.Fatalf("no alert or dead letter: %d records", len(out.All()))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -112,7 +88,7 @@ func TestStageRaisesAlerts(t *testing.T) {
 	_ = st.Close()
 
 	ids := map[string]bool{}
-	for _, m := range out.topic(event.TopicAlerts) {
+	for _, m := range out.Topic(event.TopicAlerts) {
 		e, err := event.Decode(m.Value)
 		if err != nil {
 			t.Fatal(err)

@@ -3,13 +3,13 @@ package transcribe
 import (
 	"context"
 	"errors"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/earshot/earshot/bus"
 	"github.com/earshot/earshot/event"
+	"github.com/earshot/earshot/internal/bustest"
 )
 
 // fakeEngine answers every utterance with one segment covering it, and
@@ -57,30 +57,6 @@ func chunkRecords(t *testing.T, track string) []bus.Message {
 	return out
 }
 
-type capture struct {
-	mu   sync.Mutex
-	msgs []bus.Message
-}
-
-func (c *capture) Produce(_ context.Context, msgs ...bus.Message) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.msgs = append(c.msgs, msgs...)
-	return nil
-}
-
-func (c *capture) topic(name string) []bus.Message {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var out []bus.Message
-	for _, m := range c.msgs {
-		if m.Topic == name {
-			out = append(out, m)
-		}
-	}
-	return out
-}
-
 func TestWorker(t *testing.T) {
 	tests := []struct {
 		name           string
@@ -121,7 +97,7 @@ func TestWorker(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			out := &capture{}
+			out := &bustest.Capture{}
 			eng := &fakeEngine{failFirst: tt.failFirst}
 			w, err := NewWorker(WorkerConfig{Consumer: cons, Sender: out, Engine: eng, Language: "en", Producer: event.Producer{Name: "t"}})
 			if err != nil {
@@ -134,12 +110,12 @@ func TestWorker(t *testing.T) {
 			deadline := time.Now().Add(90 * time.Second)
 			finished := func() bool {
 				return eng.calls.Load() > 0 &&
-					(!tt.wantTranscript || len(out.topic(event.TopicTranscripts)) > 0) &&
-					len(out.topic(event.TopicDeadLetter)) >= tt.wantDead
+					(!tt.wantTranscript || len(out.Topic(event.TopicTranscripts)) > 0) &&
+					len(out.Topic(event.TopicDeadLetter)) >= tt.wantDead
 			}
 			for !finished() {
 				if time.Now().After(deadline) {
-					t.Fatalf("nothing came out: %d engine calls, %d records", eng.calls.Load(), len(out.msgs))
+					t.Fatalf("nothing came out: %d engine calls, %d records", eng.calls.Load(), len(out.All()))
 				}
 				time.Sleep(50 * time.Millisecond)
 			}
@@ -150,11 +126,11 @@ func TestWorker(t *testing.T) {
 			}
 			_ = w.Close()
 
-			trs := out.topic(event.TopicTranscripts)
+			trs := out.Topic(event.TopicTranscripts)
 			if got := len(trs) > 0; got != tt.wantTranscript {
 				t.Fatalf("transcripts: %d, want some=%v", len(trs), tt.wantTranscript)
 			}
-			if dead := len(out.topic(event.TopicDeadLetter)); dead < tt.wantDead {
+			if dead := len(out.Topic(event.TopicDeadLetter)); dead < tt.wantDead {
 				t.Fatalf("dead letters: %d, want >= %d", dead, tt.wantDead)
 			}
 			for _, m := range trs {

@@ -6,9 +6,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/earshot/earshot/internal/testbed"
 )
 
 func run(t *testing.T, args ...string) (code int, stdout, stderr string) {
@@ -66,7 +67,7 @@ func TestConfigShowRedactsSecrets(t *testing.T) {
 func TestRunOnEmbeddedDefaults(t *testing.T) {
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
-	var stderr syncBuffer
+	var stderr testbed.SyncBuffer
 	done := make(chan int, 1)
 	go func() {
 		done <- Main(ctx, []string{"run", "-data-dir", dir, "-set", "metrics.listen=127.0.0.1:0"}, &bytes.Buffer{}, &stderr)
@@ -92,23 +93,4 @@ func TestRunOnEmbeddedDefaults(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "secrets", "pseudonym.key")); err != nil {
 		t.Errorf("no pseudonym secret was created: %v", err)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the logger's and the test's
-// goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

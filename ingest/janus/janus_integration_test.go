@@ -279,7 +279,7 @@ func (ts *tracks) waitFor(t *testing.T, feed janus.ID, within time.Duration) *re
 
 // bot runs a speaker bot in the background.
 type bot struct {
-	log  syncBuffer
+	log  testbed.SyncBuffer
 	err  chan error
 	file *speakerbot.OpusFile
 }
@@ -710,24 +710,6 @@ func keys[V any](m map[string]V) []string {
 		out = append(out, k)
 	}
 	return out
-}
-
-// syncBuffer is a bytes.Buffer safe for a writer and a reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) Bytes() []byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return bytes.Clone(s.b.Bytes())
 }
 
 // captureTransport writes every event of long-poll replies to dir.

@@ -13,6 +13,7 @@ import (
 	"github.com/pion/rtp"
 
 	"github.com/earshot/earshot/ingest/janus"
+	"github.com/earshot/earshot/internal/testbed"
 )
 
 // fakeRoom stands in for Janus: every connect is a publisher that records
@@ -207,26 +208,8 @@ func TestPlayMuteAndRejoin(t *testing.T) {
 	}
 }
 
-// syncBuffer lets the test read the log while the bot writes it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) Bytes() []byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return bytes.Clone(s.b.Bytes())
-}
-
 func TestRunContextCancelLogsEnd(t *testing.T) {
-	var log syncBuffer
+	var log testbed.SyncBuffer
 	b := newTestBot(t, &log, []Window{{At: 100 * time.Millisecond, For: time.Hour}}, nil)
 	room := &fakeRoom{}
 	ctx, cancel := context.WithCancel(context.Background())
