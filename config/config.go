@@ -33,6 +33,11 @@ type Config struct {
 	Ingest     Ingest     `yaml:"ingest"`
 	Transcribe Transcribe `yaml:"transcribe"`
 	Policy     Policy     `yaml:"policy"`
+	Alerts     Alerts     `yaml:"alerts"`
+	Serve      Serve      `yaml:"serve"`
+	Crypto     Crypto     `yaml:"crypto"`
+	Retention  Retention  `yaml:"retention"`
+	Compliance Compliance `yaml:"compliance"`
 	Metrics    Metrics    `yaml:"metrics"`
 }
 
@@ -103,6 +108,8 @@ type Ingest struct {
 	ChunkDuration  time.Duration `yaml:"chunk_duration"`
 	SegmentLength  time.Duration `yaml:"segment_duration"`
 	SpoolDir       string        `yaml:"spool_dir"` // default <data_dir>/spool
+	Lease          Lease         `yaml:"lease"`
+	Participants   Participants  `yaml:"participants"`
 }
 
 // Janus configures the Janus connector.
@@ -136,6 +143,8 @@ type Transcribe struct {
 	Concurrency int           `yaml:"concurrency"`
 	ModelPath   string        `yaml:"model_path"` // whisper engine: ggml model file
 	Threads     int           `yaml:"threads"`
+	Backlog     Backlog       `yaml:"backlog"`
+	Rooms       RoomLanguages `yaml:"rooms"`
 }
 
 // Policy configures the policy engine.
@@ -151,7 +160,7 @@ type Metrics struct {
 // Default returns the embedded defaults: everything in one process with
 // an in-memory broker and a local-directory store.
 func Default() Config {
-	return Config{
+	c := Config{
 		DataDir: "earshot-data",
 		Log:     Log{Level: "info", Format: "text"},
 		Kafka: Kafka{
@@ -173,6 +182,18 @@ func Default() Config {
 		Transcribe: Transcribe{Engine: "http", Model: "tiny.en", Language: "auto", Timeout: 30 * time.Second, Concurrency: 2, Threads: 2},
 		Metrics:    Metrics{Listen: "127.0.0.1:9464"},
 	}
+	// Sections that later issues added keep their defaults, checks and path
+	// rules next to their types, one file each.
+	c.Ingest.Lease = defaultLease()
+	c.Ingest.Participants = defaultParticipants()
+	c.Transcribe.Backlog = defaultBacklog()
+	c.Transcribe.Rooms = defaultRoomLanguages()
+	c.Alerts = defaultAlerts()
+	c.Serve = defaultServe()
+	c.Crypto = defaultCrypto()
+	c.Retention = defaultRetention()
+	c.Compliance = defaultCompliance()
+	return c
 }
 
 // Load builds the configuration: defaults, the YAML file at path (if path
@@ -235,6 +256,9 @@ func (c *Config) ResolvePaths() {
 	if c.Ingest.SpoolDir == "" {
 		c.Ingest.SpoolDir = filepath.Join(c.DataDir, "spool")
 	}
+	c.Crypto.resolvePaths(c.DataDir)
+	c.Serve.resolvePaths(c.DataDir)
+	c.Compliance.resolvePaths(c.DataDir)
 	if c.Identity.SecretFile == "" {
 		c.Identity.SecretFile = filepath.Join(c.DataDir, "secrets", "pseudonym.key")
 	}
@@ -355,6 +379,15 @@ func (c *Config) Validate() error {
 	if c.Transcribe.Concurrency < 1 {
 		bad("transcribe.concurrency", "%d must be at least 1", c.Transcribe.Concurrency)
 	}
+	c.Ingest.Lease.validate(bad)
+	c.Ingest.Participants.validate(bad)
+	c.Transcribe.Backlog.validate(bad)
+	c.Transcribe.Rooms.validate(bad)
+	c.Alerts.validate(bad)
+	c.Serve.validate(bad)
+	c.Crypto.validate(bad)
+	c.Retention.validate(bad)
+	c.Compliance.validate(bad)
 	if c.Metrics.Listen != "" && !hostPort.MatchString(c.Metrics.Listen) {
 		bad("metrics.listen", "%q is not host:port (empty disables metrics)", c.Metrics.Listen)
 	}

@@ -6,6 +6,7 @@ package event
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -173,19 +174,87 @@ func (e *Envelope) SetProtected(keyID string, v any) error {
 // given to open it.
 var ErrSealed = errors.New("event: protected data is encrypted")
 
-// OpenProtected decodes readable protected data into v.
-func (e *Envelope) OpenProtected(v any) error {
-	if e.Protected == nil {
+// KeyRef names a data key and what it protects. Keyrings index keys by room,
+// session and speaker so that erasure can find every key of a person or a
+// room; all three are pseudonyms.
+type KeyRef struct {
+	ID      string // KeyID(Session, Speaker)
+	Room    string
+	Session string
+	Speaker string // "" for the session key (room-wide data)
+}
+
+// Keys seals and opens bytes under data keys (AES-256-GCM in package crypt).
+// Seal creates the key on first use; Open fails for a destroyed key.
+type Keys interface {
+	Seal(ctx context.Context, ref KeyRef, plaintext, aad []byte) ([]byte, error)
+	Open(ctx context.Context, ref KeyRef, ciphertext, aad []byte) ([]byte, error)
+}
+
+// KeyRef returns the reference of the data key that protects this event:
+// its session and speaker's key, or the session key when it has no speaker.
+func (e *Envelope) KeyRef() KeyRef {
+	return KeyRef{ID: KeyID(e.Session, e.Speaker), Room: e.Room, Session: e.Session, Speaker: e.Speaker}
+}
+
+// aad binds a ciphertext to its event, so that it cannot be moved to
+// another event sealed under the same key.
+func (e *Envelope) aad() []byte { return []byte(string(e.Type) + "\x00" + e.EventID) }
+
+// Seal stores v as the event's protected data, encrypted under the data key
+// of the event's session and speaker (see KeyRef). Set the event's ID,
+// type, session and speaker first: they are bound to the ciphertext.
+func (e *Envelope) Seal(ctx context.Context, k Keys, v any) error {
+	if k == nil {
+		return fmt.Errorf("event: seal %s %s: no keys configured", e.Type, e.EventID)
+	}
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("event: encode %s protected data: %w", e.Type, err)
+	}
+	ref := e.KeyRef()
+	ct, err := k.Seal(ctx, ref, raw, e.aad())
+	if err != nil {
+		return fmt.Errorf("event: seal %s %s: %w", e.Type, e.EventID, err)
+	}
+	e.Protected = &Protected{KeyID: ref.ID, Alg: AlgAES256GCM, Ciphertext: ct}
+	return nil
+}
+
+// Open decodes the event's protected data into v, decrypting it with k when
+// it is sealed. k may be nil for readable (AlgNone) data.
+func (e *Envelope) Open(ctx context.Context, k Keys, v any) error {
+	p := e.Protected
+	if p == nil {
 		return fmt.Errorf("event: %s %s has no protected data", e.Type, e.EventID)
 	}
-	if e.Protected.Alg != AlgNone {
-		return fmt.Errorf("event: open %s: %w (alg %s, key %s)", e.EventID, ErrSealed, e.Protected.Alg, e.Protected.KeyID)
+	raw := []byte(p.Data)
+	switch p.Alg {
+	case AlgNone:
+	case AlgAES256GCM:
+		if k == nil {
+			return fmt.Errorf("event: open %s: %w (alg %s, key %s)", e.EventID, ErrSealed, p.Alg, p.KeyID)
+		}
+		ref := e.KeyRef()
+		if ref.ID != p.KeyID {
+			return fmt.Errorf("event: open %s: key %s does not belong to its session and speaker", e.EventID, p.KeyID)
+		}
+		var err error
+		if raw, err = k.Open(ctx, ref, p.Ciphertext, e.aad()); err != nil {
+			return fmt.Errorf("event: open %s: %w", e.EventID, err)
+		}
+	default:
+		return fmt.Errorf("event: open %s: unknown alg %q", e.EventID, p.Alg)
 	}
-	if err := json.Unmarshal(e.Protected.Data, v); err != nil {
+	if err := json.Unmarshal(raw, v); err != nil {
 		return fmt.Errorf("event: decode %s protected data: %w", e.EventID, err)
 	}
 	return nil
 }
+
+// OpenProtected decodes readable (AlgNone) protected data into v; sealed
+// data fails with ErrSealed. Prefer Open.
+func (e *Envelope) OpenProtected(v any) error { return e.Open(context.Background(), nil, v) }
 
 // DecodePayload decodes the payload into v.
 func (e *Envelope) DecodePayload(v any) error {

@@ -65,7 +65,9 @@ type Config struct {
 	Sender    bus.Sender // earshot.audio and earshot.lifecycle
 	Spool     SegmentSpool
 	Producer  event.Producer
-	Logger    *slog.Logger
+	// Keys seals the audio of live chunks (package crypt).
+	Keys   event.Keys
+	Logger *slog.Logger
 	// Metrics, when set, receives the stage's collectors.
 	Metrics prometheus.Registerer
 }

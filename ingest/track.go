@@ -165,7 +165,7 @@ func (t *trackRun) Chunk(c *record.Chunk) error {
 	}
 	e.Hops.Recorded = event.Stamp(c.Recorded)
 	e.Hops.Chunked = event.Stamp(time.Now())
-	if err := e.SetProtected(t.keyID, c.Data); err != nil {
+	if err := e.Seal(context.Background(), t.st.cfg.Keys, c.Data); err != nil {
 		return err
 	}
 	b, err := e.Marshal()

@@ -42,8 +42,10 @@ type StageConfig struct {
 	Sender   bus.Sender
 	Policy   Provider
 	Producer event.Producer
-	Logger   *slog.Logger
-	Window   WindowConfig
+	// Keys opens transcripts and seals alerts (package crypt).
+	Keys   event.Keys
+	Logger *slog.Logger
+	Window WindowConfig
 	// ExcerptContext widens an alert's excerpt on each side (default 10 s).
 	ExcerptContext time.Duration
 }
@@ -109,7 +111,7 @@ func (s *Stage) handle(ctx context.Context, d *bus.Delivery) {
 	}
 	var seg Segment
 	if err == nil {
-		seg, err = SegmentFromEvent(e)
+		seg, err = SegmentFromEvent(ctx, s.cfg.Keys, e)
 	}
 	if err != nil {
 		s.deadLetter(ctx, d, err)
@@ -120,7 +122,7 @@ func (s *Stage) handle(ctx context.Context, d *bus.Delivery) {
 	findings := w.Push(p, seg)
 	var msgs []bus.Message
 	for _, f := range findings {
-		m, err := s.alert(e, w, f)
+		m, err := s.alert(ctx, e, w, f)
 		if err != nil {
 			s.log.Error("alert not built", "rule", f.RuleID, "error", err)
 			continue
@@ -142,7 +144,7 @@ func (s *Stage) handle(ctx context.Context, d *bus.Delivery) {
 }
 
 // alert turns a finding into an alert.raised event on earshot.alerts.
-func (s *Stage) alert(src *event.Envelope, w *Window, f Finding) (bus.Message, error) {
+func (s *Stage) alert(ctx context.Context, src *event.Envelope, w *Window, f Finding) (bus.Message, error) {
 	first := f.Spans[0]
 	tl := first.Timeline
 	segs := make([]string, 0, len(f.Spans))
@@ -166,11 +168,7 @@ func (s *Stage) alert(src *event.Envelope, w *Window, f Finding) (bus.Message, e
 		excerpt = append(excerpt, event.ExcerptLine{Speaker: l.Speaker, Track: l.Timeline.Track,
 			FirstSample: l.Timeline.FirstSample, LastSample: l.Timeline.LastSample, Text: l.Text})
 	}
-	keyID := ""
-	if src.Protected != nil {
-		keyID = src.Protected.KeyID
-	}
-	if err := e.SetProtected(keyID, event.AlertData{Value: f.Value, Text: f.Text, Excerpt: excerpt}); err != nil {
+	if err := e.Seal(ctx, s.cfg.Keys, event.AlertData{Value: f.Value, Text: f.Text, Excerpt: excerpt}); err != nil {
 		return bus.Message{}, err
 	}
 	b, err := e.Marshal()
@@ -193,14 +191,15 @@ func (s *Stage) deadLetter(ctx context.Context, d *bus.Delivery, reason error) {
 	d.Ack()
 }
 
-// SegmentFromEvent converts a transcript.segment event into a Segment.
-func SegmentFromEvent(e *event.Envelope) (Segment, error) {
+// SegmentFromEvent converts a transcript.segment event into a Segment,
+// opening its protected text with k.
+func SegmentFromEvent(ctx context.Context, k event.Keys, e *event.Envelope) (Segment, error) {
 	var p event.TranscriptSegment
 	if err := e.DecodePayload(&p); err != nil {
 		return Segment{}, err
 	}
 	var data event.TranscriptSegmentData
-	if err := e.OpenProtected(&data); err != nil {
+	if err := e.Open(ctx, k, &data); err != nil {
 		return Segment{}, err
 	}
 	seg := Segment{

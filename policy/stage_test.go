@@ -20,7 +20,7 @@ func transcriptRecord(t *testing.T, first int64, text string, speech bool) bus.M
 		t.Fatal(err)
 	}
 	e.Hops.Recorded = event.Stamp(time.Now())
-	if err := e.SetProtected("key_k", event.TranscriptSegmentData{Text: text}); err != nil {
+	if err := e.Seal(context.Background(), testKeys, event.TranscriptSegmentData{Text: text}); err != nil {
 		t.Fatal(err)
 	}
 	b, err := e.Marshal()
@@ -66,7 +66,7 @@ func TestStageRaisesAlerts(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := &bustest.Capture{}
-	st, err := NewStage(StageConfig{Consumer: cons, Sender: out, Policy: Fixed{P: p}, Producer: event.Producer{Name: "t"}})
+	st, err := NewStage(StageConfig{Consumer: cons, Sender: out, Policy: Fixed{P: p}, Producer: event.Producer{Name: "t"}, Keys: testKeys})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func TestStageRaisesAlerts(t *testing.T) {
 		if err := e.DecodePayload(&a); err != nil {
 			t.Fatal(err)
 		}
-		if err := e.OpenProtected(&data); err != nil {
+		if err := e.Open(context.Background(), testKeys, &data); err != nil {
 			t.Fatal(err)
 		}
 		if a.Category != "abuse.threat" || e.Speaker != "p1_spk" || e.Timeline.FirstSample != 0 {

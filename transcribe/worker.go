@@ -32,7 +32,9 @@ type WorkerConfig struct {
 	Engine   Engine
 	Language string // "auto" or an ISO 639-1 code
 	Producer event.Producer
-	Logger   *slog.Logger
+	// Keys opens audio chunks and seals transcripts (package crypt).
+	Keys   event.Keys
+	Logger *slog.Logger
 	// Segmenter tunes utterance cutting; zero values take the defaults.
 	Segmenter SegmenterConfig
 	// IdleTrack is how long a track's state is kept without chunks before
@@ -189,8 +191,7 @@ type trackWorker struct {
 	seg     *Segmenter
 	pending []pendingChunk
 	last    *event.Envelope // newest chunk: room, session, speaker, hops
-	keyID   string
-	final   bool // the track's final chunk was handled
+	final   bool            // the track's final chunk was handled
 }
 
 func (t *trackWorker) run(ctx context.Context) {
@@ -253,7 +254,7 @@ func (t *trackWorker) close() {
 // is done.
 func (t *trackWorker) chunk(ctx context.Context, it item) error {
 	var data event.AudioChunkData
-	if err := it.e.OpenProtected(&data); err != nil {
+	if err := it.e.Open(ctx, t.w.cfg.Keys, &data); err != nil {
 		t.w.deadLetter(ctx, it.d, err)
 		return nil
 	}
@@ -271,7 +272,6 @@ func (t *trackWorker) chunk(ctx context.Context, it item) error {
 		t.dec, t.seg = dec, seg
 	}
 	t.last = it.e
-	t.keyID = it.e.Protected.KeyID
 	pcm, err := t.dec.Decode(*it.e.Timeline, data)
 	switch {
 	case errors.Is(err, ErrCorruptAudio):
@@ -367,7 +367,7 @@ func (t *trackWorker) transcribe(ctx context.Context, u Utterance) error {
 		}
 		e.Hops = src.Hops
 		e.Hops.Transcribed = event.Stamp(time.Now())
-		if err := e.SetProtected(t.keyID, tr.Data); err != nil {
+		if err := e.Seal(ctx, w.cfg.Keys, tr.Data); err != nil {
 			return err
 		}
 		b, err := e.Marshal()

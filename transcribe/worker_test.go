@@ -45,7 +45,7 @@ func chunkRecords(t *testing.T, track string) []bus.Message {
 			t.Fatal(err)
 		}
 		e.Hops.Recorded = event.Stamp(time.Now())
-		if err := e.SetProtected(event.KeyID("ses_s", "p1_spk"), c.data); err != nil {
+		if err := e.Seal(context.Background(), testKeys, c.data); err != nil {
 			t.Fatal(err)
 		}
 		b, err := e.Marshal()
@@ -99,7 +99,7 @@ func TestWorker(t *testing.T) {
 			}
 			out := &bustest.Capture{}
 			eng := &fakeEngine{failFirst: tt.failFirst}
-			w, err := NewWorker(WorkerConfig{Consumer: cons, Sender: out, Engine: eng, Language: "en", Producer: event.Producer{Name: "t"}})
+			w, err := NewWorker(WorkerConfig{Consumer: cons, Sender: out, Engine: eng, Language: "en", Producer: event.Producer{Name: "t"}, Keys: testKeys})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -139,7 +139,7 @@ func TestWorker(t *testing.T) {
 					t.Fatal(err)
 				}
 				var data TranscriptSegmentData
-				if err := e.OpenProtected(&data); err != nil || data.Text != "the quick brown fox" {
+				if err := e.Open(context.Background(), testKeys, &data); err != nil || data.Text != "the quick brown fox" {
 					t.Fatalf("transcript data %+v, %v", data, err)
 				}
 				if e.Type != event.TypeTranscript || e.Timeline.Track != "trk_a" || e.Speaker != "p1_spk" || string(m.Key) != "r1_room" {

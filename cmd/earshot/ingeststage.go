@@ -49,7 +49,7 @@ func newIngestStage(_ context.Context, rt *Runtime) (Stage, error) {
 		BotDisplay:    c.Ingest.BotDisplayName,
 		Rooms:         ingest.Selection{Mode: c.Ingest.Rooms.Mode, List: c.Ingest.Rooms.List, Pattern: pattern, Skip: c.Ingest.Rooms.Skip},
 		ChunkDuration: c.Ingest.ChunkDuration, SegmentDuration: c.Ingest.SegmentLength,
-		Pseudonym: rt.Pseudonym, Sender: rt.Producer, Spool: sp, Producer: rt.Self,
+		Pseudonym: rt.Pseudonym, Sender: rt.Producer, Spool: sp, Producer: rt.Self, Keys: rt.Keys,
 		Logger: rt.Log, Metrics: rt.Metrics,
 	})
 	if err != nil {

@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"sort"
 	"strings"
 	"syscall"
 
@@ -72,23 +73,31 @@ type command struct {
 	run     func(ctx context.Context, e *env) error
 }
 
-var commands map[string]command
-
-func init() {
-	commands = map[string]command{
-		"run":        {"run every stage in one process", runStages("ingest", "transcribe", "policy")},
-		"ingest":     {"run the listener bots and the recorder", runStages("ingest")},
-		"transcribe": {"run transcription workers", runStages("transcribe")},
-		"policy":     {"run the policy engine", runStages("policy")},
-		"config":     {"print the effective configuration (config show), check it (config check) or list keys (config keys)", runConfig},
-		"version":    {"print the build version", runVersion},
-	}
+// commands holds every subcommand. It is initialised before any init
+// function runs, so files that add a command register it from their own
+// init (commands["serve"] = ...), keeping one writer per file.
+var commands = map[string]command{
+	"run":        {"run every stage in one process", runStages(runOrder...)},
+	"ingest":     {"run the listener bots and the recorder", runStages("ingest")},
+	"transcribe": {"run transcription workers", runStages("transcribe")},
+	"policy":     {"run the policy engine", runStages("policy")},
+	"config":     {"print the effective configuration (config show), check it (config check) or list keys (config keys)", runConfig},
+	"version":    {"print the build version", runVersion},
 }
+
+// runOrder is the order in which `earshot run` starts the stages that are
+// registered (stageBuilders) and configured.
+var runOrder = []string{"ingest", "transcribe", "policy", "serve", "compliance"}
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: earshot <command> [-config file.yaml] [-set key.path=value ...]")
 	fmt.Fprintln(w, "\ncommands:")
-	for _, name := range []string{"run", "ingest", "transcribe", "policy", "config", "version"} {
+	names := make([]string, 0, len(commands))
+	for name := range commands {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
 		fmt.Fprintf(w, "  %-11s %s\n", name, commands[name].summary)
 	}
 }

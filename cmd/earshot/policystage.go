@@ -43,7 +43,7 @@ func newPolicyStage(_ context.Context, rt *Runtime) (Stage, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := policy.NewStage(policy.StageConfig{Consumer: cons, Sender: rt.Producer, Policy: src, Producer: rt.Self, Logger: rt.Log})
+	st, err := policy.NewStage(policy.StageConfig{Consumer: cons, Sender: rt.Producer, Policy: src, Producer: rt.Self, Keys: rt.Keys, Logger: rt.Log})
 	if err != nil {
 		return nil, err
 	}

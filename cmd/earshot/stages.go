@@ -18,6 +18,7 @@ import (
 
 	"github.com/earshot/earshot/bus"
 	"github.com/earshot/earshot/config"
+	"github.com/earshot/earshot/crypt"
 	"github.com/earshot/earshot/event"
 	"github.com/earshot/earshot/pseudonym"
 	"github.com/earshot/earshot/storage"
@@ -41,6 +42,8 @@ type Runtime struct {
 	Pseudonym *pseudonym.Pseudonymizer
 	Metrics   *prometheus.Registry
 	Self      event.Producer // names this process in the events it writes
+	// Keys seals and opens speech and identity (event.Keys, package crypt).
+	Keys event.Keys
 
 	closers []func() error
 }
@@ -75,7 +78,11 @@ func runStages(names ...string) func(ctx context.Context, e *env) error {
 			running []string
 		)
 		for _, n := range names {
-			s, err := stageBuilders[n](ctx, rt)
+			build, ok := stageBuilders[n]
+			if !ok {
+				continue // not built into this binary yet
+			}
+			s, err := build(ctx, rt)
 			if errors.Is(err, errNotConfigured) && len(names) > 1 {
 				log.Warn("stage not configured; it is skipped", "stage", n, "reason", err)
 				continue
@@ -125,6 +132,9 @@ func newRuntime(ctx context.Context, cfg config.Config, log *slog.Logger) (*Runt
 	rt.Metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	host, _ := os.Hostname()
 	rt.Self = event.Producer{Name: "earshot", Version: Version(), Instance: host}
+	// Until the durable keyring lands, data keys live in this process only:
+	// stages in one `earshot run` share them.
+	rt.Keys = crypt.NewMemory()
 	fail := func(err error) (*Runtime, error) { rt.Close(); return nil, err }
 
 	secret, err := loadSecret(cfg.Identity)

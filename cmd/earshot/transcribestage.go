@@ -31,7 +31,7 @@ func newTranscribeStage(_ context.Context, rt *Runtime) (Stage, error) {
 	}
 	w, err := transcribe.NewWorker(transcribe.WorkerConfig{
 		Consumer: cons, Sender: rt.Producer, Engine: eng, Language: c.Language,
-		Producer: rt.Self, Logger: rt.Log, Metrics: rt.Metrics, LogText: rt.Config.Log.Transcripts,
+		Producer: rt.Self, Keys: rt.Keys, Logger: rt.Log, Metrics: rt.Metrics, LogText: rt.Config.Log.Transcripts,
 	})
 	if err != nil {
 		closeEngine()

@@ -1,0 +1,113 @@
+// Package crypt is Earshot's envelope encryption: AES-256-GCM data keys, one
+// per session and speaker (event.KeyID), wrapped by a key-encryption key.
+// Destroying a data key crypto-shreds every copy of what it protected.
+package crypt
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/earshot/earshot/event"
+)
+
+// ErrKeyDestroyed is returned when a data key was shredded (or never
+// existed where it should): what it protected can no longer be read.
+var ErrKeyDestroyed = errors.New("crypt: data key destroyed or unknown")
+
+var _ event.Keys = (*Memory)(nil)
+
+// Memory keeps data keys in process memory only. It is for tests and for
+// tools that need throw-away keys; deployments use a Keyring.
+type Memory struct {
+	mu   sync.Mutex
+	keys map[string][]byte
+	dead map[string]bool
+}
+
+// NewMemory returns an empty in-memory key set.
+func NewMemory() *Memory {
+	return &Memory{keys: map[string][]byte{}, dead: map[string]bool{}}
+}
+
+// Seal encrypts plaintext under ref's key, creating the key on first use.
+func (m *Memory) Seal(_ context.Context, ref event.KeyRef, plaintext, aad []byte) ([]byte, error) {
+	m.mu.Lock()
+	k, ok := m.keys[ref.ID]
+	if !ok && !m.dead[ref.ID] {
+		k = make([]byte, 32)
+		if _, err := rand.Read(k); err != nil {
+			m.mu.Unlock()
+			return nil, fmt.Errorf("crypt: new data key: %w", err)
+		}
+		m.keys[ref.ID] = k
+	}
+	m.mu.Unlock()
+	if k == nil {
+		return nil, fmt.Errorf("crypt: seal under %s: %w", ref.ID, ErrKeyDestroyed)
+	}
+	return seal(k, plaintext, aad)
+}
+
+// Open decrypts ciphertext under ref's key.
+func (m *Memory) Open(_ context.Context, ref event.KeyRef, ciphertext, aad []byte) ([]byte, error) {
+	m.mu.Lock()
+	k := m.keys[ref.ID]
+	m.mu.Unlock()
+	if k == nil {
+		return nil, fmt.Errorf("crypt: open under %s: %w", ref.ID, ErrKeyDestroyed)
+	}
+	return open(k, ciphertext, aad)
+}
+
+// Shred destroys one key for good.
+func (m *Memory) Shred(keyID string) {
+	m.mu.Lock()
+	delete(m.keys, keyID)
+	m.dead[keyID] = true
+	m.mu.Unlock()
+}
+
+// ErrDecrypt is returned when a ciphertext does not authenticate: wrong
+// key, wrong associated data, or altered bytes.
+var ErrDecrypt = errors.New("crypt: decryption failed (wrong key or altered data)")
+
+// seal returns nonce ‖ AES-256-GCM(plaintext).
+func seal(key, plaintext, aad []byte) ([]byte, error) {
+	aead, err := newGCM(key)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, aead.NonceSize(), aead.NonceSize()+len(plaintext)+aead.Overhead())
+	if _, err := rand.Read(out); err != nil {
+		return nil, fmt.Errorf("crypt: nonce: %w", err)
+	}
+	return aead.Seal(out, out, plaintext, aad), nil
+}
+
+func open(key, ciphertext, aad []byte) ([]byte, error) {
+	aead, err := newGCM(key)
+	if err != nil {
+		return nil, err
+	}
+	if len(ciphertext) < aead.NonceSize()+aead.Overhead() {
+		return nil, ErrDecrypt
+	}
+	pt, err := aead.Open(nil, ciphertext[:aead.NonceSize()], ciphertext[aead.NonceSize():], aad)
+	if err != nil {
+		return nil, ErrDecrypt
+	}
+	return pt, nil
+}
+
+func newGCM(key []byte) (cipher.AEAD, error) {
+	b, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, fmt.Errorf("crypt: %w", err)
+	}
+	return cipher.NewGCM(b)
+}

@@ -1,0 +1,6 @@
+package transcribe
+
+import "github.com/earshot/earshot/crypt"
+
+// testKeys seals and opens protected data in this package's tests.
+var testKeys = crypt.NewMemory()
