@@ -1,5 +1,7 @@
 package event
 
+import "time"
+
 // Payloads: the readable part of each event type. Anything that carries
 // speech or identity goes in the matching *Data type, stored in Protected.
 
@@ -122,11 +124,55 @@ type AlertData struct {
 	Excerpt []ExcerptLine `json:"excerpt"`         // context around it
 }
 
-// ExcerptLine is one transcript segment of an alert's excerpt.
+// ExcerptLine is one transcript segment of an alert's excerpt. A line of
+// another speaker than the alert's carries its text sealed under that
+// speaker's data key (Sealed, KeyID; Text empty), so that erasing one
+// speaker leaves none of their words readable in others' alerts.
 type ExcerptLine struct {
 	Speaker     string `json:"speaker"`
 	Track       string `json:"track"`
 	FirstSample int64  `json:"first_sample"`
 	LastSample  int64  `json:"last_sample"`
-	Text        string `json:"text"`
+	Text        string `json:"text,omitempty"`
+	KeyID       string `json:"key_id,omitempty"`
+	Sealed      []byte `json:"sealed,omitempty"`
+}
+
+// Alert actions a moderator can take (AlertAction.Action).
+const (
+	ActionAck     = "ack"     // seen, being looked at
+	ActionConfirm = "confirm" // a real violation: extends retention
+	ActionDismiss = "dismiss" // not a violation
+)
+
+// AlertAction is the payload of TypeAlertAction, on earshot.alert-actions
+// (key = room). Operator names a member of staff from the configuration,
+// never a participant. The note is in the protected part (AlertActionData)
+// because moderators may quote what was said.
+type AlertAction struct {
+	Alert    string `json:"alert"` // the alert's event ID
+	Action   string `json:"action"`
+	Operator string `json:"operator"`
+}
+
+// AlertActionData is the protected part of TypeAlertAction.
+type AlertActionData struct {
+	Note string `json:"note,omitempty"`
+}
+
+// AuditEntry is the payload of TypeAudit, on earshot.audit and in storage.
+// Entries form a hash chain: Hash is the SHA-256 over the entry with Hash
+// empty, Prev the Hash of entry Seq-1, so a removed or edited entry breaks
+// the chain (package audit).
+type AuditEntry struct {
+	Seq      int64     `json:"seq"`
+	Time     time.Time `json:"time"`
+	Operator string    `json:"operator"`         // staff member or "system"
+	Action   string    `json:"action"`           // e.g. evidence.read, export, erase, hold.set, hold.lift, decrypt
+	Subject  string    `json:"subject"`          // what: an alert ID, a room or speaker pseudonym, a key ID
+	Reason   string    `json:"reason,omitempty"` // why, as the operator gave it
+	Outcome  string    `json:"outcome"`          // ok, denied, deferred, failed
+	Detail   string    `json:"detail,omitempty"` // free text without personal data
+	Prev     string    `json:"prev"`             // hex SHA-256 of the previous entry
+	Hash     string    `json:"hash"`             // hex SHA-256 of this entry
 }
