@@ -1,0 +1,238 @@
+package erasure_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/earshot/earshot/archive"
+	"github.com/earshot/earshot/audit"
+	"github.com/earshot/earshot/crypt"
+	"github.com/earshot/earshot/erasure"
+	"github.com/earshot/earshot/event"
+	"github.com/earshot/earshot/internal/compliancetest"
+	"github.com/earshot/earshot/retention"
+	"github.com/earshot/earshot/storage"
+)
+
+var t0 = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+
+type fixture struct {
+	store retention.Store
+	keys  *compliancetest.Keyring
+	holds *retention.Holds
+	er    *erasure.Eraser
+	log   *audit.Log
+}
+
+func newFixture(t *testing.T, store retention.Store) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	f := &fixture{store: store, keys: compliancetest.NewKeyring(), holds: &retention.Holds{Store: store}}
+	var err error
+	if f.log, err = audit.New(ctx, audit.Config{Store: store}); err != nil {
+		t.Fatal(err)
+	}
+	if f.er, err = erasure.New(erasure.Config{Store: store, Keys: f.keys, Holds: f.holds, Audit: f.log}); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func local(t *testing.T) *storage.Local {
+	t.Helper()
+	s, err := storage.OpenLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func (f *fixture) build(t *testing.T) []compliancetest.Built {
+	return []compliancetest.Built{
+		compliancetest.Build(t, f.store, f.keys, compliancetest.Session{Room: "r1_room1", ID: "ses_one", Speakers: []string{"p1_alice", "p1_bob"}, Start: t0, Ended: t0.Add(time.Hour), Alert: true, Confirm: true}),
+		compliancetest.Build(t, f.store, f.keys, compliancetest.Session{Room: "r1_room2", ID: "ses_two", Speakers: []string{"p1_alice"}, Start: t0, Ended: t0.Add(time.Hour)}),
+		compliancetest.Build(t, f.store, f.keys, compliancetest.Session{Room: "r1_room2", ID: "ses_three", Speakers: []string{"p1_bob"}, Start: t0, Ended: t0.Add(time.Hour)}),
+	}
+}
+
+// CheckPersonGone asserts nothing of speaker remains readable: no audio
+// object or version of their tracks, no archived event of theirs, and every
+// envelope of theirs fails to open.
+func CheckPersonGone(t *testing.T, store retention.Store, keys event.Keys, speaker string, envs []*event.Envelope) {
+	t.Helper()
+	ctx := context.Background()
+	for v, err := range store.ListVersions(ctx, "") {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a, ok := retention.ParseAudioKey(v.Key); ok && retention.SpeakerTracks(a.Session, speaker)[a.Track] {
+			t.Errorf("audio version of %s left: %s %s", speaker, v.Key, v.VersionID)
+		}
+		if r, ok := archive.ParseKey(v.Key); ok && r.Speaker == speaker {
+			t.Errorf("archived event version of %s left: %s %s", speaker, v.Key, v.VersionID)
+		}
+	}
+	for _, e := range envs {
+		if e.Speaker != speaker || e.Protected == nil {
+			continue
+		}
+		var v map[string]any
+		if err := e.Open(ctx, keys, &v); !errors.Is(err, crypt.ErrKeyDestroyed) {
+			t.Errorf("%s %s of %s still opens (err %v)", e.Type, e.EventID, speaker, err)
+		}
+	}
+}
+
+func all(b []compliancetest.Built) []*event.Envelope {
+	var out []*event.Envelope
+	for _, x := range b {
+		out = append(out, x.Envelopes...)
+	}
+	return out
+}
+
+func TestErasePersonIsCompleteAndIdempotent(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, local(t))
+	built := f.build(t)
+	rc, err := f.er.Erase(ctx, erasure.Request{Kind: erasure.KindPerson, Subjects: []string{"p1_alice"}, Operator: "dpo", Reason: "GDPR art. 17"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rc.Status != erasure.StatusErased || len(rc.KeysDestroyed) != 2 || rc.Sessions != 2 || rc.Deleted.Objects == 0 {
+		t.Fatalf("receipt %+v", rc)
+	}
+	CheckPersonGone(t, f.store, f.keys, "p1_alice", all(built))
+	// Bob's data is untouched and readable.
+	for _, e := range all(built) {
+		if e.Speaker == "p1_bob" && e.Protected != nil {
+			var v map[string]any
+			if err := e.Open(ctx, f.keys, &v); err != nil {
+				t.Fatalf("bob's %s no longer opens: %v", e.Type, err)
+			}
+		}
+	}
+	rc2, err := f.er.Erase(ctx, erasure.Request{Kind: erasure.KindPerson, Subjects: []string{"p1_alice"}, Operator: "dpo"})
+	if err != nil || rc2.Status != erasure.StatusNothing || len(rc2.KeysDestroyed) != 0 || rc2.Deleted.Objects != 0 {
+		t.Fatalf("second run: %+v %v", rc2, err)
+	}
+	entries := auditEntries(t, f.store)
+	if len(entries) != 2 || entries[0].Action != audit.ActionErase || entries[0].Outcome != audit.OutcomeOK || entries[0].Operator != "dpo" {
+		t.Fatalf("audit: %+v", entries)
+	}
+}
+
+func TestEraseRoom(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, local(t))
+	f.build(t)
+	rc, err := f.er.Erase(ctx, erasure.Request{Kind: erasure.KindRoom, Subjects: []string{"r1_room2"}, Operator: "dpo"})
+	if err != nil || rc.Status != erasure.StatusErased || rc.Sessions != 2 {
+		t.Fatalf("%+v %v", rc, err)
+	}
+	for v, err := range f.store.ListVersions(ctx, "") {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(v.Key, "r1_room2") && !strings.HasPrefix(v.Key, "audit/") {
+			t.Errorf("left of the room: %s", v.Key)
+		}
+	}
+	if n := countPrefix(t, f.store, "audio/r1_room1/"); n == 0 {
+		t.Fatal("erasing room2 touched room1")
+	}
+}
+
+func TestHoldDefersErasureUntilLifted(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, local(t))
+	built := f.build(t)
+	if err := f.holds.Set(ctx, retention.Hold{Scope: retention.Scope{Room: "r1_room1"}, Reason: "litigation", Operator: "legal"}); err != nil {
+		t.Fatal(err)
+	}
+	req := erasure.Request{Kind: erasure.KindPerson, Subjects: []string{"p1_alice"}, Operator: "dpo", Reason: "request 12"}
+	rc, err := f.er.Erase(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rc.Status != erasure.StatusDeferred || len(rc.Deferred) != 1 || rc.Deferred[0].Room != "r1_room1" || rc.Pending == "" {
+		t.Fatalf("receipt %+v", rc)
+	}
+	// The unheld room is erased now, the held one kept readable.
+	if n := countTracks(t, f.store, "r1_room2", "ses_two", "p1_alice"); n != 0 {
+		t.Fatalf("unheld data kept: %d objects", n)
+	}
+	if n := countTracks(t, f.store, "r1_room1", "ses_one", "p1_alice"); n == 0 {
+		t.Fatal("held audio deleted")
+	}
+	if _, _, err := f.store.Get(ctx, rc.Pending); err != nil {
+		t.Fatalf("pending record: %v", err)
+	}
+	e := auditEntries(t, f.store)
+	if last := e[len(e)-1]; last.Outcome != audit.OutcomeDeferred || last.Action != audit.ActionErase {
+		t.Fatalf("audit: %+v", last)
+	}
+	// Still held: nothing to do.
+	if n, err := f.er.CompletePending(ctx); err != nil || n != 0 {
+		t.Fatalf("CompletePending while held = %d, %v", n, err)
+	}
+	if _, err := f.holds.Lift(ctx, retention.Scope{Room: "r1_room1"}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := f.er.CompletePending(ctx); err != nil || n != 1 {
+		t.Fatalf("CompletePending after lift = %d, %v", n, err)
+	}
+	CheckPersonGone(t, f.store, f.keys, "p1_alice", all(built))
+	if _, _, err := f.store.Get(ctx, rc.Pending); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("pending record left: %v", err)
+	}
+	e = auditEntries(t, f.store)
+	if last := e[len(e)-1]; last.Outcome != audit.OutcomeOK || !strings.Contains(last.Detail, "completes the deferred erasure") {
+		t.Fatalf("audit after completion: %+v", last)
+	}
+}
+
+func countPrefix(t *testing.T, s retention.Store, prefix string) int {
+	t.Helper()
+	n := 0
+	for _, err := range s.ListVersions(context.Background(), prefix) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	return n
+}
+
+func countTracks(t *testing.T, s retention.Store, room, session, speaker string) int {
+	t.Helper()
+	n := 0
+	tr := retention.SpeakerTracks(session, speaker)
+	for v, err := range s.ListVersions(context.Background(), "audio/"+room+"/"+session+"/") {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a, _ := retention.ParseAudioKey(v.Key); tr[a.Track] {
+			n++
+		}
+	}
+	return n
+}
+
+func auditEntries(t *testing.T, s retention.Store) []event.AuditEntry {
+	t.Helper()
+	if _, err := audit.Verify(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	var out []event.AuditEntry
+	for e, err := range audit.Entries(context.Background(), s) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, e)
+	}
+	return out
+}

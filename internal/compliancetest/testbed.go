@@ -1,0 +1,213 @@
+package compliancetest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/earshot/earshot/bus"
+	"github.com/earshot/earshot/event"
+	"github.com/earshot/earshot/internal/testbed"
+	"github.com/earshot/earshot/storage"
+)
+
+// Unique returns prefix plus random hex, for buckets, topics and groups of
+// this helper's tests on the shared test bed.
+func Unique(prefix string) string {
+	var b [5]byte
+	rand.Read(b[:])
+	return prefix + hex.EncodeToString(b[:])
+}
+
+// S3 is a fresh versioned bucket on the test bed's versitygw, with a raw
+// minio client to read every version directly.
+type S3 struct {
+	Store  *storage.S3
+	Raw    *minio.Client
+	Bucket string
+}
+
+// NewS3 creates the bucket; it is emptied when the test ends.
+func NewS3(tb testing.TB) *S3 {
+	tb.Helper()
+	ep := testbed.S3Server(tb)
+	ctx := context.Background()
+	bucket := Unique("earshot-compliance-")
+	st, err := storage.NewS3(ctx, storage.S3Config{Endpoint: ep.Endpoint, Region: ep.Region, Bucket: bucket,
+		AccessKey: ep.AccessKey, SecretKey: ep.SecretKey, PathStyle: true, CreateBucket: true, Versioning: true})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	raw, err := minio.New(ep.Endpoint, &minio.Options{Creds: credentials.NewStaticV4(ep.AccessKey, ep.SecretKey, ""), Region: ep.Region, BucketLookup: minio.BucketLookupPath})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s := &S3{Store: st, Raw: raw, Bucket: bucket}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		for v := range raw.ListObjects(ctx, bucket, minio.ListObjectsOptions{Recursive: true, WithVersions: true}) {
+			if v.Err == nil {
+				_ = raw.RemoveObject(ctx, bucket, v.Key, minio.RemoveObjectOptions{VersionID: v.VersionID})
+			}
+		}
+		_ = raw.RemoveBucket(ctx, bucket)
+	})
+	return s
+}
+
+// RawVersion is one stored object version as the S3 server holds it.
+type RawVersion struct {
+	Key, VersionID string
+	DeleteMarker   bool
+	Data           []byte // nil for delete markers
+}
+
+// Versions reads every version of every object under prefix, straight
+// from the server.
+func (s *S3) Versions(tb testing.TB, prefix string) []RawVersion {
+	tb.Helper()
+	ctx := context.Background()
+	var out []RawVersion
+	for v := range s.Raw.ListObjects(ctx, s.Bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true, WithVersions: true}) {
+		if v.Err != nil {
+			tb.Fatal(v.Err)
+		}
+		rv := RawVersion{Key: v.Key, VersionID: v.VersionID, DeleteMarker: v.IsDeleteMarker}
+		if !v.IsDeleteMarker {
+			o, err := s.Raw.GetObject(ctx, s.Bucket, v.Key, minio.GetObjectOptions{VersionID: v.VersionID})
+			if err != nil {
+				tb.Fatal(err)
+			}
+			rv.Data, err = io.ReadAll(o)
+			o.Close()
+			if err != nil {
+				tb.Fatalf("read %s version %s: %v", v.Key, v.VersionID, err)
+			}
+		}
+		out = append(out, rv)
+	}
+	return out
+}
+
+// Produce sends envelopes to topic (key = room), creating the topic.
+func Produce(tb testing.TB, brokers []string, topic string, envs ...*event.Envelope) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := bus.EnsureTopics(ctx, brokers, bus.TopicSpec{Name: topic, Partitions: 1}); err != nil {
+		tb.Fatal(err)
+	}
+	DeleteTopicAtEnd(tb, brokers, topic)
+	p, err := bus.NewProducer(bus.ProducerConfig{Brokers: brokers})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer p.Close()
+	var msgs []bus.Message
+	for _, e := range envs {
+		b, err := e.Marshal()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		msgs = append(msgs, bus.Message{Topic: topic, Key: []byte(e.Room), Value: b})
+	}
+	if err := p.Produce(ctx, msgs...); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// ReadTopic reads every record of partition 0 of topic, from the start.
+func ReadTopic(tb testing.TB, brokers []string, topic string) []kafka.Message {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, err := kafka.DialLeader(ctx, "tcp", brokers[0], topic, 0)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	last, err := conn.ReadLastOffset()
+	conn.Close()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: 0, MaxWait: time.Second})
+	defer r.Close()
+	if err := r.SetOffset(kafka.FirstOffset); err != nil {
+		tb.Fatal(err)
+	}
+	var out []kafka.Message
+	for len(out) < int(last) {
+		m, err := r.ReadMessage(ctx)
+		if errors.Is(err, context.DeadlineExceeded) {
+			tb.Fatalf("read %s: %d of %d records before the deadline", topic, len(out), last)
+		}
+		if err != nil {
+			tb.Fatal(err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// DeleteTopicAtEnd deletes topic when the test ends (best effort).
+func DeleteTopicAtEnd(tb testing.TB, brokers []string, topic string) {
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		c := &kafka.Client{Addr: kafka.TCP(brokers...)}
+		_, _ = c.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: []string{topic}})
+	})
+}
+
+// NewLockedS3 is NewS3 with S3 object lock on the bucket.
+func NewLockedS3(tb testing.TB) *S3 {
+	tb.Helper()
+	ep := testbed.S3Server(tb)
+	bucket := Unique("earshot-compliance-lock-")
+	st, err := storage.NewS3(context.Background(), storage.S3Config{Endpoint: ep.Endpoint, Region: ep.Region, Bucket: bucket,
+		AccessKey: ep.AccessKey, SecretKey: ep.SecretKey, PathStyle: true, CreateBucket: true, Versioning: true, ObjectLock: true})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	raw, err := minio.New(ep.Endpoint, &minio.Options{Creds: credentials.NewStaticV4(ep.AccessKey, ep.SecretKey, ""), Region: ep.Region, BucketLookup: minio.BucketLookupPath})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s := &S3{Store: st, Raw: raw, Bucket: bucket}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		off := minio.LegalHoldDisabled
+		for v := range raw.ListObjects(ctx, bucket, minio.ListObjectsOptions{Recursive: true, WithVersions: true}) {
+			if v.Err == nil {
+				_ = raw.PutObjectLegalHold(ctx, bucket, v.Key, minio.PutObjectLegalHoldOptions{VersionID: v.VersionID, Status: &off})
+				_ = raw.RemoveObject(ctx, bucket, v.Key, minio.RemoveObjectOptions{VersionID: v.VersionID})
+			}
+		}
+		_ = raw.RemoveBucket(ctx, bucket)
+	})
+	return s
+}
+
+// LegalHolder sets S3 legal holds with minio-go directly: what
+// retention.LegalHolder asks of the S3 store (storage.S3 does not offer it
+// yet).
+type LegalHolder struct{ S3 *S3 }
+
+// SetLegalHold implements retention.LegalHolder.
+func (l LegalHolder) SetLegalHold(ctx context.Context, key, versionID string, on bool) error {
+	st := minio.LegalHoldDisabled
+	if on {
+		st = minio.LegalHoldEnabled
+	}
+	return l.S3.Raw.PutObjectLegalHold(ctx, l.S3.Bucket, key, minio.PutObjectLegalHoldOptions{VersionID: versionID, Status: &st})
+}
