@@ -1,6 +1,3 @@
-// Package crypt is Earshot's envelope encryption: AES-256-GCM data keys, one
-// per session and speaker (event.KeyID), wrapped by a key-encryption key.
-// Destroying a data key crypto-shreds every copy of what it protected.
 package crypt
 
 import (

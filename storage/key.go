@@ -147,6 +147,14 @@ func validateSHA256(s string) (string, error) {
 	return hex.EncodeToString(b), nil
 }
 
+// ValidatePut checks a Put's arguments (key, metadata, SHA256, size and
+// context) as both stores do before touching anything, and returns
+// PutOptions.SHA256 in lower case. Stores that wrap another store (package
+// crypt) call it to fail early, before any work of their own.
+func ValidatePut(ctx context.Context, key string, size int64, opts PutOptions) (string, error) {
+	return checkPut(ctx, key, size, opts)
+}
+
 // checkPut validates a Put's arguments, as both stores do before touching
 // anything, and returns PutOptions.SHA256 in lower case.
 func checkPut(ctx context.Context, key string, size int64, opts PutOptions) (string, error) {

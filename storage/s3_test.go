@@ -15,79 +15,18 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7"
-	"github.com/minio/minio-go/v7/pkg/credentials"
 
-	"github.com/earshot/earshot/internal/testbed"
 	"github.com/earshot/earshot/storage"
 	"github.com/earshot/earshot/storage/storagetest"
 )
 
 // s3Config returns a configuration for a fresh bucket on the test bed's
 // versitygw; the bucket and everything in it go when the test ends.
-func s3Config(t *testing.T) storage.S3Config {
-	t.Helper()
-	ep := testbed.S3Server(t)
-	var b [6]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		t.Fatal(err)
-	}
-	cfg := storage.S3Config{
-		Endpoint:     ep.Endpoint,
-		Region:       ep.Region,
-		Bucket:       "earshot-test-" + hex.EncodeToString(b[:]),
-		AccessKey:    ep.AccessKey,
-		SecretKey:    ep.SecretKey,
-		PathStyle:    true,
-		CreateBucket: true,
-	}
-	t.Cleanup(func() { removeBucket(t, cfg) })
-	return cfg
-}
+func s3Config(t *testing.T) storage.S3Config { return storagetest.S3Bucket(t, "earshot-test") }
 
-func rawClient(t *testing.T, cfg storage.S3Config) *minio.Client {
-	t.Helper()
-	c, err := minio.New(cfg.Endpoint, &minio.Options{
-		Creds:        credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),
-		Region:       cfg.Region,
-		BucketLookup: minio.BucketLookupPath,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
+func rawClient(t *testing.T, cfg storage.S3Config) *minio.Client { return storagetest.RawS3(t, cfg) }
 
-func removeBucket(t *testing.T, cfg storage.S3Config) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	c := rawClient(t, cfg)
-	if ok, err := c.BucketExists(ctx, cfg.Bucket); err != nil || !ok {
-		return
-	}
-	for o := range c.ListObjectsIter(ctx, cfg.Bucket, minio.ListObjectsOptions{Recursive: true, WithVersions: true}) {
-		if o.Err != nil {
-			t.Logf("cleanup: list %s: %v", cfg.Bucket, o.Err)
-			return
-		}
-		off := minio.LegalHoldDisabled
-		_ = c.PutObjectLegalHold(ctx, cfg.Bucket, o.Key, minio.PutObjectLegalHoldOptions{VersionID: o.VersionID, Status: &off})
-		_ = c.RemoveObject(ctx, cfg.Bucket, o.Key, minio.RemoveObjectOptions{VersionID: o.VersionID, GovernanceBypass: true})
-	}
-	if err := c.RemoveBucket(ctx, cfg.Bucket); err != nil {
-		t.Logf("cleanup: remove bucket %s: %v", cfg.Bucket, err)
-	}
-}
-
-func newS3(t *testing.T, cfg storage.S3Config) *storage.S3 {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	s, err := storage.NewS3(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
+func newS3(t *testing.T, cfg storage.S3Config) *storage.S3 { return storagetest.NewS3(t, cfg) }
 
 func TestS3Conformance(t *testing.T) {
 	storagetest.Run(t, func(t *testing.T) storage.Store { return newS3(t, s3Config(t)) })

@@ -42,6 +42,10 @@ var (
 	// ErrLocked: the object version is protected (S3 object lock retention or
 	// legal hold) and cannot be deleted yet.
 	ErrLocked = errors.New("object is locked")
+	// ErrErased: the object's data key was destroyed (crypto-shredding,
+	// package crypt), so it can never be stored or read again. Writers drop
+	// such data instead of retrying.
+	ErrErased = errors.New("data erased (its key was destroyed)")
 )
 
 // Error is the error type of every store operation. Its message carries the

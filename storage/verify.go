@@ -98,6 +98,28 @@ func (p *putReader) finish() error {
 // sum returns the hex SHA-256 of what was read so far.
 func (p *putReader) sum() string { return hex.EncodeToString(p.h.Sum(nil)) }
 
+// CheckedReader is the reader both stores pass a Put's input through, for
+// stores that transform content before handing it to another store (package
+// crypt): it holds the input to its declared size (-1: to EOF), hashes it,
+// checks the announced SHA-256, and fails the Read that reaches the end with
+// ErrChecksum (instead of io.EOF) when anything does not match.
+type CheckedReader struct{ p *putReader }
+
+// NewCheckedReader wraps r. wantSHA256 is lower-case hex or "" (see
+// ValidatePut); ctx ends reading early.
+func NewCheckedReader(ctx context.Context, r io.Reader, size int64, wantSHA256 string) *CheckedReader {
+	return &CheckedReader{p: newPutReader(ctx, r, size, wantSHA256)}
+}
+
+// Read reads through to the input; see CheckedReader.
+func (c *CheckedReader) Read(b []byte) (int, error) { return c.p.Read(b) }
+
+// N returns how many bytes were read so far.
+func (c *CheckedReader) N() int64 { return c.p.n }
+
+// Sum returns the hex SHA-256 of what was read so far.
+func (c *CheckedReader) Sum() string { return c.p.sum() }
+
 // verifyReader checks an object's content as a Get streams it: the Read that
 // reaches the end returns ErrChecksum instead of io.EOF when the size or the
 // SHA-256 recorded at write time does not match.

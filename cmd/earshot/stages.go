@@ -34,16 +34,22 @@ type Stage interface {
 // Runtime is what every stage is built from: the configuration and the
 // shared clients. One process builds one Runtime, whichever stages it runs.
 type Runtime struct {
-	Config    config.Config
-	Log       *slog.Logger
-	Brokers   []string
-	Producer  *bus.Producer
+	Config   config.Config
+	Log      *slog.Logger
+	Brokers  []string
+	Producer *bus.Producer
+	// Store encrypts what it keeps under protected prefixes (crypt.Store
+	// over the configured backend): stages see plaintext, the object store
+	// only ciphertext.
 	Store     storage.Store
 	Pseudonym *pseudonym.Pseudonymizer
 	Metrics   *prometheus.Registry
 	Self      event.Producer // names this process in the events it writes
-	// Keys seals and opens speech and identity (event.Keys, package crypt).
+	// Keys seals and opens speech and identity (event.Keys): the Keyring.
 	Keys event.Keys
+	// Keyring is Keys with its erasure side (Shred, ShredSpeaker,
+	// ShredRoom, List), for the compliance stage and commands.
+	Keyring *crypt.Keyring
 
 	closers []func() error
 }
@@ -132,9 +138,6 @@ func newRuntime(ctx context.Context, cfg config.Config, log *slog.Logger) (*Runt
 	rt.Metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	host, _ := os.Hostname()
 	rt.Self = event.Producer{Name: "earshot", Version: Version(), Instance: host}
-	// Until the durable keyring lands, data keys live in this process only:
-	// stages in one `earshot run` share them.
-	rt.Keys = crypt.NewMemory()
 	fail := func(err error) (*Runtime, error) { rt.Close(); return nil, err }
 
 	secret, err := loadSecret(cfg.Identity)
@@ -170,10 +173,42 @@ func newRuntime(ctx context.Context, cfg config.Config, log *slog.Logger) (*Runt
 	}
 	rt.closers = append(rt.closers, rt.Producer.Close)
 
-	if rt.Store, err = openStore(ctx, cfg.Storage); err != nil {
+	raw, err := openStore(ctx, cfg.Storage)
+	if err != nil {
 		return fail(err)
 	}
+	if rt.Keyring, err = openKeyring(ctx, cfg.Crypto, raw, log); err != nil {
+		return fail(err)
+	}
+	rt.closers = append(rt.closers, rt.Keyring.Close)
+	rt.Keys = rt.Keyring
+	rt.Store = crypt.NewStore(raw, rt.Keyring)
 	return rt, nil
+}
+
+// openKeyring loads the KEK and returns the keyring whose wrapped data keys
+// live in the object store every instance shares (unencrypted objects under
+// keys/: they are wrapped already).
+func openKeyring(ctx context.Context, c config.Crypto, raw storage.Store, log *slog.Logger) (*crypt.Keyring, error) {
+	kek, err := crypt.LoadLocalKEK(c.KEKFile, c.CreateKEK)
+	if err != nil {
+		return nil, err
+	}
+	ttl := c.KeyCacheTTL
+	if ttl == 0 {
+		ttl = -1 // the keyring's "no cache"; its zero means its default
+	}
+	k, err := crypt.NewKeyring(crypt.KeyringConfig{KEK: kek, Store: raw, CacheTTL: ttl, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := k.CheckKEK(cctx); err != nil {
+		return nil, err
+	}
+	log.Info("envelope encryption", "kek", kek.ID(), "key_cache_ttl", c.KeyCacheTTL)
+	return k, nil
 }
 
 // Close releases the shared clients in reverse order of creation.

@@ -264,8 +264,10 @@ func (d *Descriptor) Announcement(stored time.Time) (*event.Envelope, error) {
 
 // Metadata returns the object's user metadata: non-personal coordinates
 // that let an operator (or a recovery tool) place an object without its
-// event. The SHA-256 is passed separately (PutOptions.SHA256); the store
-// keeps it under its own key.
+// event. "room", "session" and "speaker" (pseudonyms) also name the data key
+// the object is encrypted under when the store is a crypt.Store. The SHA-256
+// is passed separately (PutOptions.SHA256); the store keeps it under its own
+// key.
 func (d *Descriptor) Metadata() map[string]string {
 	e := d.Event
 	if e == nil || e.Timeline == nil {
@@ -279,6 +281,11 @@ func (d *Descriptor) Metadata() map[string]string {
 		"origin":       tl.Origin.UTC().Format(time.RFC3339Nano),
 		"anchor":       string(tl.Anchor),
 		"event-id":     e.EventID,
+		"room":         e.Room,
+		"session":      e.Session,
+	}
+	if e.Speaker != "" {
+		md["speaker"] = e.Speaker
 	}
 	if p, err := decodePayload(e); err == nil {
 		md["seq"] = strconv.FormatInt(p.Seq, 10)

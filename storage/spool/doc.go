@@ -18,7 +18,14 @@
 // different bytes are a conflict that is never overwritten (the entry moves
 // to conflicts/). Failures are retried with backoff, in order per track, and
 // nothing is dropped: entries the uploader cannot use are moved aside
-// (conflicts/, rejected/) with a reason file, never deleted.
+// (conflicts/, rejected/) with a reason file, never deleted. The one
+// exception is erasure: when the store refuses a segment because its data
+// key was destroyed (storage.ErrErased, from crypt.Store), the speaker was
+// erased while the segment waited, and the entry is deleted unannounced
+// (Stats.Erased) rather than keep their speech on this disk.
+//
+// Each object carries the segment's pseudonyms as user metadata ("room",
+// "session", "speaker"); crypt.Store encrypts it under that speaker's key.
 //
 // Layout under the spool folder:
 //

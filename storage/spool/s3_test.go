@@ -1,78 +1,21 @@
 package spool
 
 import (
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"io"
 	"net"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/minio/minio-go/v7"
-	"github.com/minio/minio-go/v7/pkg/credentials"
-
-	"github.com/earshot/earshot/internal/testbed"
 	"github.com/earshot/earshot/storage"
+	"github.com/earshot/earshot/storage/storagetest"
 )
 
 // s3Config returns a configuration for a fresh bucket on the test bed's
 // versitygw; the bucket and its objects go when the test ends.
-func s3Config(t *testing.T) storage.S3Config {
-	t.Helper()
-	ep := testbed.S3Server(t)
-	var b [6]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		t.Fatal(err)
-	}
-	cfg := storage.S3Config{
-		Endpoint:     ep.Endpoint,
-		Region:       ep.Region,
-		Bucket:       "earshot-spool-" + hex.EncodeToString(b[:]),
-		AccessKey:    ep.AccessKey,
-		SecretKey:    ep.SecretKey,
-		PathStyle:    true,
-		CreateBucket: true,
-	}
-	t.Cleanup(func() { removeBucket(t, cfg) })
-	return cfg
-}
+func s3Config(t *testing.T) storage.S3Config { return storagetest.S3Bucket(t, "earshot-spool") }
 
-func removeBucket(t *testing.T, cfg storage.S3Config) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	c, err := minio.New(cfg.Endpoint, &minio.Options{
-		Creds:        credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),
-		Region:       cfg.Region,
-		BucketLookup: minio.BucketLookupPath,
-	})
-	if err != nil {
-		t.Logf("cleanup: %v", err)
-		return
-	}
-	for o := range c.ListObjectsIter(ctx, cfg.Bucket, minio.ListObjectsOptions{Recursive: true}) {
-		if o.Err != nil {
-			t.Logf("cleanup: list %s: %v", cfg.Bucket, o.Err)
-			return
-		}
-		_ = c.RemoveObject(ctx, cfg.Bucket, o.Key, minio.RemoveObjectOptions{})
-	}
-	if err := c.RemoveBucket(ctx, cfg.Bucket); err != nil {
-		t.Logf("cleanup: remove bucket %s: %v", cfg.Bucket, err)
-	}
-}
-
-func newS3(t *testing.T, cfg storage.S3Config) *storage.S3 {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	s, err := storage.NewS3(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
+func newS3(t *testing.T, cfg storage.S3Config) *storage.S3 { return storagetest.NewS3(t, cfg) }
 
 // The same behaviour on versitygw as on the local store.
 func TestS3(t *testing.T) {

@@ -82,6 +82,10 @@ type Stats struct {
 	// Conflicts counts entries whose key holds different bytes: never
 	// overwritten, moved to conflicts/.
 	Conflicts int64
+	// Erased counts entries dropped because their data key was destroyed
+	// (the speaker was erased while the segment waited): never uploaded,
+	// never announced, deleted from the spool.
+	Erased int64
 	// Rejected counts entries moved to rejected/ (unreadable or corrupt).
 	Rejected int64
 	// PendingEntries and PendingBytes are what the spool holds now.
@@ -94,7 +98,7 @@ type Uploader struct {
 	cfg UploaderConfig
 	log *slog.Logger
 
-	uploaded, alreadyStored, retries, conflicts atomic.Int64
+	uploaded, alreadyStored, retries, conflicts, erased atomic.Int64
 
 	kick    chan struct{} // a worker has room again after a scan skipped work
 	starved atomic.Bool
@@ -154,6 +158,7 @@ func (u *Uploader) Stats() Stats {
 		AlreadyStored:  u.alreadyStored.Load(),
 		Retries:        u.retries.Load(),
 		Conflicts:      u.conflicts.Load(),
+		Erased:         u.erased.Load(),
 		Rejected:       u.cfg.Spool.Rejected(),
 		PendingEntries: use.Entries,
 		PendingBytes:   use.Bytes,
@@ -408,7 +413,7 @@ func (u *Uploader) put(ctx context.Context, log *slog.Logger, e Entry) (time.Tim
 		default:
 			return time.Time{}, permanent{fmt.Errorf("%w: the key holds sha256 %s (%d bytes), the segment has sha256 %s (%d bytes)", errConflict, info.SHA256, info.Size, e.SHA256, e.Size)}
 		}
-	case errors.Is(err, storage.ErrInvalidKey), errors.Is(err, storage.ErrInvalidMetadata):
+	case errors.Is(err, storage.ErrInvalidKey), errors.Is(err, storage.ErrInvalidMetadata), errors.Is(err, storage.ErrErased):
 		return time.Time{}, permanent{err}
 	}
 	return time.Time{}, err
@@ -420,6 +425,9 @@ func (u *Uploader) put(ctx context.Context, log *slog.Logger, e Entry) (time.Tim
 func (u *Uploader) giveUp(stop, hard context.Context, log *slog.Logger, e Entry, err error) {
 	var sub string
 	switch {
+	case errors.Is(err, storage.ErrErased):
+		u.drop(stop, hard, log, e, err)
+		return
 	case errors.Is(err, errConflict):
 		sub = conflictsDir
 	case errors.Is(err, errGone):
@@ -450,6 +458,18 @@ func (u *Uploader) giveUp(stop, hard context.Context, log *slog.Logger, e Entry,
 	}
 	u.cfg.Spool.rejected.Add(1)
 	log.Error("spool: entry cannot be uploaded; moved to rejected/", "err", err)
+}
+
+// drop deletes an entry whose data was erased: erasure wins over upload,
+// and keeping the segment (even in rejected/) would keep the person's
+// speech on this disk.
+func (u *Uploader) drop(stop, hard context.Context, log *slog.Logger, e Entry, reason error) {
+	if err := u.retry(stop, hard, log, "drop erased entry", func(context.Context) error { return u.cfg.Spool.remove(e.Name) }); err != nil {
+		log.Error("spool: entry of erased data could not be deleted; left in the spool", "reason", reason, "err", err)
+		return
+	}
+	u.erased.Add(1)
+	log.Info("spool: segment dropped: its data key was destroyed (erasure)", "reason", reason)
 }
 
 // retry runs op until it succeeds or fails permanently. Once the uploader

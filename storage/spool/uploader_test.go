@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -47,7 +48,8 @@ func checkStored(t *testing.T, store storage.Getter, seg Segment) {
 		t.Errorf("%s: sha256 %q content type %q, want %s %s", segKey(seg), info.SHA256, info.ContentType, sha(want), ContentType)
 	}
 	md := info.Metadata
-	if md["track"] != seg.Timeline.Track || md["first-sample"] != itoa(seg.Timeline.FirstSample) || md["last-sample"] != itoa(seg.Timeline.LastSample) || md["seq"] != itoa(seg.Seq) || md["event-id"] != segEventID(seg) {
+	if md["track"] != seg.Timeline.Track || md["first-sample"] != itoa(seg.Timeline.FirstSample) || md["last-sample"] != itoa(seg.Timeline.LastSample) || md["seq"] != itoa(seg.Seq) || md["event-id"] != segEventID(seg) ||
+		md["room"] != seg.Room || md["session"] != seg.Session || md["speaker"] != seg.Speaker {
 		t.Errorf("%s: metadata %v", segKey(seg), md)
 	}
 }
@@ -412,6 +414,48 @@ func TestCorruptSegmentRejected(t *testing.T) {
 	}
 	if r := dirNames(t, filepath.Join(s.Dir(), rejectedDir)); len(r) != 1 || r[0] != bad.Name {
 		t.Errorf("rejected/ = %v", r)
+	}
+}
+
+// erasingStore refuses puts of one speaker's segments as a crypt.Store does
+// once that speaker's data key was shredded.
+type erasingStore struct {
+	Store
+	speaker string
+}
+
+func (e erasingStore) Put(ctx context.Context, key string, r io.Reader, size int64, opts storage.PutOptions) (storage.ObjectInfo, error) {
+	if opts.Metadata["speaker"] == e.speaker {
+		return storage.ObjectInfo{}, &storage.Error{Op: "put", Key: key, Err: fmt.Errorf("crypt: data key k: destroyed (%w)", storage.ErrErased)}
+	}
+	return e.Store.Put(ctx, key, r, size, opts)
+}
+
+// A segment of a speaker erased while it waited in the spool is dropped:
+// not stored, not announced, not kept in rejected/, and it does not hold up
+// the segments behind it.
+func TestErasedSegmentDropped(t *testing.T) {
+	local := openLocal(t)
+	s := openSpool(t, t.TempDir())
+	erased := []Segment{testSeg("bob", 0), testSeg("bob", 1)}
+	kept := []Segment{testSeg("alice", 0), testSeg("alice", 1)}
+	for _, seg := range []Segment{erased[0], kept[0], erased[1], kept[1]} {
+		put(t, s, seg)
+	}
+	snd := &fakeSender{}
+	u, _ := startUploader(t, UploaderConfig{Spool: s, Store: erasingStore{Store: local, speaker: erased[0].Speaker}, Sender: snd})
+	waitFor(t, "the spool to drain", func() bool { return s.Usage().Entries == 0 && u.Stats().Uploaded == 2 })
+	checkAnnounced(t, announced(t, snd.sent()), kept...)
+	for _, seg := range erased {
+		if _, err := local.Stat(t.Context(), segKey(seg)); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("erased segment stored: %v", err)
+		}
+	}
+	if st := u.Stats(); st.Erased != 2 || st.Rejected != 0 || st.Conflicts != 0 {
+		t.Errorf("Stats = %+v, want 2 erased", st)
+	}
+	if r := dirNames(t, filepath.Join(s.Dir(), rejectedDir)); len(r) != 0 {
+		t.Errorf("rejected/ = %v: erased speech kept on disk", r)
 	}
 }
 

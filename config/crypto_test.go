@@ -1,0 +1,50 @@
+package config
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestCrypto(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     []string
+		set     []string
+		want    Crypto
+		invalid string // key named in the error; "" = valid
+	}{
+		{name: "defaults", want: Crypto{KEKFile: filepath.Join("d", "secrets", "kek.key"), CreateKEK: true, KeyCacheTTL: time.Minute}},
+		{
+			name: "production",
+			env:  []string{"EARSHOT_CRYPTO_KEK_FILE=/run/secrets/kek.key", "EARSHOT_CRYPTO_CREATE_KEK=false", "EARSHOT_CRYPTO_KEY_CACHE_TTL=10s"},
+			want: Crypto{KEKFile: "/run/secrets/kek.key", KeyCacheTTL: 10 * time.Second},
+		},
+		{name: "cache off", set: []string{"crypto.key_cache_ttl=0s"}, want: Crypto{KEKFile: filepath.Join("d", "secrets", "kek.key"), CreateKEK: true}},
+		{name: "negative ttl", set: []string{"crypto.key_cache_ttl=-1m"}, invalid: "crypto.key_cache_ttl"},
+		{name: "ttl too long", set: []string{"crypto.key_cache_ttl=2h"}, invalid: "crypto.key_cache_ttl"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Load("", tc.env, append([]string{"data_dir=d"}, tc.set...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.ResolvePaths()
+			err = c.Validate()
+			if tc.invalid != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.invalid) {
+					t.Fatalf("Validate: %v; want an error naming %s", err, tc.invalid)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Crypto != tc.want {
+				t.Errorf("crypto = %+v, want %+v", c.Crypto, tc.want)
+			}
+		})
+	}
+}
