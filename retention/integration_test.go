@@ -173,7 +173,7 @@ func TestObjectLockHoldOnTestbed(t *testing.T) {
 	keys, store := compliancetest.NewCrypt(t, s3.Store, filepath.Join(t.TempDir(), "kek.key"))
 	b := compliancetest.Build(t, store, keys, compliancetest.Session{Room: "r1_held", ID: "ses_h", Speakers: []string{"p1_a"}, Start: time.Now(), Ended: time.Now()})
 	compliancetest.Build(t, store, keys, compliancetest.Session{Room: "r1_free", ID: "ses_f", Speakers: []string{"p1_a"}, Start: time.Now(), Ended: time.Now()})
-	holds := &retention.Holds{Store: store, Lock: compliancetest.LegalHolder{S3: s3}}
+	holds := &retention.Holds{Store: store, Lock: s3.Store}
 	scope := retention.Scope{Room: "r1_held"}
 	if err := holds.Set(ctx, retention.Hold{Scope: scope, Reason: "case", Operator: "legal"}); err != nil {
 		t.Fatal(err)

@@ -530,6 +530,21 @@ func (s *S3) DeleteVersion(ctx context.Context, key, versionID string) error {
 	return opErr("delete-version", key, s.notFoundOK(ctx, err))
 }
 
+// SetLegalHold sets (on) or clears the S3 object-lock legal hold of one
+// version of key (versionID "" is the latest). While a hold is on, the
+// version cannot be deleted (ErrLocked). The bucket must have object lock.
+func (s *S3) SetLegalHold(ctx context.Context, key, versionID string, on bool) error {
+	if err := ValidateKey(key); err != nil {
+		return opErr("legal-hold", key, err)
+	}
+	st := minio.LegalHoldDisabled
+	if on {
+		st = minio.LegalHoldEnabled
+	}
+	err := s.client.PutObjectLegalHold(ctx, s.bucket, s.prefix+key, minio.PutObjectLegalHoldOptions{VersionID: versionID, Status: &st})
+	return opErr("legal-hold", key, s.mapErr(ctx, err))
+}
+
 // DeleteAll removes every version and delete marker of key; see Eraser.
 func (s *S3) DeleteAll(ctx context.Context, key string) error {
 	if err := ValidateKey(key); err != nil {

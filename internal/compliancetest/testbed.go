@@ -197,17 +197,3 @@ func NewLockedS3(tb testing.TB) *S3 {
 	})
 	return s
 }
-
-// LegalHolder sets S3 legal holds with minio-go directly: what
-// retention.LegalHolder asks of the S3 store (storage.S3 does not offer it
-// yet).
-type LegalHolder struct{ S3 *S3 }
-
-// SetLegalHold implements retention.LegalHolder.
-func (l LegalHolder) SetLegalHold(ctx context.Context, key, versionID string, on bool) error {
-	st := minio.LegalHoldDisabled
-	if on {
-		st = minio.LegalHoldEnabled
-	}
-	return l.S3.Raw.PutObjectLegalHold(ctx, l.S3.Bucket, key, minio.PutObjectLegalHoldOptions{VersionID: versionID, Status: &st})
-}
