@@ -70,7 +70,7 @@ func TestRunOnEmbeddedDefaults(t *testing.T) {
 	var stderr testbed.SyncBuffer
 	done := make(chan int, 1)
 	go func() {
-		done <- Main(ctx, []string{"run", "-data-dir", dir, "-set", "metrics.listen=127.0.0.1:0"}, &bytes.Buffer{}, &stderr)
+		done <- Main(ctx, []string{"run", "-data-dir", dir, "-set", "metrics.listen=127.0.0.1:0", "-set", "serve.listen=127.0.0.1:0"}, &bytes.Buffer{}, &stderr)
 	}()
 	deadline := time.Now().Add(60 * time.Second)
 	for !strings.Contains(stderr.String(), "policy engine started") {
@@ -85,12 +85,16 @@ func TestRunOnEmbeddedDefaults(t *testing.T) {
 		t.Fatalf("exit %d:\n%s", code, stderr.String())
 	}
 	out := stderr.String()
-	for _, want := range []string{"embedded Kafka-protocol broker", "stage not configured", "stages=[policy]"} {
+	// No Janus and no Whisper URL: ingest and transcribe are skipped, the
+	// stages that need nothing more run.
+	for _, want := range []string{"embedded Kafka-protocol broker", "stage not configured", `stages="[policy serve compliance]"`, "envelope encryption"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("log lacks %q:\n%s", want, out)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(dir, "secrets", "pseudonym.key")); err != nil {
-		t.Errorf("no pseudonym secret was created: %v", err)
+	for _, f := range []string{"pseudonym.key", "kek.key"} {
+		if _, err := os.Stat(filepath.Join(dir, "secrets", f)); err != nil {
+			t.Errorf("no %s was created: %v", f, err)
+		}
 	}
 }

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/earshot/earshot/config"
+	"github.com/earshot/earshot/event"
+	"github.com/earshot/earshot/serve"
+)
+
+func init() {
+	commands["serve"] = command{"run the moderator API (evidence, alert list, alert actions)", runStages("serve")}
+	stageBuilders["serve"] = newServeStage
+}
+
+// newServeStage builds the moderator API. Its alert index is rebuilt from
+// earshot.alerts and earshot.alert-actions on every start.
+func newServeStage(ctx context.Context, rt *Runtime) (Stage, error) {
+	c := rt.Config.Serve
+	if c.Listen == "" {
+		return nil, fmt.Errorf("serve.listen is empty: set it to host:port to run the moderator API: %w", errNotConfigured)
+	}
+	links, err := linkSigner(c)
+	if err != nil {
+		return nil, err
+	}
+	ops, err := operatorsOf(c)
+	if err != nil {
+		return nil, err
+	}
+	if len(ops) == 0 {
+		rt.Log.Warn("serve.operators is empty: only signed links from notifications can read evidence; nobody can list or act on alerts")
+	}
+	idx := serve.NewIndex(c.MaxAlerts)
+	tail := &serve.Tail{Brokers: rt.Brokers, Topics: []string{event.TopicAlerts, event.TopicAlertActions},
+		Apply: func(e *event.Envelope) { idx.Apply(e) }, Logger: rt.Log}
+	// One hash-chained audit log per process, shared with the compliance
+	// stage, so that the chain has one writer here.
+	alog, err := auditLog(ctx, rt)
+	if err != nil {
+		return nil, err
+	}
+	return serve.New(serve.Config{
+		Listen: c.Listen, Store: rt.Store, Keys: rt.Keys, Sender: rt.Producer, Producer: rt.Self,
+		Audit: alog,
+		Links: links, Operators: ops, Index: idx, Tail: tail, Context: c.EvidenceContext, Logger: rt.Log,
+	})
+}
+
+// linkSigner returns the signer of evidence links, creating the link key
+// file on first use. Notifiers build theirs the same way, from the same
+// file, so that the links they send verify here.
+func linkSigner(c config.Serve) (*serve.LinkSigner, error) {
+	key, err := serve.LoadOrCreateLinkKey(c.LinkSecretFile)
+	if err != nil {
+		return nil, fmt.Errorf("serve.link_secret_file: %w", err)
+	}
+	return serve.NewLinkSigner(key, c.PublicURL, c.LinkTTL)
+}
+
+// operatorsOf reads the configured operators' tokens.
+func operatorsOf(c config.Serve) ([]serve.Operator, error) {
+	var ops []serve.Operator
+	for _, o := range c.Operators {
+		var (
+			op  serve.Operator
+			err error
+		)
+		if o.TokenFile != "" {
+			op, err = serve.OperatorFromFile(o.Name, o.TokenFile)
+		} else {
+			op, err = serve.OperatorFromHex(o.Name, o.TokenSHA256)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("serve.operators: %w", err)
+		}
+		ops = append(ops, op)
+	}
+	return ops, nil
+}

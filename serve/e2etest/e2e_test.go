@@ -1,0 +1,380 @@
+// Package e2etest runs the moderator API at the end of the live pipeline
+// on the test bed: a speaker bot in a real Janus VideoRoom (rooms
+// 1500-1549 belong to this package), the ingest stage into versitygw and
+// Kafka (the run's own topics), a transcription worker on the Whisper
+// fixture, the policy stage with the default policy, and `earshot serve`.
+package e2etest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/earshot/earshot/bus"
+	"github.com/earshot/earshot/crypt"
+	"github.com/earshot/earshot/event"
+	"github.com/earshot/earshot/evidence/evidencetest"
+	"github.com/earshot/earshot/internal/e2e"
+	"github.com/earshot/earshot/internal/speech"
+	"github.com/earshot/earshot/internal/testbed"
+	"github.com/earshot/earshot/policy"
+	"github.com/earshot/earshot/serve"
+	"github.com/earshot/earshot/transcribe"
+	"github.com/earshot/earshot/transcribe/httpengine"
+	"github.com/earshot/earshot/transcribe/opus"
+)
+
+const (
+	room     = 1500
+	feed     = 77
+	opToken  = "e2e-operator-token-0123456789"
+	ctxWidth = 10 * time.Second // the API's default evidence context
+)
+
+// script: 11 s of silence on each side, so that the evidence window (the
+// alert ± 10 s) lies wholly inside the recorded track.
+var script = []speech.Item{
+	{Kind: speech.KindPause, DurMS: 11000},
+	{Kind: speech.KindSpeech, Text: "I am going to kill you if you come back here."},
+	{Kind: speech.KindPause, DurMS: 1200},
+	{Kind: speech.KindSpeech, Text: "My number is three one two, five five five, zero one three nine. Call me after six."},
+	{Kind: speech.KindPause, DurMS: 11000},
+}
+
+// pipeline is every stage of one run.
+type pipeline struct {
+	t       *testing.T
+	brokers []string
+	topics  e2e.Topics
+	keys    *crypt.Memory
+	eng     transcribe.Engine
+	logs    *testbed.SyncBuffer
+	log     *slog.Logger
+	prod    *bus.Producer
+}
+
+func (p *pipeline) consumer(name, topic string) *bus.Consumer {
+	p.t.Helper()
+	c, err := bus.NewConsumer(bus.ConsumerConfig{Brokers: p.brokers, GroupID: "earshot-serve-e2e-" + name + "-" + e2e.RandHex(4),
+		Topics: []string{p.topics.Of(topic)}, StartOffset: bus.FirstOffset, SessionTimeout: 10 * time.Second,
+		HeartbeatInterval: time.Second, RebalanceTimeout: 20 * time.Second, DrainTimeout: 5 * time.Second, Logger: p.log.With("stage", name)})
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return c
+}
+
+// run starts a stage and stops it when the test ends.
+func (p *pipeline) run(name string, r func(context.Context) error, closeFn func() error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r(ctx) }()
+	p.t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil && !errors.Is(err, context.Canceled) {
+				p.t.Errorf("%s: %v", name, err)
+			}
+		case <-time.After(time.Minute):
+			p.t.Errorf("%s did not stop", name)
+		}
+		_ = closeFn()
+	})
+}
+
+func TestE2EEvidence(t *testing.T) {
+	brokers := testbed.KafkaBrokers(t)
+	testbed.Require(t, testbed.Janus)
+	p := &pipeline{t: t, brokers: brokers, keys: crypt.NewMemory(), logs: &testbed.SyncBuffer{}}
+	p.log = slog.New(slog.NewJSONHandler(p.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("pipeline log (last 60 lines):\n%s", e2e.Tail(p.logs.String(), 60))
+		}
+	})
+	var err error
+	if p.eng, err = httpengine.New(httpengine.Config{BaseURL: testbed.WhisperURL(t), Model: "tiny.en", Timeout: 2 * time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	p.topics = e2e.NewTopics(t, brokers, "earshot-serve-e2e", 3)
+	if p.prod, err = bus.NewProducer(bus.ProducerConfig{Brokers: brokers, Logger: p.log}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.prod.Close() })
+	janusEP := testbed.JanusServer(t)
+	e2e.CreateRoom(t, janusEP, room)
+
+	clipCtx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	clip, err := e2e.SpeechTools(t).Synthesize(clipCtx, script, t.TempDir()+"/speaker.opus")
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Transcription worker.
+	wcons := p.consumer("transcribe", event.TopicAudio)
+	w, err := transcribe.NewWorker(transcribe.WorkerConfig{
+		Consumer: wcons, Sender: p.prod, Engine: p.eng, Language: "en",
+		Producer: event.Producer{Name: "earshot-transcribe", Version: "e2e"}, Keys: p.keys, Logger: p.log.With("stage", "transcribe"),
+		Topics: transcribe.Topics{Transcripts: p.topics.Of(event.TopicTranscripts), DeadLetter: p.topics.Of(event.TopicDeadLetter),
+			Alerts: p.topics.Of(event.TopicAlerts)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.run("transcribe", w.Run, w.Close)
+
+	// Policy stage with the default policy.
+	pol, err := policy.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, err := policy.NewStage(policy.StageConfig{
+		Consumer: p.consumer("policy", event.TopicTranscripts), Sender: p.prod, Policy: policy.Fixed{P: pol},
+		Producer: event.Producer{Name: "earshot-policy", Version: "e2e"}, Keys: p.keys, Logger: p.log.With("stage", "policy"),
+		Topics: policy.Topics{Transcripts: p.topics.Of(event.TopicTranscripts), Alerts: p.topics.Of(event.TopicAlerts),
+			DeadLetter: p.topics.Of(event.TopicDeadLetter)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.run("policy", ps.Run, ps.Close)
+
+	// Ingest, with 10 s segments so that the evidence is cut across
+	// segment boundaries.
+	ing := e2e.StartIngest(t, e2e.IngestConfig{Room: room, Brokers: brokers, Topics: p.topics, Keys: p.keys, SegmentDuration: 10 * time.Second})
+
+	// The moderator API.
+	links, err := serve.NewLinkSigner([]byte("e2e-link-key-0123456789abcdef"), "http://earshot.invalid", 15*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx := serve.NewIndex(1000)
+	srv, err := serve.New(serve.Config{
+		Listen: "127.0.0.1:0", Store: ing.Store, Keys: p.keys, Sender: p.prod, ActionsTopic: p.topics.Of(event.TopicAlertActions),
+		Producer: event.Producer{Name: "earshot-serve", Version: "e2e"},
+		Audit:    &serve.KafkaAuditor{Sender: p.prod, Topic: p.topics.Of(event.TopicAudit), Producer: event.Producer{Name: "earshot-serve", Version: "e2e"}},
+		Links:    links, Operators: []serve.Operator{{Name: "alice", TokenHash: serve.HashToken(opToken)}}, Index: idx,
+		Tail: &serve.Tail{Brokers: brokers, Topics: []string{p.topics.Of(event.TopicAlerts), p.topics.Of(event.TopicAlertActions)},
+			Apply: func(e *event.Envelope) { idx.Apply(e) }, Logger: p.log},
+		Logger: p.log,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.run("serve", srv.Run, srv.Close)
+	actx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	addr, err := srv.Addr(actx)
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := &client{t: t, base: "http://" + addr}
+
+	// Speak.
+	ing.WaitJoined()
+	spk := &e2e.Speaker{Name: "mallory", Feed: feed, Clip: clip}
+	e2e.Talk(t, janusEP, room, []*e2e.Speaker{spk}, 3*time.Minute)
+	ing.WaitTracksEnded()
+	ing.Stop() // the spool drains: every segment is in the bucket
+	speakerP := ing.Speaker(feed)
+
+	// Two alerts, one per category, both on the speaker.
+	var alerts []serve.AlertView
+	e2e.WaitFor(t, "the threat and the phone number raise alerts", 3*time.Minute, func() bool {
+		var out struct{ Alerts []serve.AlertView }
+		if code := api.getJSON("/alerts?room="+ing.RoomP, opToken, &out); code != http.StatusOK {
+			return false
+		}
+		alerts = out.Alerts
+		cats := map[string]bool{}
+		for _, a := range alerts {
+			cats[a.Category] = true
+		}
+		return cats["abuse.threat"] && cats["pii.phone"]
+	})
+	for _, lines := range spk.Lines(t) {
+		t.Logf("said %s–%s: %q", lines.Start.Format("15:04:05.000"), lines.End.Format("15:04:05.000"), lines.Text)
+	}
+	flagged := map[string]*regexp.Regexp{
+		"abuse.threat": regexp.MustCompile(`\bkill\b`),
+		"pii.phone":    regexp.MustCompile(`555|five five five`),
+	}
+	seen := map[string]bool{}
+	for _, a := range alerts {
+		want, ok := flagged[a.Category]
+		if !ok {
+			t.Logf("other alert: %s %s", a.Category, a.RuleID)
+			continue
+		}
+		if seen[a.Category] {
+			continue
+		}
+		seen[a.Category] = true
+		t.Run(a.Category, func(t *testing.T) {
+			api.t = t
+			checkAlert(t, api, links, a, speakerP, want, p.eng)
+		})
+	}
+
+	// The refusals above are in the audit topic, without any token.
+	api.t = t
+	evs, _ := e2e.Events(t, brokers, p.topics.Of(event.TopicAudit))
+	var denied, ok int
+	for _, e := range evs {
+		var en event.AuditEntry
+		if err := e.DecodePayload(&en); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(e.Payload), opToken) {
+			t.Errorf("an audit entry contains the operator token: %s", e.Payload)
+		}
+		switch en.Outcome {
+		case serve.OutcomeDenied:
+			denied++
+		case serve.OutcomeOK:
+			ok++
+		}
+	}
+	if denied < 4 || ok < 4 {
+		t.Errorf("audit topic holds %d denied and %d allowed entries, want at least 4 of each", denied, ok)
+	}
+}
+
+// checkAlert checks one alert end to end: speaker, excerpt, the audio
+// through a signed link (length, transcript), refusals and an action.
+func checkAlert(t *testing.T, api *client, links *serve.LinkSigner, a serve.AlertView, speaker string, flagged *regexp.Regexp, eng transcribe.Engine) {
+	if a.Speaker != speaker {
+		t.Errorf("alert speaker %s, want %s", a.Speaker, speaker)
+	}
+	var doc serve.EvidenceDoc
+	if code := api.getJSON("/evidence/"+a.ID, opToken, &doc); code != http.StatusOK {
+		t.Fatalf("evidence document: status %d", code)
+	}
+	var excerpt []string
+	for _, l := range doc.Excerpt {
+		excerpt = append(excerpt, l.Text)
+	}
+	t.Logf("%s (%s): text %q, excerpt %q", a.Category, a.RuleID, doc.Text, excerpt)
+	if !flagged.MatchString(norm(strings.Join(excerpt, " "))) {
+		t.Errorf("excerpt %q lacks the flagged words (%s)", excerpt, flagged)
+	}
+
+	// The audio through a signed link, as a notification carries it.
+	link, _ := links.Link(a.ID)
+	tok := link[strings.Index(link, "?t=")+3:]
+	resp, ogg := api.get("/evidence/"+a.ID+"/audio.ogg?t="+tok, "")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("audio through a signed link: status %d: %s", resp.StatusCode, ogg)
+	}
+	first, _ := strconv.ParseInt(resp.Header.Get("X-Earshot-First-Sample"), 10, 64)
+	last, _ := strconv.ParseInt(resp.Header.Get("X-Earshot-Last-Sample"), 10, 64)
+	ctxS := event.DurationToSamples(ctxWidth)
+	if first != a.FirstSample-ctxS || last != a.LastSample+ctxS {
+		t.Errorf("audio covers samples %d-%d, want the alert's %d-%d ± %v", first, last, a.FirstSample, a.LastSample, ctxWidth)
+	}
+	pcm := evidencetest.Decode16k(t, ogg)
+	window := time.Duration(a.LastSample-a.FirstSample+1+2*ctxS) * time.Second / event.SampleRate
+	got := time.Duration(len(pcm)) * time.Second / opus.SampleRate
+	t.Logf("audio: %d bytes, decodes to %v; window %v", len(ogg), got, window)
+	if got < window-20*time.Millisecond || got > window+20*time.Millisecond {
+		t.Errorf("audio decodes to %v, want the window's %v", got, window)
+	}
+	tctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	res, err := eng.Transcribe(tctx, transcribe.Audio{Samples: pcm, Language: "en"})
+	cancel()
+	if err != nil {
+		t.Fatalf("transcribe the evidence: %v", err)
+	}
+	var text []string
+	for _, s := range res.Segments {
+		text = append(text, s.Text)
+	}
+	heard := norm(strings.Join(text, " "))
+	t.Logf("the evidence audio transcribes as %q", heard)
+	if !flagged.MatchString(heard) {
+		t.Errorf("the evidence audio's transcript %q lacks the flagged words (%s)", heard, flagged)
+	}
+
+	// Without a valid token: refused.
+	for _, tc := range []struct{ path, bearer string }{
+		{"/evidence/" + a.ID + "/audio.ogg", ""},
+		{"/evidence/" + a.ID, "wrong-token-0123456789"},
+		{"/evidence/" + a.ID + "/audio.ogg?t=" + links.Token("evt_other", time.Now().Add(time.Minute)), ""},
+		{"/evidence/" + a.ID + "?t=" + tok[:len(tok)-2], ""},
+	} {
+		if resp, _ := api.get(tc.path, tc.bearer); resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("%s: status %d, want 401", tc.path, resp.StatusCode)
+		}
+	}
+
+	// An action goes to the actions topic and comes back through the tail.
+	body, _ := json.Marshal(map[string]string{"action": "confirm", "note": "checked the audio"})
+	if resp, b := api.do("POST", "/alerts/"+a.ID+"/actions", opToken, bytes.NewReader(body)); resp.StatusCode != http.StatusOK {
+		t.Fatalf("confirm: status %d: %s", resp.StatusCode, b)
+	}
+	e2e.WaitFor(t, "the confirmation shows in the list", time.Minute, func() bool {
+		var out struct{ Alerts []serve.AlertView }
+		api.getJSON("/alerts?status=confirmed", opToken, &out)
+		return slices.ContainsFunc(out.Alerts, func(v serve.AlertView) bool { return v.ID == a.ID })
+	})
+}
+
+var nonWord = regexp.MustCompile(`[^a-z0-9 ]+`)
+
+// norm lower-cases and strips punctuation, so "312-555-0139" keeps 555.
+func norm(s string) string {
+	return strings.Join(strings.Fields(nonWord.ReplaceAllString(strings.ToLower(strings.ReplaceAll(s, "-", " ")), " ")), " ")
+}
+
+type client struct {
+	t    *testing.T
+	base string
+}
+
+func (c *client) do(method, path, bearer string, body io.Reader) (*http.Response, []byte) {
+	c.t.Helper()
+	req, err := http.NewRequest(method, c.base+path, body)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return resp, b
+}
+
+func (c *client) get(path, bearer string) (*http.Response, []byte) {
+	return c.do("GET", path, bearer, nil)
+}
+
+func (c *client) getJSON(path, bearer string, v any) int {
+	c.t.Helper()
+	resp, b := c.get(path, bearer)
+	if resp.StatusCode == http.StatusOK {
+		if err := json.Unmarshal(b, v); err != nil {
+			c.t.Fatalf("%s: %v", path, err)
+		}
+	}
+	return resp.StatusCode
+}

@@ -1,0 +1,199 @@
+package serve
+
+import (
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/earshot/earshot/event"
+)
+
+// Alert statuses, as the index derives them from alert actions.
+const (
+	StatusOpen         = "open"
+	StatusAcknowledged = "acknowledged"
+	StatusConfirmed    = "confirmed"
+	StatusDismissed    = "dismissed"
+)
+
+// Entry is one alert in the index.
+type Entry struct {
+	Env     *event.Envelope // the alert.raised event, protected data still sealed
+	Alert   event.Alert
+	Actions []ActionRecord // in time order
+}
+
+// ActionRecord is one action taken on an alert (its note stays sealed in
+// the action event; the index does not keep it).
+type ActionRecord struct {
+	ID       string    `json:"id"`
+	Action   string    `json:"action"`
+	Operator string    `json:"operator"`
+	Time     time.Time `json:"time"`
+}
+
+// Status derives the alert's status from its actions: the latest decision
+// (confirm or dismiss) wins; an acknowledgement alone makes it
+// acknowledged; no action leaves it open.
+func (e *Entry) Status() string {
+	status := StatusOpen
+	for _, a := range e.Actions {
+		switch a.Action {
+		case event.ActionConfirm:
+			status = StatusConfirmed
+		case event.ActionDismiss:
+			status = StatusDismissed
+		case event.ActionAck:
+			if status == StatusOpen {
+				status = StatusAcknowledged
+			}
+		}
+	}
+	return status
+}
+
+// Index keeps alerts by ID with their actions, in memory and bounded: when
+// full, the oldest alert (by arrival) is dropped. It is rebuilt from the
+// alert and action topics on every start (see Tail); nothing of it is
+// stored. Safe for concurrent use.
+type Index struct {
+	mu      sync.RWMutex
+	max     int
+	alerts  map[string]*Entry
+	order   []string                  // alert IDs by arrival, oldest first
+	pending map[string][]ActionRecord // actions seen before their alert
+	porder  []string
+	seen    map[string]bool // action event IDs applied
+}
+
+// NewIndex returns an index holding at most max alerts (default 100000).
+func NewIndex(max int) *Index {
+	if max <= 0 {
+		max = 100000
+	}
+	return &Index{max: max, alerts: map[string]*Entry{}, pending: map[string][]ActionRecord{}, seen: map[string]bool{}}
+}
+
+// Apply adds an alert.raised or alert.action event; anything else, and
+// repeats of an event already applied, are ignored. It reports whether the
+// index changed.
+func (x *Index) Apply(e *event.Envelope) bool {
+	switch e.Type {
+	case event.TypeAlert:
+		var a event.Alert
+		if e.Timeline == nil || e.DecodePayload(&a) != nil {
+			return false
+		}
+		x.mu.Lock()
+		defer x.mu.Unlock()
+		if _, ok := x.alerts[e.EventID]; ok {
+			return false
+		}
+		ent := &Entry{Env: e, Alert: a}
+		if p, ok := x.pending[e.EventID]; ok {
+			ent.Actions = p
+			delete(x.pending, e.EventID)
+		}
+		x.alerts[e.EventID] = ent
+		x.order = append(x.order, e.EventID)
+		for len(x.order) > x.max {
+			delete(x.alerts, x.order[0])
+			x.order = x.order[1:]
+		}
+		return true
+	case event.TypeAlertAction:
+		var a event.AlertAction
+		if e.DecodePayload(&a) != nil || a.Alert == "" {
+			return false
+		}
+		rec := ActionRecord{ID: e.EventID, Action: a.Action, Operator: a.Operator, Time: e.Time}
+		x.mu.Lock()
+		defer x.mu.Unlock()
+		if x.seen[e.EventID] {
+			return false
+		}
+		x.seen[e.EventID] = true
+		if ent, ok := x.alerts[a.Alert]; ok {
+			ent.Actions = insertByTime(ent.Actions, rec)
+			return true
+		}
+		// The action's alert may come later: the two topics are read
+		// independently on a rebuild.
+		if _, ok := x.pending[a.Alert]; !ok {
+			x.porder = append(x.porder, a.Alert)
+		}
+		x.pending[a.Alert] = insertByTime(x.pending[a.Alert], rec)
+		for len(x.porder) > x.max {
+			delete(x.pending, x.porder[0])
+			x.porder = x.porder[1:]
+		}
+		if len(x.seen) > 4*x.max {
+			x.seen = map[string]bool{} // bounded; a replay then re-inserts, which insertByTime absorbs
+		}
+		return true
+	}
+	return false
+}
+
+func insertByTime(list []ActionRecord, r ActionRecord) []ActionRecord {
+	for _, a := range list {
+		if a.ID == r.ID {
+			return list
+		}
+	}
+	i, _ := slices.BinarySearchFunc(list, r, func(a, b ActionRecord) int { return a.Time.Compare(b.Time) })
+	for i < len(list) && list[i].Time.Equal(r.Time) {
+		i++
+	}
+	return slices.Insert(list, i, r)
+}
+
+// Get returns a copy of the alert's entry.
+func (x *Index) Get(id string) (Entry, bool) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	e, ok := x.alerts[id]
+	if !ok {
+		return Entry{}, false
+	}
+	c := *e
+	c.Actions = slices.Clone(e.Actions)
+	return c, true
+}
+
+// Filter selects alerts in List. Empty fields match everything.
+type Filter struct {
+	Room   string
+	Status string
+	Limit  int // newest first; default 100
+}
+
+// List returns copies of the matching alerts, newest (by arrival) first.
+func (x *Index) List(f Filter) []Entry {
+	if f.Limit <= 0 {
+		f.Limit = 100
+	}
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	var out []Entry
+	for i := len(x.order) - 1; i >= 0 && len(out) < f.Limit; i-- {
+		e := x.alerts[x.order[i]]
+		if f.Room != "" && e.Env.Room != f.Room {
+			continue
+		}
+		if f.Status != "" && e.Status() != f.Status {
+			continue
+		}
+		c := *e
+		c.Actions = slices.Clone(e.Actions)
+		out = append(out, c)
+	}
+	return out
+}
+
+// Len is the number of alerts held.
+func (x *Index) Len() int {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return len(x.alerts)
+}
