@@ -24,6 +24,8 @@ type TopicSpec struct {
 	// otherwise records expire after Retention.
 	Compact   bool
 	Retention time.Duration
+	// Config holds further topic configs.
+	Config map[string]string
 }
 
 // Topics lists every topic with its default shape. Retention here is the
@@ -43,6 +45,10 @@ func Topics(partitions int) []TopicSpec {
 		{Name: TopicAlertActions, Partitions: partitions, Retention: 30 * day},
 		{Name: TopicAudit, Partitions: 1, Retention: 365 * day},
 		{Name: TopicDeadLetter, Partitions: 1, Retention: 30 * day},
-		{Name: TopicState, Partitions: partitions, Compact: true},
+		// Leases renew every few seconds and every instance reads the
+		// whole topic at start-up: roll segments hourly and clean eagerly,
+		// since Kafka compacts closed segments only.
+		{Name: TopicState, Partitions: partitions, Compact: true,
+			Config: map[string]string{"segment.ms": "3600000", "min.cleanable.dirty.ratio": "0.1"}},
 	}
 }

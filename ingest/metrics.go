@@ -12,7 +12,7 @@ import (
 type metrics struct {
 	rooms, tracks                              prometheus.Gauge
 	chunks, chunksDropped                      prometheus.Counter
-	segments, segmentErrors                    prometheus.Counter
+	segments, segmentErrors, manifestErrors    prometheus.Counter
 	packets, lost, late, duplicates, malformed prometheus.Counter
 	gapSamples                                 *prometheus.CounterVec
 }
@@ -25,17 +25,18 @@ func newMetrics() *metrics {
 		return prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "earshot", Subsystem: "ingest", Name: name, Help: help})
 	}
 	return &metrics{
-		rooms:         g("rooms", "Rooms a bot is in."),
-		tracks:        g("tracks", "Tracks being recorded."),
-		chunks:        c("chunks_total", "Live chunks made."),
-		chunksDropped: c("chunks_dropped_total", "Live chunks dropped because the broker queue was full."),
-		segments:      c("segments_total", "Segments committed to the spool."),
-		segmentErrors: c("segment_errors_total", "Segments that could not be spooled."),
-		packets:       c("packets_total", "RTP packets placed on timelines (counted when a track ends)."),
-		lost:          c("packets_lost_total", "RTP packets lost (counted when a track ends)."),
-		late:          c("packets_late_total", "RTP packets dropped as late."),
-		duplicates:    c("packets_duplicate_total", "Duplicate RTP packets."),
-		malformed:     c("packets_malformed_total", "Malformed RTP packets rejected."),
+		rooms:          g("rooms", "Rooms a bot is in."),
+		tracks:         g("tracks", "Tracks being recorded."),
+		chunks:         c("chunks_total", "Live chunks made."),
+		chunksDropped:  c("chunks_dropped_total", "Live chunks dropped because the broker queue was full."),
+		segments:       c("segments_total", "Segments committed to the spool."),
+		segmentErrors:  c("segment_errors_total", "Segments that could not be spooled."),
+		manifestErrors: c("manifest_errors_total", "Session manifests that could not be written (written again at the next track or session end)."),
+		packets:        c("packets_total", "RTP packets placed on timelines (counted when a track ends)."),
+		lost:           c("packets_lost_total", "RTP packets lost (counted when a track ends)."),
+		late:           c("packets_late_total", "RTP packets dropped as late."),
+		duplicates:     c("packets_duplicate_total", "Duplicate RTP packets."),
+		malformed:      c("packets_malformed_total", "Malformed RTP packets rejected."),
 		gapSamples: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "earshot", Subsystem: "ingest", Name: "gap_samples_total",
 			Help: "Timeline samples filled with silence, by cause."}, []string{"cause"}),
 	}
@@ -67,6 +68,6 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 }
 
 func (m *metrics) all() []prometheus.Collector {
-	return []prometheus.Collector{m.rooms, m.tracks, m.chunks, m.chunksDropped, m.segments, m.segmentErrors,
+	return []prometheus.Collector{m.rooms, m.tracks, m.chunks, m.chunksDropped, m.segments, m.segmentErrors, m.manifestErrors,
 		m.packets, m.lost, m.late, m.duplicates, m.malformed, m.gapSamples}
 }

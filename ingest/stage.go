@@ -1,9 +1,15 @@
 // Package ingest runs Earshot's listener bots: it finds rooms on the room
 // server, joins each selected room as a visible, never-publishing
 // participant whose name says the room is recorded, subscribes to every
-// speaker's audio and hands each track to the recorder. Identities become
-// pseudonyms here: raw participant IDs, display names and room IDs never
-// leave this package — not in events, logs, object keys or the spool.
+// speaker's audio (VideoRoom) or records the room's mix (AudioBridge) and
+// hands each track to the recorder. Identities become pseudonyms here: raw
+// participant IDs, display names and room IDs never leave this package —
+// not in events, logs, object keys or the spool.
+//
+// With a Coordinator (package lease) several instances share the rooms, at
+// most one bot per room, and a room's session survives bot restarts and
+// takeovers; each session's manifest goes to object storage. See
+// docs/ingest.md.
 package ingest
 
 import (
@@ -23,7 +29,9 @@ import (
 	"github.com/earshot/earshot/bus"
 	"github.com/earshot/earshot/event"
 	"github.com/earshot/earshot/ingest/janus"
+	"github.com/earshot/earshot/ingest/lease"
 	"github.com/earshot/earshot/pseudonym"
+	"github.com/earshot/earshot/storage"
 	"github.com/earshot/earshot/storage/spool"
 )
 
@@ -35,13 +43,37 @@ type SegmentSpool interface {
 
 var _ SegmentSpool = (*spool.Spool)(nil)
 
-// Selection says which rooms the bots join.
+// Coordinator is what the stage needs from the other Earshot instances:
+// a lease per room (at most one bot per room) and the room's open session,
+// so that a bot replacing another continues it. Package lease implements
+// it over Kafka (and in memory).
+type Coordinator interface {
+	Acquire(ctx context.Context, room string) (*lease.Lease, error)
+	Session(room string) (lease.Session, bool)
+	PutSession(ctx context.Context, room string, s lease.Session) error
+}
+
+var _ Coordinator = (*lease.Manager)(nil)
+
+// Selection says which rooms the bots join. Rooms are named by their Janus
+// room ID for VideoRoom rooms and "audiobridge:<ID>" for AudioBridge rooms
+// (the two plugins number their rooms independently); List, Pattern and
+// Skip apply to these names.
 type Selection struct {
 	Mode    string         // "all", "list" or "pattern"
-	List    []string       // room IDs, for "list"
-	Pattern *regexp.Regexp // on the room ID, for "pattern"
+	List    []string       // room names, for "list"
+	Pattern *regexp.Regexp // on the room name, for "pattern"
 	Skip    []string       // rooms never recorded, whatever the mode
 }
+
+// Connector names, for Config.Connectors.
+const (
+	ConnectorVideoRoom   = "videoroom"
+	ConnectorAudioBridge = "audiobridge"
+)
+
+// DefaultSessionGap is Config.SessionGap's default.
+const DefaultSessionGap = time.Minute
 
 // Config configures the ingest stage.
 type Config struct {
@@ -60,6 +92,30 @@ type Config struct {
 	PollInterval time.Duration
 	// ChunkDuration and SegmentDuration: see record.TrackConfig.
 	ChunkDuration, SegmentDuration time.Duration
+	// Connectors lists the Janus plugins whose rooms are recorded
+	// (ConnectorVideoRoom, ConnectorAudioBridge); empty means VideoRoom
+	// only.
+	Connectors []string
+
+	// Coordinator, when set, keeps at most one bot per room across
+	// instances and carries sessions over bot restarts; nil means this
+	// instance is the only one (every bot stay is a session of its own).
+	Coordinator Coordinator
+	// SessionGap: with a Coordinator, a bot that joins a room whose session
+	// is still open continues it, unless the room had no bot for longer
+	// than this (default DefaultSessionGap).
+	SessionGap time.Duration
+	// SkipParticipants are never recorded.
+	SkipParticipants ParticipantSkip
+	// RoomDescription puts the room's description into the session's
+	// metadata (lifecycle.session_started). Off by default: operators may
+	// write personal data into descriptions.
+	RoomDescription bool
+	// Manifests, when set, receives each session's manifest
+	// (event.ManifestKey), rewritten at every track end and at session end.
+	// If it also implements storage.Getter, a bot that continues another's
+	// session extends that session's manifest.
+	Manifests storage.Putter
 
 	Pseudonym *pseudonym.Pseudonymizer
 	Sender    bus.Sender // earshot.audio and earshot.lifecycle
@@ -82,8 +138,9 @@ type Stage struct {
 	out    *outbox
 	m      *metrics
 
-	mu    sync.Mutex
-	rooms map[string]*roomRun // by raw room ID; never logged
+	mu      sync.Mutex
+	rooms   map[string]*roomRun // by raw room name; never logged
+	skipped map[string]bool     // rooms whose skip was reported
 
 	closeOnce sync.Once
 }
@@ -100,11 +157,22 @@ func New(cfg Config) (*Stage, error) {
 	if cfg.IdentityField != "feed_id" && cfg.IdentityField != "display" {
 		errs = append(errs, fmt.Errorf("ingest: identity field %q is not feed_id or display", cfg.IdentityField))
 	}
+	for _, c := range cfg.Connectors {
+		if c != ConnectorVideoRoom && c != ConnectorAudioBridge {
+			errs = append(errs, fmt.Errorf("ingest: connector %q is not %s or %s", c, ConnectorVideoRoom, ConnectorAudioBridge))
+		}
+	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = 5 * time.Second
+	}
+	if len(cfg.Connectors) == 0 {
+		cfg.Connectors = []string{ConnectorVideoRoom}
+	}
+	if cfg.SessionGap <= 0 {
+		cfg.SessionGap = DefaultSessionGap
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -130,7 +198,7 @@ func New(cfg Config) (*Stage, error) {
 		cfg: cfg, log: log, client: client, api: api,
 		out:   newOutbox(cfg.Sender, 4096, log),
 		m:     newMetrics(),
-		rooms: map[string]*roomRun{},
+		rooms: map[string]*roomRun{}, skipped: map[string]bool{},
 	}
 	if cfg.Metrics != nil {
 		if err := cfg.Metrics.Register(s.m); err != nil {
@@ -208,7 +276,7 @@ func (s *Stage) supervise(ctx context.Context, wg *sync.WaitGroup) {
 			}
 			ctl, backoff = c, time.Second
 		}
-		rooms, err := ctl.vr.List(ctx, "")
+		rooms, err := ctl.list(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -241,7 +309,8 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // control is the supervisor's own Janus session, used for listing.
 type control struct {
 	s  *janus.Session
-	vr *janus.VideoRoom
+	vr *janus.VideoRoom   // nil unless VideoRoom rooms are recorded
+	ab *janus.AudioBridge // nil unless AudioBridge rooms are recorded
 }
 
 func (s *Stage) newControl(ctx context.Context) (*control, error) {
@@ -249,17 +318,49 @@ func (s *Stage) newControl(ctx context.Context) (*control, error) {
 	if err != nil {
 		return nil, err
 	}
-	vr, err := janus.AttachVideoRoom(ctx, sess)
-	if err != nil {
-		sess.Close()
-		return nil, err
+	c := &control{s: sess}
+	if slices.Contains(s.cfg.Connectors, ConnectorVideoRoom) {
+		if c.vr, err = janus.AttachVideoRoom(ctx, sess); err != nil {
+			sess.Close()
+			return nil, err
+		}
 	}
-	return &control{s: sess, vr: vr}, nil
+	if slices.Contains(s.cfg.Connectors, ConnectorAudioBridge) {
+		if c.ab, err = janus.AttachAudioBridge(ctx, sess); err != nil {
+			sess.Close()
+			return nil, err
+		}
+	}
+	return c, nil
 }
 
 func (c *control) close() { _ = c.s.Close() }
 
-// selected applies the room selection to a raw room ID.
+// list returns the rooms of every recorded plugin.
+func (c *control) list(ctx context.Context) ([]roomRef, error) {
+	var out []roomRef
+	if c.vr != nil {
+		rooms, err := c.vr.List(ctx, "")
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range rooms {
+			out = append(out, videoRoomRef(r))
+		}
+	}
+	if c.ab != nil {
+		rooms, err := c.ab.List(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range rooms {
+			out = append(out, audioBridgeRef(r))
+		}
+	}
+	return out, nil
+}
+
+// selected applies the room selection to a raw room name.
 func (s *Stage) selected(id string) (ok bool, skipped bool) {
 	if slices.Contains(s.cfg.Rooms.Skip, id) {
 		return false, true
@@ -274,8 +375,8 @@ func (s *Stage) selected(id string) (ok bool, skipped bool) {
 	}
 }
 
-func (s *Stage) maybeStart(ctx context.Context, wg *sync.WaitGroup, r janus.Room) {
-	id := r.Room.String()
+func (s *Stage) maybeStart(ctx context.Context, wg *sync.WaitGroup, r roomRef) {
+	id := r.name()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, running := s.rooms[id]; running {
@@ -284,8 +385,8 @@ func (s *Stage) maybeStart(ctx context.Context, wg *sync.WaitGroup, r janus.Room
 	ok, skipped := s.selected(id)
 	roomP := s.cfg.Pseudonym.Room(id)
 	if skipped {
-		if _, seen := s.rooms[id]; !seen {
-			s.rooms[id] = nil // remember, so the skip is logged once
+		if !s.skipped[id] {
+			s.skipped[id] = true // remember, so the skip is logged once
 			s.log.Info("room must not be recorded; skipped", "room", roomP)
 			s.lifecycle(ctx, roomP, "", event.TypeRecordingSkipped, event.RecordingSkipped{Scope: "room", Reason: "configured skip"}, "room-skip")
 		}

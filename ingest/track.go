@@ -29,6 +29,8 @@ type trackRun struct {
 	ordinal                int
 	remote                 *janus.RemoteTrack
 	log                    *slog.Logger
+	man                    *manifest // the session's
+	gate                   *gate     // nil: always recorded
 
 	keyID   string
 	writers map[int64]*spool.Writer // open segment writers by seq
@@ -56,6 +58,7 @@ func (t *trackRun) run(ctx context.Context) {
 		PayloadType:   uint8(t.remote.Track.PayloadType()),
 		ChunkDuration: t.st.cfg.ChunkDuration, SegmentDuration: t.st.cfg.SegmentDuration,
 		Chunks: t, Segments: t,
+		OnGap: func(g record.GapSpan) { t.man.gap(t.id, g) },
 	})
 	if err != nil {
 		t.log.Error("cannot record track", "error", err)
@@ -117,12 +120,16 @@ loop:
 			if !ok {
 				break loop
 			}
+			if !t.gate.open() {
+				continue // not recorded: Tick fills the timeline with silence
+			}
 			if err := rec.Push(a.pkt, a.at); err != nil && !errors.Is(err, record.ErrMalformed) {
 				t.log.Warn("recording packet failed", "error", err)
 			}
 			if !t.started && rec.Timeline().Samples() > 0 {
 				t.started = true
 				tl := rec.Timeline()
+				t.man.trackStarted(t.id, t.speaker, t.ordinal, tl, a.at)
 				t.st.lifecycleEvent(ctx, t.room, t.session, t.speaker, &tl, event.TypeTrackStarted, event.TrackStarted{Ordinal: t.ordinal, Codec: "opus"})
 				t.log.Info("track recording", "ordinal", t.ordinal)
 			}
@@ -151,6 +158,8 @@ loop:
 		t.st.lifecycleEvent(ctx, t.room, t.session, t.speaker, &tl, event.TypeTrackEnded, event.TrackEnded{
 			Reason: reason, Samples: stats.Samples, LostPackets: stats.Lost, GapSamples: stats.Gaps.Total(), Segments: stats.Segments,
 		})
+		t.man.trackEnded(t.id, reason, tl, stats, time.Now())
+		t.st.writeManifest(ctx, t.man)
 	}
 	t.log.Info("track ended", "reason", reason, "seconds", float64(stats.Samples)/event.SampleRate, "lost", stats.Lost, "segments", stats.Segments)
 }
@@ -198,7 +207,7 @@ func (t *trackRun) Segment(s *record.Segment) error {
 	if w == nil {
 		return errors.New("ingest: segment was never opened")
 	}
-	_, err := w.Commit(spool.Segment{
+	e, err := w.Commit(spool.Segment{
 		Room: t.room, Session: t.session, Speaker: t.speaker, Timeline: s.Timeline,
 		Seq: s.Seq, PreSkip: s.PreSkip, GapSamples: s.Gaps.Total(), KeyID: t.keyID,
 		Recorded: time.Now(),
@@ -207,6 +216,7 @@ func (t *trackRun) Segment(s *record.Segment) error {
 		t.st.m.segmentErrors.Inc()
 		return err
 	}
+	t.man.segment(t.id, e)
 	t.st.m.segments.Inc()
 	t.log.Info("segment spooled", "seq", s.Seq, "seconds", s.Timeline.Duration().Seconds())
 	return nil

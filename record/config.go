@@ -114,6 +114,37 @@ type TrackConfig struct {
 	// Chunks and Segments receive the output; both are required.
 	Chunks   ChunkSink
 	Segments SegmentSink
+	// OnGap, when set, is called (from Push, Tick or Close) for each
+	// stretch of the timeline filled with silence, with its cause.
+	// Consecutive calls may describe adjacent stretches of one cause (Tick
+	// fills a mute bit by bit): merge them if one span per gap is wanted.
+	OnGap func(GapSpan)
+}
+
+// GapSpan is a stretch of a track's timeline filled with silence.
+type GapSpan struct {
+	FirstSample int64  `json:"first_sample"`
+	LastSample  int64  `json:"last_sample"` // inclusive
+	Cause       string `json:"cause"`       // GapLoss, GapSilence or GapMute
+}
+
+// Gap causes, as in GapSpan.Cause (the names of the Gaps fields).
+const (
+	GapLoss    = "loss"
+	GapSilence = "silence"
+	GapMute    = "mute"
+)
+
+func (c cause) String() string {
+	switch c {
+	case causeLoss:
+		return GapLoss
+	case causeSilence:
+		return GapSilence
+	case causeMute:
+		return GapMute
+	}
+	return ""
 }
 
 func (c *TrackConfig) setDefaults() error {

@@ -438,12 +438,16 @@ func (t *Track) place(payload []byte, samples int, ts uint32, arrival time.Durat
 
 // fill writes silence packets until the timeline reaches to.
 func (t *Track) fill(to int64, c cause, now time.Duration) {
+	from := t.written
 	for t.written < to {
 		p, n := silenceFor(to - t.written)
 		if n == 0 {
-			return
+			break
 		}
 		t.appendPacket(p, n, c, now)
+	}
+	if t.cfg.OnGap != nil && t.written > from {
+		t.cfg.OnGap(GapSpan{FirstSample: from, LastSample: t.written - 1, Cause: c.String()})
 	}
 }
 

@@ -127,7 +127,15 @@ tb_start_daemon() {
 	# group and a Ctrl-C in the caller's terminal does not reach it. In a
 	# script (no job control) the background child is not a group leader,
 	# so setsid execs in place and $! is the daemon's pid.
-	setsid nohup "$@" >>"$log" 2>&1 </dev/null &
+	# Descriptors beyond stdio are closed first: a daemon must not inherit
+	# e.g. the lock a caller ran us under (flock), or it holds it forever.
+	(
+		for fd in /proc/$BASHPID/fd/*; do
+			fd=${fd##*/}
+			((fd > 2)) && eval "exec $fd>&-" 2>/dev/null
+		done
+		exec setsid nohup "$@" >>"$log" 2>&1 </dev/null
+	) &
 	pid=$!
 	printf '%s %s\n' "$pid" "$(tb_proc_start "$pid" || true)" >"$(tb_pidfile)"
 }

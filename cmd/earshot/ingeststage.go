@@ -9,10 +9,41 @@ import (
 
 	"github.com/earshot/earshot/event"
 	"github.com/earshot/earshot/ingest"
+	"github.com/earshot/earshot/ingest/lease"
+	"github.com/earshot/earshot/pseudonym"
 	"github.com/earshot/earshot/storage/spool"
 )
 
-func init() { stageBuilders["ingest"] = newIngestStage }
+func init() {
+	stageBuilders["ingest"] = newIngestStage
+	commands["pseudonym"] = command{"print the pseudonym of participant identities (for ingest.participants.skip)", runPseudonym}
+}
+
+// runPseudonym prints, for each identity argument, the pseudonym the
+// ingest stage gives it with this deployment's secret, so operators can
+// list participants who must not be recorded without the identity itself
+// appearing in the configuration.
+func runPseudonym(_ context.Context, e *env) error {
+	cfg, fs, err := e.loadConfig("pseudonym", nil)
+	if err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		return usageError{errors.New("pseudonym: give one or more participant identities (feed IDs or display names, as ingest.janus.identity_field says)")}
+	}
+	secret, err := pseudonym.LoadSecret(cfg.Identity.SecretFile)
+	if err != nil {
+		return err
+	}
+	p, err := pseudonym.New(secret, cfg.Identity.KeyVersion)
+	if err != nil {
+		return err
+	}
+	for _, id := range fs.Args() {
+		fmt.Fprintln(e.stdout, p.Person(id))
+	}
+	return nil
+}
 
 // ingestStage runs the bots, the spool and its uploader together, and
 // shuts them down in order: bots first (tracks flush their final segments
@@ -22,9 +53,10 @@ type ingestStage struct {
 	bots     *ingest.Stage
 	spool    *spool.Spool
 	uploader *spool.Uploader
+	leases   *lease.Manager // nil when ingest.lease.enabled is false
 }
 
-func newIngestStage(_ context.Context, rt *Runtime) (Stage, error) {
+func newIngestStage(ctx context.Context, rt *Runtime) (Stage, error) {
 	c := rt.Config
 	if c.Ingest.Janus.URL == "" {
 		return nil, fmt.Errorf("ingest.janus.url is empty: point it at the Janus HTTP API: %w", errNotConfigured)
@@ -38,9 +70,42 @@ func newIngestStage(_ context.Context, rt *Runtime) (Stage, error) {
 		sp.Close()
 		return nil, err
 	}
-	var pattern *regexp.Regexp
+	var pattern, skipDisplay *regexp.Regexp
 	if c.Ingest.Rooms.Mode == "pattern" {
 		pattern = regexp.MustCompile(c.Ingest.Rooms.Pattern) // validated at start-up
+	}
+	if c.Ingest.Participants.SkipDisplay != "" {
+		skipDisplay = regexp.MustCompile(c.Ingest.Participants.SkipDisplay) // validated at start-up
+	}
+	var connectors []string
+	if c.Ingest.Janus.VideoRoom {
+		connectors = append(connectors, ingest.ConnectorVideoRoom)
+	}
+	if c.Ingest.Janus.AudioBridge {
+		connectors = append(connectors, ingest.ConnectorAudioBridge)
+	}
+	if len(connectors) == 0 {
+		up.Close()
+		sp.Close()
+		return nil, fmt.Errorf("ingest.janus.videoroom and ingest.janus.audiobridge are both false: enable at least one: %w", errNotConfigured)
+	}
+	var leases *lease.Manager
+	var coord ingest.Coordinator
+	if l := c.Ingest.Lease; l.Enabled {
+		inst := l.Instance
+		if inst == "" {
+			inst = rt.Self.Instance
+		}
+		leases, err = lease.NewKafka(ctx, lease.KafkaConfig{
+			Config:  lease.Config{Instance: inst, TTL: l.TTL, Renew: l.Renew, Logger: rt.Log},
+			Brokers: rt.Brokers, Topic: event.TopicState,
+		})
+		if err != nil {
+			up.Close()
+			sp.Close()
+			return nil, fmt.Errorf("ingest lease: %w", err)
+		}
+		coord = leases
 	}
 	bots, err := ingest.New(ingest.Config{
 		JanusURL:      c.Ingest.Janus.URL,
@@ -49,10 +114,19 @@ func newIngestStage(_ context.Context, rt *Runtime) (Stage, error) {
 		BotDisplay:    c.Ingest.BotDisplayName,
 		Rooms:         ingest.Selection{Mode: c.Ingest.Rooms.Mode, List: c.Ingest.Rooms.List, Pattern: pattern, Skip: c.Ingest.Rooms.Skip},
 		ChunkDuration: c.Ingest.ChunkDuration, SegmentDuration: c.Ingest.SegmentLength,
-		Pseudonym: rt.Pseudonym, Sender: rt.Producer, Spool: sp, Producer: rt.Self, Keys: rt.Keys,
+		Connectors:       connectors,
+		Coordinator:      coord,
+		SessionGap:       c.Ingest.Lease.SessionGap,
+		SkipParticipants: ingest.ParticipantSkip{Pseudonyms: c.Ingest.Participants.Skip, Display: skipDisplay},
+		RoomDescription:  c.Ingest.Participants.RoomDescription,
+		Manifests:        rt.Store,
+		Pseudonym:        rt.Pseudonym, Sender: rt.Producer, Spool: sp, Producer: rt.Self, Keys: rt.Keys,
 		Logger: rt.Log, Metrics: rt.Metrics,
 	})
 	if err != nil {
+		if leases != nil {
+			leases.Close()
+		}
 		up.Close()
 		sp.Close()
 		return nil, err
@@ -60,7 +134,7 @@ func newIngestStage(_ context.Context, rt *Runtime) (Stage, error) {
 	if err := rt.Metrics.Register(up); err != nil {
 		rt.Log.Warn("spool metrics not registered", "error", err)
 	}
-	return &ingestStage{bots: bots, spool: sp, uploader: up}, nil
+	return &ingestStage{bots: bots, spool: sp, uploader: up, leases: leases}, nil
 }
 
 func (s *ingestStage) Run(ctx context.Context) error {
@@ -85,5 +159,11 @@ func (s *ingestStage) Run(ctx context.Context) error {
 }
 
 func (s *ingestStage) Close() error {
-	return errors.Join(s.bots.Close(), s.uploader.Close(), s.spool.Close())
+	var leaseErr error
+	if s.leases != nil {
+		// Run has released the leases of the rooms it left; this stops
+		// the reader.
+		leaseErr = s.leases.Close()
+	}
+	return errors.Join(s.bots.Close(), leaseErr, s.uploader.Close(), s.spool.Close())
 }

@@ -161,7 +161,7 @@ func newRuntime(ctx context.Context, cfg config.Config, log *slog.Logger) (*Runt
 	if cfg.Kafka.CreateTopics {
 		var specs []bus.TopicSpec
 		for _, t := range event.Topics(cfg.Kafka.Partitions) {
-			specs = append(specs, bus.TopicSpec{Name: t.Name, Partitions: t.Partitions, Compact: t.Compact, Retention: t.Retention})
+			specs = append(specs, bus.TopicSpec{Name: t.Name, Partitions: t.Partitions, Compact: t.Compact, Retention: t.Retention, Config: t.Config})
 		}
 		if err := bus.EnsureTopics(ctx, rt.Brokers, specs...); err != nil {
 			return fail(fmt.Errorf("create topics: %w", err))

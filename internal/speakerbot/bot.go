@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
 
 	"github.com/earshot/earshot/ingest/janus"
 )
@@ -150,6 +151,19 @@ func (b *Bot) Close() error {
 // Run joins the room, plays the file once and leaves. It returns nil when
 // the whole file was sent, and ctx's error when stopped early.
 func (b *Bot) Run(ctx context.Context) error {
+	return b.runSession(ctx, func(ctx context.Context, sess *janus.Session, api *webrtc.API, feed janus.ID) (sink, error) {
+		return janus.Publish(ctx, sess, janus.PublisherConfig{
+			API: api, Room: b.cfg.Room, ID: feed, Display: b.cfg.Display,
+		})
+	})
+}
+
+// joinFunc joins the room (again) in sess as feed, zero meaning "any".
+type joinFunc func(ctx context.Context, sess *janus.Session, api *webrtc.API, feed janus.ID) (sink, error)
+
+// runSession opens a Janus session and plays the file through join's
+// participant until done, Close or ctx.
+func (b *Bot) runSession(ctx context.Context, join joinFunc) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
@@ -174,13 +188,11 @@ func (b *Bot) Run(ctx context.Context) error {
 	}
 	defer sess.Close()
 	return b.run(ctx, func(ctx context.Context, feed janus.ID) (sink, error) {
-		pub, err := janus.Publish(ctx, sess, janus.PublisherConfig{
-			API: api, Room: b.cfg.Room, ID: feed, Display: b.cfg.Display,
-		})
+		s, err := join(ctx, sess, api, feed)
 		if err != nil {
 			return nil, fmt.Errorf("speakerbot: %w", err)
 		}
-		return pub, nil
+		return s, nil
 	})
 }
 

@@ -1,0 +1,260 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/earshot/earshot/event"
+	"github.com/earshot/earshot/record"
+	"github.com/earshot/earshot/storage"
+	"github.com/earshot/earshot/storage/spool"
+)
+
+// ManifestVersion is the manifest format this build writes.
+const ManifestVersion = 1
+
+// Manifest is a session's manifest (docs/ingest.md): what was recorded,
+// where it is stored, and what is missing and why. It carries pseudonyms
+// only.
+type Manifest struct {
+	Version   int    `json:"manifest_version"`
+	Room      string `json:"room"`
+	Session   string `json:"session"`
+	Connector string `json:"connector"` // videoroom or audiobridge
+	// Opened and Ended are the session's lifecycle times (UTC); Ended is
+	// nil while the session is open.
+	Opened      time.Time  `json:"opened"`
+	Ended       *time.Time `json:"ended,omitempty"`
+	EndedReason string     `json:"ended_reason,omitempty"`
+	Updated     time.Time  `json:"updated"`
+	// Stays are the bots' stays in the room, in order: a gap between one
+	// stay's left and the next one's joined is time nobody recorded.
+	Stays  []ManifestStay  `json:"stays"`
+	Tracks []ManifestTrack `json:"tracks"`
+}
+
+// ManifestStay is one bot's stay in the room.
+type ManifestStay struct {
+	Instance string     `json:"instance"`
+	Joined   time.Time  `json:"joined"`
+	Left     *time.Time `json:"left,omitempty"`
+	Reason   string     `json:"reason,omitempty"` // why it left
+}
+
+// ManifestTrack is one track of the session.
+type ManifestTrack struct {
+	Track   string `json:"track"`
+	Speaker string `json:"speaker"` // pseudonym; "" for a room's mix
+	Ordinal int    `json:"ordinal"`
+	// FirstSample and LastSample bound the timeline (LastSample -1: no
+	// audio); Origin is the UTC time of sample 0 and Anchor how it was
+	// established (rtcp_sr or arrival).
+	FirstSample int64              `json:"first_sample"`
+	LastSample  int64              `json:"last_sample"`
+	Origin      time.Time          `json:"origin"`
+	Anchor      event.Anchor       `json:"anchor"`
+	Started     time.Time          `json:"started"`
+	Ended       *time.Time         `json:"ended,omitempty"`
+	EndReason   string             `json:"end_reason,omitempty"`
+	Segments    []ManifestSegment  `json:"segments"`
+	Gaps        []record.GapSpan   `json:"gaps"`
+	GapSamples  record.Gaps        `json:"gap_samples"`
+	Packets     ManifestPacketStat `json:"packets"`
+}
+
+// ManifestSegment is one stored segment of a track.
+type ManifestSegment struct {
+	Seq         int64  `json:"seq"`
+	Key         string `json:"key"`
+	SHA256      string `json:"sha256"`
+	Size        int64  `json:"size"`
+	FirstSample int64  `json:"first_sample"`
+	LastSample  int64  `json:"last_sample"`
+}
+
+// ManifestPacketStat counts a track's RTP packets.
+type ManifestPacketStat struct {
+	Received   int64 `json:"received"` // placed on the timeline
+	Lost       int64 `json:"lost"`
+	Late       int64 `json:"late"`
+	Duplicates int64 `json:"duplicates"`
+	Malformed  int64 `json:"malformed"`
+}
+
+// manifest builds a session's Manifest; tracks update it from their own
+// goroutines.
+type manifest struct {
+	mu sync.Mutex
+	m  Manifest
+}
+
+func newManifest(room, session, connector string, opened time.Time) *manifest {
+	return &manifest{m: Manifest{
+		Version: ManifestVersion, Room: room, Session: session, Connector: connector,
+		Opened: opened.UTC(), Stays: []ManifestStay{}, Tracks: []ManifestTrack{},
+	}}
+}
+
+func (b *manifest) join(instance string, at time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.m.Stays = append(b.m.Stays, ManifestStay{Instance: instance, Joined: at.UTC()})
+}
+
+func (b *manifest) leave(instance, reason string, at time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for i := len(b.m.Stays) - 1; i >= 0; i-- {
+		if s := &b.m.Stays[i]; s.Instance == instance && s.Left == nil {
+			u := at.UTC()
+			s.Left, s.Reason = &u, reason
+			return
+		}
+	}
+}
+
+func (b *manifest) end(reason string, at time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if at.IsZero() {
+		at = time.Now()
+	}
+	u := at.UTC()
+	b.m.Ended, b.m.EndedReason = &u, reason
+}
+
+// track returns the entry of a track, adding it when new. b.mu is held.
+func (b *manifest) track(id string) *ManifestTrack {
+	for i := range b.m.Tracks {
+		if b.m.Tracks[i].Track == id {
+			return &b.m.Tracks[i]
+		}
+	}
+	b.m.Tracks = append(b.m.Tracks, ManifestTrack{Track: id, LastSample: -1, Segments: []ManifestSegment{}, Gaps: []record.GapSpan{}})
+	return &b.m.Tracks[len(b.m.Tracks)-1]
+}
+
+func (b *manifest) trackStarted(id, speaker string, ordinal int, tl event.Timeline, at time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	t := b.track(id)
+	t.Speaker, t.Ordinal, t.Origin, t.Anchor, t.Started = speaker, ordinal, tl.Origin, tl.Anchor, at.UTC()
+}
+
+func (b *manifest) gap(id string, g record.GapSpan) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	t := b.track(id)
+	if n := len(t.Gaps); n > 0 && t.Gaps[n-1].Cause == g.Cause && t.Gaps[n-1].LastSample+1 == g.FirstSample {
+		t.Gaps[n-1].LastSample = g.LastSample
+		return
+	}
+	t.Gaps = append(t.Gaps, g)
+}
+
+func (b *manifest) segment(id string, e spool.Entry) {
+	tl := e.Event.Timeline
+	if tl == nil {
+		return
+	}
+	var p event.SegmentStored
+	_ = e.Event.DecodePayload(&p)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	t := b.track(id)
+	t.Segments = append(t.Segments, ManifestSegment{
+		Seq: p.Seq, Key: e.Key, SHA256: e.SHA256, Size: e.Size, FirstSample: tl.FirstSample, LastSample: tl.LastSample,
+	})
+}
+
+func (b *manifest) trackEnded(id, reason string, tl event.Timeline, s record.Stats, at time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	t := b.track(id)
+	u := at.UTC()
+	t.Ended, t.EndReason = &u, reason
+	t.FirstSample, t.LastSample, t.Origin, t.Anchor = tl.FirstSample, tl.LastSample, tl.Origin, tl.Anchor
+	t.GapSamples = s.Gaps
+	t.Packets = ManifestPacketStat{Received: s.Packets, Lost: s.Lost, Late: s.Late, Duplicates: s.Duplicates, Malformed: s.Malformed}
+}
+
+// encode returns the manifest's JSON.
+func (b *manifest) encode() ([]byte, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.m.Updated = time.Now().UTC()
+	m := b.m
+	m.Tracks = slices.Clone(m.Tracks)
+	slices.SortStableFunc(m.Tracks, func(x, y ManifestTrack) int { return x.Started.Compare(y.Started) })
+	return json.MarshalIndent(m, "", "  ")
+}
+
+// manifestKey is the manifest's key for session_ended, or "" when no
+// manifests are written.
+func (s *Stage) manifestKey(room, session string) string {
+	if s.cfg.Manifests == nil {
+		return ""
+	}
+	return event.ManifestKey(room, session)
+}
+
+// writeManifest stores the manifest, overwriting the previous version:
+// it is the one mutable object of a session. Failures are logged; the
+// next track end or the session end writes it again.
+func (s *Stage) writeManifest(ctx context.Context, b *manifest) {
+	if s.cfg.Manifests == nil || b == nil {
+		return
+	}
+	data, err := b.encode()
+	if err == nil {
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		_, err = s.cfg.Manifests.Put(wctx, event.ManifestKey(b.m.Room, b.m.Session), bytes.NewReader(data), int64(len(data)), storage.PutOptions{
+			ContentType: "application/json",
+			// room and session let the encryption wrapper pick the
+			// session's data key.
+			Metadata: map[string]string{"room": b.m.Room, "session": b.m.Session, "manifest-version": fmt.Sprint(ManifestVersion)},
+		})
+		cancel()
+	}
+	if err != nil {
+		s.m.manifestErrors.Inc()
+		s.log.Warn("writing the session manifest failed", "room", b.m.Room, "session", b.m.Session, "error", err)
+	}
+}
+
+// loadManifest reads a session's manifest, when the manifest store can be
+// read, so a bot continuing another's session extends it. nil when there
+// is none or it cannot be read.
+func (s *Stage) loadManifest(ctx context.Context, room, session string) *manifest {
+	g, ok := s.cfg.Manifests.(storage.Getter)
+	if !ok {
+		return nil
+	}
+	gctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	rc, _, err := g.Get(gctx, event.ManifestKey(room, session))
+	if err != nil {
+		if !errors.Is(err, storage.ErrNotFound) {
+			s.log.Warn("reading the session manifest failed; starting a new one", "room", room, "session", session, "error", err)
+		}
+		return nil
+	}
+	defer rc.Close()
+	var m Manifest
+	data, err := io.ReadAll(io.LimitReader(rc, 64<<20))
+	if err == nil {
+		err = json.Unmarshal(data, &m)
+	}
+	if err != nil || m.Version != ManifestVersion || m.Session != session {
+		s.log.Warn("session manifest unreadable; starting a new one", "room", room, "session", session, "error", err)
+		return nil
+	}
+	return &manifest{m: m}
+}
