@@ -53,12 +53,16 @@ e2e: install
 	  EARSHOT_TESTBED=1 EARSHOT_E2E_DISRUPTIVE=1 $(GO) test -race -timeout 40m -run '$(DISRUPTIVE)' ./ingest/
 
 ## bench: run the benchmarks on the test bed and print one name=value line per figure.
+## One package at a time (-p 1): the end-to-end and WebRTC benchmarks run in real time
+## and measure CPU, so nothing else may compete; BenchmarkE2EJanusRestart restarts Janus,
+## which is safe only because this target owns the test bed and runs nothing beside it.
 bench: install
 	@testbed/start.sh $(COMPONENTS)
 	@mkdir -p out
-	@trap 'testbed/stop.sh $(COMPONENTS)' EXIT; \
-	  EARSHOT_TESTBED=1 $(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 60m ./... | tee out/bench.txt
-	@testbed/figures.sh out/bench.txt
+	@trap 'testbed/stop.sh $(COMPONENTS)' EXIT; status=0; \
+	  EARSHOT_TESTBED=1 EARSHOT_E2E_DISRUPTIVE=1 $(GO) test -p 1 -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 60m ./... \
+	    | tee out/bench.txt || status=$$?; \
+	  testbed/figures.sh out/bench.txt; exit $$status
 
 ## whisper-smoke: build the `whisper`-tagged binary in a Debian sid root and smoke-test it (make test runs it too).
 whisper-smoke:

@@ -176,7 +176,7 @@ func Default() Config {
 			Janus:          Janus{IdentityField: "feed_id", VideoRoom: true, AudioBridge: true},
 			BotDisplayName: "Recording — Trust & Safety",
 			Rooms:          RoomSelection{Mode: "all"},
-			ChunkDuration:  time.Second,
+			ChunkDuration:  240 * time.Millisecond, // latency: the transcriber cannot cut before a chunk closes
 			SegmentLength:  30 * time.Second,
 		},
 		Transcribe: Transcribe{Engine: "http", Model: "tiny.en", Language: "auto", Timeout: 30 * time.Second, Concurrency: 2, Threads: 2},

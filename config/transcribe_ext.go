@@ -1,17 +1,104 @@
 package config
 
-// Backlog is what transcription does when engines fall behind.
-type Backlog struct{}
+import (
+	"strings"
+	"time"
+)
 
-func defaultBacklog() Backlog { return Backlog{} }
+// Backlog is what transcription does when engines fall behind. Kafka always
+// holds the backlog (nothing is dropped); the worker measures its consumer
+// lag every check_interval, exports it as a metric, and raises an
+// operational alert (an alert.raised event of category
+// ops.transcription_lag on earshot.alerts, plus an error log line) when it
+// passes lag_alert. With capacity_mode on, while the lag is over lag_alert
+// the worker transcribes only flagged rooms: rooms in flagged_rooms and
+// rooms with an alert or an alert action within flag_ttl (read from
+// earshot.alerts and earshot.alert-actions). Chunks of other rooms are
+// acknowledged without transcription, counted
+// (earshot_transcribe_skipped_*) and logged per skipped range with its
+// room/session, so `earshot transcribe --replay <room>/<session>` can
+// transcribe them from object storage later.
+type Backlog struct {
+	// LagAlert is the consumer lag, in records (one record is one live
+	// chunk of one track, ingest.chunk_duration of audio), that raises the
+	// alert; 0 turns lag alerts and capacity mode off.
+	LagAlert int `yaml:"lag_alert"`
+	// CheckInterval is how often lag is measured.
+	CheckInterval time.Duration `yaml:"check_interval"`
+	// CapacityMode skips rooms that are not flagged while lag is over
+	// LagAlert.
+	CapacityMode bool `yaml:"capacity_mode"`
+	// FlaggedRooms are always transcribed in capacity mode: raw room IDs
+	// (pseudonymised at start-up with the identity secret) or room
+	// pseudonyms (r1_...).
+	FlaggedRooms []string `yaml:"flagged_rooms"`
+	// FlagTTL is how long an alert or alert action keeps a room flagged.
+	FlagTTL time.Duration `yaml:"flag_ttl"`
+}
+
+func defaultBacklog() Backlog {
+	return Backlog{LagAlert: 3000, CheckInterval: 15 * time.Second, FlagTTL: 24 * time.Hour}
+}
 
 // validate reports every problem of the section through bad.
-func (x *Backlog) validate(bad func(key, format string, a ...any)) {}
+func (x *Backlog) validate(bad func(key, format string, a ...any)) {
+	if x.LagAlert < 0 {
+		bad("transcribe.backlog.lag_alert", "%d is negative: set a number of records, or 0 to turn lag alerts off", x.LagAlert)
+	}
+	if x.CheckInterval < time.Second {
+		bad("transcribe.backlog.check_interval", "%v is under 1s: lag is asked of the brokers each time; use e.g. 15s", x.CheckInterval)
+	}
+	if x.CapacityMode && x.LagAlert == 0 {
+		bad("transcribe.backlog.capacity_mode", "needs transcribe.backlog.lag_alert above 0: it is the lag at which rooms start being skipped")
+	}
+	if x.FlagTTL < 0 {
+		bad("transcribe.backlog.flag_ttl", "%v is negative: use e.g. 24h, or 0 to keep rooms flagged for good", x.FlagTTL)
+	}
+	for _, r := range x.FlaggedRooms {
+		if strings.TrimSpace(r) == "" {
+			bad("transcribe.backlog.flagged_rooms", "has an empty entry: list room IDs or room pseudonyms")
+		}
+	}
+}
 
-// RoomLanguages sets the transcription language per room.
-type RoomLanguages struct{}
+// RoomLanguages sets the transcription language per room, overriding
+// transcribe.language. Each entry of languages is ROOM=LANG: ROOM is a raw
+// room ID (pseudonymised at start-up with the identity secret, so it must
+// be exact: workers only ever see pseudonyms, and a pattern cannot be
+// matched against them), a room pseudonym (r1_...), or * for every other
+// room; LANG is an ISO 639-1 code ("ar", "en") or auto.
+type RoomLanguages struct {
+	Languages []string `yaml:"languages"`
+}
 
 func defaultRoomLanguages() RoomLanguages { return RoomLanguages{} }
 
+// Parse returns the entries as room → language, in order.
+func (x *RoomLanguages) Parse() (rooms, langs []string) {
+	for _, e := range x.Languages {
+		r, l, _ := strings.Cut(e, "=")
+		rooms = append(rooms, strings.TrimSpace(r))
+		langs = append(langs, strings.ToLower(strings.TrimSpace(l)))
+	}
+	return rooms, langs
+}
+
 // validate reports every problem of the section through bad.
-func (x *RoomLanguages) validate(bad func(key, format string, a ...any)) {}
+func (x *RoomLanguages) validate(bad func(key, format string, a ...any)) {
+	seen := map[string]bool{}
+	for _, e := range x.Languages {
+		r, l, ok := strings.Cut(e, "=")
+		r, l = strings.TrimSpace(r), strings.ToLower(strings.TrimSpace(l))
+		switch {
+		case !ok || r == "":
+			bad("transcribe.rooms.languages", "entry %q is not ROOM=LANG (e.g. 1234=ar, r1_...=en or *=en)", e)
+			continue
+		case l != "auto" && (len(l) < 2 || len(l) > 3 || strings.Trim(l, "abcdefghijklmnopqrstuvwxyz") != ""):
+			bad("transcribe.rooms.languages", "entry %q: %q is not an ISO 639-1 code like ar or en, or auto", e, l)
+		}
+		if seen[r] {
+			bad("transcribe.rooms.languages", "room %q is listed twice", r)
+		}
+		seen[r] = true
+	}
+}

@@ -91,7 +91,7 @@ func (c *canaryScanner) find(data []byte) (needle, bool) {
 }
 
 // check reports a canary found in data, naming where.
-func (c *canaryScanner) check(t *testing.T, where string, data []byte) {
+func (c *canaryScanner) check(t testing.TB, where string, data []byte) {
 	t.Helper()
 	if n, ok := c.find(data); ok {
 		t.Errorf("canary %q leaked (%s) in %s", n.canary, n.enc, where)
@@ -142,7 +142,7 @@ func TestE2ECanaryIdentities(t *testing.T) {
 	}
 }
 
-func canaryRun(t *testing.T, field string) {
+func canaryRun(t testing.TB, field string) {
 	const room = 1237
 	h := newE2E(t, e2eConfig{room: room, identity: field, embedded: true, segment: 4 * time.Second, holdUploads: true})
 	tools := speechTools(t)

@@ -23,6 +23,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/earshot/earshot/bus"
+	"github.com/earshot/earshot/crypt"
 	"github.com/earshot/earshot/event"
 	"github.com/earshot/earshot/ingest"
 	"github.com/earshot/earshot/internal/testbed"
@@ -56,7 +57,7 @@ type e2eConfig struct {
 
 // e2e is one stage on the test bed, with everything around it.
 type e2e struct {
-	t       *testing.T
+	t       testing.TB
 	cfg     e2eConfig
 	janus   testbed.JanusEndpoint
 	brokers []string
@@ -86,7 +87,7 @@ type e2e struct {
 // e2eTopics are the topics the ingest stage writes.
 var e2eTopics = []string{event.TopicAudio, event.TopicSegments, event.TopicLifecycle}
 
-func newE2E(t *testing.T, cfg e2eConfig) *e2e {
+func newE2E(t testing.TB, cfg e2eConfig) *e2e {
 	t.Helper()
 	h := &e2e{t: t, cfg: cfg, janus: testbed.JanusServer(t), logs: &testbed.SyncBuffer{}}
 	h.log = slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -177,6 +178,7 @@ func newE2E(t *testing.T, cfg e2eConfig) *e2e {
 		Producer:        prod,
 		Logger:          h.log,
 		Metrics:         h.reg,
+		Keys:            crypt.NewMemory(),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -312,7 +314,7 @@ func (h *e2e) gapSamples(cause string) float64 {
 }
 
 // waitFor polls cond until it holds or within passes.
-func waitFor(t *testing.T, what string, within time.Duration, cond func() bool) {
+func waitFor(t testing.TB, what string, within time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for !cond() {
@@ -549,7 +551,7 @@ func (h *e2e) events(topic string) (evs []*event.Envelope, dups int) {
 
 // freshBucket returns the configuration of a new bucket on versitygw,
 // removed with its objects when the test ends.
-func freshBucket(t *testing.T) storage.S3Config {
+func freshBucket(t testing.TB) storage.S3Config {
 	t.Helper()
 	ep := testbed.S3Server(t)
 	cfg := storage.S3Config{

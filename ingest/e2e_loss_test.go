@@ -22,7 +22,7 @@ import (
 
 // udpPorts returns the local ports of this process's UDP sockets bound to
 // ip (or to any address), from /proc.
-func udpPorts(t *testing.T, ip string) map[int]bool {
+func udpPorts(t testing.TB, ip string) map[int]bool {
 	t.Helper()
 	inodes := map[string]bool{}
 	fds, err := os.ReadDir("/proc/self/fd")
@@ -89,7 +89,7 @@ type lossRules struct {
 	rules      map[string][]string // by name: "rtp-sent", "rtp-drop", "other-sent", "other-drop"
 }
 
-func addLossRules(t *testing.T, netns, dst string, ports []int) *lossRules {
+func addLossRules(t testing.TB, netns, dst string, ports []int) *lossRules {
 	t.Helper()
 	var ps []string
 	for _, p := range ports {
@@ -128,7 +128,7 @@ func (lr *lossRules) remove() {
 }
 
 // counters reads each rule's packet counter.
-func (lr *lossRules) counters(t *testing.T) map[string]int64 {
+func (lr *lossRules) counters(t testing.TB) map[string]int64 {
 	t.Helper()
 	out, err := netnsIptables(lr.netns, "-L", "OUTPUT", "-v", "-x", "-n")
 	if err != nil {
@@ -150,7 +150,7 @@ func (lr *lossRules) counters(t *testing.T) map[string]int64 {
 }
 
 // waitPublisher waits until the room lists display as a publisher.
-func waitPublisher(t *testing.T, ep testbed.JanusEndpoint, room uint64, display string) {
+func waitPublisher(t testing.TB, ep testbed.JanusEndpoint, room uint64, display string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -186,7 +186,25 @@ func waitPublisher(t *testing.T, ep testbed.JanusEndpoint, room uint64, display 
 // the stage then opens on the veth is its subscription, and the rules
 // match that port alone: the bot's own traffic and other tests' in room
 // 1234 are left alone.
-func TestE2EPacketLoss(t *testing.T) {
+func TestE2EPacketLoss(t *testing.T) { packetLoss(t) }
+
+// BenchmarkE2EPacketLoss runs TestE2EPacketLoss's scenario once, whatever
+// b.N is, with the same checks. Its duration error and tone offset count
+// towards the record_* figures (figures.sh keeps the worst of each), and
+// it reports the packets the track counted lost against those the rule
+// dropped.
+func BenchmarkE2EPacketLoss(b *testing.B) {
+	fig, lost, dropped := packetLoss(b)
+	b.ReportMetric(float64(lost), "lost-packets")
+	b.ReportMetric(float64(dropped), "dropped-packets")
+	reportMediaFigures(b, fig)
+}
+
+// packetLoss is TestE2EPacketLoss's scenario; it returns the worst values
+// it measured, the packets the track reports lost and those the rule
+// dropped.
+func packetLoss(t testing.TB) (_ figures, lost, dropped int64) {
+	t.Helper()
 	const room = 1236
 	h := newE2E(t, e2eConfig{room: room, identity: "feed_id", segment: 5 * time.Second})
 	if _, err := netnsIptables(h.janus.Netns, "-L", "OUTPUT", "-n"); err != nil {
@@ -231,8 +249,9 @@ func TestE2EPacketLoss(t *testing.T) {
 	if len(tracks) != 1 || tracks[0].ended == nil {
 		t.Fatalf("want one ended track, got %d", len(tracks))
 	}
-	lost := tracks[0].ended.LostPackets
-	sent, dropped := counts["rtp-sent"], counts["rtp-drop"]
+	lost = tracks[0].ended.LostPackets
+	sent := counts["rtp-sent"]
+	dropped = counts["rtp-drop"]
 	t.Logf("RTP to the listener: %d sent by Janus, %d dropped by the rule (%.1f%%); other UDP (RTCP, STUN, DTLS): %d sent, %d dropped; the track reports %d lost, %d gap samples",
 		sent, dropped, 100*float64(dropped)/math.Max(float64(sent), 1), counts["other-sent"], counts["other-drop"], lost, tracks[0].ended.GapSamples)
 	if sent < int64(len(sp.bot.File().Packets))*9/10 {
@@ -249,4 +268,5 @@ func TestE2EPacketLoss(t *testing.T) {
 	t.Logf("record_duration_error_pct=%.3f", fig.durErrPct)
 	t.Logf("record_tone_offset_ms=%.1f (relative to the first tone: %.1f; %d tones)", fig.toneAbsMS, fig.toneRelMS, fig.tones)
 	t.Logf("loss: counted %d, dropped %d", lost, dropped)
+	return fig, lost, dropped
 }

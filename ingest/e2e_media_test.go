@@ -34,7 +34,7 @@ const toneHz = 1000
 
 // speechTools returns the test bed's speech tools (espeak-ng, sox, opusenc,
 // opusdec).
-func speechTools(t *testing.T) speech.Tools {
+func speechTools(t testing.TB) speech.Tools {
 	t.Helper()
 	tools, err := speech.ToolsFromEnv(testbed.Require(t, testbed.Speech))
 	if err != nil {
@@ -84,7 +84,7 @@ func speakerScript(voice string, first, lines int) []speech.Item {
 }
 
 // synthesize renders scripts in parallel into dir.
-func synthesize(t *testing.T, tools speech.Tools, dir string, scripts map[string][]speech.Item) map[string]speech.Clip {
+func synthesize(t testing.TB, tools speech.Tools, dir string, scripts map[string][]speech.Item) map[string]speech.Clip {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -152,7 +152,7 @@ func (s *speaker) identity(field string) string {
 }
 
 // start runs the bot in the background until its file is played.
-func (s *speaker) start(t *testing.T, ep testbed.JanusEndpoint, room uint64) {
+func (s *speaker) start(t testing.TB, ep testbed.JanusEndpoint, room uint64) {
 	t.Helper()
 	var err error
 	s.bot, err = speakerbot.New(speakerbot.Config{
@@ -175,7 +175,7 @@ func (s *speaker) start(t *testing.T, ep testbed.JanusEndpoint, room uint64) {
 }
 
 // wait waits for the bot to finish playing.
-func (s *speaker) wait(t *testing.T, within time.Duration) {
+func (s *speaker) wait(t testing.TB, within time.Duration) {
 	t.Helper()
 	select {
 	case s.result = <-s.done:
@@ -202,7 +202,7 @@ func (h *e2e) talk(speakers []*speaker, within time.Duration) {
 	h.waitTracksEnded()
 }
 
-func (s *speaker) entries(t *testing.T) []speakerbot.LogEntry {
+func (s *speaker) entries(t testing.TB) []speakerbot.LogEntry {
 	t.Helper()
 	var out []speakerbot.LogEntry
 	dec := json.NewDecoder(bytes.NewReader(s.plog.Bytes()))
@@ -228,7 +228,7 @@ func (p pubTrack) duration() time.Duration { return p.end.Sub(p.start) }
 
 // published reads the publish log: a new track at start and at each
 // rejoin. The last packet's own length is added to the end line's time.
-func (s *speaker) published(t *testing.T) []pubTrack {
+func (s *speaker) published(t testing.TB) []pubTrack {
 	t.Helper()
 	pkts := s.bot.File().Packets
 	last := time.Duration(pkts[len(pkts)-1].Samples) * time.Second / event.SampleRate
@@ -541,7 +541,7 @@ func opusTags(data []byte) (map[string]string, error) {
 
 // checkSession checks the run's session lifecycle: one session, opened
 // and closed with the bot's join and leave, which every track belongs to.
-func checkSession(t *testing.T, rec *recording) {
+func checkSession(t testing.TB, rec *recording) {
 	t.Helper()
 	count := map[event.Type]int{}
 	sessions := map[string]bool{}
@@ -569,7 +569,7 @@ func checkSession(t *testing.T, rec *recording) {
 // checkChunks checks that each track's live chunks, after dedupe, cover
 // its timeline without gaps or overlaps (unless the stage counted chunks
 // it had to drop).
-func checkChunks(t *testing.T, rec *recording) {
+func checkChunks(t testing.TB, rec *recording) {
 	t.Helper()
 	byTrack := map[string][]*event.Timeline{}
 	for _, c := range rec.chunks {

@@ -44,7 +44,7 @@ const faultRoom = 1235
 // closes the port (new connections are refused) and cuts the open ones, up
 // opens the same port again.
 type tcpProxy struct {
-	t        *testing.T
+	t        testing.TB
 	addr     string
 	upstream string
 
@@ -54,7 +54,7 @@ type tcpProxy struct {
 	wg    sync.WaitGroup
 }
 
-func newTCPProxy(t *testing.T, upstream string) *tcpProxy {
+func newTCPProxy(t testing.TB, upstream string) *tcpProxy {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -160,7 +160,7 @@ func (p *tcpProxy) close() {
 // --- `earshot ingest` as a child process ---------------------------------------
 
 // buildEarshot builds the binary as shipped.
-func buildEarshot(t *testing.T) string {
+func buildEarshot(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "earshot")
 	cmd := exec.Command("go", "build", "-o", bin, "github.com/earshot/earshot/cmd/earshot")
@@ -171,7 +171,7 @@ func buildEarshot(t *testing.T) string {
 }
 
 // freeAddr returns a loopback address with a port nobody listens on.
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -190,7 +190,7 @@ type child struct {
 }
 
 // startChild runs `earshot ingest -config cfgPath`, its output into logs.
-func startChild(t *testing.T, bin, cfgPath string, logs io.Writer) *child {
+func startChild(t testing.TB, bin, cfgPath string, logs io.Writer) *child {
 	t.Helper()
 	cmd := exec.Command(bin, "ingest", "-config", cfgPath)
 	for _, kv := range os.Environ() {
@@ -215,7 +215,7 @@ func startChild(t *testing.T, bin, cfgPath string, logs io.Writer) *child {
 }
 
 // wait waits for the process to exit and returns how it ended.
-func (c *child) wait(t *testing.T, within time.Duration) error {
+func (c *child) wait(t testing.TB, within time.Duration) error {
 	t.Helper()
 	select {
 	case c.err = <-c.done:
@@ -256,7 +256,7 @@ func scrape(addr, name string) float64 {
 }
 
 // kafkaStart ensures the topics and returns, per topic, its end offsets.
-func kafkaStart(t *testing.T, brokers []string) map[string]map[int]int64 {
+func kafkaStart(t testing.TB, brokers []string) map[string]map[int]int64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -285,7 +285,7 @@ func kafkaStart(t *testing.T, brokers []string) map[string]map[int]int64 {
 
 // pendingKeys returns the object keys of the entries in a spool folder's
 // pending/.
-func pendingKeys(t *testing.T, spoolDir string) []string {
+func pendingKeys(t testing.TB, spoolDir string) []string {
 	t.Helper()
 	dirs, err := os.ReadDir(filepath.Join(spoolDir, "pending"))
 	if errors.Is(err, os.ErrNotExist) {
@@ -374,7 +374,20 @@ func (h *e2e) newActivity(old map[string]bool) string {
 // started again with the same configuration. Every segment the spool held
 // must then be uploaded and announced, no object may have a second
 // version, and recording must go on in a new session.
-func TestE2EKillAndResume(t *testing.T) {
+func TestE2EKillAndResume(t *testing.T) { killAndResume(t) }
+
+// BenchmarkE2EKillAndResume runs TestE2EKillAndResume's scenario once,
+// whatever b.N is, with the same checks, and reports the time from the
+// kill to the first sign of recording in a new session (the restart
+// included).
+func BenchmarkE2EKillAndResume(b *testing.B) {
+	b.ReportMetric(killAndResume(b).Seconds(), "record_resume_s")
+}
+
+// killAndResume is TestE2EKillAndResume's scenario; it returns the resume
+// time.
+func killAndResume(t testing.TB) time.Duration {
+	t.Helper()
 	ep := testbed.JanusServer(t)
 	brokers := testbed.KafkaBrokers(t)
 	s3cfg := freshBucket(t)
@@ -548,6 +561,7 @@ func TestE2EKillAndResume(t *testing.T) {
 	}
 	t.Logf("objects: %d (%d of sessions after the restart), announced: %d (%d duplicates dropped), spooled at the kill: %d",
 		len(objs), newSession, len(announced), dups, len(spooled))
+	return resume
 }
 
 // TestE2ES3Outage is issue 3's "S3 unreachable for 60 s" Must-show: the
@@ -633,7 +647,21 @@ func TestE2ES3Outage(t *testing.T) {
 // a speaker who joins after the restart. Stopping Janus removes its
 // namespace, so this runs only with EARSHOT_E2E_DISRUPTIVE=1, when no other
 // test bed test runs.
-func TestE2EJanusRestart(t *testing.T) {
+func TestE2EJanusRestart(t *testing.T) { janusRestart(t) }
+
+// BenchmarkE2EJanusRestart runs TestE2EJanusRestart's scenario once,
+// whatever b.N is, with the same checks, and reports the time from Janus
+// being back to the stage's bot_joined event. Like the test it runs only
+// with EARSHOT_E2E_DISRUPTIVE=1 (make bench sets it and runs one package
+// at a time).
+func BenchmarkE2EJanusRestart(b *testing.B) {
+	b.ReportMetric(janusRestart(b).Seconds(), "record_rejoin_s")
+}
+
+// janusRestart is TestE2EJanusRestart's scenario; it returns the rejoin
+// time.
+func janusRestart(t testing.TB) time.Duration {
+	t.Helper()
 	if os.Getenv("EARSHOT_E2E_DISRUPTIVE") != "1" {
 		t.Skip("restarts the test bed's Janus: set EARSHOT_E2E_DISRUPTIVE=1 (and run no other test bed test meanwhile)")
 	}
@@ -721,6 +749,7 @@ func TestE2EJanusRestart(t *testing.T) {
 		t.Error("no segment of speaker b, who spoke after the restart, was stored")
 	}
 	t.Logf("speaker b: %d segments after the restart", bSegs)
+	return rejoin
 }
 
 // botJoins counts the room's bot_joined events so far.
@@ -746,7 +775,7 @@ func (h *e2e) countEvents(typ event.Type) int {
 }
 
 // repoRoot is the module's root folder (where go.mod is).
-func repoRoot(t *testing.T) string {
+func repoRoot(t testing.TB) string {
 	t.Helper()
 	out, err := exec.Command("go", "env", "GOMOD").Output()
 	if err != nil {
@@ -762,7 +791,7 @@ func repoRoot(t *testing.T) string {
 // removeVersions deletes every version of every object, so that the
 // bucket's own cleanup (which removes only current versions) can remove a
 // versioned bucket.
-func removeVersions(t *testing.T, store *storage.S3) {
+func removeVersions(t testing.TB, store *storage.S3) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	keys := map[string]bool{}

@@ -52,7 +52,7 @@ type figures struct {
 // track's decoded duration against the stretch's; each tone at its
 // published time on the decoded timeline, and (at least minToneCover of
 // it) at its level.
-func checkSpeaker(t *testing.T, sp *speaker, pub []pubTrack, tracks []*recTrack, minToneCover float64, fig *figures) {
+func checkSpeaker(t testing.TB, sp *speaker, pub []pubTrack, tracks []*recTrack, minToneCover float64, fig *figures) {
 	t.Helper()
 	if len(tracks) != len(pub) {
 		t.Errorf("speaker %s published %d tracks (joins), %d were recorded", sp.name, len(pub), len(tracks))
@@ -112,7 +112,31 @@ func checkSpeaker(t *testing.T, sp *speaker, pub []pubTrack, tracks []*recTrack,
 // for 5 s, C leaves and rejoins. The stored segments, decoded, must last
 // as long as each speaker published (within 1 %), hold every tone at its
 // published time (±40 ms), and agree with their segment_stored events.
-func TestE2EThreeSpeakers(t *testing.T) {
+func TestE2EThreeSpeakers(t *testing.T) { threeSpeakers(t) }
+
+// BenchmarkE2EThreeSpeakers runs TestE2EThreeSpeakers's scenario once,
+// whatever b.N is (it takes minutes), with the same checks, and reports
+// its worst track's duration error and its worst tone's offset.
+func BenchmarkE2EThreeSpeakers(b *testing.B) {
+	fig := threeSpeakers(b)
+	reportMediaFigures(b, fig)
+}
+
+// reportMediaFigures reports a media scenario's figures: the worst
+// track's decoded-duration error and the worst tone's offset from its
+// published time (record_*), and the worst tone offset relative to its
+// track's first tone and the number of tones located.
+func reportMediaFigures(b *testing.B, fig figures) {
+	b.ReportMetric(fig.toneRelMS, "tone-rel-ms")
+	b.ReportMetric(float64(fig.tones), "tones-located")
+	b.ReportMetric(fig.durErrPct, "record_duration_error_pct")
+	b.ReportMetric(fig.toneAbsMS, "record_tone_offset_ms")
+}
+
+// threeSpeakers is TestE2EThreeSpeakers's scenario; it returns the worst
+// values it measured.
+func threeSpeakers(t testing.TB) figures {
+	t.Helper()
 	const room = 1236
 	h := newE2E(t, e2eConfig{room: room, identity: "feed_id", segment: 10 * time.Second})
 	tools := speechTools(t)
@@ -196,4 +220,5 @@ func TestE2EThreeSpeakers(t *testing.T) {
 	t.Logf("segments: %d announced (%d duplicates dropped), %d objects; tones located: %d", rec.segEvents, rec.segDups, len(rec.objects), fig.tones)
 	t.Logf("record_duration_error_pct=%.3f", fig.durErrPct)
 	t.Logf("record_tone_offset_ms=%.1f (relative to each track's first tone: %.1f)", fig.toneAbsMS, fig.toneRelMS)
+	return fig
 }

@@ -278,7 +278,11 @@ func (st *evalState) finding(p *Policy, s scored) Finding {
 			j++
 		}
 		seg := st.segs[piece]
-		sp := Span{Segment: seg.ID, Speaker: seg.Speaker, Timeline: seg.Timeline, FirstWord: -1, LastWord: -1}
+		k := i
+		for k > 0 && d.Tokens[k-1].Piece == piece {
+			k--
+		}
+		sp := Span{FirstToken: i - k, Segment: seg.ID, Speaker: seg.Speaker, Timeline: seg.Timeline, SegmentTimeline: seg.Timeline, FirstWord: -1, LastWord: -1}
 		if a, b := d.Tokens[i].Word, d.Tokens[j].Word; a >= 0 && b >= 0 && int(b) < len(seg.Words) {
 			sp.FirstWord, sp.LastWord = int(a), int(b)
 			sp.Timeline = seg.Timeline.Sub(seg.Words[a].FirstSample, seg.Words[b].LastSample)

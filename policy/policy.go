@@ -95,8 +95,16 @@ type Span struct {
 	// matched word's first sample to the last one's last sample (the whole
 	// segment when it has no word timings).
 	Timeline event.Timeline
+	// SegmentTimeline is the whole segment's timeline: utterance
+	// boundaries, which do not move when another model re-transcribes the
+	// same audio, while word timings may.
+	SegmentTimeline event.Timeline
 	// FirstWord and LastWord index Segment.Words (-1 without words).
 	FirstWord, LastWord int
+	// FirstToken is the position of the first matched token in the
+	// segment's normalised text: where the match starts when the segment
+	// has no word timings.
+	FirstToken int
 }
 
 // Policy is a compiled policy. It is immutable and safe for concurrent use.

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/earshot/earshot/bus"
 	"github.com/earshot/earshot/event"
 )
@@ -33,6 +35,49 @@ type Fixed struct{ P *Policy }
 // Policy implements Provider.
 func (f Fixed) Policy() *Policy { return f.P }
 
+// Topics names the topics the stage reads and writes; empty fields take
+// the event package's names.
+type Topics struct {
+	Transcripts string
+	Alerts      string
+	DeadLetter  string
+}
+
+func (t *Topics) defaults() {
+	if t.Transcripts == "" {
+		t.Transcripts = event.TopicTranscripts
+	}
+	if t.Alerts == "" {
+		t.Alerts = event.TopicAlerts
+	}
+	if t.DeadLetter == "" {
+		t.DeadLetter = event.TopicDeadLetter
+	}
+}
+
+// RebuildConfig says how the stage rebuilds its state from Kafka when it
+// starts on a partition (start-up, a rebalance, a redelivery).
+type RebuildConfig struct {
+	// Tail reads the topics back; nil disables the rebuild.
+	Tail Tail
+	// Transcripts is how far back before the first record delivered the
+	// room windows are refilled from (default 2 min; the window itself
+	// spans at most WindowConfig.MaxSpan).
+	Transcripts time.Duration
+	// Alerts is how far back the alerts already raised are read, for
+	// de-duplication and the rate limiter (default 30 min).
+	Alerts time.Duration
+}
+
+func (r *RebuildConfig) defaults() {
+	if r.Transcripts <= 0 {
+		r.Transcripts = 2 * time.Minute
+	}
+	if r.Alerts <= 0 {
+		r.Alerts = 30 * time.Minute
+	}
+}
+
 // StageConfig configures the policy stage.
 type StageConfig struct {
 	// Consumer delivers earshot.transcripts (key = room, so a room's
@@ -48,20 +93,71 @@ type StageConfig struct {
 	Window WindowConfig
 	// ExcerptContext widens an alert's excerpt on each side (default 10 s).
 	ExcerptContext time.Duration
+	// RateLimit bounds alerts per room, rule and speaker.
+	RateLimit RateLimit
+	// Rebuild restores windows and de-duplication state from Kafka.
+	Rebuild RebuildConfig
+	// Classifier, when set, is asked about every segment with speech
+	// (off by default: the text leaves the deployment).
+	Classifier *Classifier
+	// Topics defaults to the event package's topic names.
+	Topics Topics
+	// Metrics registers the stage's counters when set.
+	Metrics prometheus.Registerer
 }
 
 // Stage evaluates transcripts against the policy and raises alerts. A
-// transcript record is acknowledged once its alerts are produced; alert IDs
-// derive from the rule, the policy version and the timeline, so a replayed
-// transcript does not raise the same alert twice downstream.
+// transcript record is acknowledged once its alerts are produced. Alert
+// IDs derive from what was said where (AlertID), so a redelivered or
+// re-transcribed transcript maps to the alerts it already raised, which
+// the stage remembers (and rebuilds from the alerts topic) and skips.
 type Stage struct {
-	cfg StageConfig
-	log *slog.Logger
+	cfg     StageConfig
+	log     *slog.Logger
+	limit   *limiter
+	raised  *bus.Dedupe
+	metrics stageMetrics
 
-	mu      sync.Mutex
-	windows map[string]*Window // by room pseudonym
+	mu       sync.Mutex
+	windows  map[string]*Window // by room pseudonym
+	roomPart map[string]int     // partition each room's transcripts came from
+	next     map[int]int64      // next expected offset per partition
 
 	closeOnce sync.Once
+}
+
+type stageMetrics struct {
+	alerts, suppressed, duplicates *prometheus.CounterVec
+	rebuilds, rebuildErrors        prometheus.Counter
+	classifierErrors               prometheus.Counter
+}
+
+func newStageMetrics(reg prometheus.Registerer) stageMetrics {
+	m := stageMetrics{
+		alerts: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "earshot", Subsystem: "policy", Name: "alerts_total",
+			Help: "Alerts raised, by category."}, []string{"category"}),
+		suppressed: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "earshot", Subsystem: "policy", Name: "alerts_suppressed_total",
+			Help: "Findings held back by the rate limit (folded into the next alert of their room, rule and speaker), by category."}, []string{"category"}),
+		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "earshot", Subsystem: "policy", Name: "alerts_duplicate_total",
+			Help: "Findings whose alert was already raised (a redelivered or re-transcribed transcript), by category."}, []string{"category"}),
+		rebuilds: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "earshot", Subsystem: "policy", Name: "rebuilds_total",
+			Help: "State rebuilds from Kafka (start-up, rebalance, redelivery)."}),
+		rebuildErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "earshot", Subsystem: "policy", Name: "rebuild_errors_total",
+			Help: "Rebuilds that failed; the stage went on with the state it had."}),
+		classifierErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "earshot", Subsystem: "policy", Name: "classifier_errors_total",
+			Help: "Segments the external classifier did not answer for (errors, timeouts, open circuit)."}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.alerts, m.suppressed, m.duplicates, m.rebuilds, m.rebuildErrors, m.classifierErrors} {
+			if err := reg.Register(c); err != nil {
+				var are prometheus.AlreadyRegisteredError
+				if !errors.As(err, &are) {
+					slog.Default().Warn("policy metric not registered", "error", err)
+				}
+			}
+		}
+	}
+	return m
 }
 
 // NewStage builds the stage.
@@ -75,12 +171,19 @@ func NewStage(cfg StageConfig) (*Stage, error) {
 	if cfg.ExcerptContext <= 0 {
 		cfg.ExcerptContext = 10 * time.Second
 	}
-	return &Stage{cfg: cfg, log: cfg.Logger.With("stage", "policy"), windows: map[string]*Window{}}, nil
+	cfg.Topics.defaults()
+	cfg.Rebuild.defaults()
+	return &Stage{
+		cfg: cfg, log: cfg.Logger.With("stage", "policy"),
+		limit: newLimiter(cfg.RateLimit), raised: bus.NewDedupe(0), metrics: newStageMetrics(cfg.Metrics),
+		windows: map[string]*Window{}, roomPart: map[string]int{}, next: map[int]int64{},
+	}, nil
 }
 
 // Run consumes transcripts until ctx ends.
 func (s *Stage) Run(ctx context.Context) error {
-	s.log.Info("policy engine started", "policy_version", s.cfg.Policy.Policy().Version())
+	s.log.Info("policy engine started", "policy_version", s.cfg.Policy.Policy().Version(),
+		"rate_limit_every", s.limit.cfg.Every, "rate_limit_burst", s.limit.cfg.Burst, "rebuild", s.cfg.Rebuild.Tail != nil)
 	return s.cfg.Consumer.Run(ctx, s.handle)
 }
 
@@ -91,7 +194,7 @@ func (s *Stage) Close() error {
 	return err
 }
 
-func (s *Stage) window(room string) *Window {
+func (s *Stage) window(room string, partition int) *Window {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	w, ok := s.windows[room]
@@ -99,12 +202,27 @@ func (s *Stage) window(room string) *Window {
 		w = NewWindow(s.cfg.Window)
 		s.windows[room] = w
 	}
+	s.roomPart[room] = partition
 	return w
+}
+
+// discontinuous records d's offset and reports whether the partition's
+// records did not simply continue: the first record after start-up, after
+// an assignment, or a redelivery.
+func (s *Stage) discontinuous(d *bus.Delivery) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	want, ok := s.next[d.Partition]
+	s.next[d.Partition] = d.Offset + 1
+	return !ok || want != d.Offset
 }
 
 // handle runs on the partition's goroutine, in order. A room lives on one
 // partition, so its window is only touched from here.
 func (s *Stage) handle(ctx context.Context, d *bus.Delivery) {
+	if s.discontinuous(d) && s.cfg.Rebuild.Tail != nil {
+		s.rebuild(ctx, d)
+	}
 	e, err := event.Decode(d.Value)
 	if err == nil && (e.Type != event.TypeTranscript || e.Timeline == nil) {
 		err = fmt.Errorf("policy: %s on the transcripts topic is not a transcript", e.Type)
@@ -118,16 +236,43 @@ func (s *Stage) handle(ctx context.Context, d *bus.Delivery) {
 		return
 	}
 	p := s.cfg.Policy.Policy()
-	w := s.window(e.Room)
+	w := s.window(e.Room, d.Partition)
 	findings := w.Push(p, seg)
-	var msgs []bus.Message
+	if s.cfg.Classifier != nil && p.Speech(&seg) {
+		hits, err := s.cfg.Classifier.Classify(ctx, seg.Text)
+		if err != nil {
+			s.metrics.classifierErrors.Inc()
+			s.log.Debug("classifier gave no answer; the segment is judged by the policy alone", "error", err)
+		}
+		for _, f := range classifierFindings(p, &seg, hits) {
+			if w.admit(f) {
+				findings = append(findings, f)
+			}
+		}
+	}
+	var (
+		msgs []bus.Message
+		ids  []string
+	)
 	for _, f := range findings {
-		m, err := s.alert(ctx, e, w, f)
+		id := AlertID(f)
+		if s.raised.Seen(id) {
+			s.metrics.duplicates.WithLabelValues(f.Category).Inc()
+			continue
+		}
+		ok, folded := s.limit.allow(limitKey{f.Room, f.RuleID, f.Spans[0].Speaker}, f.Spans[0].Timeline.Start(), id)
+		if !ok {
+			s.metrics.suppressed.WithLabelValues(f.Category).Inc()
+			s.log.Debug("finding held back by the rate limit", "category", f.Category, "rule", f.RuleID, "room", f.Room)
+			continue
+		}
+		m, err := s.alert(ctx, e, w, f, id, folded)
 		if err != nil {
 			s.log.Error("alert not built", "rule", f.RuleID, "error", err)
 			continue
 		}
 		msgs = append(msgs, m)
+		ids = append(ids, id)
 	}
 	if len(msgs) > 0 {
 		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
@@ -139,12 +284,15 @@ func (s *Stage) handle(ctx context.Context, d *bus.Delivery) {
 			s.log.Error("alerts not produced; the transcript will be redelivered", "error", err)
 			return
 		}
+		for _, id := range ids {
+			s.raised.Add(id)
+		}
 	}
 	d.Ack()
 }
 
-// alert turns a finding into an alert.raised event on earshot.alerts.
-func (s *Stage) alert(ctx context.Context, src *event.Envelope, w *Window, f Finding) (bus.Message, error) {
+// alert turns a finding into an alert.raised event on the alerts topic.
+func (s *Stage) alert(ctx context.Context, src *event.Envelope, w *Window, f Finding, id string, folded int) (bus.Message, error) {
 	first := f.Spans[0]
 	tl := first.Timeline
 	segs := make([]string, 0, len(f.Spans))
@@ -152,21 +300,26 @@ func (s *Stage) alert(ctx context.Context, src *event.Envelope, w *Window, f Fin
 		segs = append(segs, sp.Segment)
 	}
 	proc := &event.Processing{PolicyVersion: f.PolicyVersion}
-	e, err := event.New(event.TypeAlert, s.cfg.Producer, proc, f.Room, f.Session, first.Speaker, &tl, event.Alert{
-		Severity: f.Severity.String(), Category: f.Category, RuleID: f.RuleID,
-		Score: f.Score, Confidence: f.Confidence, Segments: segs,
+	e, err := event.New(event.TypeAlert, s.cfg.Producer, proc, f.Room, f.Session, first.Speaker, &tl, AlertPayload{
+		Alert: event.Alert{
+			Severity: f.Severity.String(), Category: f.Category, RuleID: f.RuleID,
+			Score: f.Score, Confidence: f.Confidence, Segments: segs,
+		},
+		Suppressed: folded,
 	}, f.RuleID)
 	if err != nil {
 		return bus.Message{}, err
 	}
+	// event.New derived the ID from the word-level timeline and the rule;
+	// AlertID is the revision-independent one (see there).
+	e.EventID = id
 	now := time.Now()
 	e.Hops = src.Hops
 	e.Hops.Evaluated = event.Stamp(now)
 	e.Hops.Alerted = event.Stamp(now)
-	var excerpt []event.ExcerptLine
-	for _, l := range w.Excerpt(f, s.cfg.ExcerptContext) {
-		excerpt = append(excerpt, event.ExcerptLine{Speaker: l.Speaker, Track: l.Timeline.Track,
-			FirstSample: l.Timeline.FirstSample, LastSample: l.Timeline.LastSample, Text: l.Text})
+	excerpt, err := sealExcerpt(ctx, s.cfg.Keys, e, w.Excerpt(f, s.cfg.ExcerptContext))
+	if err != nil {
+		return bus.Message{}, err
 	}
 	if err := e.Seal(ctx, s.cfg.Keys, event.AlertData{Value: f.Value, Text: f.Text, Excerpt: excerpt}); err != nil {
 		return bus.Message{}, err
@@ -175,16 +328,17 @@ func (s *Stage) alert(ctx context.Context, src *event.Envelope, w *Window, f Fin
 	if err != nil {
 		return bus.Message{}, err
 	}
+	s.metrics.alerts.WithLabelValues(f.Category).Inc()
 	s.log.Info("alert", "category", f.Category, "severity", f.Severity.String(), "rule", f.RuleID,
-		"room", f.Room, "speaker", first.Speaker, "score", fmt.Sprintf("%.2f", f.Score), "alert", e.EventID)
-	return bus.Message{Topic: event.TopicAlerts, Key: []byte(f.Room), Value: b}, nil
+		"room", f.Room, "speaker", first.Speaker, "score", fmt.Sprintf("%.2f", f.Score), "alert", e.EventID, "suppressed_before", folded)
+	return bus.Message{Topic: s.cfg.Topics.Alerts, Key: []byte(f.Room), Value: b}, nil
 }
 
 func (s *Stage) deadLetter(ctx context.Context, d *bus.Delivery, reason error) {
 	s.log.Warn("transcript dead-lettered", "partition", d.Partition, "offset", d.Offset, "reason", reason)
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	if err := bus.DeadLetter(dctx, s.cfg.Sender, event.TopicDeadLetter, d.Message, reason.Error()); err != nil {
+	if err := bus.DeadLetter(dctx, s.cfg.Sender, s.cfg.Topics.DeadLetter, d.Message, reason.Error()); err != nil {
 		s.log.Error("dead letter failed; the record will be redelivered", "error", err)
 		return
 	}

@@ -48,12 +48,11 @@ func (c *WindowConfig) defaults() {
 // memory of what was reported so a match is reported once.
 //
 // A Window is plain state, not safe for concurrent use: the consumer owns
-// one per room. After a restart it rebuilds a window by pushing the room's
-// transcript records again from Kafka (from the window's horizon, MaxSpan
-// back, or further to refill the dedupe memory) and discarding the
-// findings; Push is deterministic, so the rebuilt window reports the same
-// things from then on, and alert IDs derived from content make any
-// duplicate harmless downstream.
+// one per room. After a restart the stage rebuilds a window with Replay,
+// pushing the room's recent transcript records again from Kafka; Push is
+// deterministic, so the rebuilt window reports the same things from then
+// on, and alert IDs derived from content let the stage skip any it already
+// raised.
 type Window struct {
 	cfg      WindowConfig
 	segs     []*Segment
@@ -83,6 +82,20 @@ func (w *Window) Len() int { return len(w.segs) }
 // without detected speech is not added. A segment already in the window
 // (same ID: a redelivered record) adds nothing.
 func (w *Window) Push(p *Policy, s Segment) []Finding {
+	return w.push(p, s, nil)
+}
+
+// Replay adds a segment read back from Kafka after a restart: it
+// evaluates like Push but remembers only the findings raised returns true
+// for (those whose alerts are on the alerts topic) and returns nothing. A
+// finding that was evaluated but never alerted (the stage stopped before
+// producing it) is thus not remembered, and is reported when its
+// transcript is delivered again.
+func (w *Window) Replay(p *Policy, s Segment, raised func(Finding) bool) {
+	w.push(p, s, raised)
+}
+
+func (w *Window) push(p *Policy, s Segment, keep func(Finding) bool) []Finding {
 	if !p.Speech(&s) {
 		return nil
 	}
@@ -129,7 +142,12 @@ func (w *Window) Push(p *Policy, s Segment) []Finding {
 		}
 	}
 	for _, f := range out {
-		w.remember(f)
+		if keep == nil || keep(f) {
+			w.remember(f)
+		}
+	}
+	if keep != nil {
+		return nil
 	}
 	return out
 }
@@ -189,6 +207,7 @@ func (w *Window) remember(f Finding) {
 // ExcerptLine is one segment's text in an excerpt.
 type ExcerptLine struct {
 	Segment  string
+	Session  string
 	Speaker  string
 	Timeline event.Timeline
 	Text     string
@@ -217,7 +236,17 @@ func (w *Window) Excerpt(f Finding, context time.Duration) []ExcerptLine {
 		if s.Timeline.End().Before(from) || s.Timeline.Start().After(to) {
 			continue
 		}
-		out = append(out, ExcerptLine{Segment: s.ID, Speaker: s.Speaker, Timeline: s.Timeline, Text: s.Text})
+		out = append(out, ExcerptLine{Segment: s.ID, Session: s.Session, Speaker: s.Speaker, Timeline: s.Timeline, Text: s.Text})
 	}
 	return out
+}
+
+// admit remembers a finding made outside the window's own evaluation (the
+// external classifier) and reports whether it is new.
+func (w *Window) admit(f Finding) bool {
+	if w.seen(f) {
+		return false
+	}
+	w.remember(f)
+	return true
 }

@@ -10,6 +10,15 @@ type workerMetrics struct {
 	utterances, transcripts, engineErrors prometheus.Counter
 	deadLetters, corrupt                  prometheus.Counter
 	engineSeconds                         prometheus.Histogram
+	// engineAudioSeconds and pipelineSeconds give the engine's real-time
+	// factor and the worker's own overhead (wall time spent on a chunk
+	// outside engine calls: opening, decoding, segmenting, sealing; writing
+	// to Kafka runs beside it, in produceSeconds).
+	engineAudioSeconds, pipelineSeconds prometheus.Counter
+	produceSeconds                      prometheus.Counter
+	lag, overloaded                     prometheus.Gauge
+	lagAlerts                           prometheus.Counter
+	skippedChunks, skippedSeconds       prometheus.Counter
 }
 
 func newWorkerMetrics() *workerMetrics {
@@ -26,6 +35,14 @@ func newWorkerMetrics() *workerMetrics {
 		corrupt:      c("corrupt_chunks_total", "Chunks with undecodable packets."),
 		engineSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "earshot", Subsystem: "transcribe", Name: "engine_seconds",
 			Help: "Engine wall time per utterance.", Buckets: prometheus.ExponentialBuckets(0.05, 2, 10)}),
+		engineAudioSeconds: c("engine_audio_seconds_total", "Seconds of audio sent to the engine."),
+		pipelineSeconds:    c("pipeline_seconds_total", "Wall time spent handling chunks outside engine calls."),
+		produceSeconds:     c("produce_seconds_total", "Wall time spent writing transcripts to Kafka (off the track goroutine, not part of pipeline_seconds_total)."),
+		lag:                prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "earshot", Subsystem: "transcribe", Name: "consumer_lag_records", Help: "Records of earshot.audio not yet processed, over this worker's partitions."}),
+		overloaded:         prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "earshot", Subsystem: "transcribe", Name: "overloaded", Help: "1 while the consumer lag is over backlog.lag_alert."}),
+		lagAlerts:          c("lag_alerts_total", "Operational alerts raised for consumer lag."),
+		skippedChunks:      c("skipped_chunks_total", "Chunks skipped under capacity mode (rooms not flagged)."),
+		skippedSeconds:     c("skipped_audio_seconds_total", "Seconds of audio skipped under capacity mode."),
 	}
 }
 
@@ -44,5 +61,6 @@ func (m *workerMetrics) Collect(ch chan<- prometheus.Metric) {
 }
 
 func (m *workerMetrics) all() []prometheus.Collector {
-	return []prometheus.Collector{m.tracks, m.audioSeconds, m.utterances, m.transcripts, m.engineErrors, m.deadLetters, m.corrupt, m.engineSeconds}
+	return []prometheus.Collector{m.tracks, m.audioSeconds, m.utterances, m.transcripts, m.engineErrors, m.deadLetters, m.corrupt, m.engineSeconds,
+		m.engineAudioSeconds, m.pipelineSeconds, m.produceSeconds, m.lag, m.overloaded, m.lagAlerts, m.skippedChunks, m.skippedSeconds}
 }

@@ -158,7 +158,29 @@ type Segmenter struct {
 	speechEnd  int64      // audio index just after the last speech frame
 	spans      [][2]int64 // audio index ranges [a, b) of speech
 	prevEnd    int64      // audio index just after the last utterance
+
+	// resume is set while a segmenter that began mid-track has not opened
+	// its first utterance; viewStart is the audio index of its first
+	// sample, and dropping marks an utterance in progress that is dropped.
+	resume    bool
+	viewStart int64
+	dropping  bool
 }
+
+// Resume tells a new segmenter that its audio starts mid-track, where
+// another worker left off (a rebalance or a restart). That worker
+// transcribed every utterance that ended before its last commit, and the
+// commit point can lie inside the tail of such an utterance; but it
+// commits audio before an utterance it has not finished only up to
+// MinPause before the utterance's onset (Pending). So the first utterance
+// whose onset comes less than MinPause after the first sample is the tail
+// of one transcribed before: it is dropped, not transcribed twice. The
+// utterance the other worker was cutting has its whole pause in view, so
+// it is cut exactly as that worker would have cut it (same event IDs).
+// Known limit: after a cut at MaxLength the continuation has no pause
+// before it, and is dropped up to the next pause. Call before the first
+// Push.
+func (s *Segmenter) Resume() { s.resume = true }
 
 // NewSegmenter returns a segmenter for a track's start.
 func NewSegmenter(cfg SegmenterConfig) (*Segmenter, error) {
@@ -182,6 +204,7 @@ func NewSegmenter(cfg SegmenterConfig) (*Segmenter, error) {
 }
 
 func (s *Segmenter) reset() {
+	s.resume, s.dropping = false, false
 	s.floor = newFloorTracker(int(s.cfg.FloorWindow / (20 * time.Millisecond)))
 	s.buf = s.buf[:0]
 	s.next = -1
@@ -214,6 +237,9 @@ func (s *Segmenter) Push(start int64, samples []float32) []Utterance {
 		}
 	}
 	if s.next < 0 {
+		if s.resume && len(s.hist) == 0 && !s.active {
+			s.viewStart = k
+		}
 		s.bufStart, s.next = k, k
 		// Frames sit on a grid of the track's timeline (the first whole
 		// one from k), so decisions do not depend on how audio is pushed.
@@ -250,7 +276,11 @@ func (s *Segmenter) Pending() (int64, bool) {
 		return 0, false
 	}
 	if s.active {
-		return ToTimeline(s.uttStart), true
+		// A pause of MinPause precedes an utterance (unless it follows a
+		// cut at MaxLength): keeping it lets a worker that takes over
+		// tell this utterance from the tail of one already transcribed
+		// (Resume).
+		return ToTimeline(max(s.uttStart-(s.minPause-s.preRoll), 0)), true
 	}
 	return ToTimeline(s.bufStart), true
 }
@@ -316,6 +346,10 @@ func (s *Segmenter) maybeStart() {
 		}
 	}
 	onset := s.histAt + int64(i)*frameLen
+	if s.resume {
+		s.resume = false
+		s.dropping = onset-s.viewStart < s.minPause
+	}
 	s.active = true
 	s.uttStart = max(onset-s.preRoll, s.bufStart, s.prevEnd)
 	s.ownFirst = ToTimeline(s.uttStart)
@@ -350,6 +384,10 @@ func (s *Segmenter) end(out []Utterance) []Utterance {
 	s.active = false
 	b := min(s.speechEnd+s.postRoll, s.next)
 	s.prevEnd = b
+	if s.dropping {
+		s.dropping = false
+		return out
+	}
 	// After a cut, speech that ended before the middle of the overlap was
 	// already reported by the previous utterance.
 	if ToTimeline(s.speechEnd) <= s.ownFirst {
@@ -378,7 +416,11 @@ func (s *Segmenter) cut(out []Utterance, end int64) []Utterance {
 		best = hi - frameLen/2
 	}
 	c := best + frameLen/2 // the middle of the quietest frame
-	out = append(out, s.emit(s.uttStart, c+half, ToTimeline(c)-1))
+	if s.dropping {
+		s.dropping = false // the tail ends here: what follows is new
+	} else {
+		out = append(out, s.emit(s.uttStart, c+half, ToTimeline(c)-1))
+	}
 	s.uttStart = c - half
 	s.ownFirst = ToTimeline(c)
 	return out

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -45,6 +46,37 @@ type WorkerConfig struct {
 	// LogText puts transcript text in the log lines. Speech is personal
 	// data: leave it off outside evaluation.
 	LogText bool
+	// Topics names the topics the worker writes; empty fields take the
+	// event package's names.
+	Topics Topics
+	// RoomLanguage, when set, returns the language of a room (by its
+	// pseudonym), or "" for Language. Whisper's detection on a few seconds
+	// of audio is unreliable, so a room whose language is known says so.
+	RoomLanguage func(room string) string
+	// Backlog watches consumer lag and, optionally, sheds load.
+	Backlog Backlog
+	// PromptPrevious passes the track's previous utterance to the engine
+	// as its prompt. Off by default: on the test bed (tiny.en) it did not
+	// lower WER and once added a word; measure before turning it on.
+	PromptPrevious bool
+}
+
+// Topics are the topics a worker writes.
+type Topics struct {
+	Transcripts string // default event.TopicTranscripts
+	DeadLetter  string // default event.TopicDeadLetter
+	Alerts      string // operational alerts; default event.TopicAlerts
+}
+
+func (t *Topics) setDefaults() {
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	def(&t.Transcripts, event.TopicTranscripts)
+	def(&t.DeadLetter, event.TopicDeadLetter)
+	def(&t.Alerts, event.TopicAlerts)
 }
 
 // Worker is a transcription worker: earshot.audio in, utterances to the
@@ -60,6 +92,8 @@ type Worker struct {
 	mu     sync.Mutex
 	tracks map[string]*trackWorker
 	wg     sync.WaitGroup
+
+	lag lagState
 
 	closeOnce sync.Once
 }
@@ -78,6 +112,10 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 	if _, err := NewSegmenter(cfg.Segmenter); err != nil {
 		return nil, err
 	}
+	cfg.Topics.setDefaults()
+	if err := cfg.Backlog.setDefaults(); err != nil {
+		return nil, err
+	}
 	w := &Worker{cfg: cfg, log: cfg.Logger.With("stage", "transcribe"), m: newWorkerMetrics(), tracks: map[string]*trackWorker{}}
 	if cfg.Metrics != nil {
 		if err := cfg.Metrics.Register(w.m); err != nil {
@@ -89,8 +127,17 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 
 // Run consumes until ctx ends, then lets every track finish what it holds.
 func (w *Worker) Run(ctx context.Context) error {
-	w.log.Info("transcription worker started", "engine", w.cfg.Engine.Name(), "model", w.cfg.Engine.Model(), "language", w.cfg.Language)
+	w.log.Info("transcription worker started", "engine", w.cfg.Engine.Name(), "model", w.cfg.Engine.Model(), "language", w.cfg.Language,
+		"lag_alert", w.cfg.Backlog.LagAlert, "capacity_mode", w.cfg.Backlog.CapacityMode)
+	mctx, stopMonitor := context.WithCancel(ctx)
+	monitorDone := make(chan struct{})
+	go func() {
+		defer close(monitorDone)
+		w.monitorLag(mctx)
+	}()
 	err := w.cfg.Consumer.Run(ctx, w.handle)
+	stopMonitor()
+	<-monitorDone
 	w.mu.Lock()
 	for _, t := range w.tracks {
 		close(t.in)
@@ -161,7 +208,7 @@ func (w *Worker) deadLetter(ctx context.Context, d *bus.Delivery, reason error) 
 	w.log.Warn("audio chunk dead-lettered", "partition", d.Partition, "offset", d.Offset, "reason", reason)
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	if err := bus.DeadLetter(dctx, w.cfg.Sender, event.TopicDeadLetter, d.Message, reason.Error()); err != nil {
+	if err := bus.DeadLetter(dctx, w.cfg.Sender, w.cfg.Topics.DeadLetter, d.Message, reason.Error()); err != nil {
 		// Not acked: it comes back, and is tried again.
 		w.log.Error("dead letter failed; the record will be redelivered", "error", err)
 		return
@@ -192,10 +239,56 @@ type trackWorker struct {
 	pending []pendingChunk
 	last    *event.Envelope // newest chunk: room, session, speaker, hops
 	final   bool            // the track's final chunk was handled
+	skip    *skipped        // the range skipped under capacity mode, if any
+	engine  time.Duration   // engine wall time within the current chunk
+	batch   []bus.Message   // transcripts of the current chunk, not yet sent
+	context promptContext   // the track's previous utterance, for the engine
+	jobs    chan produceJob // to the track's producer goroutine
+	jobsWG  sync.WaitGroup
+}
+
+// produceJob is transcripts to produce and the chunks to acknowledge once
+// they are in Kafka.
+type produceJob struct {
+	msgs []bus.Message
+	acks []*bus.Delivery
+}
+
+// producer writes the track's transcripts in order, off the track's
+// goroutine, so decoding and the next engine call need not wait for
+// Kafka's acknowledgement. A chunk is acknowledged only after the
+// transcripts that include its audio are written; if writing fails, its
+// chunks stay unacknowledged and are delivered again after the next
+// rebalance or restart.
+func (t *trackWorker) producer(ctx context.Context) {
+	defer t.jobsWG.Done()
+	for j := range t.jobs {
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		start := time.Now()
+		err := t.w.cfg.Sender.Produce(pctx, j.msgs...)
+		cancel()
+		t.w.m.produceSeconds.Add(time.Since(start).Seconds())
+		if err != nil {
+			t.w.log.Error("transcripts not written; their audio will be transcribed again after a rebalance or restart",
+				"track", t.id, "transcripts", len(j.msgs), "error", err)
+			continue
+		}
+		t.w.m.transcripts.Add(float64(len(j.msgs)))
+		for _, d := range j.acks {
+			d.Ack()
+		}
+	}
 }
 
 func (t *trackWorker) run(ctx context.Context) {
 	log := t.w.log.With("track", t.id)
+	t.jobs = make(chan produceJob, 16)
+	t.jobsWG.Add(1)
+	go t.producer(ctx)
+	defer func() {
+		close(t.jobs)
+		t.jobsWG.Wait()
+	}()
 	defer t.close()
 	idle := time.NewTimer(t.w.cfg.IdleTrack)
 	defer idle.Stop()
@@ -245,6 +338,7 @@ func (t *trackWorker) drain(ctx context.Context) {
 }
 
 func (t *trackWorker) close() {
+	t.endSkip()
 	if t.dec != nil {
 		_ = t.dec.Close()
 	}
@@ -253,13 +347,21 @@ func (t *trackWorker) close() {
 // chunk decodes one chunk, cuts utterances, transcribes them and acks what
 // is done.
 func (t *trackWorker) chunk(ctx context.Context, it item) error {
+	start := time.Now()
+	t.engine = 0
+	defer func() { t.w.m.pipelineSeconds.Add((time.Since(start) - t.engine).Seconds()) }()
+	var payload event.AudioChunk
+	_ = it.e.DecodePayload(&payload) // Final is false when absent
+	if t.w.shed(it.e.Room) {
+		t.skipChunk(it, payload.Final)
+		return nil
+	}
+	t.endSkip()
 	var data event.AudioChunkData
 	if err := it.e.Open(ctx, t.w.cfg.Keys, &data); err != nil {
 		t.w.deadLetter(ctx, it.d, err)
 		return nil
 	}
-	var payload event.AudioChunk
-	_ = it.e.DecodePayload(&payload) // Final is false when absent
 	if t.dec == nil {
 		dec, err := NewTrackDecoder(DecoderConfig{})
 		if err != nil {
@@ -268,6 +370,11 @@ func (t *trackWorker) chunk(ctx context.Context, it item) error {
 		seg, err := NewSegmenter(t.w.cfg.Segmenter)
 		if err != nil {
 			return err
+		}
+		if payload.Seq > 0 {
+			// Mid-track: another worker (or this one before a restart or
+			// a skip) had the track up to here.
+			seg.Resume()
 		}
 		t.dec, t.seg = dec, seg
 	}
@@ -278,7 +385,7 @@ func (t *trackWorker) chunk(ctx context.Context, it item) error {
 		// The audio that did decode is kept (concealed where corrupt); the
 		// record goes to the dead-letter topic for inspection.
 		t.w.m.corrupt.Inc()
-		if dlErr := bus.DeadLetter(ctx, t.w.cfg.Sender, event.TopicDeadLetter, it.d.Message, err.Error()); dlErr != nil {
+		if dlErr := bus.DeadLetter(ctx, t.w.cfg.Sender, t.w.cfg.Topics.DeadLetter, it.d.Message, err.Error()); dlErr != nil {
 			t.w.log.Warn("dead letter failed", "error", dlErr)
 		}
 	case err != nil:
@@ -317,14 +424,23 @@ func (t *trackWorker) flush(ctx context.Context) {
 func (t *trackWorker) ack() {
 	first, held := t.seg.Pending()
 	n := 0
+	var done []*bus.Delivery
 	for _, p := range t.pending {
 		if held && p.last >= first {
 			break
 		}
-		p.d.Ack()
+		done = append(done, p.d)
 		n++
 	}
 	t.pending = t.pending[n:]
+	if len(t.batch) == 0 {
+		for _, d := range done {
+			d.Ack()
+		}
+		return
+	}
+	t.jobs <- produceJob{msgs: t.batch, acks: done}
+	t.batch = nil
 }
 
 // deadLetterUtterance puts the chunks holding a failed utterance on the
@@ -348,8 +464,11 @@ func (t *trackWorker) deadLetterUtterance(ctx context.Context, u Utterance, caus
 func (t *trackWorker) transcribe(ctx context.Context, u Utterance) error {
 	w := t.w
 	start := time.Now()
-	res, err := w.cfg.Engine.Transcribe(ctx, Audio{Samples: u.Samples, Language: w.cfg.Language})
-	w.m.engineSeconds.Observe(time.Since(start).Seconds())
+	res, err := w.cfg.Engine.Transcribe(ctx, Audio{Samples: u.Samples, Language: w.language(t.last.Room), Prompt: t.prompt(u)})
+	took := time.Since(start)
+	t.engine += took
+	w.m.engineSeconds.Observe(took.Seconds())
+	w.m.engineAudioSeconds.Add(float64(len(u.Samples)) / AudioRate)
 	w.m.utterances.Inc()
 	if err != nil {
 		w.m.engineErrors.Inc()
@@ -357,39 +476,106 @@ func (t *trackWorker) transcribe(ctx context.Context, u Utterance) error {
 		return fmt.Errorf("transcribe: engine: %w", err)
 	}
 	src := t.last
-	proc := Processing(w.cfg.Engine, w.cfg.Language)
-	var msgs []bus.Message
-	for _, tr := range Attribute(u, res, DefaultFilter) {
-		tl := src.Timeline.Sub(tr.Span.First, tr.Span.Last)
-		e, err := event.New(event.TypeTranscript, w.cfg.Producer, proc, src.Room, src.Session, src.Speaker, &tl, tr.Payload)
-		if err != nil {
-			return err
-		}
-		e.Hops = src.Hops
-		e.Hops.Transcribed = event.Stamp(time.Now())
-		if err := e.Seal(ctx, w.cfg.Keys, tr.Data); err != nil {
-			return err
-		}
-		b, err := e.Marshal()
-		if err != nil {
-			return err
-		}
-		msgs = append(msgs, bus.Message{Topic: event.TopicTranscripts, Key: []byte(src.Room), Value: b})
+	var said []string
+	defer func() { t.context.update(u, said) }()
+	msgs, err := transcriptMessages(ctx, transcriptSource{
+		producer: w.cfg.Producer, proc: Processing(w.cfg.Engine, w.language(src.Room)), keys: w.cfg.Keys, topic: w.cfg.Topics.Transcripts,
+		room: src.Room, session: src.Session, speaker: src.Speaker, timeline: *src.Timeline, hops: src.Hops,
+	}, u, res, func(tl event.Timeline, text string) {
+		said = append(said, text)
 		attrs := []any{"room", src.Room, "speaker", src.Speaker, "track", t.id,
 			"seconds", fmt.Sprintf("%.2f-%.2f", float64(tl.FirstSample)/event.SampleRate, float64(tl.LastSample+1)/event.SampleRate)}
 		if w.cfg.LogText {
-			attrs = append(attrs, "text", tr.Data.Text)
+			attrs = append(attrs, "text", text)
 		}
 		w.log.Info("transcript", attrs...)
+	})
+	if err != nil {
+		return err
 	}
-	if len(msgs) == 0 {
-		return nil
-	}
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
-	if err := w.cfg.Sender.Produce(pctx, msgs...); err != nil {
-		return fmt.Errorf("transcribe: produce: %w", err)
-	}
-	w.m.transcripts.Add(float64(len(msgs)))
+	t.batch = append(t.batch, msgs...)
 	return nil
+}
+
+func (t *trackWorker) prompt(u Utterance) string {
+	if !t.w.cfg.PromptPrevious {
+		return ""
+	}
+	return t.context.prompt(u)
+}
+
+// promptContext is the text of a track's previous utterance. Whisper
+// transcribes a short utterance better knowing what came just before
+// (names, topic, casing); only the one previous utterance of the same
+// speaker is passed, and only when it ended shortly before, so an error
+// cannot propagate far.
+type promptContext struct {
+	text string
+	end  int64 // timeline sample just after the utterance
+	set  bool
+}
+
+const (
+	promptMaxBytes = 200
+	promptMaxGap   = 30 * event.SampleRate // samples
+)
+
+func (c *promptContext) prompt(u Utterance) string {
+	if !c.set || u.Start-c.end > promptMaxGap {
+		return ""
+	}
+	return c.text
+}
+
+func (c *promptContext) update(u Utterance, said []string) {
+	text := strings.TrimSpace(strings.Join(said, " "))
+	if text == "" {
+		return
+	}
+	if len(text) > promptMaxBytes {
+		// Keep the end, cut at a word.
+		text = text[len(text)-promptMaxBytes:]
+		if i := strings.IndexByte(text, ' '); i >= 0 {
+			text = text[i+1:]
+		}
+	}
+	c.text, c.end, c.set = text, u.Span().Last+1, true
+}
+
+// transcriptSource is what transcript events take from their input.
+type transcriptSource struct {
+	producer               event.Producer
+	proc                   *event.Processing
+	keys                   event.Keys
+	topic                  string
+	room, session, speaker string
+	timeline               event.Timeline // any range of the track: its track, origin and anchor
+	hops                   event.Hops
+}
+
+// transcriptMessages turns an engine's result for utterance u into sealed
+// transcript.segment records; logf, when set, is called for each.
+func transcriptMessages(ctx context.Context, src transcriptSource, u Utterance, res Result, logf func(tl event.Timeline, text string)) ([]bus.Message, error) {
+	var msgs []bus.Message
+	for _, tr := range Attribute(u, res, DefaultFilter) {
+		tl := src.timeline.Sub(tr.Span.First, tr.Span.Last)
+		e, err := event.New(event.TypeTranscript, src.producer, src.proc, src.room, src.session, src.speaker, &tl, tr.Payload)
+		if err != nil {
+			return nil, err
+		}
+		e.Hops = src.hops
+		e.Hops.Transcribed = event.Stamp(time.Now())
+		if err := e.Seal(ctx, src.keys, tr.Data); err != nil {
+			return nil, err
+		}
+		b, err := e.Marshal()
+		if err != nil {
+			return nil, err
+		}
+		msgs = append(msgs, bus.Message{Topic: src.topic, Key: []byte(src.room), Value: b})
+		if logf != nil {
+			logf(tl, tr.Data.Text)
+		}
+	}
+	return msgs, nil
 }

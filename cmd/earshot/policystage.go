@@ -3,18 +3,24 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"strings"
 
 	"github.com/earshot/earshot/bus"
 	"github.com/earshot/earshot/event"
+	"github.com/earshot/earshot/notify"
 	"github.com/earshot/earshot/policy"
 )
 
 func init() { stageBuilders["policy"] = newPolicyStage }
 
-// policyStage is the evaluator plus the policy file watcher it reads.
+// policyStage is the evaluator, the policy file watcher it reads, and the
+// notifier that delivers its alerts to the configured sinks.
 type policyStage struct {
 	*policy.Stage
-	loader *policy.Loader // nil with the built-in default policy
+	loader   *policy.Loader // nil with the built-in default policy
+	notifier *notify.Stage  // nil without sinks
 }
 
 func newPolicyStage(_ context.Context, rt *Runtime) (Stage, error) {
@@ -36,6 +42,25 @@ func newPolicyStage(_ context.Context, rt *Runtime) (Stage, error) {
 		src = policy.Fixed{P: p}
 		rt.Log.Info("no policy.file set: using the built-in default policy", "policy_version", p.Version())
 	}
+	ac := rt.Config.Alerts
+	var classifier *policy.Classifier
+	if c := ac.Classifier; c.Enabled {
+		key, err := readSecretFile(c.APIKeyFile, "alerts.classifier.api_key_file")
+		if err != nil {
+			return nil, err
+		}
+		classifier, err = policy.NewClassifier(policy.ClassifierConfig{
+			URL: c.URL, APIKey: key, Model: c.Model, Timeout: c.Timeout,
+			FailureThreshold: c.FailureThreshold, CoolDown: c.CoolDown, Logger: rt.Log,
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	limit := policy.RateLimit{Every: ac.RateLimit.Every, Burst: ac.RateLimit.Burst}
+	if limit.Every == 0 {
+		limit.Every = -1 // 0s in the configuration turns the limit off
+	}
 	cons, err := bus.NewConsumer(bus.ConsumerConfig{
 		Brokers: rt.Brokers, GroupID: "earshot-policy", Topics: []string{event.TopicTranscripts},
 		StartOffset: bus.FirstOffset, ClientID: rt.Config.Kafka.ClientID, Logger: rt.Log,
@@ -43,24 +68,125 @@ func newPolicyStage(_ context.Context, rt *Runtime) (Stage, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := policy.NewStage(policy.StageConfig{Consumer: cons, Sender: rt.Producer, Policy: src, Producer: rt.Self, Keys: rt.Keys, Logger: rt.Log})
+	st, err := policy.NewStage(policy.StageConfig{
+		Consumer: cons, Sender: rt.Producer, Policy: src, Producer: rt.Self, Keys: rt.Keys, Logger: rt.Log,
+		ExcerptContext: ac.ExcerptContext, RateLimit: limit, Classifier: classifier, Metrics: rt.Metrics,
+		Rebuild: policy.RebuildConfig{
+			Tail:        &policy.KafkaTail{Brokers: rt.Brokers, ClientID: rt.Config.Kafka.ClientID},
+			Transcripts: ac.Rebuild.Transcripts, Alerts: ac.Rebuild.Alerts,
+		},
+	})
 	if err != nil {
 		return nil, err
 	}
-	return &policyStage{Stage: st, loader: loader}, nil
+	ps := &policyStage{Stage: st, loader: loader}
+	if len(ac.Sinks) > 0 {
+		if ps.notifier, err = newNotifier(rt); err != nil {
+			_ = st.Close()
+			return nil, err
+		}
+	}
+	return ps, nil
+}
+
+// newNotifier builds the sinks and the consumer that feeds them (its own
+// group on the alerts topic, so delivery keeps its own offsets).
+func newNotifier(rt *Runtime) (*notify.Stage, error) {
+	ac := rt.Config.Alerts
+	retry := notify.Retry{Attempts: ac.Notify.Attempts, Initial: ac.Notify.Backoff, Max: ac.Notify.MaxBackoff}
+	var routes []notify.Route
+	for i, s := range ac.Sinks {
+		name := s.SinkName(i)
+		var n notify.Notifier
+		switch s.Type {
+		case "stdout":
+			n = notify.NewStdout(name, os.Stdout)
+		case "webhook", "slack":
+			var key []byte
+			if s.SecretFile != "" {
+				secret, err := readSecretFile(s.SecretFile, fmt.Sprintf("alerts.sinks[%d].secret_file", i))
+				if err != nil {
+					return nil, err
+				}
+				if key, err = notify.ParseSecret(secret); err != nil {
+					return nil, fmt.Errorf("alerts.sinks[%d].secret_file: %w", i, err)
+				}
+			}
+			format := notify.FormatStandard
+			if s.Type == "slack" {
+				format = notify.FormatSlack
+			}
+			wh, err := notify.NewWebhook(notify.WebhookConfig{Name: name, URL: s.URL, Secret: key, Format: format, Timeout: ac.Notify.Timeout})
+			if err != nil {
+				return nil, fmt.Errorf("alerts.sinks[%d]: %w", i, err)
+			}
+			n = wh
+		default:
+			return nil, fmt.Errorf("alerts.sinks[%d].type %q is not webhook, slack or stdout", i, s.Type)
+		}
+		// Alerts carry room pseudonyms; the configuration names rooms as
+		// the room server does.
+		var rooms []string
+		for _, r := range s.Rooms {
+			rooms = append(rooms, rt.Pseudonym.Room(strings.TrimSpace(r)))
+		}
+		content := notify.Content(s.Content)
+		if content == "" {
+			content = notify.Minimal
+		}
+		routes = append(routes, notify.Route{Notifier: n, Content: content, Rooms: rooms, Retry: retry})
+	}
+	// Notifications carry signed, short-lived evidence links that
+	// `earshot serve` verifies with the same key file.
+	signer, err := linkSigner(rt.Config.Serve)
+	if err != nil {
+		return nil, fmt.Errorf("evidence links: %w", err)
+	}
+	var linker notify.Linker = evidenceLinks{signer}
+	cons, err := bus.NewConsumer(bus.ConsumerConfig{
+		Brokers: rt.Brokers, GroupID: "earshot-notify", Topics: []string{event.TopicAlerts},
+		StartOffset: bus.FirstOffset, ClientID: rt.Config.Kafka.ClientID, Logger: rt.Log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return notify.NewStage(notify.StageConfig{
+		Consumer: cons, Sender: rt.Producer, Routes: routes, Keys: rt.Keys, Linker: linker, Logger: rt.Log, Metrics: rt.Metrics,
+	})
+}
+
+// readSecretFile reads a one-line secret; an empty path is no secret.
+func readSecretFile(path, key string) (string, error) {
+	if path == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", key, err)
+	}
+	return strings.TrimSpace(string(b)), nil
 }
 
 func (s *policyStage) Run(ctx context.Context) error {
 	if s.loader != nil {
 		go func() { _ = s.loader.Run(ctx) }() // hot reload; a broken file keeps the old policy
 	}
-	return s.Stage.Run(ctx)
+	if s.notifier == nil {
+		return s.Stage.Run(ctx)
+	}
+	errs := make(chan error, 1)
+	go func() { errs <- s.notifier.Run(ctx) }()
+	err := s.Stage.Run(ctx)
+	return errors.Join(err, <-errs)
 }
 
 func (s *policyStage) Close() error {
-	var lerr error
+	var lerr, nerr error
 	if s.loader != nil {
 		lerr = s.loader.Close()
 	}
-	return errors.Join(s.Stage.Close(), lerr)
+	if s.notifier != nil {
+		nerr = s.notifier.Close()
+	}
+	return errors.Join(s.Stage.Close(), nerr, lerr)
 }

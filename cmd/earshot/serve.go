@@ -6,6 +6,7 @@ import (
 
 	"github.com/earshot/earshot/config"
 	"github.com/earshot/earshot/event"
+	"github.com/earshot/earshot/notify"
 	"github.com/earshot/earshot/serve"
 )
 
@@ -78,4 +79,15 @@ func operatorsOf(c config.Serve) ([]serve.Operator, error) {
 		ops = append(ops, op)
 	}
 	return ops, nil
+}
+
+// evidenceLinks gives notifiers the serve stage's signed evidence links.
+type evidenceLinks struct{ s *serve.LinkSigner }
+
+var _ notify.Linker = evidenceLinks{}
+
+// Link implements notify.Linker.
+func (l evidenceLinks) Link(alertID string) (string, error) {
+	u, _ := l.s.Link(alertID)
+	return u, nil
 }

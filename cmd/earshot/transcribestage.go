@@ -5,15 +5,23 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/earshot/earshot/bus"
+	"github.com/earshot/earshot/config"
 	"github.com/earshot/earshot/event"
+	"github.com/earshot/earshot/pseudonym"
 	"github.com/earshot/earshot/transcribe"
 	"github.com/earshot/earshot/transcribe/httpengine"
 	"github.com/earshot/earshot/transcribe/whispercpp"
 )
 
-func init() { stageBuilders["transcribe"] = newTranscribeStage }
+func init() {
+	stageBuilders["transcribe"] = newTranscribeStage
+	commands["transcribe"] = command{"run transcription workers, or re-transcribe a stored session (-replay room/session)", runTranscribe}
+}
 
 func newTranscribeStage(_ context.Context, rt *Runtime) (Stage, error) {
 	c := rt.Config.Transcribe
@@ -29,27 +37,102 @@ func newTranscribeStage(_ context.Context, rt *Runtime) (Stage, error) {
 		closeEngine()
 		return nil, err
 	}
-	w, err := transcribe.NewWorker(transcribe.WorkerConfig{
+	st := &transcribeStage{closeEngine: closeEngine}
+	backlog := transcribe.Backlog{LagAlert: int64(c.Backlog.LagAlert), CheckInterval: c.Backlog.CheckInterval, CapacityMode: c.Backlog.CapacityMode}
+	if c.Backlog.CapacityMode {
+		var fixed []string
+		for _, r := range c.Backlog.FlaggedRooms {
+			fixed = append(fixed, roomPseudonym(rt.Pseudonym, r))
+		}
+		flags := transcribe.NewRoomSet(c.Backlog.FlagTTL, fixed...)
+		backlog.Flagged = flags
+		// Every worker needs every flag, so each reads the alert topics in
+		// a group of its own, from the start of their retention.
+		st.flags, err = bus.NewConsumer(bus.ConsumerConfig{
+			Brokers: rt.Brokers, GroupID: "earshot-transcribe-flags-" + rt.Self.Instance,
+			Topics: []string{event.TopicAlerts, event.TopicAlertActions}, StartOffset: bus.FirstOffset,
+			ClientID: rt.Config.Kafka.ClientID, Logger: rt.Log,
+		})
+		if err != nil {
+			_ = cons.Close()
+			closeEngine()
+			return nil, err
+		}
+		st.flagSet = flags
+	}
+	st.Worker, err = transcribe.NewWorker(transcribe.WorkerConfig{
 		Consumer: cons, Sender: rt.Producer, Engine: eng, Language: c.Language,
+		RoomLanguage: roomLanguages(c.Rooms, rt.Pseudonym), Backlog: backlog,
 		Producer: rt.Self, Keys: rt.Keys, Logger: rt.Log, Metrics: rt.Metrics, LogText: rt.Config.Log.Transcripts,
 	})
 	if err != nil {
+		_ = cons.Close()
 		closeEngine()
 		return nil, err
 	}
-	return &transcribeStage{Worker: w, closeEngine: closeEngine}, nil
+	return st, nil
 }
 
-// transcribeStage is the worker plus the engine it owns.
+// transcribeStage is the worker plus the engine it owns and, in capacity
+// mode, the consumer that keeps the set of flagged rooms.
 type transcribeStage struct {
 	*transcribe.Worker
+	flags       *bus.Consumer
+	flagSet     *transcribe.RoomSet
 	closeEngine func()
+}
+
+func (s *transcribeStage) Run(ctx context.Context) error {
+	if s.flags == nil {
+		return s.Worker.Run(ctx)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.flags.Run(gctx, s.flagSet.Handle) })
+	g.Go(func() error { return s.Worker.Run(gctx) })
+	return g.Wait()
 }
 
 func (s *transcribeStage) Close() error {
 	err := s.Worker.Close()
+	if s.flags != nil {
+		_ = s.flags.Close()
+	}
 	s.closeEngine()
 	return err
+}
+
+// roomPseudonym takes a room pseudonym as it is and pseudonymises a raw
+// room ID, with the same secret the ingest stage uses.
+func roomPseudonym(p *pseudonym.Pseudonymizer, room string) string {
+	room = strings.TrimSpace(room)
+	if pseudonym.IsPseudonym(pseudonym.KindRoom, room) {
+		return room
+	}
+	return p.Room(room)
+}
+
+// roomLanguages turns transcribe.rooms.languages into the worker's
+// per-room lookup (nil when no room is listed).
+func roomLanguages(c config.RoomLanguages, p *pseudonym.Pseudonymizer) func(string) string {
+	rooms, langs := c.Parse()
+	if len(rooms) == 0 {
+		return nil
+	}
+	byRoom := map[string]string{}
+	def := ""
+	for i, r := range rooms {
+		if r == "*" {
+			def = langs[i]
+			continue
+		}
+		byRoom[roomPseudonym(p, r)] = langs[i]
+	}
+	return func(room string) string {
+		if l, ok := byRoom[room]; ok {
+			return l
+		}
+		return def
+	}
 }
 
 // newEngine builds the configured engine and a function that releases it.
@@ -84,3 +167,6 @@ func newEngine(rt *Runtime) (transcribe.Engine, func(), error) {
 	}
 	return eng, func() {}, nil
 }
+
+// replayTimeout bounds one replay.
+const replayTimeout = 6 * time.Hour

@@ -1,0 +1,58 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"strings"
+
+	"github.com/earshot/earshot/transcribe"
+)
+
+// runTranscribe is `earshot transcribe`: the transcription stage, or with
+// -replay <room>/<session> a one-off re-transcription of that session's
+// stored segments as a new revision.
+func runTranscribe(ctx context.Context, e *env) error {
+	var replay string
+	cfg, _, err := e.loadConfig("transcribe", func(fs *flag.FlagSet) {
+		fs.StringVar(&replay, "replay", "", "re-transcribe the stored segments of `room/session` (room ID or pseudonym, session ID) as a new revision, then exit")
+	})
+	if err != nil || replay == "" {
+		if err == nil {
+			err = runStages("transcribe")(ctx, e)
+		}
+		return err
+	}
+	room, session, ok := strings.Cut(replay, "/")
+	if !ok || room == "" || session == "" || strings.Contains(session, "/") {
+		return usageError{fmt.Errorf("-replay %q: want <room>/<session>, e.g. r1_.../ses_...", replay)}
+	}
+	log := newLogger(cfg, e.stderr)
+	rt, err := newRuntime(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer rt.Close()
+	eng, closeEngine, err := newEngine(rt)
+	if errors.Is(err, errNotConfigured) {
+		return usageError{err}
+	}
+	if err != nil {
+		return err
+	}
+	defer closeEngine()
+	room = roomPseudonym(rt.Pseudonym, room)
+	rctx, cancel := context.WithTimeout(ctx, replayTimeout)
+	defer cancel()
+	st, err := transcribe.Replay(rctx, transcribe.ReplayConfig{
+		Store: rt.Store, Engine: eng, Sender: rt.Producer, Producer: rt.Self, Keys: rt.Keys,
+		Language: cfg.Transcribe.Language, RoomLanguage: roomLanguages(cfg.Transcribe.Rooms, rt.Pseudonym), Logger: log,
+	}, room, session)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "replayed %s/%s: %d tracks, %d segments, %.1f s of audio, %d utterances, %d transcripts (revision %s)\n",
+		room, session, st.Tracks, st.Segments, st.AudioSeconds, st.Utterances, st.Transcripts, st.Revision)
+	return nil
+}

@@ -1,0 +1,48 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/earshot/earshot/ingest/janus"
+	"github.com/earshot/earshot/internal/testbed"
+)
+
+// CreateRoom creates an audio-only VideoRoom for the test (not permanent)
+// and destroys it when the test ends. A room left by an earlier run that
+// crashed is reused.
+func CreateRoom(t testing.TB, ep testbed.JanusEndpoint, room uint64) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := janus.New(janus.Config{URL: ep.URL, LocalAddr: ep.HostAddr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.CreateSession(ctx)
+	if err != nil {
+		t.Fatalf("janus session: %v", err)
+	}
+	h, err := s.Attach(ctx, "janus.plugin.videoroom")
+	if err != nil {
+		_ = s.Close()
+		t.Fatalf("janus attach: %v", err)
+	}
+	_, err = h.Message(ctx, map[string]any{
+		"request": "create", "room": room, "publishers": 10, "audiocodec": "opus",
+		"description": "earshot transcribe e2e", "permanent": false,
+	}, nil)
+	var pe *janus.PluginError
+	if err != nil && !(errors.As(err, &pe) && pe.Code == 427) { // 427: room exists
+		_ = s.Close()
+		t.Fatalf("janus create room %d: %v", room, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_, _ = h.Message(ctx, map[string]any{"request": "destroy", "room": room}, nil)
+		_ = s.Close()
+	})
+}

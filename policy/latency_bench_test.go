@@ -1,0 +1,252 @@
+package policy_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/earshot/earshot/bus"
+	"github.com/earshot/earshot/event"
+	"github.com/earshot/earshot/internal/e2e"
+	"github.com/earshot/earshot/internal/speech"
+	"github.com/earshot/earshot/internal/testbed"
+	"github.com/earshot/earshot/policy"
+	"github.com/earshot/earshot/transcribe"
+	"github.com/earshot/earshot/transcribe/httpengine"
+)
+
+// latencyRoom is the VideoRoom of the alert latency benchmark (rooms
+// 1600-1649 belong to the policy package).
+const latencyRoom = 1601
+
+// threats are what the speaker says, in turn; the default policy alerts on
+// each of them, and the Whisper fixture (tiny.en) hears each of them right
+// when espeak-ng says them ("hurt" comes out as "third", "burn" as
+// "learn", so those are not used).
+var threats = []string{
+	"I will kill you.",
+	"I know where you live.",
+	"I'm going to kill you.",
+	"I will shoot you.",
+	"I will stab you.",
+	"I am going to kill you.",
+}
+
+// BenchmarkAlertLatency runs the live pipeline on the test bed: a speaker
+// bot says violating utterances into a Janus room, the ingest stage records
+// them into Kafka, a transcription worker sends them to the Whisper
+// fixture, the policy stage raises alerts. Latency is from the end of each
+// utterance in the bot's publish log (when its last sample was sent) to the
+// alert event (its hops.alerted). It takes real time (about 3 s per
+// utterance), so it runs once whatever b.N is; run it under the real-time
+// lock:
+//
+//	flock /tmp/earshot-realtime.lock go test -run '^$' -bench AlertLatency ./policy/
+//
+// EARSHOT_ALERT_BENCH_UTTERANCES changes the number of utterances (default
+// 110, of which at least 100 must be alerted).
+func BenchmarkAlertLatency(b *testing.B) {
+	n := 110
+	if s := os.Getenv("EARSHOT_ALERT_BENCH_UTTERANCES"); s != "" {
+		v, err := strconv.Atoi(s)
+		if err != nil || v < 1 {
+			b.Fatalf("EARSHOT_ALERT_BENCH_UTTERANCES=%q is not a positive number", s)
+		}
+		n = v
+	}
+	need := min(100, n)
+	brokers := testbed.KafkaBrokers(b)
+	testbed.Require(b, testbed.Janus)
+	whisperURL := testbed.WhisperURL(b)
+	tools := e2e.SpeechTools(b)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+
+	var items []speech.Item
+	for i := range n {
+		items = append(items, speech.Item{Kind: speech.KindSpeech, Text: threats[i%len(threats)]}, speech.Item{Kind: speech.KindPause, DurMS: 1500})
+	}
+	clip, err := tools.Synthesize(ctx, items, filepath.Join(b.TempDir(), "threats.ogg"))
+	if err != nil {
+		b.Fatal(err)
+	}
+
+	logs := &testbed.SyncBuffer{}
+	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	b.Cleanup(func() {
+		if b.Failed() {
+			b.Logf("pipeline log (last 40 lines):\n%s", e2e.Tail(logs.String(), 40))
+		}
+	})
+	topics := e2e.NewTopics(b, brokers, "policy-helper-latency", 1)
+	keys := e2e.DerivedKeys{Secret: []byte(e2e.RandHex(16))}
+	ep := testbed.JanusServer(b)
+	e2e.CreateRoom(b, ep, latencyRoom)
+	producer, err := bus.NewProducer(bus.ProducerConfig{Brokers: brokers, Logger: log})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer producer.Close()
+	sender := topics.Sender(producer)
+	run := func(name string, r interface{ Run(context.Context) error }) {
+		go func() {
+			if err := r.Run(ctx); err != nil && ctx.Err() == nil {
+				b.Errorf("%s: %v", name, err)
+			}
+		}()
+	}
+
+	// Transcription worker on the Whisper fixture.
+	eng, err := httpengine.New(httpengine.Config{BaseURL: whisperURL, Model: "tiny.en", Timeout: 2 * time.Minute})
+	if err != nil {
+		b.Fatal(err)
+	}
+	tcons, err := bus.NewConsumer(bus.ConsumerConfig{Brokers: brokers, GroupID: "policy-helper-latency-tr-" + e2e.RandHex(4),
+		Topics: []string{topics.Of(event.TopicAudio)}, Logger: log})
+	if err != nil {
+		b.Fatal(err)
+	}
+	w, err := transcribe.NewWorker(transcribe.WorkerConfig{
+		Consumer: tcons, Sender: producer, Engine: eng, Language: "en",
+		Producer: event.Producer{Name: "earshot-transcribe", Version: "bench"}, Keys: keys, Logger: log, Metrics: prometheus.NewRegistry(),
+		Topics: transcribe.Topics{Transcripts: topics.Of(event.TopicTranscripts), DeadLetter: topics.Of(event.TopicDeadLetter), Alerts: topics.Of(event.TopicAlerts)},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer w.Close()
+	run("transcribe", w)
+
+	// Policy stage, rate limit off: every utterance should alert.
+	p, err := policy.Default()
+	if err != nil {
+		b.Fatal(err)
+	}
+	pcons, err := bus.NewConsumer(bus.ConsumerConfig{Brokers: brokers, GroupID: "policy-helper-latency-pol-" + e2e.RandHex(4),
+		Topics: []string{topics.Of(event.TopicTranscripts)}, Logger: log})
+	if err != nil {
+		b.Fatal(err)
+	}
+	st, err := policy.NewStage(policy.StageConfig{
+		Consumer: pcons, Sender: sender, Policy: policy.Fixed{P: p}, Producer: event.Producer{Name: "earshot-policy", Version: "bench"},
+		Keys: keys, Logger: log, RateLimit: policy.RateLimit{Every: -1},
+		Topics:  policy.Topics{Transcripts: topics.Of(event.TopicTranscripts), Alerts: topics.Of(event.TopicAlerts), DeadLetter: topics.Of(event.TopicDeadLetter)},
+		Rebuild: policy.RebuildConfig{Tail: &policy.KafkaTail{Brokers: brokers}},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	run("policy", st)
+
+	// Both consumers hold their partitions before anyone speaks: a group's
+	// first join takes seconds, which is start-up, not alert latency.
+	for name, c := range map[string]*bus.Consumer{"transcribe": tcons, "policy": pcons} {
+		e2e.WaitFor(b, "the "+name+" consumer joins its group", 2*time.Minute, func() bool {
+			lctx, lcancel := context.WithTimeout(ctx, 5*time.Second)
+			defer lcancel()
+			l, err := c.Lag(lctx)
+			return err == nil && len(l) > 0
+		})
+	}
+	ing := e2e.StartIngest(b, e2e.IngestConfig{Room: latencyRoom, Brokers: brokers, Topics: topics, Keys: keys})
+	ing.WaitJoined()
+	sp := &e2e.Speaker{Name: "mallory", Feed: 1601, Clip: clip}
+	b.ResetTimer()
+	e2e.Talk(b, ep, latencyRoom, []*e2e.Speaker{sp}, time.Duration(n)*10*time.Second+time.Minute)
+	lines := sp.Lines(b)
+	if len(lines) != n {
+		b.Fatalf("publish log has %d speech lines, want %d", len(lines), n)
+	}
+
+	// Wait until the alerts stop coming (the tail of the pipeline drains).
+	alerted := func() ([]*event.Envelope, []e2e.Record) { return e2e.Events(b, brokers, topics.Of(event.TopicAlerts)) }
+	last, stable := -1, time.Now()
+	for time.Since(stable) < 20*time.Second {
+		es, _ := alerted()
+		if len(es) != last {
+			last, stable = len(es), time.Now()
+		}
+		time.Sleep(time.Second)
+	}
+	b.StopTimer()
+
+	// Each utterance's first alert: the alert whose matched words start
+	// within the utterance (±0.5 s) on the pacing schedule.
+	first := make([]time.Duration, n)
+	hops := make([]event.Hops, n)
+	for i := range first {
+		first[i] = -1
+	}
+	es, _ := alerted()
+	unmatched := 0
+	for _, e := range es {
+		if e.Timeline == nil || e.Hops.Alerted == nil {
+			continue
+		}
+		at := e.Timeline.Start()
+		i := slices.IndexFunc(lines, func(l e2e.Line) bool {
+			return !at.Before(l.SchedStart.Add(-500*time.Millisecond)) && !at.After(l.SchedEnd.Add(500*time.Millisecond))
+		})
+		if i < 0 {
+			unmatched++
+			continue
+		}
+		lat := e.Hops.Alerted.Sub(lines[i].End)
+		if first[i] < 0 || lat < first[i] {
+			first[i] = lat
+			hops[i] = e.Hops
+		}
+	}
+	var lat []float64
+	for _, d := range first {
+		if d >= 0 {
+			lat = append(lat, d.Seconds())
+		}
+	}
+	slices.Sort(lat)
+	b.Logf("%d utterances, %d alerted, %d alerts outside any utterance, %d alerts in all", n, len(lat), unmatched, len(es))
+	// Where the time goes, per utterance: end of speech → last packet at
+	// the bot (recorded) → live chunk produced → engine returned → alert.
+	var slow []string
+	for i, d := range first {
+		h := hops[i]
+		if d < 0 || h.Recorded == nil || h.Chunked == nil || h.Transcribed == nil {
+			continue
+		}
+		if d > 3*time.Second {
+			slow = append(slow, fmt.Sprintf("#%d %.1fs (recorded +%.2f, chunked +%.2f, transcribed +%.2f, alerted +%.2f)", i, d.Seconds(),
+				h.Recorded.Sub(lines[i].End).Seconds(), h.Chunked.Sub(*h.Recorded).Seconds(), h.Transcribed.Sub(*h.Chunked).Seconds(), h.Alerted.Sub(*h.Transcribed).Seconds()))
+		}
+	}
+	if len(slow) > 0 {
+		b.Logf("utterances alerted after more than 3 s:\n%s", strings.Join(slow, "\n"))
+	}
+	missed := map[string]int{}
+	for i, d := range first {
+		if d < 0 {
+			missed[lines[i].Text]++
+		}
+	}
+	if len(missed) > 0 {
+		b.Logf("utterances without an alert, by text: %v", missed)
+	}
+	if len(lat) < need {
+		b.Fatalf("only %d of %d utterances raised an alert; need %d for the figure", len(lat), n, need)
+	}
+	q := func(p float64) float64 { return lat[max(0, int(math.Ceil(p*float64(len(lat))))-1)] } // nearest rank
+	b.ReportMetric(q(0.50), "alert_latency_p50_s")
+	b.ReportMetric(q(0.95), "alert_latency_p95_s")
+	b.ReportMetric(float64(len(lat)), "alerted_utterances")
+	fmt.Fprintf(os.Stderr, "alert_latency_p50_s=%.3f alert_latency_p95_s=%.3f utterances=%d alerted=%d\n", q(0.50), q(0.95), n, len(lat))
+}

@@ -1,0 +1,563 @@
+package webrtcbench
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/earshot/earshot/crypt"
+	"github.com/earshot/earshot/event"
+	"github.com/earshot/earshot/record"
+)
+
+// tickInterval matches the ingest stage's: how often a track's timeline is
+// advanced when no packet comes.
+const tickInterval = 20 * time.Millisecond
+
+// outboxSize bounds the queue of chunk events waiting to be "sent".
+const outboxSize = 4096
+
+// ReceiverConfig configures a Receiver.
+type ReceiverConfig struct {
+	// ChunkDuration and SegmentDuration: record.TrackConfig's (0: the
+	// recorder's defaults, as the ingest stage uses them).
+	ChunkDuration, SegmentDuration time.Duration
+	// Loop is how each track is driven: LoopIngest (default) as the
+	// ingest stage does it, LoopDirect as an experiment.
+	Loop string
+	// LeanInterceptors: see NewLoopbackAPI (experiment; default off, as
+	// the bots run).
+	LeanInterceptors bool
+	Logger           *slog.Logger
+}
+
+// Track loops.
+const (
+	// LoopIngest is ingest/track.go's loop: per track, a goroutine reading
+	// RTP (pion's ReadRTP, a new packet each time) and one reading RTCP
+	// feed bounded channels; a third goroutine owns the recorder and
+	// selects over them and a 20 ms ticker.
+	LoopIngest = "ingest"
+	// LoopDirect pushes each packet from the reading goroutine itself,
+	// read into a reused buffer, under a per-track mutex; one goroutine
+	// ticks every track every 20 ms. Same recorder calls, fewer goroutine
+	// hand-offs and wake-ups.
+	LoopDirect = "direct"
+)
+
+// Receiver is the bot side: it answers offers from publishers and records
+// every track it receives until Finish.
+type Receiver struct {
+	cfg  ReceiverConfig
+	api  *webrtc.API
+	log  *slog.Logger
+	keys event.Keys
+	prod event.Producer
+
+	ctx    context.Context // the tracks' lifetime
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	pcs      []*webrtc.PeerConnection
+	runs     []*trackRun
+	finished bool
+
+	started   atomic.Int64
+	connected atomic.Int64
+
+	out      chan []byte // chunk events, drained by drain
+	dropped  atomic.Int64
+	drainEnd chan struct{}
+}
+
+// NewReceiver returns a Receiver ready to take offers.
+func NewReceiver(cfg ReceiverConfig) (*Receiver, error) {
+	switch cfg.Loop {
+	case "":
+		cfg.Loop = LoopIngest
+	case LoopIngest, LoopDirect:
+	default:
+		return nil, fmt.Errorf("webrtcbench: loop %q: use %q or %q", cfg.Loop, LoopIngest, LoopDirect)
+	}
+	api, err := NewLoopbackAPI(cfg.LeanInterceptors)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &Receiver{
+		cfg: cfg, api: api, log: cfg.Logger, keys: crypt.NewMemory(),
+		prod: event.Producer{Name: "earshot-ingest", Version: "webrtcbench"},
+		ctx:  ctx, cancel: cancel,
+		out:      make(chan []byte, outboxSize),
+		drainEnd: make(chan struct{}),
+	}
+	go r.drain()
+	if cfg.Loop == LoopDirect {
+		go r.tickAll()
+	}
+	return r, nil
+}
+
+// tickAll ticks every direct-loop track every 20 ms until Finish.
+func (r *Receiver) tickAll() {
+	tick := time.NewTicker(tickInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case now := <-tick.C:
+			r.mu.Lock()
+			runs := r.runs
+			r.mu.Unlock()
+			for _, t := range runs {
+				t.tick(now)
+			}
+		}
+	}
+}
+
+// drain stands in for the Kafka producer: it takes chunk events off the
+// queue and drops them.
+func (r *Receiver) drain() {
+	defer close(r.drainEnd)
+	for range r.out {
+	}
+}
+
+// Handler serves the receiver's HTTP API: POST /offer (a
+// webrtc.SessionDescription; answers with one), GET /status (Status) and
+// POST /finish (closes every track; answers with the Report).
+func (r *Receiver) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /offer", func(w http.ResponseWriter, req *http.Request) {
+		var offer webrtc.SessionDescription
+		if err := json.NewDecoder(req.Body).Decode(&offer); err != nil {
+			http.Error(w, "offer: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		answer, err := r.Answer(req.Context(), offer)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		writeJSON(w, answer)
+	})
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, Status{Tracks: int(r.started.Load()), PeerConnections: int(r.connected.Load())})
+	})
+	mux.HandleFunc("POST /finish", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, r.Finish())
+	})
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// Answer takes a publisher's complete (non-trickle) offer and returns the
+// complete answer. Each track the offer sends is recorded from its first
+// packet on.
+func (r *Receiver) Answer(ctx context.Context, offer webrtc.SessionDescription) (*webrtc.SessionDescription, error) {
+	r.mu.Lock()
+	if r.finished {
+		r.mu.Unlock()
+		return nil, errors.New("webrtcbench: receiver finished")
+	}
+	r.mu.Unlock()
+	if err := CheckLoopbackSDP(offer.SDP); err != nil {
+		return nil, fmt.Errorf("offer: %w", err)
+	}
+	pc, err := r.api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return nil, fmt.Errorf("webrtcbench: new peer connection: %w", err)
+	}
+	r.mu.Lock()
+	r.pcs = append(r.pcs, pc)
+	pcIndex := len(r.pcs) - 1
+	r.mu.Unlock()
+	var once sync.Once
+	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		if s == webrtc.PeerConnectionStateConnected {
+			once.Do(func() { r.connected.Add(1) })
+		}
+		r.log.Info("peer connection", "pc", pcIndex, "state", s.String())
+	})
+	pc.OnTrack(func(track *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
+		r.startTrack(pcIndex, track, recv)
+	})
+	if err := pc.SetRemoteDescription(offer); err != nil {
+		return nil, fmt.Errorf("webrtcbench: set remote offer: %w", err)
+	}
+	answer, err := pc.CreateAnswer(nil)
+	if err != nil {
+		return nil, fmt.Errorf("webrtcbench: create answer: %w", err)
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(answer); err != nil {
+		return nil, fmt.Errorf("webrtcbench: set local answer: %w", err)
+	}
+	select {
+	case <-gathered:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("webrtcbench: ICE gathering: %w", ctx.Err())
+	}
+	local := pc.LocalDescription()
+	if err := CheckLoopbackSDP(local.SDP); err != nil {
+		return nil, fmt.Errorf("answer: %w", err)
+	}
+	return local, nil
+}
+
+func (r *Receiver) startTrack(pcIndex int, track *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.finished {
+		return
+	}
+	id := event.TrackID("ses_webrtcbench", "spk_"+strconv.Itoa(pcIndex)+"_"+track.ID(), 0)
+	t := &trackRun{
+		r: r, id: id, room: "room_webrtcbench", session: "ses_webrtcbench", speaker: "spk_" + strconv.Itoa(len(r.runs)),
+		track: track, recv: recv, writers: map[int64]*hashWriter{},
+	}
+	r.runs = append(r.runs, t)
+	r.wg.Add(1)
+	if r.cfg.Loop == LoopDirect {
+		go t.runDirect(r.ctx, r.wg.Done)
+		return
+	}
+	go func() {
+		defer r.wg.Done()
+		t.run(r.ctx)
+	}()
+}
+
+// Finish closes every track (each flushes its last chunk and segment) and
+// reports their counters. It is idempotent: later calls report the same.
+func (r *Receiver) Finish() *Report {
+	r.mu.Lock()
+	r.finished = true
+	runs := r.runs
+	r.mu.Unlock()
+	r.cancel()
+	r.wg.Wait()
+	rep := &Report{ChunksDropped: r.dropped.Load()}
+	for _, t := range runs {
+		rep.Tracks = append(rep.Tracks, t.result)
+	}
+	return rep
+}
+
+// Close ends the tracks and the peer connections.
+func (r *Receiver) Close() error {
+	r.Finish()
+	r.mu.Lock()
+	pcs := r.pcs
+	r.pcs = nil
+	r.mu.Unlock()
+	var errs []error
+	for _, pc := range pcs {
+		errs = append(errs, pc.Close())
+	}
+	select {
+	case <-r.drainEnd:
+	default:
+		close(r.out)
+		<-r.drainEnd
+	}
+	return errors.Join(errs...)
+}
+
+// trackRun records one track the way the ingest stage's track loop does
+// (ingest/track.go): a reader goroutine per ReadRTP and ReadRTCP feeding
+// bounded channels, and one goroutine that owns the recorder, pushes
+// packets with their arrival time, hands it sender reports and ticks it
+// every 20 ms.
+type trackRun struct {
+	r                      *Receiver
+	id                     string
+	room, session, speaker string
+	track                  *webrtc.TrackRemote
+	recv                   *webrtc.RTPReceiver
+	writers                map[int64]*hashWriter
+	started                bool
+	result                 TrackResult
+
+	// LoopDirect: mu guards rec between the reading goroutines and
+	// tickAll; rec is nil until the track starts and after it closed.
+	mu  sync.Mutex
+	rec *record.Track
+}
+
+type arrival struct {
+	pkt *rtp.Packet
+	at  time.Time
+}
+
+type srArrival struct {
+	sr *rtcp.SenderReport
+	at time.Time
+}
+
+// newRecorder returns the track's recorder, configured as the ingest stage
+// configures it.
+func (t *trackRun) newRecorder() (*record.Track, error) {
+	t.result.Track = t.id
+	return record.NewTrack(record.TrackConfig{
+		Track: t.id, Room: t.room, Session: t.session, Speaker: t.speaker,
+		PayloadType:   uint8(t.track.PayloadType()),
+		ChunkDuration: t.r.cfg.ChunkDuration, SegmentDuration: t.r.cfg.SegmentDuration,
+		Chunks: t, Segments: t,
+	})
+}
+
+func (t *trackRun) run(ctx context.Context) {
+	rec, err := t.newRecorder()
+	if err != nil {
+		t.r.log.Error("cannot record track", "error", err)
+		return
+	}
+	pkts := make(chan arrival, 512)
+	srs := make(chan srArrival, 16)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		defer close(pkts)
+		for {
+			p, _, err := t.track.ReadRTP()
+			if err != nil {
+				return
+			}
+			select {
+			case pkts <- arrival{pkt: p, at: time.Now()}:
+			case <-stop:
+				return
+			}
+		}
+	}()
+	go func() {
+		for {
+			ps, _, err := t.recv.ReadRTCP()
+			if err != nil {
+				return
+			}
+			now := time.Now()
+			for _, p := range ps {
+				if sr, ok := p.(*rtcp.SenderReport); ok {
+					select {
+					case srs <- srArrival{sr: sr, at: now}:
+					default:
+					}
+				}
+			}
+			select {
+			case <-stop:
+				return
+			default:
+			}
+		}
+	}()
+
+	tick := time.NewTicker(tickInterval)
+	defer tick.Stop()
+loop:
+	for {
+		select {
+		case a, ok := <-pkts:
+			if !ok {
+				break loop
+			}
+			if err := rec.Push(a.pkt, a.at); err != nil && !errors.Is(err, record.ErrMalformed) {
+				t.r.log.Warn("recording packet failed", "error", err)
+			}
+			if !t.started && rec.Timeline().Samples() > 0 {
+				t.started = true
+				t.r.started.Add(1)
+			}
+		case a := <-srs:
+			if t.started {
+				_ = rec.SenderReport(a.sr, a.at)
+			}
+		case now := <-tick.C:
+			if t.started {
+				if err := rec.Tick(now); err != nil {
+					t.r.log.Warn("advancing the timeline failed", "error", err)
+				}
+			}
+		case <-ctx.Done():
+			break loop
+		}
+	}
+	if err := rec.Close(); err != nil {
+		t.r.log.Warn("closing the track failed", "error", err)
+	}
+	t.result.Stats = rec.Stats()
+}
+
+// runDirect is LoopDirect's reader: it pushes each packet itself. done is
+// called once the track is closed (at Finish); the reading goroutines end
+// when the peer connection closes.
+func (t *trackRun) runDirect(ctx context.Context, done func()) {
+	rec, err := t.newRecorder()
+	if err != nil {
+		t.r.log.Error("cannot record track", "error", err)
+		done()
+		return
+	}
+	t.mu.Lock()
+	t.rec = rec
+	t.mu.Unlock()
+	go func() {
+		<-ctx.Done()
+		t.mu.Lock()
+		if err := t.rec.Close(); err != nil {
+			t.r.log.Warn("closing the track failed", "error", err)
+		}
+		t.result.Stats = t.rec.Stats()
+		t.rec = nil
+		t.mu.Unlock()
+		done()
+	}()
+	go func() {
+		for {
+			ps, _, err := t.recv.ReadRTCP()
+			if err != nil {
+				return
+			}
+			now := time.Now()
+			for _, p := range ps {
+				if sr, ok := p.(*rtcp.SenderReport); ok {
+					t.mu.Lock()
+					if t.rec != nil && t.started {
+						_ = t.rec.SenderReport(sr, now)
+					}
+					t.mu.Unlock()
+				}
+			}
+		}
+	}()
+	buf := make([]byte, 1500)
+	var pkt rtp.Packet
+	for {
+		n, _, err := t.track.Read(buf)
+		if err != nil {
+			return
+		}
+		now := time.Now()
+		if err := pkt.Unmarshal(buf[:n]); err != nil {
+			continue
+		}
+		t.mu.Lock()
+		if t.rec == nil {
+			t.mu.Unlock()
+			return
+		}
+		if err := t.rec.Push(&pkt, now); err != nil && !errors.Is(err, record.ErrMalformed) {
+			t.r.log.Warn("recording packet failed", "error", err)
+		}
+		if !t.started && t.rec.Timeline().Samples() > 0 {
+			t.started = true
+			t.r.started.Add(1)
+		}
+		t.mu.Unlock()
+	}
+}
+
+// tick advances a LoopDirect track's timeline.
+func (t *trackRun) tick(now time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.rec != nil && t.started {
+		if err := t.rec.Tick(now); err != nil {
+			t.r.log.Warn("advancing the timeline failed", "error", err)
+		}
+	}
+}
+
+// Chunk implements record.ChunkSink as the ingest stage does: the chunk
+// becomes a sealed audio.chunk event, queued without blocking.
+func (t *trackRun) Chunk(c *record.Chunk) error {
+	tl := c.Timeline
+	e, err := event.New(event.TypeAudioChunk, t.r.prod, nil, t.room, t.session, t.speaker, &tl, c.Payload())
+	if err != nil {
+		return err
+	}
+	e.Hops.Recorded = event.Stamp(c.Recorded)
+	e.Hops.Chunked = event.Stamp(time.Now())
+	if err := e.Seal(context.Background(), t.r.keys, c.Data); err != nil {
+		return err
+	}
+	b, err := e.Marshal()
+	if err != nil {
+		return err
+	}
+	t.result.ChunkBytes += int64(len(b))
+	select {
+	case t.r.out <- b:
+	default:
+		t.r.dropped.Add(1)
+	}
+	return nil
+}
+
+// hashWriter stands in for a spool entry: it hashes the segment's bytes as
+// they stream in (as spool.Writer does) and keeps none of them.
+type hashWriter struct {
+	h hash.Hash
+	n int64
+}
+
+func (w *hashWriter) Write(p []byte) (int, error) {
+	w.n += int64(len(p))
+	return w.h.Write(p)
+}
+
+// OpenSegment implements record.SegmentSink.
+func (t *trackRun) OpenSegment(s record.SegmentStart) (io.Writer, error) {
+	w := &hashWriter{h: sha256.New()}
+	t.writers[s.Seq] = w
+	return w, nil
+}
+
+// Segment implements record.SegmentSink.
+func (t *trackRun) Segment(s *record.Segment) error {
+	w := t.writers[s.Seq]
+	delete(t.writers, s.Seq)
+	if w == nil {
+		return errors.New("webrtcbench: segment was never opened")
+	}
+	_ = w.h.Sum(nil)
+	t.result.SegmentBytes += w.n
+	return nil
+}
+
+// AbortSegment implements record.SegmentSink.
+func (t *trackRun) AbortSegment(s record.SegmentStart, err error) {
+	delete(t.writers, s.Seq)
+	t.r.log.Error("segment aborted", "seq", s.Seq, "error", err)
+}
+
+var (
+	_ record.ChunkSink   = (*trackRun)(nil)
+	_ record.SegmentSink = (*trackRun)(nil)
+)

@@ -1,0 +1,112 @@
+package e2etest
+
+import (
+	"math"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/earshot/earshot/internal/speech"
+	"github.com/earshot/earshot/internal/wer"
+)
+
+// benchSentences are the lines of the benchmark conversation; speakers take
+// turns through them (repeats are fine: each is a separate utterance).
+var benchSentences = []string{
+	"Good morning everyone and welcome to the call.",
+	"Thanks for having me today.",
+	"The next release is planned for the end of the month.",
+	"Is the documentation ready for the new features?",
+	"Most of it is written already.",
+	"Could you share the draft with the team tomorrow?",
+	"Yes, I will send it in the morning.",
+	"We also need volunteers to test the mobile version.",
+	"I can ask the people who joined last week.",
+	"Thank you, that would help a lot.",
+	"The weather this morning was cold but sunny.",
+	"Please keep your microphone muted when you are not talking.",
+	"We will take questions at the end of the session.",
+	"The train to the city leaves at seven fifteen.",
+	"Let us move on to the next item on the agenda.",
+	"The library opens early on weekdays.",
+	"Our team reviewed the report yesterday.",
+	"Bright stars filled the night sky above the valley.",
+	"She bought fresh bread at the market.",
+	"Let us meet again next Tuesday at the same time.",
+}
+
+// BenchmarkE2ETranscribe runs a scripted two-speaker conversation of at
+// least 100 utterances (EARSHOT_BENCH_LINES, default 104) through the live
+// pipeline (speaker bots, Janus, ingest, Kafka, a worker, the Whisper
+// fixture) once, and reports:
+//
+//   - transcribe_overhead_pct: the worker's wall time on chunks outside
+//     engine calls (decode, segment, open and seal, produce), as a share of
+//     engine wall time;
+//   - engine_rtf: engine wall time per second of audio sent to it;
+//   - transcript_latency_p50_s, transcript_latency_p95_s: from the end of a
+//     line in the speaker bot's publish log (its last sample sent) to the
+//     Kafka timestamp of its last transcript record;
+//   - wer_pipeline: WER of the whole conversation, in percent;
+//   - wer_delta_vs_file: pipeline WER minus the WER of the same speech sent
+//     to the engine as one file per speaker, in points.
+//
+// EARSHOT_BENCH_CHUNK sets ingest's chunk duration (default 1 s).
+func BenchmarkE2ETranscribe(b *testing.B) {
+	lines := 104
+	if n, err := strconv.Atoi(os.Getenv("EARSHOT_BENCH_LINES")); err == nil && n > 0 {
+		lines = n
+	}
+	chunk := time.Duration(0)
+	if d, err := time.ParseDuration(os.Getenv("EARSHOT_BENCH_CHUNK")); err == nil {
+		chunk = d
+	}
+	var script []speech.Line
+	for i := range lines {
+		sp := []string{"alice", "bob"}[i%2]
+		script = append(script, speech.Line{Speaker: sp, Text: benchSentences[i%len(benchSentences)]})
+	}
+	for b.Loop() {
+		runBench(b, script, chunk)
+	}
+}
+
+func runBench(b *testing.B, script []speech.Line, chunk time.Duration) {
+	b.StopTimer()
+	tt := testing.TB(b)
+	r := newRun(tt, 1410)
+	clips := conversationClips(tt, script, 1000)
+	b.StartTimer()
+	res := r.converse(script, clips, chunk, workerOpts{name: "bench"})
+	b.StopTimer()
+	var lat []float64
+	missing := 0
+	for _, l := range res.lines {
+		if len(l.segs) == 0 {
+			missing++
+			continue
+		}
+		lat = append(lat, l.latency.Seconds())
+		if w := wer.WER(l.line.Text, l.text); w > 0 {
+			b.Logf("line %q -> %q (WER %.2f)", l.line.Text, l.text, w)
+		}
+	}
+	w := res.workers[0]
+	eng := w.metric(tt, "earshot_transcribe_engine_seconds")
+	audio := w.metric(tt, "earshot_transcribe_engine_audio_seconds_total")
+	pipe := w.metric(tt, "earshot_transcribe_pipeline_seconds_total")
+	prod := w.metric(tt, "earshot_transcribe_produce_seconds_total")
+	werFile, fileText := fileWER(tt, r.eng, clips, script)
+	b.Logf("file text: %q", fileText)
+	b.Logf("latency p50 %.2fs p95 %.2fs", quantile(lat, 0.5), quantile(lat, 0.95))
+	b.Logf("%d lines (%d without transcript), %v utterances; engine %.1fs for %.1fs audio; pipeline %.2fs (produce %.2fs); WER pipeline %.3f file %.3f",
+		len(res.lines), missing, w.metric(tt, "earshot_transcribe_utterances_total"), eng, audio, pipe, prod, res.werPipe, werFile)
+	b.ReportMetric(100*pipe/eng, "transcribe_overhead_pct")
+	b.ReportMetric(eng/audio, "engine_rtf")
+	b.ReportMetric(quantile(lat, 0.5), "transcript_latency_p50_s")
+	b.ReportMetric(quantile(lat, 0.95), "transcript_latency_p95_s")
+	b.ReportMetric(100*res.werPipe, "wer_pipeline")
+	b.ReportMetric(math.Round(1000*(res.werPipe-werFile))/10, "wer_delta_vs_file")
+	b.StartTimer() // b.Loop needs the timer running
+}

@@ -1,0 +1,85 @@
+package transcribe
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/earshot/earshot/event"
+	"github.com/earshot/earshot/internal/bustest"
+	"github.com/earshot/earshot/storage"
+)
+
+// TestReplay re-transcribes a stored session: the transcripts are a new
+// revision (the live worker's processing plus the replay marker), placed
+// on the stored timeline, and a second replay reproduces the same IDs.
+func TestReplay(t *testing.T) {
+	ctx := context.Background()
+	store, err := storage.OpenLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ogg, err := os.ReadFile("testdata/fox.opus")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := int64(len(foxPackets(t))) * 960
+	origin := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	// Two segments of one track (the same audio twice: 2 sentences), and
+	// an object that is not a segment.
+	for i, key := range []string{
+		event.SegmentKey("r1_room", "ses_s", event.Timeline{Track: "trk_a", FirstSample: 0, LastSample: n - 313}),
+		event.SegmentKey("r1_room", "ses_s", event.Timeline{Track: "trk_a", FirstSample: n - 312, LastSample: 2*n - 625}),
+		"audio/r1_room/ses_s/trk_a/notes.txt",
+	} {
+		md := map[string]string{"origin": origin.Format(time.RFC3339Nano), "anchor": "arrival"}
+		if _, err := store.Put(ctx, key, bytes.NewReader(ogg), int64(len(ogg)), storage.PutOptions{Metadata: md}); err != nil {
+			t.Fatalf("put %d: %v", i, err)
+		}
+	}
+	replay := func() (ReplayStats, []*event.Envelope) {
+		out := &bustest.Capture{}
+		st, err := Replay(ctx, ReplayConfig{Store: store, Engine: &fakeEngine{}, Sender: out, Producer: event.Producer{Name: "t"},
+			Keys: testKeys, Language: "en"}, "r1_room", "ses_s")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var evs []*event.Envelope
+		for _, m := range out.Topic(event.TopicTranscripts) {
+			e, err := event.Decode(m.Value)
+			if err != nil {
+				t.Fatal(err)
+			}
+			evs = append(evs, e)
+		}
+		return st, evs
+	}
+	st, evs := replay()
+	if st.Tracks != 1 || st.Segments != 2 || st.Utterances != 2 || len(evs) != 2 {
+		t.Fatalf("stats %+v, %d events: want 1 track, 2 segments, 2 utterances, 2 transcripts", st, len(evs))
+	}
+	live := Processing(&fakeEngine{}, "en").Revision()
+	for i, e := range evs {
+		if e.Revision == live || e.Revision != st.Revision || e.Processing.Options[ReplayMarker] != "1" {
+			t.Fatalf("event %d: revision %s (live %s), processing %+v", i, e.Revision, live, e.Processing)
+		}
+		if e.Timeline.Track != "trk_a" || !e.Timeline.Origin.Equal(origin) || e.Room != "r1_room" || e.Session != "ses_s" {
+			t.Fatalf("event %d: %+v", i, e)
+		}
+	}
+	// The second sentence is in the second segment.
+	if evs[1].Timeline.FirstSample < n {
+		t.Fatalf("second transcript at %d, before the second segment (%d)", evs[1].Timeline.FirstSample, n)
+	}
+	_, again := replay()
+	for i := range evs {
+		if again[i].EventID != evs[i].EventID {
+			t.Fatal("a second replay made other event IDs")
+		}
+	}
+	if _, err := Replay(ctx, ReplayConfig{Store: store, Engine: &fakeEngine{}, Sender: &bustest.Capture{}}, "r1_room", "ses_none"); err == nil {
+		t.Fatal("replay of a session with no segments succeeded")
+	}
+}
