@@ -311,25 +311,25 @@ func pendingKeys(t testing.TB, spoolDir string) []string {
 	return keys
 }
 
-// keySession returns the session of an audio object key
-// (audio/<room>/<session>/...), or "".
-func keySession(key string) string {
+// keyTrack returns the session and track of an audio object key
+// (audio/<room>/<session>/<track>/...), or "" for other keys.
+func keyTrack(key string) (session, track string) {
 	parts := strings.Split(key, "/")
-	if len(parts) < 4 || parts[0] != "audio" {
-		return ""
+	if len(parts) < 5 || parts[0] != "audio" {
+		return "", ""
 	}
-	return parts[2]
+	return parts[2], parts[3]
 }
 
-// sessionsSeen returns the sessions of the room's lifecycle events so far
-// and of the audio objects stored so far.
-func (h *e2e) sessionsSeen() map[string]bool {
+// tracksSeen returns the tracks (with their session) of the room's
+// lifecycle events so far and of the audio objects stored so far.
+func (h *e2e) tracksSeen() map[string]string {
 	h.t.Helper()
-	out := map[string]bool{}
+	out := map[string]string{}
 	evs, _ := h.events(event.TopicLifecycle)
 	for _, e := range evs {
-		if e.Session != "" {
-			out[e.Session] = true
+		if e.Timeline != nil && e.Timeline.Track != "" {
+			out[e.Timeline.Track] = e.Session
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -338,34 +338,39 @@ func (h *e2e) sessionsSeen() map[string]bool {
 		if err != nil {
 			h.t.Fatalf("list bucket: %v", err)
 		}
-		if s := keySession(oi.Key); s != "" {
-			out[s] = true
+		if s, tr := keyTrack(oi.Key); tr != "" {
+			out[tr] = s
 		}
 	}
 	return out
 }
 
-// newActivity describes the first sign that a session not in old has
-// started a track or stored a segment, or returns "".
-func (h *e2e) newActivity(old map[string]bool) string {
+// newActivity looks for the first sign of a track not in old: a
+// track_started event or a stored segment. It returns a description and
+// the track's session, or "" when there is none yet.
+func (h *e2e) newActivity(old map[string]string) (sign, session string) {
 	h.t.Helper()
 	evs, _ := h.events(event.TopicLifecycle)
 	for _, e := range evs {
-		if e.Type == event.TypeTrackStarted && !old[e.Session] {
-			return "track_started of session " + e.Session + " at " + e.Time.Format(time.RFC3339Nano)
+		if e.Type == event.TypeTrackStarted && e.Timeline != nil {
+			if _, seen := old[e.Timeline.Track]; !seen {
+				return "track_started of track " + e.Timeline.Track + " at " + e.Time.Format(time.RFC3339Nano), e.Session
+			}
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	for oi, err := range h.store.List(ctx, "audio/") {
 		if err != nil {
-			return ""
+			return "", ""
 		}
-		if s := keySession(oi.Key); s != "" && !old[s] {
-			return "object " + oi.Key
+		if s, tr := keyTrack(oi.Key); tr != "" {
+			if _, seen := old[tr]; !seen {
+				return "object " + oi.Key, s
+			}
 		}
 	}
-	return ""
+	return "", ""
 }
 
 // TestE2EKillAndResume is issue 3's kill -9 Must-show: `earshot ingest`
@@ -373,12 +378,13 @@ func (h *e2e) newActivity(old map[string]bool) string {
 // unreachable (so the spool holds committed segments at the kill), and is
 // started again with the same configuration. Every segment the spool held
 // must then be uploaded and announced, no object may have a second
-// version, and recording must go on in a new session.
+// version, and recording must go on in a new track of the same session
+// (the lease and session state in earshot.state carry it across).
 func TestE2EKillAndResume(t *testing.T) { killAndResume(t) }
 
 // BenchmarkE2EKillAndResume runs TestE2EKillAndResume's scenario once,
 // whatever b.N is, with the same checks, and reports the time from the
-// kill to the first sign of recording in a new session (the restart
+// kill to the first sign of recording in a new track (the restart
 // included).
 func BenchmarkE2EKillAndResume(b *testing.B) {
 	b.ReportMetric(killAndResume(b).Seconds(), "record_resume_s")
@@ -482,15 +488,19 @@ func killAndResume(t testing.TB) time.Duration {
 	if len(spooled) == 0 {
 		t.Errorf("the spool holds no segment after 5 s of recording with S3 unreachable: segments were not committed to it")
 	}
-	old := h.sessionsSeen()
-	t.Logf("sessions before the kill: %d", len(old))
+	old := h.tracksSeen()
+	sessions := map[string]bool{}
+	for _, s := range old {
+		sessions[s] = true
+	}
+	t.Logf("before the kill: %d tracks in %d sessions", len(old), len(sessions))
 	proxy.up()
 
 	second := startChild(t, bin, cfgPath, logs)
 	restartedAt := time.Now()
 	deadline := time.Now().Add(2 * time.Minute)
-	var sign string
-	for sign = h.newActivity(old); sign == ""; sign = h.newActivity(old) {
+	var sign, session string
+	for sign, session = h.newActivity(old); sign == ""; sign, session = h.newActivity(old) {
 		if time.Now().After(deadline) {
 			t.Fatal("recording did not resume within 2 minutes of the restart")
 		}
@@ -499,6 +509,9 @@ func killAndResume(t testing.TB) time.Duration {
 	resume := time.Since(killedAt)
 	t.Logf("restarted %v after the kill; resumed: %s", restartedAt.Sub(killedAt).Round(time.Millisecond), sign)
 	t.Logf("record_resume_s=%.2f", resume.Seconds())
+	if !sessions[session] {
+		t.Errorf("recording resumed in session %s, not in the session open before the kill (%v): a restart split the session", session, sessions)
+	}
 
 	sp.wait(t, 2*time.Minute)
 	waitFor(t, "the speaker's track ends", time.Minute, func() bool { return scrape(metricsAddr, "earshot_ingest_tracks") == 0 })
@@ -530,22 +543,25 @@ func killAndResume(t testing.TB) time.Duration {
 			t.Errorf("%s was in the spool at the kill and was never announced", key)
 		}
 	}
-	newSession := 0
+	newTrack := 0
 	for key := range objs {
 		if !announced[key] && strings.HasPrefix(key, "audio/") {
 			t.Errorf("object %s stored but never announced", key)
 		}
-		if s := keySession(key); s != "" && !old[s] {
-			newSession++
+		if _, tr := keyTrack(key); tr != "" {
+			if _, seen := old[tr]; !seen {
+				newTrack++
+			}
 		}
 	}
-	if newSession == 0 {
-		t.Error("no segment of a session after the restart was stored")
+	if newTrack == 0 {
+		t.Error("no segment of a track recorded after the restart was stored")
 	}
 	versions := map[string]int{}
 	lctx, lcancel := context.WithTimeout(context.Background(), time.Minute)
 	defer lcancel()
-	for v, err := range store.ListVersions(lctx, "") {
+	// Audio only: the session manifest is the one object rewritten on purpose.
+	for v, err := range store.ListVersions(lctx, "audio/") {
 		if err != nil {
 			t.Fatalf("list versions: %v", err)
 		}
@@ -559,8 +575,8 @@ func killAndResume(t testing.TB) time.Duration {
 			t.Errorf("%s has %d versions: an object was overwritten", key, n)
 		}
 	}
-	t.Logf("objects: %d (%d of sessions after the restart), announced: %d (%d duplicates dropped), spooled at the kill: %d",
-		len(objs), newSession, len(announced), dups, len(spooled))
+	t.Logf("objects: %d (%d of tracks after the restart), announced: %d (%d duplicates dropped), spooled at the kill: %d",
+		len(objs), newTrack, len(announced), dups, len(spooled))
 	return resume
 }
 
