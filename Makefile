@@ -10,6 +10,10 @@ GOTESTFLAGS ?= -race -timeout 40m
 # Tests that restart a shared component (Janus): run alone, after the rest.
 DISRUPTIVE := TestE2EJanusRestart
 BENCHTIME ?= 1s
+# Packages whose tests run rooms in real time (speaker bots, tone and latency
+# checks): make test runs them one package at a time, after the others, so
+# that they do not compete for the CPU with each other or with -race builds.
+REALTIME_RE := /ingest($$|/)|/e2etest$$|/webrtcbench$$
 
 .PHONY: all build install test test-unit demo bench e2e whisper-smoke testbed-up testbed-down testbed-status vet fmt fuzz clean
 
@@ -31,7 +35,8 @@ test: install
 	@testbed/start.sh $(COMPONENTS)
 	@trap 'testbed/stop.sh $(COMPONENTS)' EXIT; \
 	  $(GO) vet ./... && \
-	  EARSHOT_TESTBED=1 $(GO) test $(GOTESTFLAGS) -skip '$(DISRUPTIVE)' ./... && \
+	  EARSHOT_TESTBED=1 $(GO) test $(GOTESTFLAGS) $$($(GO) list ./... | grep -v -E '$(REALTIME_RE)') && \
+	  EARSHOT_TESTBED=1 $(GO) test $(GOTESTFLAGS) -p 1 -skip '$(DISRUPTIVE)' $$($(GO) list ./... | grep -E '$(REALTIME_RE)') && \
 	  EARSHOT_TESTBED=1 EARSHOT_E2E_DISRUPTIVE=1 $(GO) test $(GOTESTFLAGS) -run '$(DISRUPTIVE)' ./ingest/
 
 ## test-unit: the suite without the test bed (integration tests skip and say why).
