@@ -27,6 +27,7 @@ import (
 	"github.com/earshot/earshot/ingest/janus"
 	"github.com/earshot/earshot/ingest/lease"
 	"github.com/earshot/earshot/internal/bustest"
+	kit "github.com/earshot/earshot/internal/e2e"
 	"github.com/earshot/earshot/internal/speakerbot"
 	"github.com/earshot/earshot/internal/speech"
 	"github.com/earshot/earshot/internal/testbed"
@@ -179,13 +180,13 @@ func createRoom(t *testing.T, ep testbed.JanusEndpoint, connector string) janus.
 			if err2 != nil {
 				t.Fatal(err2)
 			}
-			err, destroy = ab.Create(ctx, room, "Earshot coordination test "+randHex(3)), ab.Destroy
+			err, destroy = ab.Create(ctx, room, "Earshot coordination test "+kit.RandHex(3)), ab.Destroy
 		} else {
 			vr, err2 := janus.AttachVideoRoom(ctx, s)
 			if err2 != nil {
 				t.Fatal(err2)
 			}
-			err, destroy = vr.Create(ctx, room, "Earshot coordination test "+randHex(3), 10), vr.Destroy
+			err, destroy = vr.Create(ctx, room, "Earshot coordination test "+kit.RandHex(3), 10), vr.Destroy
 		}
 		if err == nil {
 			break
@@ -209,7 +210,7 @@ func playSpeech(t *testing.T, ep testbed.JanusEndpoint, room janus.ID, bridge bo
 	t.Helper()
 	var plog testbed.SyncBuffer
 	if display == "" {
-		display = "speaker-" + randHex(4)
+		display = "speaker-" + kit.RandHex(4)
 	}
 	feed := randomFeedID()
 	bot, err := speakerbot.New(speakerbot.Config{
@@ -239,7 +240,7 @@ func playSpeech(t *testing.T, ep testbed.JanusEndpoint, room janus.ID, bridge bo
 func TestE2ELeaseOneBotPerRoom(t *testing.T) {
 	ep := testbed.JanusServer(t)
 	brokers := testbed.KafkaBrokers(t)
-	topic := "earshot-ingest-lease-test-" + randHex(4)
+	topic := "earshot-ingest-lease-test-" + kit.RandHex(4)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	if err := bus.EnsureTopics(ctx, brokers, bus.TopicSpec{Name: topic, Partitions: 3, Compact: true}); err != nil {
@@ -415,7 +416,7 @@ func TestE2ESkipParticipant(t *testing.T) {
 		skip: ingest.ParticipantSkip{Display: regexp.MustCompile(`^private-`)},
 	})
 	waitFor(t, "the stage joins the room", time.Minute, func() bool { return in.gauge("earshot_ingest_rooms") == 1 })
-	display := "private-" + randHex(6)
+	display := "private-" + kit.RandHex(6)
 	feed := playSpeech(t, ep, room, false, display)
 	recorded := playSpeech(t, ep, room, false, "")
 	waitFor(t, "the other speaker's track ends", time.Minute, func() bool { return len(ofType(in.lifecycle(), event.TypeTrackEnded)) == 1 })

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	kit "github.com/earshot/earshot/internal/e2e"
 	"io"
 	"io/fs"
 	"net/http"
@@ -153,7 +154,7 @@ func canaryRun(t testing.TB, field string) {
 	var speakers []*speaker
 	var canaries []string
 	for _, name := range []string{"x", "y"} {
-		sp := &speaker{name: name, display: "canary-" + randHex(8), feed: randomFeedID(), clip: clips[name], leadIn: 2 * time.Second}
+		sp := &speaker{name: name, display: "canary-" + kit.RandHex(8), feed: randomFeedID(), clip: clips[name], leadIn: 2 * time.Second}
 		speakers = append(speakers, sp)
 		canaries = append(canaries, sp.display, strconv.FormatUint(sp.feed, 10))
 	}
@@ -230,7 +231,7 @@ func canaryRun(t testing.TB, field string) {
 	}
 	records := 0
 	for topic := range parts {
-		recs, err := readTopic(ctx, h.brokers, topic, nil)
+		recs, err := kit.ReadTopic(ctx, h.brokers, topic, nil)
 		if err != nil {
 			t.Fatalf("read %s: %v", topic, err)
 		}

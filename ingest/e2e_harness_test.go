@@ -3,22 +3,16 @@ package ingest_test
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/minio/minio-go/v7"
-	"github.com/minio/minio-go/v7/pkg/credentials"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
@@ -26,6 +20,7 @@ import (
 	"github.com/earshot/earshot/crypt"
 	"github.com/earshot/earshot/event"
 	"github.com/earshot/earshot/ingest"
+	kit "github.com/earshot/earshot/internal/e2e"
 	"github.com/earshot/earshot/internal/testbed"
 	"github.com/earshot/earshot/pseudonym"
 	"github.com/earshot/earshot/storage"
@@ -127,7 +122,7 @@ func newE2E(t testing.TB, cfg e2eConfig) *e2e {
 		// a moment after its leaders show in the metadata.
 		var err error
 		for try := 0; try < 50; try++ {
-			if h.from[topic], err = endOffsets(ctx, h.brokers, topic); err == nil {
+			if h.from[topic], err = kit.EndOffsets(ctx, h.brokers, topic); err == nil {
 				break
 			}
 			time.Sleep(200 * time.Millisecond)
@@ -145,12 +140,12 @@ func newE2E(t testing.TB, cfg e2eConfig) *e2e {
 	}
 	h.roomP = h.pseud.Room(strconv.FormatUint(cfg.room, 10))
 
-	h.s3cfg = freshBucket(t)
+	h.s3cfg = kit.FreshBucket(t, "earshot-e2e")
 	if h.store, err = storage.NewS3(ctx, h.s3cfg); err != nil {
 		t.Fatalf("open bucket: %v", err)
 	}
 
-	prod := event.Producer{Name: "earshot-ingest", Version: "e2e", Instance: "e2e-" + randHex(4)}
+	prod := event.Producer{Name: "earshot-ingest", Version: "e2e", Instance: "e2e-" + kit.RandHex(4)}
 	producer, err := bus.NewProducer(bus.ProducerConfig{Brokers: h.brokers, Logger: h.log})
 	if err != nil {
 		t.Fatal(err)
@@ -392,16 +387,6 @@ func (m *stallMonitor) result() (time.Duration, int) {
 
 // --- Kafka -----------------------------------------------------------------
 
-// kafkaRecord is one record as stored.
-type kafkaRecord struct {
-	Topic     string
-	Partition int
-	Offset    int64
-	Key       []byte
-	Value     []byte
-	Headers   []kafka.Header
-}
-
 func kafkaClient(brokers []string) *kafka.Client {
 	return &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 30 * time.Second}
 }
@@ -428,89 +413,6 @@ func partitions(ctx context.Context, brokers []string, topic string) (map[string
 	return out, nil
 }
 
-// endOffsets returns, per partition, the offset the next record of topic
-// will get.
-func endOffsets(ctx context.Context, brokers []string, topic string) (map[int]int64, error) {
-	parts, err := partitions(ctx, brokers, topic)
-	if err != nil {
-		return nil, err
-	}
-	var reqs []kafka.OffsetRequest
-	for _, p := range parts[topic] {
-		reqs = append(reqs, kafka.LastOffsetOf(p))
-	}
-	resp, err := kafkaClient(brokers).ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
-	if err != nil {
-		return nil, err
-	}
-	out := map[int]int64{}
-	for _, po := range resp.Topics[topic] {
-		if po.Error != nil {
-			return nil, fmt.Errorf("%s/%d: %w", topic, po.Partition, po.Error)
-		}
-		out[po.Partition] = po.LastOffset
-	}
-	return out, nil
-}
-
-// readTopic reads topic from the offsets in from (0 for partitions not in
-// it) to its current end.
-func readTopic(ctx context.Context, brokers []string, topic string, from map[int]int64) ([]kafkaRecord, error) {
-	end, err := endOffsets(ctx, brokers, topic)
-	if err != nil {
-		return nil, err
-	}
-	client := kafkaClient(brokers)
-	var out []kafkaRecord
-	for _, p := range slices.Sorted(maps.Keys(end)) {
-		off := from[p]
-		for off < end[p] {
-			resp, err := client.Fetch(ctx, &kafka.FetchRequest{Topic: topic, Partition: p, Offset: off, MinBytes: 1, MaxBytes: 16 << 20, MaxWait: time.Second})
-			if err != nil {
-				return nil, fmt.Errorf("fetch %s/%d@%d: %w", topic, p, off, err)
-			}
-			if resp.Error != nil {
-				return nil, fmt.Errorf("fetch %s/%d@%d: %w", topic, p, off, resp.Error)
-			}
-			before := off
-			for {
-				r, err := resp.Records.ReadRecord()
-				if errors.Is(err, io.EOF) {
-					break
-				}
-				if err != nil {
-					return nil, fmt.Errorf("read %s/%d@%d: %w", topic, p, off, err)
-				}
-				if r.Offset < off {
-					continue
-				}
-				rec := kafkaRecord{Topic: topic, Partition: p, Offset: r.Offset, Headers: slices.Clone(r.Headers)}
-				if r.Key != nil {
-					if rec.Key, err = kafka.ReadAll(r.Key); err != nil {
-						return nil, err
-					}
-				}
-				if r.Value != nil {
-					if rec.Value, err = kafka.ReadAll(r.Value); err != nil {
-						return nil, err
-					}
-				}
-				out = append(out, rec)
-				off = r.Offset + 1
-			}
-			if off == before {
-				// Offsets can have holes (transaction markers, compaction).
-				if resp.HighWatermark > off && ctx.Err() == nil {
-					off++
-					continue
-				}
-				return nil, fmt.Errorf("fetch %s/%d: stuck at %d (high watermark %d)", topic, p, off, resp.HighWatermark)
-			}
-		}
-	}
-	return out, nil
-}
-
 // events reads the run's events on topic: those of this test's room,
 // deduplicated by event ID (delivery is at least once). dups counts the
 // duplicates dropped.
@@ -518,7 +420,7 @@ func (h *e2e) events(topic string) (evs []*event.Envelope, dups int) {
 	h.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	recs, err := readTopic(ctx, h.brokers, topic, h.from[topic])
+	recs, err := kit.ReadTopic(ctx, h.brokers, topic, h.from[topic])
 	if err != nil {
 		h.t.Fatalf("read %s: %v", topic, err)
 	}
@@ -548,41 +450,6 @@ func (h *e2e) events(topic string) (evs []*event.Envelope, dups int) {
 }
 
 // --- Object store ----------------------------------------------------------
-
-// freshBucket returns the configuration of a new bucket on versitygw,
-// removed with its objects when the test ends.
-func freshBucket(t testing.TB) storage.S3Config {
-	t.Helper()
-	ep := testbed.S3Server(t)
-	cfg := storage.S3Config{
-		Endpoint: ep.Endpoint, Region: ep.Region, AccessKey: ep.AccessKey, SecretKey: ep.SecretKey,
-		Bucket: "earshot-e2e-" + randHex(6), PathStyle: true, CreateBucket: true,
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		c, err := minio.New(cfg.Endpoint, &minio.Options{
-			Creds: credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""), Region: cfg.Region, BucketLookup: minio.BucketLookupPath,
-		})
-		if err != nil {
-			return
-		}
-		if ok, err := c.BucketExists(ctx, cfg.Bucket); err != nil || !ok {
-			return
-		}
-		for o := range c.ListObjectsIter(ctx, cfg.Bucket, minio.ListObjectsOptions{Recursive: true}) {
-			if o.Err != nil {
-				t.Logf("cleanup: list %s: %v", cfg.Bucket, o.Err)
-				return
-			}
-			_ = c.RemoveObject(ctx, cfg.Bucket, o.Key, minio.RemoveObjectOptions{})
-		}
-		if err := c.RemoveBucket(ctx, cfg.Bucket); err != nil {
-			t.Logf("cleanup: remove bucket %s: %v", cfg.Bucket, err)
-		}
-	})
-	return cfg
-}
 
 // storedObject is one object with its description and bytes.
 type storedObject struct {
@@ -629,12 +496,6 @@ func (h *e2e) objects() map[string]storedObject {
 }
 
 // --- Small helpers ---------------------------------------------------------
-
-func randHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
 
 func tail(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	kit "github.com/earshot/earshot/internal/e2e"
 	"math"
 	"net"
 	"os"
@@ -95,7 +96,7 @@ func addLossRules(t testing.TB, netns, dst string, ports []int) *lossRules {
 	for _, p := range ports {
 		ps = append(ps, strconv.Itoa(p))
 	}
-	lr := &lossRules{netns: netns, tag: "earshot-e2e-" + randHex(4), rules: map[string][]string{}}
+	lr := &lossRules{netns: netns, tag: "earshot-e2e-" + kit.RandHex(4), rules: map[string][]string{}}
 	base := []string{"OUTPUT", "-p", "udp", "-d", dst, "-m", "multiport", "--dports", strings.Join(ps, ",")}
 	loss := []string{"-m", "statistic", "--mode", "random", "--probability", "0.05", "-j", "DROP"}
 	rtp := []string{"-m", "u32", "--u32", rtpMatch}
@@ -212,7 +213,7 @@ func packetLoss(t testing.TB) (_ figures, lost, dropped int64) {
 	}
 	tools := speechTools(t)
 	clip := synthesize(t, tools, t.TempDir(), map[string][]speech.Item{"l": speakerScript("en-us", 3, 4)})["l"]
-	sp := &speaker{name: "l", display: "speaker-l-" + randHex(4), feed: randomFeedID(), clip: clip, leadIn: 10 * time.Second}
+	sp := &speaker{name: "l", display: "speaker-l-" + kit.RandHex(4), feed: randomFeedID(), clip: clip, leadIn: 10 * time.Second}
 
 	sp.start(t, h.janus, room)
 	waitPublisher(t, h.janus, room, sp.display)

@@ -22,6 +22,7 @@ import (
 
 	"github.com/earshot/earshot/bus"
 	"github.com/earshot/earshot/event"
+	kit "github.com/earshot/earshot/internal/e2e"
 	"github.com/earshot/earshot/internal/speech"
 	"github.com/earshot/earshot/internal/testbed"
 	"github.com/earshot/earshot/pseudonym"
@@ -271,7 +272,7 @@ func kafkaStart(t testing.TB, brokers []string) map[string]map[int]int64 {
 	for _, topic := range e2eTopics {
 		var err error
 		for try := 0; try < 50; try++ {
-			if from[topic], err = endOffsets(ctx, brokers, topic); err == nil {
+			if from[topic], err = kit.EndOffsets(ctx, brokers, topic); err == nil {
 				break
 			}
 			time.Sleep(200 * time.Millisecond)
@@ -396,7 +397,7 @@ func killAndResume(t testing.TB) time.Duration {
 	t.Helper()
 	ep := testbed.JanusServer(t)
 	brokers := testbed.KafkaBrokers(t)
-	s3cfg := freshBucket(t)
+	s3cfg := kit.FreshBucket(t, "earshot-e2e")
 	s3cfg.Versioning = true
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -420,7 +421,7 @@ func killAndResume(t testing.TB) time.Duration {
 
 	tools := speechTools(t)
 	clips := synthesize(t, tools, t.TempDir(), map[string][]speech.Item{"a": speakerScript("en-us", 2, 5)})
-	sp := &speaker{name: "a", display: "speaker-a-" + randHex(4), feed: randomFeedID(), clip: clips["a"], leadIn: 2 * time.Second}
+	sp := &speaker{name: "a", display: "speaker-a-" + kit.RandHex(4), feed: randomFeedID(), clip: clips["a"], leadIn: 2 * time.Second}
 	t.Logf("speaker a: %d ms of audio", sp.clip.DurationMS)
 
 	bin := buildEarshot(t)
@@ -611,7 +612,7 @@ func TestE2ES3Outage(t *testing.T) {
 
 	tools := speechTools(t)
 	clips := synthesize(t, tools, t.TempDir(), map[string][]speech.Item{"a": speakerScript("en-us", 0, 15)})
-	sp := &speaker{name: "a", display: "speaker-a-" + randHex(4), feed: randomFeedID(), clip: clips["a"], leadIn: 2 * time.Second}
+	sp := &speaker{name: "a", display: "speaker-a-" + kit.RandHex(4), feed: randomFeedID(), clip: clips["a"], leadIn: 2 * time.Second}
 	t.Logf("speaker a: %d ms of audio", sp.clip.DurationMS)
 	if d := time.Duration(sp.clip.DurationMS) * time.Millisecond; d < outage+15*time.Second {
 		t.Fatalf("the clip lasts %v, want the outage to end before it does", d)
@@ -687,8 +688,8 @@ func janusRestart(t testing.TB) time.Duration {
 		"a": speakerScript("en-us", 0, 4),
 		"b": speakerScript("en-gb", 5, 3),
 	})
-	a := &speaker{name: "a", display: "speaker-a-" + randHex(4), feed: randomFeedID(), clip: clips["a"], leadIn: 2 * time.Second}
-	b := &speaker{name: "b", display: "speaker-b-" + randHex(4), feed: randomFeedID(), clip: clips["b"], leadIn: 2 * time.Second}
+	a := &speaker{name: "a", display: "speaker-a-" + kit.RandHex(4), feed: randomFeedID(), clip: clips["a"], leadIn: 2 * time.Second}
+	b := &speaker{name: "b", display: "speaker-b-" + kit.RandHex(4), feed: randomFeedID(), clip: clips["b"], leadIn: 2 * time.Second}
 
 	h.start()
 	h.waitJoined()

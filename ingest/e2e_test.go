@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/earshot/earshot/event"
+	kit "github.com/earshot/earshot/internal/e2e"
 	"github.com/earshot/earshot/internal/speakerbot"
 	"github.com/earshot/earshot/internal/speech"
 )
@@ -145,9 +146,9 @@ func threeSpeakers(t testing.TB) figures {
 		"b": speakerScript("en-gb", 4, 12),
 		"c": speakerScript("en-gb-scotland", 8, 12),
 	})
-	a := &speaker{name: "a", display: "speaker-a-" + randHex(4), feed: randomFeedID(), clip: clips["a"]}
-	b := &speaker{name: "b", display: "speaker-b-" + randHex(4), feed: randomFeedID(), clip: clips["b"]}
-	c := &speaker{name: "c", display: "speaker-c-" + randHex(4), feed: randomFeedID(), clip: clips["c"]}
+	a := &speaker{name: "a", display: "speaker-a-" + kit.RandHex(4), feed: randomFeedID(), clip: clips["a"]}
+	b := &speaker{name: "b", display: "speaker-b-" + kit.RandHex(4), feed: randomFeedID(), clip: clips["b"]}
+	c := &speaker{name: "c", display: "speaker-c-" + kit.RandHex(4), feed: randomFeedID(), clip: clips["c"]}
 	// The windows open in long pauses, so that no tone is split by them
 	// (a tone cut in two by a mute would not be a 250 ms tone).
 	b.mutes = []speakerbot.Window{{At: longPauseNear(b.clip, 25*time.Second), For: 5 * time.Second}}
