@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/earshot/earshot/internal/oggcrc"
 	"io"
 )
 
@@ -129,7 +130,7 @@ func (p *PacketReader) page() error {
 		}
 		want := binary.LittleEndian.Uint32(h[22:])
 		binary.LittleEndian.PutUint32(h[22:], 0)
-		crc := crcUpdate(crcUpdate(crcUpdate(0, h), lacing), body)
+		crc := oggcrc.Update(oggcrc.Update(oggcrc.Update(0, h), lacing), body)
 		if crc != want {
 			return fmt.Errorf("%w: page checksum mismatch", ErrCorrupt)
 		}
@@ -285,7 +286,7 @@ func (pw *pageWriter) flush(flags byte) error {
 	b = append(b, 0, 0, 0, 0, byte(len(pw.lacing)))
 	b = append(b, pw.lacing...)
 	b = append(b, pw.body...)
-	binary.LittleEndian.PutUint32(b[22:], crcUpdate(0, b))
+	binary.LittleEndian.PutUint32(b[22:], oggcrc.Update(0, b))
 	pw.buf = b
 	if _, err := pw.w.Write(b); err != nil {
 		pw.err = fmt.Errorf("evidence: write: %w", err)
@@ -295,27 +296,3 @@ func (pw *pageWriter) flush(flags byte) error {
 	pw.lacing, pw.body = pw.lacing[:0], pw.body[:0]
 	return nil
 }
-
-// crcUpdate is Ogg's CRC-32: polynomial 0x04c11db7, not reflected,
-// initial value 0, no final XOR.
-func crcUpdate(crc uint32, p []byte) uint32 {
-	for _, b := range p {
-		crc = crc<<8 ^ crcTable[byte(crc>>24)^b]
-	}
-	return crc
-}
-
-var crcTable = func() (t [256]uint32) {
-	for i := range t {
-		r := uint32(i) << 24
-		for range 8 {
-			if r&0x80000000 != 0 {
-				r = r<<1 ^ 0x04c11db7
-			} else {
-				r <<= 1
-			}
-		}
-		t[i] = r
-	}
-	return t
-}()

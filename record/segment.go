@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/earshot/earshot/internal/oggcrc"
 	"io"
 	"strconv"
 	"time"
@@ -253,31 +254,6 @@ func (s *segBuffer) markEOS() error {
 	}
 	page[5] |= 0x04
 	binary.LittleEndian.PutUint32(page[22:], 0)
-	binary.LittleEndian.PutUint32(page[22:], oggCRC(page))
+	binary.LittleEndian.PutUint32(page[22:], oggcrc.Checksum(page))
 	return nil
 }
-
-// oggCRC is Ogg's CRC-32: polynomial 0x04c11db7, not reflected, initial
-// value 0, no final XOR.
-func oggCRC(p []byte) uint32 {
-	var crc uint32
-	for _, b := range p {
-		crc = crc<<8 ^ oggCRCTable[byte(crc>>24)^b]
-	}
-	return crc
-}
-
-var oggCRCTable = func() (t [256]uint32) {
-	for i := range t {
-		r := uint32(i) << 24
-		for range 8 {
-			if r&0x80000000 != 0 {
-				r = r<<1 ^ 0x04c11db7
-			} else {
-				r <<= 1
-			}
-		}
-		t[i] = r
-	}
-	return t
-}()
