@@ -5,17 +5,16 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"github.com/earshot/earshot/storage/storagetest"
 	"io"
 	"testing"
 	"time"
 
 	"github.com/minio/minio-go/v7"
-	"github.com/minio/minio-go/v7/pkg/credentials"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/earshot/earshot/bus"
 	"github.com/earshot/earshot/event"
-	"github.com/earshot/earshot/internal/testbed"
 	"github.com/earshot/earshot/storage"
 )
 
@@ -35,33 +34,18 @@ type S3 struct {
 	Bucket string
 }
 
-// NewS3 creates the bucket; it is emptied when the test ends.
-func NewS3(tb testing.TB) *S3 {
+// NewS3 creates a versioned bucket; it goes with every version when the
+// test ends.
+func NewS3(tb testing.TB) *S3 { return newS3(tb, "earshot-compliance", false) }
+
+// NewLockedS3 is NewS3 with S3 object lock on the bucket.
+func NewLockedS3(tb testing.TB) *S3 { return newS3(tb, "earshot-compliance-lock", true) }
+
+func newS3(tb testing.TB, name string, lock bool) *S3 {
 	tb.Helper()
-	ep := testbed.S3Server(tb)
-	ctx := context.Background()
-	bucket := Unique("earshot-compliance-")
-	st, err := storage.NewS3(ctx, storage.S3Config{Endpoint: ep.Endpoint, Region: ep.Region, Bucket: bucket,
-		AccessKey: ep.AccessKey, SecretKey: ep.SecretKey, PathStyle: true, CreateBucket: true, Versioning: true})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	raw, err := minio.New(ep.Endpoint, &minio.Options{Creds: credentials.NewStaticV4(ep.AccessKey, ep.SecretKey, ""), Region: ep.Region, BucketLookup: minio.BucketLookupPath})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	s := &S3{Store: st, Raw: raw, Bucket: bucket}
-	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		for v := range raw.ListObjects(ctx, bucket, minio.ListObjectsOptions{Recursive: true, WithVersions: true}) {
-			if v.Err == nil {
-				_ = raw.RemoveObject(ctx, bucket, v.Key, minio.RemoveObjectOptions{VersionID: v.VersionID})
-			}
-		}
-		_ = raw.RemoveBucket(ctx, bucket)
-	})
-	return s
+	cfg := storagetest.S3Bucket(tb, name)
+	cfg.Versioning, cfg.ObjectLock = true, lock
+	return &S3{Store: storagetest.NewS3(tb, cfg), Raw: storagetest.RawS3(tb, cfg), Bucket: cfg.Bucket}
 }
 
 // RawVersion is one stored object version as the S3 server holds it.
@@ -166,34 +150,4 @@ func DeleteTopicAtEnd(tb testing.TB, brokers []string, topic string) {
 		c := &kafka.Client{Addr: kafka.TCP(brokers...)}
 		_, _ = c.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: []string{topic}})
 	})
-}
-
-// NewLockedS3 is NewS3 with S3 object lock on the bucket.
-func NewLockedS3(tb testing.TB) *S3 {
-	tb.Helper()
-	ep := testbed.S3Server(tb)
-	bucket := Unique("earshot-compliance-lock-")
-	st, err := storage.NewS3(context.Background(), storage.S3Config{Endpoint: ep.Endpoint, Region: ep.Region, Bucket: bucket,
-		AccessKey: ep.AccessKey, SecretKey: ep.SecretKey, PathStyle: true, CreateBucket: true, Versioning: true, ObjectLock: true})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	raw, err := minio.New(ep.Endpoint, &minio.Options{Creds: credentials.NewStaticV4(ep.AccessKey, ep.SecretKey, ""), Region: ep.Region, BucketLookup: minio.BucketLookupPath})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	s := &S3{Store: st, Raw: raw, Bucket: bucket}
-	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		off := minio.LegalHoldDisabled
-		for v := range raw.ListObjects(ctx, bucket, minio.ListObjectsOptions{Recursive: true, WithVersions: true}) {
-			if v.Err == nil {
-				_ = raw.PutObjectLegalHold(ctx, bucket, v.Key, minio.PutObjectLegalHoldOptions{VersionID: v.VersionID, Status: &off})
-				_ = raw.RemoveObject(ctx, bucket, v.Key, minio.RemoveObjectOptions{VersionID: v.VersionID})
-			}
-		}
-		_ = raw.RemoveBucket(ctx, bucket)
-	})
-	return s
 }

@@ -15,6 +15,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/earshot/earshot/storage/storagetest"
 	"io"
 	"maps"
 	"slices"
@@ -22,13 +23,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/minio/minio-go/v7"
-	"github.com/minio/minio-go/v7/pkg/credentials"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/earshot/earshot/bus"
 	"github.com/earshot/earshot/event"
-	"github.com/earshot/earshot/internal/testbed"
 	"github.com/earshot/earshot/storage"
 )
 
@@ -248,32 +246,7 @@ func Events(t testing.TB, brokers []string, topic string) ([]*event.Envelope, []
 // removed with its objects when the test ends.
 func FreshBucket(t testing.TB, prefix string) storage.S3Config {
 	t.Helper()
-	ep := testbed.S3Server(t)
-	cfg := storage.S3Config{
-		Endpoint: ep.Endpoint, Region: ep.Region, AccessKey: ep.AccessKey, SecretKey: ep.SecretKey,
-		Bucket: prefix + "-" + RandHex(6), PathStyle: true, CreateBucket: true,
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		c, err := minio.New(cfg.Endpoint, &minio.Options{
-			Creds: credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""), Region: cfg.Region, BucketLookup: minio.BucketLookupPath,
-		})
-		if err != nil {
-			return
-		}
-		if ok, err := c.BucketExists(ctx, cfg.Bucket); err != nil || !ok {
-			return
-		}
-		for o := range c.ListObjectsIter(ctx, cfg.Bucket, minio.ListObjectsOptions{Recursive: true}) {
-			if o.Err != nil {
-				return
-			}
-			_ = c.RemoveObject(ctx, cfg.Bucket, o.Key, minio.RemoveObjectOptions{})
-		}
-		_ = c.RemoveBucket(ctx, cfg.Bucket)
-	})
-	return cfg
+	return storagetest.S3Bucket(t, prefix)
 }
 
 // WaitFor polls cond until it holds, or fails the test after within.
