@@ -85,6 +85,9 @@ type Receipt struct {
 	Pending string `json:"pending,omitempty"`
 	// Completes names the deferred erasure this run completed, if any.
 	Completes string `json:"completes,omitempty"`
+	// ManifestsRewritten counts the session manifests rewritten without
+	// the erased person (their older versions are in Deleted).
+	ManifestsRewritten int `json:"manifests_rewritten,omitempty"`
 }
 
 // Config configures an Eraser.
@@ -152,6 +155,9 @@ func (e *Eraser) erase(ctx context.Context, req Request, completes string) (Rece
 	}
 	detail := fmt.Sprintf("%s %s: %s; %d keys destroyed, %d objects and %d versions deleted in %d sessions",
 		req.Kind, rc.ID, rc.Status, len(rc.KeysDestroyed), rc.Deleted.Objects, rc.Deleted.Versions, rc.Sessions)
+	if rc.ManifestsRewritten > 0 {
+		detail += fmt.Sprintf("; %d manifests rewritten without them", rc.ManifestsRewritten)
+	}
 	if len(rc.Deferred) > 0 {
 		detail += fmt.Sprintf("; %d held scopes deferred (%s)", len(rc.Deferred), rc.Pending)
 	}
@@ -196,12 +202,27 @@ func (e *Eraser) run(ctx context.Context, req Request, rc *Receipt) error {
 				}
 				rc.KeysDestroyed = append(rc.KeysDestroyed, ref.ID)
 			}
+			var c retention.Counts
 			sel := retention.SessionData(p.room, p.session, nil)
 			if req.Kind == KindPerson {
 				sel = retention.SpeakerData(p.room, p.session, subj)
+				// The manifest stays (it is the session's) but mixes
+				// speakers under the session key: take the person out.
+				// Before their audio and events go, so that a run
+				// interrupted here still finds the session next time.
+				rewritten, mc, err := e.scrubManifest(ctx, p.room, p.session, subj)
+				c.Add(mc)
+				rc.Deleted.Add(mc)
+				if rewritten {
+					rc.ManifestsRewritten++
+				}
+				if err != nil {
+					return err
+				}
 			}
-			c, err := retention.PurgeSelected(ctx, e.cfg.Store, p.room, p.session, sel)
-			rc.Deleted.Add(c)
+			pc, err := retention.PurgeSelected(ctx, e.cfg.Store, p.room, p.session, sel)
+			c.Add(pc)
+			rc.Deleted.Add(pc)
 			if err != nil {
 				return err
 			}

@@ -3,6 +3,7 @@ package erasure_test
 import (
 	"context"
 	"errors"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -98,14 +99,25 @@ func TestErasePersonIsCompleteAndIdempotent(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, local(t))
 	built := f.build(t)
+	putManifest(t, f.store, "r1_room1", "ses_one", "p1_alice", "p1_bob")
 	rc, err := f.er.Erase(ctx, erasure.Request{Kind: erasure.KindPerson, Subjects: []string{"p1_alice"}, Operator: "dpo", Reason: "GDPR art. 17"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rc.Status != erasure.StatusErased || len(rc.KeysDestroyed) != 2 || rc.Sessions != 2 || rc.Deleted.Objects == 0 {
+	if rc.Status != erasure.StatusErased || len(rc.KeysDestroyed) != 2 || rc.Sessions != 2 || rc.Deleted.Objects == 0 || rc.ManifestsRewritten != 1 {
 		t.Fatalf("receipt %+v", rc)
 	}
 	CheckPersonGone(t, f.store, f.keys, "p1_alice", all(built))
+	// The session manifest (unversioned store: one version) lists bob only.
+	r, _, err := f.store.Get(ctx, event.ManifestKey("r1_room1", "ses_one"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := io.ReadAll(r)
+	r.Close()
+	if strings.Contains(string(m), "p1_alice") || !strings.Contains(string(m), event.TrackID("ses_one", "p1_bob", 0)) {
+		t.Fatalf("manifest after erasure: %s", m)
+	}
 	// Bob's data is untouched and readable.
 	for _, e := range all(built) {
 		if e.Speaker == "p1_bob" && e.Protected != nil {

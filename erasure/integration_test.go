@@ -3,12 +3,15 @@ package erasure_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/minio/minio-go/v7"
 
 	"github.com/earshot/earshot/archive"
 	"github.com/earshot/earshot/audit"
@@ -79,6 +82,13 @@ func TestErasePersonOnTestbed(t *testing.T) {
 			}
 		}
 	}
+	// Session manifests (one object mixing both speakers, sealed whole
+	// under the session key), each written in two versions: the first
+	// with one speaker, the second with both.
+	for _, ses := range [][2]string{{"r1_one", "ses_one"}, {"r1_two", "ses_two"}} {
+		putManifest(t, store, ses[0], ses[1], alice)
+		putManifest(t, store, ses[0], ses[1], alice, bob)
+	}
 	// Live audio chunks of both speakers on Kafka, sealed like ingest's.
 	topics := map[event.Type]string{}
 	for _, typ := range []event.Type{event.TypeTranscript, event.TypeAlert, event.TypeAlertAction, event.TypeSessionStarted, event.TypeAudioChunk} {
@@ -141,8 +151,13 @@ func TestErasePersonOnTestbed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rc.Status != erasure.StatusDeferred || len(rc.Deferred) != 1 || rc.Deferred[0].Room != "r1_two" || len(rc.KeysDestroyed) != 1 {
+	if rc.Status != erasure.StatusDeferred || len(rc.Deferred) != 1 || rc.Deferred[0].Room != "r1_two" || len(rc.KeysDestroyed) != 1 ||
+		rc.ManifestsRewritten != 1 {
 		t.Fatalf("erase under hold: %+v", rc)
+	}
+	// Held: room two's manifest still lists alice.
+	if ms := manifestVersions(t, ctx, s3, store, event.ManifestKey("r1_two", "ses_two")); len(ms) != 2 || !bytes.Contains(ms[0], []byte(alice)) {
+		t.Fatalf("held manifest: %d versions, newest %s", len(ms), ms[0])
 	}
 	// Held: alice's data in room two still opens.
 	for _, e := range envs {
@@ -196,6 +211,30 @@ func TestErasePersonOnTestbed(t *testing.T) {
 			t.Errorf("object of the erased speaker left: %s %s", v.Key, v.VersionID)
 		}
 	}
+	// Manifests: no version of any names the erased speaker (decrypted
+	// through the store, old versions included); the other speaker's
+	// track is still listed.
+	for _, ses := range [][2]string{{"r1_one", "ses_one"}, {"r1_two", "ses_two"}} {
+		k := event.ManifestKey(ses[0], ses[1])
+		ms := manifestVersions(t, ctx, s3, store, k)
+		if len(ms) != 1 {
+			t.Errorf("%s: %d versions left, want the rewritten one", k, len(ms))
+		}
+		for _, m := range ms {
+			if bytes.Contains(m, []byte(alice)) || bytes.Contains(m, []byte(event.TrackID(ses[1], alice, 0))) {
+				t.Errorf("%s still names the erased speaker: %s", k, m)
+			}
+			var doc struct {
+				Tracks []struct{ Speaker string } `json:"tracks"`
+			}
+			if err := json.Unmarshal(m, &doc); err != nil {
+				t.Fatalf("%s: %v", k, err)
+			}
+			if len(doc.Tracks) != 1 || doc.Tracks[0].Speaker != bob {
+				t.Errorf("%s: tracks %+v, want bob's only", k, doc.Tracks)
+			}
+		}
+	}
 	if audioVersions == 0 || eventVersions == 0 {
 		t.Fatalf("scan found %d audio and %d event versions: the other speaker's data is gone too", audioVersions, eventVersions)
 	}
@@ -239,6 +278,60 @@ func TestErasePersonOnTestbed(t *testing.T) {
 	if got := strings.Join(outcomes, " "); got != "erase:deferred erase:ok erase:ok" {
 		t.Fatalf("audit: %s", got)
 	}
+}
+
+// putManifest writes a session manifest naming speakers as ingest does:
+// through the encrypting store, under the session key.
+func putManifest(t *testing.T, store storage.Putter, room, session string, speakers ...string) {
+	t.Helper()
+	m := map[string]any{"manifest_version": 1, "room": room, "session": session, "connector": "videoroom",
+		"stays": []any{map[string]any{"instance": "bot-1"}}}
+	var tracks []any
+	for _, sp := range speakers {
+		tr := event.TrackID(session, sp, 0)
+		tracks = append(tracks, map[string]any{"track": tr, "speaker": sp, "ordinal": 0, "first_sample": 0, "last_sample": 47999,
+			"segments": []any{map[string]any{"seq": 0, "key": "audio/" + room + "/" + session + "/" + tr + "/0-47999.ogg", "sha256": strings.Repeat("ab", 32)}}})
+	}
+	m["tracks"] = tracks
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Put(context.Background(), event.ManifestKey(room, session), bytes.NewReader(b), int64(len(b)), storage.PutOptions{
+		ContentType: "application/json", Metadata: map[string]string{"room": room, "session": session, "manifest-version": "1"}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// manifestVersions reads every version of a manifest straight from the
+// server and decrypts it through the store, newest first.
+func manifestVersions(t *testing.T, ctx context.Context, s3 *compliancetest.S3, store *crypt.Store, key string) [][]byte {
+	t.Helper()
+	var out [][]byte
+	for _, v := range s3.Versions(t, key) {
+		if v.Key != key || v.DeleteMarker {
+			continue
+		}
+		oi, err := s3.Raw.StatObject(ctx, s3.Bucket, key, minio.StatObjectOptions{VersionID: v.VersionID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		md := map[string]string{}
+		for k, val := range oi.UserMetadata {
+			md[strings.ToLower(k)] = val
+		}
+		rc, err := store.Decrypt(ctx, key, md, io.NopCloser(bytes.NewReader(v.Data)))
+		if err != nil {
+			t.Fatalf("decrypt %s version %s: %v", key, v.VersionID, err)
+		}
+		b, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			t.Fatalf("decrypt %s version %s: %v", key, v.VersionID, err)
+		}
+		out = append(out, b)
+	}
+	return out
 }
 
 func userMeta(md map[string]string) map[string]string {
