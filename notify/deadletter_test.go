@@ -13,29 +13,6 @@ import (
 	"github.com/earshot/earshot/internal/bustest"
 )
 
-// embeddedAlerts starts an in-process broker holding recs on the alerts
-// topic.
-func embeddedAlerts(t *testing.T, ctx context.Context, recs ...bus.Message) []string {
-	t.Helper()
-	emb, err := bus.NewEmbedded(ctx, bus.EmbeddedConfig{Partitions: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { emb.Close() })
-	if err := bus.EnsureTopics(ctx, emb.Brokers(), bus.TopicSpec{Name: event.TopicAlerts, Partitions: 1}); err != nil {
-		t.Fatal(err)
-	}
-	prod, err := bus.NewProducer(bus.ProducerConfig{Brokers: emb.Brokers()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer prod.Close()
-	if err := prod.Produce(ctx, recs...); err != nil {
-		t.Fatal(err)
-	}
-	return emb.Brokers()
-}
-
 // runFor runs a notify stage in group "notify" until cond holds, then
 // stops it (the consumer commits what was acknowledged).
 func runFor(t *testing.T, ctx context.Context, brokers []string, cfg StageConfig, cond func() bool) {
@@ -65,7 +42,7 @@ func TestStageRetriesThenDeadLetter(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	rec := alertRecord(t, "r1_one", 0)
-	brokers := embeddedAlerts(t, ctx, rec)
+	brokers := bustest.Preload(t, ctx, event.TopicAlerts, rec)
 	good, failing := newReceiver(t), newReceiver(t)
 	failing.fail.Store(http.StatusServiceUnavailable)
 	srvGood, srvFail := httptest.NewServer(good), httptest.NewServer(failing)
@@ -124,7 +101,7 @@ func TestStageRetriesThenDeadLetter(t *testing.T) {
 func TestStagePermanentRefusal(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	brokers := embeddedAlerts(t, ctx, alertRecord(t, "r1_one", 0))
+	brokers := bustest.Preload(t, ctx, event.TopicAlerts, alertRecord(t, "r1_one", 0))
 	rcv, wh := failingWebhook(t, "gone", http.StatusGone)
 	dl := &bustest.Capture{}
 	runFor(t, ctx, brokers, StageConfig{Sender: dl, Routes: []Route{{Notifier: wh, Retry: Retry{Attempts: 5, Initial: 10 * time.Millisecond}}}}, func() bool { return len(dl.All()) > 0 })
@@ -136,7 +113,7 @@ func TestStagePermanentRefusal(t *testing.T) {
 func TestStageShutdownKeepsAlert(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	brokers := embeddedAlerts(t, ctx, alertRecord(t, "r1_one", 0))
+	brokers := bustest.Preload(t, ctx, event.TopicAlerts, alertRecord(t, "r1_one", 0))
 	rcv, wh := failingWebhook(t, "flaky", http.StatusInternalServerError)
 	dl := &bustest.Capture{}
 	// Long pauses: the stage stops while the alert is still in retry.

@@ -33,19 +33,6 @@ func transcriptRecord(t *testing.T, first int64, text string, speech bool) bus.M
 func TestStageRaisesAlerts(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	emb, err := bus.NewEmbedded(ctx, bus.EmbeddedConfig{Partitions: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer emb.Close()
-	if err := bus.EnsureTopics(ctx, emb.Brokers(), bus.TopicSpec{Name: event.TopicTranscripts, Partitions: 1}); err != nil {
-		t.Fatal(err)
-	}
-	prod, err := bus.NewProducer(bus.ProducerConfig{Brokers: emb.Brokers()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer prod.Close()
 	threat := transcriptRecord(t, 0, "if anyone leaks this i will find you and hurt you", true)
 	recs := []bus.Message{
 		{Topic: event.TopicTranscripts, Key: []byte("r1_room"), Value: []byte("not json")},
@@ -54,10 +41,8 @@ func TestStageRaisesAlerts(t *testing.T) {
 		transcriptRecord(t, 6*event.SampleRate, "i will find you and hurt you", false), // no speech detected
 		threat, // redelivered: same alert ID
 	}
-	if err := prod.Produce(ctx, recs...); err != nil {
-		t.Fatal(err)
-	}
-	cons, err := bus.NewConsumer(bus.ConsumerConfig{Brokers: emb.Brokers(), GroupID: "p", Topics: []string{event.TopicTranscripts}, StartOffset: bus.FirstOffset})
+	brokers := bustest.Preload(t, ctx, event.TopicTranscripts, recs...)
+	cons, err := bus.NewConsumer(bus.ConsumerConfig{Brokers: brokers, GroupID: "p", Topics: []string{event.TopicTranscripts}, StartOffset: bus.FirstOffset})
 	if err != nil {
 		t.Fatal(err)
 	}

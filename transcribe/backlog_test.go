@@ -88,24 +88,9 @@ func runWorker(t *testing.T, cfg WorkerConfig, before func(w *Worker)) (*bustest
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	emb, err := bus.NewEmbedded(ctx, bus.EmbeddedConfig{Partitions: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer emb.Close()
-	if err := bus.EnsureTopics(ctx, emb.Brokers(), bus.TopicSpec{Name: event.TopicAudio, Partitions: 1}); err != nil {
-		t.Fatal(err)
-	}
-	prod, err := bus.NewProducer(bus.ProducerConfig{Brokers: emb.Brokers()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer prod.Close()
 	recs := chunkRecords(t, "trk_a")
-	if err := prod.Produce(ctx, recs...); err != nil {
-		t.Fatal(err)
-	}
-	cons, err := bus.NewConsumer(bus.ConsumerConfig{Brokers: emb.Brokers(), GroupID: "g", Topics: []string{event.TopicAudio}, StartOffset: bus.FirstOffset})
+	brokers := bustest.Preload(t, ctx, event.TopicAudio, recs...)
+	cons, err := bus.NewConsumer(bus.ConsumerConfig{Brokers: brokers, GroupID: "g", Topics: []string{event.TopicAudio}, StartOffset: bus.FirstOffset})
 	if err != nil {
 		t.Fatal(err)
 	}

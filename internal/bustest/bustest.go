@@ -4,6 +4,7 @@ package bustest
 import (
 	"context"
 	"sync"
+	"testing"
 
 	"github.com/earshot/earshot/bus"
 )
@@ -40,4 +41,27 @@ func (c *Capture) Topic(name string) []bus.Message {
 		}
 	}
 	return out
+}
+
+// Preload starts an in-process broker (stopped when the test ends) with one
+// single-partition topic holding msgs, and returns its brokers.
+func Preload(t testing.TB, ctx context.Context, topic string, msgs ...bus.Message) []string {
+	t.Helper()
+	emb, err := bus.NewEmbedded(ctx, bus.EmbeddedConfig{Partitions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { emb.Close() })
+	if err := bus.EnsureTopics(ctx, emb.Brokers(), bus.TopicSpec{Name: topic, Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	prod, err := bus.NewProducer(bus.ProducerConfig{Brokers: emb.Brokers()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	if err := prod.Produce(ctx, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	return emb.Brokers()
 }
