@@ -69,6 +69,13 @@ func (m *Memory) Shred(keyID string) {
 	m.mu.Unlock()
 }
 
+// Destroyed reports whether ref's key was shredded.
+func (m *Memory) Destroyed(_ context.Context, ref event.KeyRef) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.dead[ref.ID], nil
+}
+
 // ErrDecrypt is returned when a ciphertext does not authenticate: wrong
 // key, wrong associated data, or altered bytes.
 var ErrDecrypt = errors.New("crypt: decryption failed (wrong key or altered data)")

@@ -7,6 +7,14 @@
 // pending (erasure/pending/<id>.json plus an audit entry "deferred") and
 // completed by CompletePending once the hold is lifted. Erase is
 // idempotent: a second run finds nothing left.
+//
+// A bot may still be recording a person when they are erased: other
+// processes keep an unwrapped data key in memory for up to the keyring's
+// cache TTL, so a segment sealed in that window can land after the
+// erasure. A completed erasure therefore leaves a recheck record
+// (erasure/recheck/<id>.json) and CompletePending runs it once more after
+// RecheckAfter, in the sessions the first run touched; the recheck is
+// audited like any run.
 package erasure
 
 import (
@@ -24,6 +32,7 @@ import (
 
 	"github.com/earshot/earshot/archive"
 	"github.com/earshot/earshot/audit"
+	"github.com/earshot/earshot/crypt"
 	"github.com/earshot/earshot/event"
 	"github.com/earshot/earshot/retention"
 	"github.com/earshot/earshot/storage"
@@ -44,6 +53,13 @@ const (
 
 // PendingPrefix is where deferred erasures are recorded.
 const PendingPrefix = "erasure/pending/"
+
+// RecheckPrefix is where completed erasures wait for their recheck.
+const RecheckPrefix = "erasure/recheck/"
+
+// DefaultRecheckAfter is twice the keyring's cache TTL: past it no
+// process can still seal under a shredded key.
+const DefaultRecheckAfter = 2 * crypt.DefaultCacheTTL
 
 // Keyring is the part of the durable keyring erasure uses
 // (retention.CryptKeys adapts crypt.Keyring to it).
@@ -88,16 +104,24 @@ type Receipt struct {
 	// ManifestsRewritten counts the session manifests rewritten without
 	// the erased person (their older versions are in Deleted).
 	ManifestsRewritten int `json:"manifests_rewritten,omitempty"`
+	// Recheck is the key of the record that has this erasure run once
+	// more, after RecheckAfter, for what bots still wrote meanwhile.
+	Recheck string `json:"recheck,omitempty"`
+
+	touched []retention.Scope // sessions erased in, for the recheck
 }
 
 // Config configures an Eraser.
 type Config struct {
-	Store  retention.Store  // required
-	Keys   Keyring          // required
-	Holds  *retention.Holds // required
-	Audit  audit.Recorder   // required: every erasure is audited
-	Now    func() time.Time // default time.Now
-	Logger *slog.Logger
+	Store retention.Store  // required
+	Keys  Keyring          // required
+	Holds *retention.Holds // required
+	Audit audit.Recorder   // required: every erasure is audited
+	// RecheckAfter is how long after a completed erasure it is run once
+	// more (DefaultRecheckAfter when zero; negative: never).
+	RecheckAfter time.Duration
+	Now          func() time.Time // default time.Now
+	Logger       *slog.Logger
 }
 
 // Eraser erases people and rooms.
@@ -117,6 +141,9 @@ func New(cfg Config) (*Eraser, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.RecheckAfter == 0 {
+		cfg.RecheckAfter = DefaultRecheckAfter
+	}
 	return &Eraser{cfg: cfg, log: cfg.Logger.With("stage", "erasure")}, nil
 }
 
@@ -129,11 +156,14 @@ type place struct {
 
 // Erase carries out req and records it in the audit log.
 func (e *Eraser) Erase(ctx context.Context, req Request) (Receipt, error) {
-	rc, err := e.erase(ctx, req, "")
+	rc, err := e.erase(ctx, req, "", nil)
 	return rc, err
 }
 
-func (e *Eraser) erase(ctx context.Context, req Request, completes string) (Receipt, error) {
+// erase runs req. completes names the pending or recheck record this run
+// settles; also, for a recheck, the sessions to look in besides those
+// found (a manifest may be all that names the person there).
+func (e *Eraser) erase(ctx context.Context, req Request, completes string, also []retention.Scope) (Receipt, error) {
 	rc := Receipt{ID: req.ID(), Kind: req.Kind, Subjects: req.Subjects, Operator: req.Operator, Reason: req.Reason,
 		Time: e.cfg.Now().UTC(), KeysDestroyed: []string{}, Completes: completes}
 	if req.Kind != KindPerson && req.Kind != KindRoom {
@@ -142,9 +172,9 @@ func (e *Eraser) erase(ctx context.Context, req Request, completes string) (Rece
 	if len(req.Subjects) == 0 {
 		return rc, errors.New("erasure: no subject")
 	}
-	err := e.run(ctx, req, &rc)
+	err := e.run(ctx, req, &rc, also)
 	if err == nil {
-		err = e.settle(ctx, req, &rc)
+		err = e.settle(ctx, req, &rc, also != nil)
 	}
 	outcome := audit.OutcomeOK
 	switch {
@@ -161,7 +191,10 @@ func (e *Eraser) erase(ctx context.Context, req Request, completes string) (Rece
 	if len(rc.Deferred) > 0 {
 		detail += fmt.Sprintf("; %d held scopes deferred (%s)", len(rc.Deferred), rc.Pending)
 	}
-	if completes != "" {
+	switch {
+	case also != nil:
+		detail += "; recheck of the erasure for data written after it"
+	case completes != "":
 		detail += "; completes the deferred erasure " + completes
 	}
 	if err != nil {
@@ -174,7 +207,7 @@ func (e *Eraser) erase(ctx context.Context, req Request, completes string) (Rece
 	return rc, err
 }
 
-func (e *Eraser) run(ctx context.Context, req Request, rc *Receipt) error {
+func (e *Eraser) run(ctx context.Context, req Request, rc *Receipt, also []retention.Scope) error {
 	holds, err := e.cfg.Holds.List(ctx)
 	if err != nil {
 		return err
@@ -183,6 +216,14 @@ func (e *Eraser) run(ctx context.Context, req Request, rc *Receipt) error {
 		places, err := e.find(ctx, req.Kind, subj)
 		if err != nil {
 			return err
+		}
+		for _, sc := range also {
+			if sc.Speaker == subj || (req.Kind == KindRoom && sc.Room == subj) {
+				k := sc.Room + "/" + sc.Session
+				if places[k] == nil {
+					places[k] = &place{room: sc.Room, session: sc.Session, speakers: map[string]bool{}}
+				}
+			}
 		}
 		for _, k := range slices.Sorted(maps.Keys(places)) {
 			p := places[k]
@@ -232,6 +273,7 @@ func (e *Eraser) run(ctx context.Context, req Request, rc *Receipt) error {
 				rc.Deferred = append(rc.Deferred, retention.Scope{Room: p.room, Session: p.session, Speaker: speaker})
 			}
 			rc.Sessions++
+			rc.touched = append(rc.touched, retention.Scope{Room: p.room, Session: p.session, Speaker: speaker})
 		}
 	}
 	return nil
@@ -344,8 +386,8 @@ type pending struct {
 func PendingKey(id string) string { return PendingPrefix + id + ".json" }
 
 // settle sets the receipt's status and records or clears the pending
-// record.
-func (e *Eraser) settle(ctx context.Context, req Request, rc *Receipt) error {
+// record; a completed first run also records its recheck.
+func (e *Eraser) settle(ctx context.Context, req Request, rc *Receipt, isRecheck bool) error {
 	key := PendingKey(rc.ID)
 	switch {
 	case len(rc.Deferred) > 0:
@@ -362,10 +404,21 @@ func (e *Eraser) settle(ctx context.Context, req Request, rc *Receipt) error {
 			return fmt.Errorf("erasure: record deferred erasure: %w", err)
 		}
 		return nil
-	case len(rc.KeysDestroyed) > 0 || rc.Deleted.Objects > 0:
+	case len(rc.KeysDestroyed) > 0 || rc.Deleted.Objects > 0 || rc.ManifestsRewritten > 0:
 		rc.Status = StatusErased
 	default:
 		rc.Status = StatusNothing
+	}
+	if rc.Status == StatusErased && !isRecheck && e.cfg.RecheckAfter > 0 {
+		rk := RecheckKey(rc.ID)
+		b, err := json.MarshalIndent(recheck{Request: req, Sessions: rc.touched, Due: rc.Time.Add(e.cfg.RecheckAfter)}, "", "  ")
+		if err != nil {
+			return fmt.Errorf("erasure: encode recheck record: %w", err)
+		}
+		if _, err := e.cfg.Store.Put(ctx, rk, bytes.NewReader(b), int64(len(b)), storage.PutOptions{ContentType: "application/json"}); err != nil {
+			return fmt.Errorf("erasure: record recheck: %w", err)
+		}
+		rc.Recheck = rk
 	}
 	if err := e.cfg.Store.DeleteAll(ctx, key); err != nil {
 		return fmt.Errorf("erasure: clear pending record: %w", err)
@@ -373,21 +426,37 @@ func (e *Eraser) settle(ctx context.Context, req Request, rc *Receipt) error {
 	return nil
 }
 
+// recheck is the stored record of a completed erasure awaiting its
+// second run.
+type recheck struct {
+	Request  Request           `json:"request"`
+	Sessions []retention.Scope `json:"sessions"`
+	Due      time.Time         `json:"due"`
+}
+
+// RecheckKey is the object key of a completed erasure's recheck record.
+func RecheckKey(id string) string { return RecheckPrefix + id + ".json" }
+
 func (e *Eraser) readPending(ctx context.Context, key string) (pending, error) {
 	var pr pending
+	return pr, e.readRecord(ctx, key, &pr)
+}
+
+// readRecord decodes the JSON record at key into v.
+func (e *Eraser) readRecord(ctx context.Context, key string, v any) error {
 	r, _, err := e.cfg.Store.Get(ctx, key)
 	if err != nil {
-		return pr, err
+		return err
 	}
 	defer r.Close()
 	b, err := io.ReadAll(io.LimitReader(r, 1<<20))
 	if err != nil {
-		return pr, err
+		return err
 	}
-	if err := json.Unmarshal(b, &pr); err != nil {
-		return pr, fmt.Errorf("erasure: pending record %s: %w", key, err)
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("erasure: record %s: %w", key, err)
 	}
-	return pr, nil
+	return nil
 }
 
 // Pending lists the deferred erasures.
@@ -438,7 +507,7 @@ func (e *Eraser) CompletePending(ctx context.Context) (int, error) {
 		if !released {
 			continue // still held: nothing to do, nothing to audit
 		}
-		rc, err := e.erase(ctx, pr.Request, pr.Request.ID())
+		rc, err := e.erase(ctx, pr.Request, pr.Request.ID(), nil)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -448,5 +517,41 @@ func (e *Eraser) CompletePending(ctx context.Context) (int, error) {
 			e.log.Info("deferred erasure completed", "id", rc.ID, "keys", len(rc.KeysDestroyed), "objects", rc.Deleted.Objects)
 		}
 	}
+	errs = append(errs, e.recheckDue(ctx))
 	return done, errors.Join(errs...)
+}
+
+// recheckDue runs the rechecks whose time has come and clears their
+// records.
+func (e *Eraser) recheckDue(ctx context.Context) error {
+	var errs []error
+	for oi, err := range e.cfg.Store.List(ctx, RecheckPrefix) {
+		if err != nil {
+			return fmt.Errorf("erasure: list rechecks: %w", err)
+		}
+		var r recheck
+		if err := e.readRecord(ctx, oi.Key, &r); err != nil {
+			if !errors.Is(err, storage.ErrNotFound) {
+				errs = append(errs, err)
+			}
+			continue
+		}
+		if e.cfg.Now().Before(r.Due) {
+			continue
+		}
+		rc, err := e.erase(ctx, r.Request, r.Request.ID(), append([]retention.Scope{}, r.Sessions...))
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := e.cfg.Store.DeleteAll(ctx, oi.Key); err != nil {
+			errs = append(errs, fmt.Errorf("erasure: clear recheck record: %w", err))
+			continue
+		}
+		if rc.Status == StatusErased {
+			e.log.Warn("erasure recheck found data written after the erasure and erased it", "id", rc.ID,
+				"keys", len(rc.KeysDestroyed), "objects", rc.Deleted.Objects, "manifests", rc.ManifestsRewritten)
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -1,6 +1,7 @@
 package erasure_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -247,4 +248,70 @@ func auditEntries(t *testing.T, s retention.Store) []event.AuditEntry {
 		out = append(out, e)
 	}
 	return out
+}
+
+// TestRecheckErasesWhatBotsWroteAfter: a bot still recording the person
+// when they were erased may store one more segment (sealed under the key
+// it still had in memory) and name them again in the manifest. The recheck
+// a completed erasure schedules removes both once it is due, and not
+// before.
+func TestRecheckErasesWhatBotsWroteAfter(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, local(t))
+	now := t0.Add(48 * time.Hour)
+	er, err := erasure.New(erasure.Config{Store: f.store, Keys: f.keys, Holds: f.holds, Audit: f.log, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	built := f.build(t)
+	putManifest(t, f.store, "r1_room1", "ses_one", "p1_alice", "p1_bob")
+	rc, err := er.Erase(ctx, erasure.Request{Kind: erasure.KindPerson, Subjects: []string{"p1_alice"}, Operator: "dpo"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rc.Status != erasure.StatusErased || rc.Recheck != erasure.RecheckKey(rc.ID) {
+		t.Fatalf("receipt %+v: want erased with a recheck", rc)
+	}
+	// The late writes of a bot that had alice's key cached.
+	tl := event.Timeline{Track: event.TrackID("ses_one", "p1_alice", 0), FirstSample: 9 * 48000, LastSample: 10*48000 - 1}
+	late := event.SegmentKey("r1_room1", "ses_one", tl)
+	data := compliancetest.OggPayload("ses_one", "p1_alice", 9)
+	if _, err := f.store.Put(ctx, late, bytes.NewReader(data), int64(len(data)), storage.PutOptions{ContentType: "audio/ogg"}); err != nil {
+		t.Fatal(err)
+	}
+	putManifest(t, f.store, "r1_room1", "ses_one", "p1_alice", "p1_bob")
+	auditBefore := len(auditEntries(t, f.store))
+
+	now = now.Add(erasure.DefaultRecheckAfter - time.Second)
+	if _, err := er.CompletePending(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := countTracks(t, f.store, "r1_room1", "ses_one", "p1_alice"); n != 1 {
+		t.Fatalf("before the recheck is due: %d late objects, want the 1 written", n)
+	}
+	now = now.Add(2 * time.Second)
+	if _, err := er.CompletePending(ctx); err != nil {
+		t.Fatal(err)
+	}
+	CheckPersonGone(t, f.store, f.keys, "p1_alice", all(built))
+	r, _, err := f.store.Get(ctx, event.ManifestKey("r1_room1", "ses_one"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := io.ReadAll(r)
+	r.Close()
+	if strings.Contains(string(m), "p1_alice") {
+		t.Errorf("manifest still names the erased person after the recheck: %s", m)
+	}
+	if _, _, err := f.store.Get(ctx, rc.Recheck); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("recheck record left: %v", err)
+	}
+	e := auditEntries(t, f.store)
+	if len(e) != auditBefore+1 || !strings.Contains(e[len(e)-1].Detail, "recheck") || e[len(e)-1].Outcome != audit.OutcomeOK {
+		t.Fatalf("audit after the recheck: %d entries (was %d), last %+v", len(e), auditBefore, e[len(e)-1])
+	}
+	// Done once: a later sweep runs no further recheck.
+	if _, err := er.CompletePending(ctx); err != nil || len(auditEntries(t, f.store)) != len(e) {
+		t.Fatalf("a second recheck ran (err %v)", err)
+	}
 }

@@ -93,6 +93,10 @@ type ManifestPacketStat struct {
 type manifest struct {
 	mu sync.Mutex
 	m  Manifest
+	// gone holds the tracks of erased speakers: updates to them land in
+	// scratch, so a later gap or segment cannot bring a track back.
+	gone    map[string]bool
+	scratch ManifestTrack
 }
 
 func newManifest(room, session, connector string, opened time.Time) *manifest {
@@ -132,6 +136,10 @@ func (b *manifest) end(reason string, at time.Time) {
 
 // track returns the entry of a track, adding it when new. b.mu is held.
 func (b *manifest) track(id string) *ManifestTrack {
+	if b.gone[id] {
+		b.scratch = ManifestTrack{}
+		return &b.scratch
+	}
 	for i := range b.m.Tracks {
 		if b.m.Tracks[i].Track == id {
 			return &b.m.Tracks[i]
@@ -212,6 +220,11 @@ func (s *Stage) writeManifest(ctx context.Context, b *manifest) {
 	if s.cfg.Manifests == nil || b == nil {
 		return
 	}
+	if err := s.dropErased(ctx, b); err != nil {
+		s.m.manifestErrors.Inc()
+		s.log.Warn("not writing the session manifest: cannot check for erased speakers", "room", b.m.Room, "session", b.m.Session, "error", err)
+		return
+	}
 	data, err := b.encode()
 	if err == nil {
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
@@ -257,4 +270,62 @@ func (s *Stage) loadManifest(ctx context.Context, room, session string) *manifes
 		return nil
 	}
 	return &manifest{m: m}
+}
+
+// shredChecker tells whether a speaker's data key was destroyed: the
+// person was erased (earshot erase) while their session was recorded.
+// crypt.Keyring implements it.
+type shredChecker interface {
+	Destroyed(ctx context.Context, ref event.KeyRef) (bool, error)
+}
+
+// dropErased removes from the manifest every track of a speaker whose key
+// was shredded, before the manifest is written. Erasure scrubs the stored
+// manifest, but a bot still in the room holds its own copy and rewrites it
+// at the next track or session end; without this the erased pseudonym,
+// track IDs and segment hashes would come back. An erasure that completes
+// between this check and the write is caught by the erasure's recheck
+// (docs/compliance.md). With keys that cannot tell, nothing is dropped.
+func (s *Stage) dropErased(ctx context.Context, b *manifest) error {
+	sc, ok := s.cfg.Keys.(shredChecker)
+	if !ok {
+		return nil
+	}
+	b.mu.Lock()
+	room, session := b.m.Room, b.m.Session
+	var speakers []string
+	for _, t := range b.m.Tracks {
+		if t.Speaker != "" && !slices.Contains(speakers, t.Speaker) {
+			speakers = append(speakers, t.Speaker)
+		}
+	}
+	b.mu.Unlock()
+	for _, sp := range speakers {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		gone, err := sc.Destroyed(cctx, event.KeyRef{ID: event.KeyID(session, sp), Room: room, Session: session, Speaker: sp})
+		cancel()
+		if err != nil {
+			return fmt.Errorf("ingest: manifest: check key of a speaker: %w", err)
+		}
+		if gone {
+			b.dropSpeaker(sp)
+			s.log.Info("erased speaker removed from the session manifest", "room", room, "session", session)
+		}
+	}
+	return nil
+}
+
+// dropSpeaker removes every track of speaker.
+func (b *manifest) dropSpeaker(speaker string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.gone == nil {
+		b.gone = map[string]bool{}
+	}
+	b.m.Tracks = slices.DeleteFunc(b.m.Tracks, func(t ManifestTrack) bool {
+		if t.Speaker == speaker {
+			b.gone[t.Track] = true
+		}
+		return t.Speaker == speaker
+	})
 }

@@ -6,15 +6,19 @@ import (
 	"io"
 	"log/slog"
 	"regexp"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/earshot/earshot/crypt"
 	"github.com/earshot/earshot/event"
 	"github.com/earshot/earshot/ingest/janus"
 	"github.com/earshot/earshot/ingest/lease"
 	"github.com/earshot/earshot/internal/bustest"
 	"github.com/earshot/earshot/pseudonym"
 	"github.com/earshot/earshot/record"
+	"github.com/earshot/earshot/storage"
 	"github.com/earshot/earshot/storage/spool"
 )
 
@@ -238,5 +242,60 @@ func TestMixGatedWhileSkippedParticipantAudible(t *testing.T) {
 	evs := queued(t, s)
 	if len(evs) != 1 || evs[0].Type != event.TypeRecordingSkipped || evs[0].Speaker != s.cfg.Pseudonym.Person("2") {
 		t.Errorf("events %v: want one recording_skipped naming bob's pseudonym", evs)
+	}
+}
+
+// TestManifestDropsErasedSpeaker: a person erased while the bot still
+// records the session does not come back when the bot rewrites the
+// manifest, not even through a later segment or gap of their track.
+func TestManifestDropsErasedSpeaker(t *testing.T) {
+	store, err := storage.OpenLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := crypt.NewMemory()
+	s := newTestStage(t, func(c *Config) { c.Manifests = store; c.Keys = keys })
+	const room, session = "r1_x", "ses_x"
+	m := newManifest(room, session, ConnectorVideoRoom, time.Unix(100, 0))
+	m.trackStarted("trk_a", "p1_alice", 0, event.Timeline{Track: "trk_a"}, time.Unix(101, 0))
+	m.trackStarted("trk_b", "p1_bobby", 1, event.Timeline{Track: "trk_b"}, time.Unix(102, 0))
+	read := func() Manifest {
+		t.Helper()
+		s.writeManifest(context.Background(), m)
+		rc, _, err := store.Get(context.Background(), event.ManifestKey(room, session))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rc.Close()
+		var got Manifest
+		if err := json.NewDecoder(rc).Decode(&got); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	speakers := func(mf Manifest) (out []string) {
+		for _, tr := range mf.Tracks {
+			out = append(out, tr.Speaker+"/"+tr.Track)
+		}
+		return out
+	}
+	if got := speakers(read()); !slices.Equal(got, []string{"p1_alice/trk_a", "p1_bobby/trk_b"}) {
+		t.Fatalf("before erasure: tracks %v", got)
+	}
+	keys.Shred(event.KeyID(session, "p1_bobby"))
+	// Bob's track goes on producing updates after the erasure.
+	m.gap("trk_b", record.GapSpan{FirstSample: 0, LastSample: 959, Cause: record.GapLoss})
+	if got := speakers(read()); !slices.Equal(got, []string{"p1_alice/trk_a"}) {
+		t.Fatalf("after erasure: tracks %v, want only alice's", got)
+	}
+	m.gap("trk_b", record.GapSpan{FirstSample: 960, LastSample: 1919, Cause: record.GapLoss})
+	m.trackEnded("trk_b", "publisher left", event.Timeline{Track: "trk_b", LastSample: 1919}, record.Stats{}, time.Unix(110, 0))
+	got := read()
+	if tr := speakers(got); !slices.Equal(tr, []string{"p1_alice/trk_a"}) {
+		t.Fatalf("after more updates: tracks %v, want only alice's", tr)
+	}
+	b, _ := json.Marshal(got)
+	if strings.Contains(string(b), "trk_b") || strings.Contains(string(b), "p1_bobby") {
+		t.Errorf("manifest still names the erased speaker: %s", b)
 	}
 }
