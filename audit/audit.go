@@ -75,6 +75,7 @@ const (
 	ActionErase    = "erase"
 	ActionHoldSet  = "hold.set"
 	ActionHoldLift = "hold.lift"
+	ActionRewrap   = "keys.rewrap"
 )
 
 // Recorder is what other packages use to audit an action. The log fills

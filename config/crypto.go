@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"path/filepath"
 	"time"
 )
@@ -23,6 +24,11 @@ type Crypto struct {
 	// shredded (erasure). 0 disables the cache (every seal and open reads
 	// the wrapped key from storage).
 	KeyCacheTTL time.Duration `yaml:"key_cache_ttl"`
+	// PreviousKEKFiles are KEKs being rotated out: data keys they wrapped
+	// are still unwrapped with them, new keys are wrapped by KEKFile. After
+	// `earshot keys rewrap` has moved every key to KEKFile, remove them
+	// (docs/privacy.md, "Rotating the KEK"). Never created.
+	PreviousKEKFiles []string `yaml:"previous_kek_files"`
 }
 
 // maxKeyCacheTTL bounds KeyCacheTTL: a shredded key must stop working in
@@ -37,6 +43,14 @@ func defaultCrypto() Crypto {
 func (x *Crypto) validate(bad func(key, format string, a ...any)) {
 	if x.KEKFile == "" {
 		bad("crypto.kek_file", "is empty; point it at the deployment's key-encryption key (64 hex digits, mode 0600)")
+	}
+	for i, f := range x.PreviousKEKFiles {
+		switch {
+		case f == "":
+			bad(fmt.Sprintf("crypto.previous_kek_files[%d]", i), "is empty; list the files of the KEKs being rotated out, or remove the entry")
+		case filepath.Clean(f) == filepath.Clean(x.KEKFile):
+			bad(fmt.Sprintf("crypto.previous_kek_files[%d]", i), "%q is crypto.kek_file itself; list only the KEKs being rotated out", f)
+		}
 	}
 	if x.KeyCacheTTL < 0 || x.KeyCacheTTL > maxKeyCacheTTL {
 		bad("crypto.key_cache_ttl", "%v is outside [0, %v]: a shredded key stays usable in other processes for this long; 1m is a good value, 0 disables the cache", x.KeyCacheTTL, maxKeyCacheTTL)

@@ -2,6 +2,7 @@ package config
 
 import (
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -24,6 +25,12 @@ func TestCrypto(t *testing.T) {
 		{name: "cache off", set: []string{"crypto.key_cache_ttl=0s"}, want: Crypto{KEKFile: filepath.Join("d", "secrets", "kek.key"), CreateKEK: true}},
 		{name: "negative ttl", set: []string{"crypto.key_cache_ttl=-1m"}, invalid: "crypto.key_cache_ttl"},
 		{name: "ttl too long", set: []string{"crypto.key_cache_ttl=2h"}, invalid: "crypto.key_cache_ttl"},
+		{
+			name: "rotating",
+			env:  []string{"EARSHOT_CRYPTO_KEK_FILE=/run/secrets/kek-2026.key", "EARSHOT_CRYPTO_PREVIOUS_KEK_FILES=/run/secrets/kek-2025.key"},
+			want: Crypto{KEKFile: "/run/secrets/kek-2026.key", CreateKEK: true, KeyCacheTTL: time.Minute, PreviousKEKFiles: []string{"/run/secrets/kek-2025.key"}},
+		},
+		{name: "previous is current", env: []string{"EARSHOT_CRYPTO_KEK_FILE=/k/a.key", "EARSHOT_CRYPTO_PREVIOUS_KEK_FILES=/k/../k/a.key"}, invalid: "crypto.previous_kek_files[0]"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -42,7 +49,7 @@ func TestCrypto(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if c.Crypto != tc.want {
+			if !reflect.DeepEqual(c.Crypto, tc.want) {
 				t.Errorf("crypto = %+v, want %+v", c.Crypto, tc.want)
 			}
 		})

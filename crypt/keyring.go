@@ -64,8 +64,11 @@ type KeyStore interface {
 
 // KeyringConfig configures a Keyring.
 type KeyringConfig struct {
-	// KEK wraps and unwraps data keys. Required.
+	// KEK wraps new data keys and unwraps existing ones. Required.
 	KEK KEK
+	// Previous are KEKs being rotated out: keys they wrapped are still
+	// unwrapped with them until Rewrap has wrapped every key under KEK.
+	Previous []KEK
 	// Store holds the wrapped keys, shared by every instance. Required.
 	Store KeyStore
 	// CacheTTL is how long an unwrapped key stays in memory
@@ -82,6 +85,7 @@ type KeyringConfig struct {
 // the layout and the shredding guarantees.
 type Keyring struct {
 	kek   KEK
+	prev  map[string]KEK // by ID: unwrap only
 	store KeyStore
 	ttl   time.Duration
 	log   *slog.Logger
@@ -110,6 +114,17 @@ func NewKeyring(cfg KeyringConfig) (*Keyring, error) {
 	if cfg.Store == nil {
 		errs = append(errs, errors.New("Store is nil"))
 	}
+	prev := map[string]KEK{}
+	for i, p := range cfg.Previous {
+		switch {
+		case p == nil:
+			errs = append(errs, fmt.Errorf("Previous[%d] is nil", i))
+		case cfg.KEK != nil && p.ID() == cfg.KEK.ID():
+			errs = append(errs, fmt.Errorf("Previous[%d] is the current KEK %s", i, p.ID()))
+		default:
+			prev[p.ID()] = p
+		}
+	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("crypt: keyring config: %w", errors.Join(errs...))
 	}
@@ -121,7 +136,7 @@ func NewKeyring(cfg KeyringConfig) (*Keyring, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Keyring{kek: cfg.KEK, store: cfg.Store, ttl: ttl, log: log, now: time.Now, cache: map[string]cached{}}, nil
+	return &Keyring{kek: cfg.KEK, prev: prev, store: cfg.Store, ttl: ttl, log: log, now: time.Now, cache: map[string]cached{}}, nil
 }
 
 // kekMarker is the JSON object stored at kekMarkerPath.
@@ -156,8 +171,8 @@ func (k *Keyring) CheckKEK(ctx context.Context) error {
 	if err := json.NewDecoder(io.LimitReader(rc, maxRecordBytes)).Decode(&m); err != nil {
 		return fmt.Errorf("crypt: read the KEK record %s: %w", kekMarkerPath, err)
 	}
-	if m.KEK != k.kek.ID() {
-		return fmt.Errorf("crypt: this deployment's data keys are wrapped by KEK %s, this process has KEK %s: point crypto.kek_file at the deployment's key file (every instance needs the same one)", m.KEK, k.kek.ID())
+	if _, rotating := k.prev[m.KEK]; m.KEK != k.kek.ID() && !rotating {
+		return fmt.Errorf("crypt: this deployment's data keys are wrapped by KEK %s, this process has KEK %s: point crypto.kek_file at the deployment's key file (every instance needs the same one; while rotating, list the old one in crypto.previous_kek_files)", m.KEK, k.kek.ID())
 	}
 	return nil
 }
@@ -355,26 +370,46 @@ func (k *Keyring) forget(id string) {
 
 // load reads and unwraps ref's key; storage.ErrNotFound when there is none.
 func (k *Keyring) load(ctx context.Context, ref event.KeyRef) ([]byte, error) {
-	rc, _, err := k.store.Get(ctx, keyPath(ref))
+	rec, err := k.readRecord(ctx, ref)
 	if err != nil {
 		return nil, err
+	}
+	return k.unwrap(ctx, ref, &rec)
+}
+
+// readRecord reads ref's wrapped key record; storage.ErrNotFound when
+// there is none.
+func (k *Keyring) readRecord(ctx context.Context, ref event.KeyRef) (keyRecord, error) {
+	var rec keyRecord
+	rc, _, err := k.store.Get(ctx, keyPath(ref))
+	if err != nil {
+		return rec, err
 	}
 	defer rc.Close()
 	b, err := io.ReadAll(io.LimitReader(rc, maxRecordBytes))
 	if err != nil {
-		return nil, err
+		return rec, err
 	}
-	var rec keyRecord
 	if err := json.Unmarshal(b, &rec); err != nil {
-		return nil, fmt.Errorf("wrapped key at %s: %w", keyPath(ref), err)
+		return rec, fmt.Errorf("wrapped key at %s: %w", keyPath(ref), err)
 	}
 	if rec.Format != 1 || rec.KeyID != ref.ID {
-		return nil, fmt.Errorf("wrapped key at %s: format %d, key %s: not the record of %s", keyPath(ref), rec.Format, rec.KeyID, ref.ID)
+		return rec, fmt.Errorf("wrapped key at %s: format %d, key %s: not the record of %s", keyPath(ref), rec.Format, rec.KeyID, ref.ID)
 	}
-	if rec.KEK != k.kek.ID() {
-		return nil, fmt.Errorf("%w: key %s is wrapped by KEK %s, this process has KEK %s (wrong crypto.kek_file?)", ErrDecrypt, ref.ID, rec.KEK, k.kek.ID())
+	return rec, nil
+}
+
+// unwrap returns the data key of rec, unwrapped by whichever of this
+// keyring's KEKs wrapped it.
+func (k *Keyring) unwrap(ctx context.Context, ref event.KeyRef, rec *keyRecord) ([]byte, error) {
+	kek := k.kek
+	if rec.KEK != kek.ID() {
+		kek = k.prev[rec.KEK]
 	}
-	dek, err := k.kek.Unwrap(ctx, rec.Wrapped, wrapAAD(ref))
+	if kek == nil {
+		return nil, fmt.Errorf("%w: key %s is wrapped by KEK %s, this process has KEK %s (wrong crypto.kek_file, or a rotated-out KEK missing from crypto.previous_kek_files?)", ErrDecrypt, ref.ID, rec.KEK, k.kek.ID())
+	}
+	dek, err := kek.Unwrap(ctx, rec.Wrapped, wrapAAD(ref))
 	if err != nil {
 		return nil, fmt.Errorf("unwrap key %s: %w", ref.ID, err)
 	}

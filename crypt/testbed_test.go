@@ -350,3 +350,10 @@ func TestKafkaRecordsHoldNoSpeech(t *testing.T) {
 		t.Errorf("open the transcript after the shred, another process: %v, want ErrKeyDestroyed", err)
 	}
 }
+
+// TestKeyringRotateKEKOnVersionedS3: the rotation on versitygw with
+// versioning, where the old wrapped copies survive as versions unless
+// Rewrap deletes them.
+func TestKeyringRotateKEKOnVersionedS3(t *testing.T) {
+	checkRotation(t, storagetest.NewS3(t, s3Bucket(t, true)), true)
+}

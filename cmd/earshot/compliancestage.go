@@ -103,7 +103,10 @@ func newCompliance(ctx context.Context, rt *Runtime) (*compliance, error) {
 		c.eraserErr = err
 		return c, nil
 	}
-	c.eraser, err = erasure.New(erasure.Config{Store: rt.Store, Keys: c.shred, Holds: c.holds, Audit: c.audit, Logger: rt.Log})
+	c.eraser, err = erasure.New(erasure.Config{Store: rt.Store, Keys: c.shred, Holds: c.holds, Audit: c.audit, Logger: rt.Log,
+		// Past twice the key cache TTL no process still seals under a
+		// shredded key: the recheck then finds everything written late.
+		RecheckAfter: 2 * max(rt.Config.Crypto.KeyCacheTTL, time.Second)})
 	return c, err
 }
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/earshot/earshot/audit"
+	"github.com/earshot/earshot/crypt"
 	"github.com/earshot/earshot/erasure"
 	"github.com/earshot/earshot/internal/compliancetest"
 	"github.com/earshot/earshot/storage"
@@ -150,5 +151,62 @@ func firstAudio(t *testing.T, bundle []byte) (string, []byte) {
 			b, _ := io.ReadAll(tr)
 			return h.Name, b
 		}
+	}
+}
+
+// TestKeysRewrapCommand is a KEK rotation through the CLI: with the new
+// KEK alone the deployment refuses to start; with the old one listed as
+// previous, `keys rewrap` moves every data key to the new KEK; afterwards
+// the new KEK alone exports everything and the old one is refused.
+func TestKeysRewrapCommand(t *testing.T) {
+	dir := t.TempDir()
+	store, err := storage.OpenLocal(filepath.Join(dir, "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldKEK := filepath.Join(dir, "secrets", "kek.key")
+	keys, cstore := compliancetest.NewCrypt(t, store, oldKEK)
+	t0 := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	compliancetest.Build(t, cstore, keys, compliancetest.Session{Room: cliRoom, ID: "ses_one", Speakers: []string{cliAlice, cliBob}, Start: t0, Ended: t0.Add(time.Hour)})
+	if err := keys.CheckKEK(context.Background()); err != nil { // as every start of the deployment does
+		t.Fatal(err)
+	}
+	newKEK := filepath.Join(dir, "secrets", "kek-2027.key")
+	if _, err := crypt.LoadLocalKEK(newKEK, true); err != nil {
+		t.Fatal(err)
+	}
+	cmd := func(wantCode int, args ...string) string {
+		t.Helper()
+		args = append(args, "-data-dir", dir)
+		code, out, errOut := run(t, args...)
+		if code != wantCode {
+			t.Fatalf("earshot %s: exit %d, want %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, wantCode, out, errOut)
+		}
+		return out + errOut
+	}
+	useNew := []string{"-set", "crypto.kek_file=" + newKEK}
+	if out := cmd(1, append([]string{"keys", "rewrap", "--operator", "sec"}, useNew...)...); !strings.Contains(out, "previous_kek_files") {
+		t.Fatalf("rewrap without the old KEK: %s", out)
+	}
+	out := cmd(0, append([]string{"keys", "rewrap", "--operator", "sec", "-set", "crypto.previous_kek_files=" + oldKEK}, useNew...)...)
+	if !strings.Contains(out, "re-wrapped 2 of 2 data keys") {
+		t.Fatalf("rewrap: %s", out)
+	}
+	out = cmd(0, append([]string{"export", "--room", cliRoom, "--out", filepath.Join(dir, "b.tar"), "--operator", "officer"}, useNew...)...)
+	if !strings.Contains(out, "4 audio segments") || strings.Contains(out, "unreadable") {
+		t.Fatalf("export with the new KEK alone: %s", out)
+	}
+	if out := cmd(1, "export", "--room", cliRoom, "--out", filepath.Join(dir, "c.tar"), "--operator", "officer"); !strings.Contains(out, "kek_file") {
+		t.Fatalf("export with the retired KEK: %s", out)
+	}
+	var actions []string
+	for e, err := range audit.Entries(context.Background(), store) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		actions = append(actions, e.Action+":"+e.Outcome)
+	}
+	if got := strings.Join(actions, " "); got != "keys.rewrap:ok export:ok" {
+		t.Fatalf("audit actions %q", got)
 	}
 }

@@ -88,6 +88,9 @@ func printReceipt(w io.Writer, rc erasure.Receipt) {
 	if rc.Pending != "" {
 		fmt.Fprintf(w, "  %-16s %s (completed when the hold is lifted)\n", "pending record:", rc.Pending)
 	}
+	if rc.Recheck != "" {
+		fmt.Fprintf(w, "  %-16s %s (run again shortly, for what bots still recording wrote)\n", "recheck:", rc.Recheck)
+	}
 	if rc.Status == erasure.StatusNothing {
 		fmt.Fprintln(w, "nothing left to erase")
 	}

@@ -198,7 +198,15 @@ func openKeyring(ctx context.Context, c config.Crypto, raw storage.Store, log *s
 	if ttl == 0 {
 		ttl = -1 // the keyring's "no cache"; its zero means its default
 	}
-	k, err := crypt.NewKeyring(crypt.KeyringConfig{KEK: kek, Store: raw, CacheTTL: ttl, Logger: log})
+	var prev []crypt.KEK
+	for _, f := range c.PreviousKEKFiles {
+		p, err := crypt.LoadLocalKEK(f, false)
+		if err != nil {
+			return nil, fmt.Errorf("crypto.previous_kek_files: %w", err)
+		}
+		prev = append(prev, p)
+	}
+	k, err := crypt.NewKeyring(crypt.KeyringConfig{KEK: kek, Previous: prev, Store: raw, CacheTTL: ttl, Logger: log})
 	if err != nil {
 		return nil, err
 	}
@@ -207,7 +215,7 @@ func openKeyring(ctx context.Context, c config.Crypto, raw storage.Store, log *s
 	if err := k.CheckKEK(cctx); err != nil {
 		return nil, err
 	}
-	log.Info("envelope encryption", "kek", kek.ID(), "key_cache_ttl", c.KeyCacheTTL)
+	log.Info("envelope encryption", "kek", kek.ID(), "previous_keks", len(prev), "key_cache_ttl", c.KeyCacheTTL)
 	return k, nil
 }
 
