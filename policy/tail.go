@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
-
-	"github.com/segmentio/kafka-go"
 
 	"github.com/earshot/earshot/bus"
 )
@@ -41,113 +41,34 @@ func (t *KafkaTail) Read(ctx context.Context, topic string, partition int, since
 	if id == "" {
 		id = "earshot-policy-rebuild"
 	}
-	tr := &kafka.Transport{ClientID: id, DialTimeout: 5 * time.Second, MetadataTTL: time.Second}
-	defer tr.CloseIdleConnections()
-	client := &kafka.Client{Addr: kafka.TCP(t.Brokers...), Transport: tr}
+	lr := bus.LogReader{Brokers: t.Brokers, ClientID: id}
+	ranges, err := lr.Offsets(ctx, topic)
+	if errors.Is(err, bus.ErrUnknownTopic) {
+		return nil // nothing written yet
+	}
+	if err != nil {
+		return fmt.Errorf("policy: tail: %w", err)
+	}
 	parts := []int{partition}
 	if partition < 0 {
-		md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
-		if err != nil {
-			return fmt.Errorf("policy: tail %s: metadata: %w", topic, err)
-		}
-		parts = parts[:0]
-		for _, tp := range md.Topics {
-			if tp.Name != topic {
-				continue
-			}
-			if tp.Error != nil {
-				if errors.Is(tp.Error, kafka.UnknownTopicOrPartition) {
-					return nil // nothing written yet
-				}
-				return fmt.Errorf("policy: tail %s: %w", topic, tp.Error)
-			}
-			for _, p := range tp.Partitions {
-				parts = append(parts, p.ID)
-			}
-		}
+		parts = slices.Sorted(maps.Keys(ranges))
 	}
 	for _, p := range parts {
-		from, end, err := t.bounds(ctx, client, topic, p, since)
-		if err != nil {
-			return err
+		r, ok := ranges[p]
+		if !ok {
+			return fmt.Errorf("policy: tail %s: no partition %d", topic, p)
 		}
+		from, err := lr.OffsetAt(ctx, topic, p, since)
+		if err != nil {
+			return fmt.Errorf("policy: tail: %w", err)
+		}
+		end := r.End
 		if before >= 0 && before < end {
 			end = before
 		}
-		if from >= end {
-			continue
-		}
-		if err := t.readRange(ctx, topic, p, from, end, fn); err != nil {
-			return err
+		if err := lr.ReadRange(ctx, topic, p, max(from, r.First), end, fn); err != nil {
+			return fmt.Errorf("policy: tail: %w", err)
 		}
 	}
 	return nil
-}
-
-// bounds returns the first offset at or after since and the end of the
-// log. Separate requests: a broker refuses one partition twice in one
-// ListOffsets request.
-func (t *KafkaTail) bounds(ctx context.Context, client *kafka.Client, topic string, p int, since time.Time) (from, end int64, err error) {
-	ask := func(r kafka.OffsetRequest) (kafka.PartitionOffsets, error) {
-		res, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: {r}}})
-		if err != nil {
-			return kafka.PartitionOffsets{}, fmt.Errorf("policy: tail %s/%d: list offsets: %w", topic, p, err)
-		}
-		for _, po := range res.Topics[topic] {
-			if po.Partition == p {
-				if po.Error != nil {
-					return po, fmt.Errorf("policy: tail %s/%d: list offsets: %w", topic, p, po.Error)
-				}
-				return po, nil
-			}
-		}
-		return kafka.PartitionOffsets{}, fmt.Errorf("policy: tail %s/%d: no offsets in the answer", topic, p)
-	}
-	last, err := ask(kafka.LastOffsetOf(p))
-	if err != nil {
-		return 0, 0, err
-	}
-	end = last.LastOffset
-	at, err := ask(kafka.TimeOffsetOf(p, since))
-	if err != nil {
-		return 0, 0, err
-	}
-	from = end // no record at or after since
-	for off := range at.Offsets {
-		if off >= 0 {
-			from = off
-		}
-	}
-	return from, end, nil
-}
-
-func (t *KafkaTail) readRange(ctx context.Context, topic string, p int, from, end int64, fn func(bus.Message) error) error {
-	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers: t.Brokers, Topic: topic, Partition: p,
-		MinBytes: 1, MaxBytes: 4 << 20, MaxWait: time.Second, ReadLagInterval: -1,
-	})
-	defer r.Close()
-	if err := r.SetOffset(from); err != nil {
-		return fmt.Errorf("policy: tail %s/%d: %w", topic, p, err)
-	}
-	for {
-		km, err := r.FetchMessage(ctx)
-		if err != nil {
-			return fmt.Errorf("policy: tail %s/%d at %d of [%d, %d): %w", topic, p, from, from, end, err)
-		}
-		if km.Offset >= end {
-			return nil
-		}
-		m := bus.Message{Topic: km.Topic, Key: km.Key, Value: km.Value, Partition: km.Partition, Offset: km.Offset, Time: km.Time}
-		for _, h := range km.Headers {
-			m.Headers = append(m.Headers, bus.Header{Key: h.Key, Value: h.Value})
-		}
-		if err := fn(m); err != nil {
-			return err
-		}
-		if km.Offset >= end-1 {
-			return nil
-		}
-		from = km.Offset + 1
-	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/earshot/earshot/bus"
 	"github.com/earshot/earshot/event"
 )
 
@@ -48,21 +49,21 @@ func (t *Tail) Run(ctx context.Context) error {
 	var parts []part
 	for _, topic := range t.Topics {
 		var (
-			firsts, ends map[int]int64
-			err          error
+			ranges map[int]bus.PartitionRange
+			err    error
 		)
 		// A topic created moments ago may not answer yet.
 		for try := 0; ; try++ {
-			if firsts, ends, err = offsets(ctx, t.Brokers, topic); err == nil || try == 30 || ctx.Err() != nil {
+			if ranges, err = (bus.LogReader{Brokers: t.Brokers, ClientID: "earshot-serve"}).Offsets(ctx, topic); err == nil || try == 30 || ctx.Err() != nil {
 				break
 			}
 			time.Sleep(time.Second)
 		}
 		if err != nil {
-			return fmt.Errorf("serve: offsets of %s: %w", topic, err)
+			return fmt.Errorf("serve: %w", err)
 		}
-		for id, end := range ends {
-			parts = append(parts, part{topic, id, firsts[id], end})
+		for id, r := range ranges {
+			parts = append(parts, part{topic, id, r.First, r.End})
 		}
 	}
 	for _, p := range parts {
@@ -117,40 +118,6 @@ func collect(ch <-chan error) []error {
 		out = append(out, err)
 	}
 	return out
-}
-
-// offsets returns, per partition of topic, the offset of the oldest
-// retained record and the offset the next record will get.
-func offsets(ctx context.Context, brokers []string, topic string) (first, end map[int]int64, err error) {
-	c := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
-	md, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
-	if err != nil {
-		return nil, nil, err
-	}
-	var reqs []kafka.OffsetRequest
-	for _, tp := range md.Topics {
-		if tp.Error != nil {
-			return nil, nil, tp.Error
-		}
-		for _, p := range tp.Partitions {
-			reqs = append(reqs, kafka.FirstOffsetOf(p.ID), kafka.LastOffsetOf(p.ID))
-		}
-	}
-	if len(reqs) == 0 {
-		return nil, nil, fmt.Errorf("topic %s has no partitions", topic)
-	}
-	resp, err := c.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
-	if err != nil {
-		return nil, nil, err
-	}
-	first, end = map[int]int64{}, map[int]int64{}
-	for _, po := range resp.Topics[topic] {
-		if po.Error != nil {
-			return nil, nil, po.Error
-		}
-		first[po.Partition], end[po.Partition] = po.FirstOffset, po.LastOffset
-	}
-	return first, end, nil
 }
 
 // FindAlert reads the alerts topic from its start up to its current end

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"github.com/earshot/earshot/storage/storagetest"
 	"io"
 	"testing"
@@ -110,34 +109,21 @@ func Produce(tb testing.TB, brokers []string, topic string, envs ...*event.Envel
 }
 
 // ReadTopic reads every record of partition 0 of topic, from the start.
-func ReadTopic(tb testing.TB, brokers []string, topic string) []kafka.Message {
+func ReadTopic(tb testing.TB, brokers []string, topic string) []bus.Message {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	conn, err := kafka.DialLeader(ctx, "tcp", brokers[0], topic, 0)
+	lr := bus.LogReader{Brokers: brokers}
+	ranges, err := lr.Offsets(ctx, topic)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	last, err := conn.ReadLastOffset()
-	conn.Close()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: 0, MaxWait: time.Second})
-	defer r.Close()
-	if err := r.SetOffset(kafka.FirstOffset); err != nil {
-		tb.Fatal(err)
-	}
-	var out []kafka.Message
-	for len(out) < int(last) {
-		m, err := r.ReadMessage(ctx)
-		if errors.Is(err, context.DeadlineExceeded) {
-			tb.Fatalf("read %s: %d of %d records before the deadline", topic, len(out), last)
-		}
-		if err != nil {
-			tb.Fatal(err)
-		}
+	var out []bus.Message
+	if err := lr.ReadRange(ctx, topic, 0, ranges[0].First, ranges[0].End, func(m bus.Message) error {
 		out = append(out, m)
+		return nil
+	}); err != nil {
+		tb.Fatal(err)
 	}
 	return out
 }

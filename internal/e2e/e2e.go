@@ -13,10 +13,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
-	"fmt"
-	"github.com/earshot/earshot/storage/storagetest"
-	"io"
 	"maps"
 	"slices"
 	"strings"
@@ -28,6 +24,7 @@ import (
 	"github.com/earshot/earshot/bus"
 	"github.com/earshot/earshot/event"
 	"github.com/earshot/earshot/storage"
+	"github.com/earshot/earshot/storage/storagetest"
 )
 
 // RandHex returns n random bytes in hex.
@@ -125,39 +122,16 @@ type Record struct {
 	Headers   []kafka.Header
 }
 
-func client(brokers []string) *kafka.Client {
-	return &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 30 * time.Second}
-}
-
 // EndOffsets returns, per partition, the offset the next record of topic
 // will get.
 func EndOffsets(ctx context.Context, brokers []string, topic string) (map[int]int64, error) {
-	md, err := client(brokers).Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
-	if err != nil {
-		return nil, err
-	}
-	var reqs []kafka.OffsetRequest
-	for _, tp := range md.Topics {
-		if tp.Error != nil {
-			return nil, fmt.Errorf("topic %s: %w", tp.Name, tp.Error)
-		}
-		for _, p := range tp.Partitions {
-			reqs = append(reqs, kafka.LastOffsetOf(p.ID))
-		}
-	}
-	if len(reqs) == 0 {
-		return nil, fmt.Errorf("topic %s has no partitions", topic)
-	}
-	resp, err := client(brokers).ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+	ranges, err := (bus.LogReader{Brokers: brokers, ClientID: "earshot-e2e"}).Offsets(ctx, topic)
 	if err != nil {
 		return nil, err
 	}
 	out := map[int]int64{}
-	for _, po := range resp.Topics[topic] {
-		if po.Error != nil {
-			return nil, fmt.Errorf("%s/%d: %w", topic, po.Partition, po.Error)
-		}
-		out[po.Partition] = po.LastOffset
+	for p, r := range ranges {
+		out[p] = r.End
 	}
 	return out, nil
 }
@@ -165,55 +139,23 @@ func EndOffsets(ctx context.Context, brokers []string, topic string) (map[int]in
 // ReadTopic reads topic from the offsets in from (0 for partitions not in
 // it) to its current end.
 func ReadTopic(ctx context.Context, brokers []string, topic string, from map[int]int64) ([]Record, error) {
-	end, err := EndOffsets(ctx, brokers, topic)
+	lr := bus.LogReader{Brokers: brokers, ClientID: "earshot-e2e"}
+	ranges, err := lr.Offsets(ctx, topic)
 	if err != nil {
 		return nil, err
 	}
-	c := client(brokers)
 	var out []Record
-	for _, p := range slices.Sorted(maps.Keys(end)) {
-		off := from[p]
-		for off < end[p] {
-			resp, err := c.Fetch(ctx, &kafka.FetchRequest{Topic: topic, Partition: p, Offset: off, MinBytes: 1, MaxBytes: 16 << 20, MaxWait: time.Second})
-			if err != nil {
-				return nil, fmt.Errorf("fetch %s/%d@%d: %w", topic, p, off, err)
+	for _, p := range slices.Sorted(maps.Keys(ranges)) {
+		err := lr.ReadRange(ctx, topic, p, max(from[p], ranges[p].First), ranges[p].End, func(m bus.Message) error {
+			rec := Record{Topic: topic, Partition: p, Offset: m.Offset, Time: m.Time, Key: m.Key, Value: m.Value}
+			for _, h := range m.Headers {
+				rec.Headers = append(rec.Headers, kafka.Header{Key: h.Key, Value: h.Value})
 			}
-			if resp.Error != nil {
-				return nil, fmt.Errorf("fetch %s/%d@%d: %w", topic, p, off, resp.Error)
-			}
-			before := off
-			for {
-				r, err := resp.Records.ReadRecord()
-				if errors.Is(err, io.EOF) {
-					break
-				}
-				if err != nil {
-					return nil, fmt.Errorf("read %s/%d@%d: %w", topic, p, off, err)
-				}
-				if r.Offset < off {
-					continue
-				}
-				rec := Record{Topic: topic, Partition: p, Offset: r.Offset, Time: r.Time, Headers: slices.Clone(r.Headers)}
-				if r.Key != nil {
-					if rec.Key, err = kafka.ReadAll(r.Key); err != nil {
-						return nil, err
-					}
-				}
-				if r.Value != nil {
-					if rec.Value, err = kafka.ReadAll(r.Value); err != nil {
-						return nil, err
-					}
-				}
-				out = append(out, rec)
-				off = r.Offset + 1
-			}
-			if off == before {
-				if resp.HighWatermark > off && ctx.Err() == nil {
-					off++ // offsets can have holes
-					continue
-				}
-				return nil, fmt.Errorf("fetch %s/%d: stuck at %d (high watermark %d)", topic, p, off, resp.HighWatermark)
-			}
+			out = append(out, rec)
+			return nil
+		})
+		if err != nil {
+			return nil, err
 		}
 	}
 	return out, nil

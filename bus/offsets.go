@@ -1,0 +1,186 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// ErrUnknownTopic is returned by Offsets for a topic the brokers do not
+// know (nothing was written to it yet, or it was deleted).
+var ErrUnknownTopic = errors.New("bus: unknown topic")
+
+// LogReader reads a topic's log directly, without a consumer group or
+// commits: for stages that rebuild state from what a topic retains, and
+// for tests that check what was written.
+type LogReader struct {
+	Brokers []string
+	// ClientID names the client in the brokers' logs (default
+	// "earshot-log-reader").
+	ClientID string
+}
+
+// PartitionRange is what one partition retains: First is the offset of its
+// oldest retained record, End the offset its next record will get (First
+// == End: nothing retained).
+type PartitionRange struct {
+	First, End int64
+}
+
+// Offsets returns the retained range of every partition of topic, by
+// partition: what readers that rebuild state from a topic (no consumer
+// group) start from and stop at.
+func (l LogReader) Offsets(ctx context.Context, topic string) (map[int]PartitionRange, error) {
+	c, done := l.client()
+	defer done()
+	md, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	if err != nil {
+		return nil, fmt.Errorf("bus: offsets of %s: metadata: %w", topic, err)
+	}
+	var reqs []kafka.OffsetRequest
+	for _, tp := range md.Topics {
+		if tp.Name != topic {
+			continue
+		}
+		if errors.Is(tp.Error, kafka.UnknownTopicOrPartition) {
+			return nil, fmt.Errorf("%w %s", ErrUnknownTopic, topic)
+		}
+		if tp.Error != nil {
+			return nil, fmt.Errorf("bus: offsets of %s: %w", topic, tp.Error)
+		}
+		for _, p := range tp.Partitions {
+			reqs = append(reqs, kafka.FirstOffsetOf(p.ID), kafka.LastOffsetOf(p.ID))
+		}
+	}
+	if len(reqs) == 0 {
+		return nil, fmt.Errorf("%w %s (no partitions)", ErrUnknownTopic, topic)
+	}
+	res, err := c.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+	if err != nil {
+		return nil, fmt.Errorf("bus: offsets of %s: %w", topic, err)
+	}
+	out := map[int]PartitionRange{}
+	for _, po := range res.Topics[topic] {
+		if po.Error != nil {
+			return nil, fmt.Errorf("bus: offsets of %s/%d: %w", topic, po.Partition, po.Error)
+		}
+		out[po.Partition] = PartitionRange{First: po.FirstOffset, End: po.LastOffset}
+	}
+	return out, nil
+}
+
+// OffsetAt returns the offset of the first record of topic/partition whose
+// timestamp is at or after t, or the partition's end when there is none.
+func (l LogReader) OffsetAt(ctx context.Context, topic string, partition int, t time.Time) (int64, error) {
+	c, done := l.client()
+	defer done()
+	// Separate requests: a broker refuses one partition twice in one
+	// ListOffsets request.
+	ask := func(r kafka.OffsetRequest) (kafka.PartitionOffsets, error) {
+		res, err := c.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: {r}}})
+		if err != nil {
+			return kafka.PartitionOffsets{}, fmt.Errorf("bus: offset of %s/%d: %w", topic, partition, err)
+		}
+		for _, po := range res.Topics[topic] {
+			if po.Partition == partition {
+				if po.Error != nil {
+					return po, fmt.Errorf("bus: offset of %s/%d: %w", topic, partition, po.Error)
+				}
+				return po, nil
+			}
+		}
+		return kafka.PartitionOffsets{}, fmt.Errorf("bus: offset of %s/%d: no offsets in the answer", topic, partition)
+	}
+	at, err := ask(kafka.TimeOffsetOf(partition, t))
+	if err != nil {
+		return 0, err
+	}
+	for off := range at.Offsets {
+		if off >= 0 {
+			return off, nil
+		}
+	}
+	last, err := ask(kafka.LastOffsetOf(partition))
+	if err != nil {
+		return 0, err
+	}
+	return last.LastOffset, nil
+}
+
+// ReadRange calls fn, in offset order, for every record of topic/partition
+// whose offset is in [from, end), and returns once it has passed end-1 or
+// fn fails. Offsets may have holes (compaction, transaction markers).
+// It fetches directly, without a consumer group or commits.
+func (l LogReader) ReadRange(ctx context.Context, topic string, partition int, from, end int64, fn func(Message) error) error {
+	c, done := l.client()
+	defer done()
+	off := from
+	for off < end {
+		res, err := c.Fetch(ctx, &kafka.FetchRequest{Topic: topic, Partition: partition, Offset: off, MinBytes: 1, MaxBytes: 16 << 20, MaxWait: time.Second})
+		if err == nil {
+			err = res.Error
+		}
+		if err != nil {
+			return fmt.Errorf("bus: fetch %s/%d at %d of [%d, %d): %w", topic, partition, off, from, end, err)
+		}
+		before := off
+		for off < end {
+			r, err := res.Records.ReadRecord()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				return fmt.Errorf("bus: read %s/%d at %d: %w", topic, partition, off, err)
+			}
+			if r.Offset < off {
+				continue // a batch starts before the offset asked for
+			}
+			if r.Offset >= end {
+				return nil
+			}
+			m := Message{Topic: topic, Partition: partition, Offset: r.Offset, Time: r.Time}
+			if r.Key != nil {
+				if m.Key, err = kafka.ReadAll(r.Key); err != nil {
+					return fmt.Errorf("bus: read %s/%d at %d: %w", topic, partition, r.Offset, err)
+				}
+			}
+			if r.Value != nil {
+				if m.Value, err = kafka.ReadAll(r.Value); err != nil {
+					return fmt.Errorf("bus: read %s/%d at %d: %w", topic, partition, r.Offset, err)
+				}
+			}
+			for _, h := range r.Headers {
+				m.Headers = append(m.Headers, Header{Key: h.Key, Value: h.Value})
+			}
+			if err := fn(m); err != nil {
+				return err
+			}
+			off = r.Offset + 1
+		}
+		if off == before {
+			if res.HighWatermark > off {
+				off++ // a hole: no record at this offset
+				continue
+			}
+			return fmt.Errorf("bus: fetch %s/%d: stuck at %d of [%d, %d) (high watermark %d)", topic, partition, off, from, end, res.HighWatermark)
+		}
+	}
+	return nil
+}
+
+// client is a plain client for metadata, offsets and fetches, with its
+// own transport: kafka-go's default transport answers metadata from a
+// cache shared by the whole process, which can predate a topic's creation.
+// The caller calls done when finished.
+func (l LogReader) client() (c *kafka.Client, done func()) {
+	id := l.ClientID
+	if id == "" {
+		id = "earshot-log-reader"
+	}
+	tr := &kafka.Transport{ClientID: id, DialTimeout: 5 * time.Second, MetadataTTL: time.Second}
+	return &kafka.Client{Addr: kafka.TCP(l.Brokers...), Timeout: 30 * time.Second, Transport: tr}, tr.CloseIdleConnections
+}
