@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/earshot/earshot/audit"
+	"github.com/earshot/earshot/event"
 	"github.com/earshot/earshot/transcribe"
 )
 
@@ -14,9 +16,12 @@ import (
 // -replay <room>/<session> a one-off re-transcription of that session's
 // stored segments as a new revision.
 func runTranscribe(ctx context.Context, e *env) error {
-	var replay string
+	var replay, reason string
+	var op *string
 	cfg, _, err := e.loadConfig("transcribe", func(fs *flag.FlagSet) {
 		fs.StringVar(&replay, "replay", "", "re-transcribe the stored segments of `room/session` (room ID or pseudonym, session ID) as a new revision, then exit")
+		fs.StringVar(&reason, "reason", "", "with -replay: why (recorded in the audit log)")
+		op = operatorFlag(fs)
 	})
 	if err != nil || replay == "" {
 		if err == nil {
@@ -43,6 +48,19 @@ func runTranscribe(ctx context.Context, e *env) error {
 	}
 	defer closeEngine()
 	room = roomPseudonym(rt.Pseudonym, room)
+	if err := checkOperator(cfg.Compliance, *op); err != nil {
+		return err
+	}
+	// A replay decrypts stored speech: audited before the first byte is
+	// read, and refused when it cannot be audited.
+	al, err := auditLog(ctx, rt)
+	if err != nil {
+		return err
+	}
+	if err := al.Record(ctx, event.AuditEntry{Operator: *op, Action: audit.ActionDecrypt, Subject: room + "/" + session,
+		Reason: reason, Outcome: audit.OutcomeOK, Detail: "transcribe -replay: stored audio decrypted to re-transcribe it as a new revision"}); err != nil {
+		return fmt.Errorf("replay refused: cannot record it in the audit log: %w", err)
+	}
 	rctx, cancel := context.WithTimeout(ctx, replayTimeout)
 	defer cancel()
 	st, err := transcribe.Replay(rctx, transcribe.ReplayConfig{

@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/earshot/earshot/audit"
 	"github.com/earshot/earshot/config"
 	"github.com/earshot/earshot/pseudonym"
+	"github.com/earshot/earshot/storage"
 )
 
 func TestRoomLanguages(t *testing.T) {
@@ -38,5 +41,34 @@ func TestTranscribeReplayUsage(t *testing.T) {
 	code := Main(context.Background(), []string{"transcribe", "-replay", "no-slash", "-data-dir", t.TempDir()}, &out, &errs)
 	if code != 2 {
 		t.Fatalf("exit %d, want 2 (usage); stderr %s", code, errs.String())
+	}
+}
+
+// TestTranscribeReplayIsAudited: a replay decrypts stored speech, so it is
+// in the audit log (who, which session, why) before anything is read.
+func TestTranscribeReplayIsAudited(t *testing.T) {
+	dir := t.TempDir()
+	room := "r1_" + strings.Repeat("d", 32)
+	var out, errs strings.Builder
+	Main(context.Background(), []string{"transcribe", "-replay", room + "/ses_gone", "-operator", "eng-7", "-reason", "new model",
+		"-data-dir", dir, "-set", "transcribe.url=http://127.0.0.1:9/v1"}, &out, &errs)
+	store, err := storage.OpenLocal(filepath.Join(dir, "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for e, err := range audit.Entries(context.Background(), store) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, strings.Join([]string{e.Operator, e.Action, e.Subject, e.Reason}, "|"))
+	}
+	if want := "eng-7|decrypt|" + room + "/ses_gone|new model"; len(got) != 1 || got[0] != want {
+		t.Fatalf("audit entries %q, want [%q]\nstdout %s\nstderr %s", got, want, out.String(), errs.String())
+	}
+	code := Main(context.Background(), []string{"transcribe", "-replay", room + "/ses_gone", "-operator", "",
+		"-data-dir", dir, "-set", "transcribe.url=http://127.0.0.1:9/v1"}, &out, &errs)
+	if code != 2 {
+		t.Errorf("replay without an operator: exit %d, want 2 (usage)", code)
 	}
 }
