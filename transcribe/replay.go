@@ -44,6 +44,8 @@ type ReplayConfig struct {
 	Topic     string
 	Segmenter SegmenterConfig
 	Logger    *slog.Logger
+	// Context: as in WorkerConfig (use the same setting as live).
+	Context ContextConfig
 	// PromptPrevious: as in WorkerConfig (use the same setting as live).
 	PromptPrevious bool
 }
@@ -134,6 +136,7 @@ type replayTrack struct {
 	dec     *TrackDecoder
 	seg     *Segmenter
 	context promptContext
+	audio   *TrackContext
 }
 
 func (r *replayTrack) run(ctx context.Context, keys []string) error {
@@ -145,6 +148,7 @@ func (r *replayTrack) run(ctx context.Context, keys []string) error {
 	if r.seg, err = NewSegmenter(r.cfg.Segmenter); err != nil {
 		return err
 	}
+	r.audio = NewTrackContext(r.cfg.Context)
 	for _, key := range keys {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -255,7 +259,7 @@ func (r *replayTrack) transcribe(ctx context.Context, utts []Utterance) error {
 		lang = ""
 	}
 	for _, u := range utts {
-		res, err := r.cfg.Engine.Transcribe(ctx, Audio{Samples: u.Samples, Language: lang, Prompt: r.prompt(u)})
+		at, res, _, err := r.audio.Transcribe(ctx, r.cfg.Engine, u, Audio{Language: lang, Prompt: r.prompt(u)})
 		if err != nil {
 			return fmt.Errorf("transcribe: replay: engine: %w", err)
 		}
@@ -264,7 +268,7 @@ func (r *replayTrack) transcribe(ctx context.Context, utts []Utterance) error {
 		msgs, err := transcriptMessages(ctx, transcriptSource{
 			producer: r.cfg.Producer, proc: r.proc, keys: r.cfg.Keys, topic: r.cfg.Topic,
 			room: r.room, session: r.session, speaker: r.speaker, timeline: r.tl,
-		}, u, res, func(_ event.Timeline, text string) { said = append(said, text) })
+		}, at, res, func(_ event.Timeline, text string) { said = append(said, text) })
 		r.context.update(u, said)
 		if err != nil {
 			return err

@@ -315,31 +315,7 @@ func conversationClips(t testing.TB, lines []speech.Line, gapMS int) map[string]
 // against the script in order, and the text.
 func fileWER(t testing.TB, eng transcribe.Engine, clips map[string]speech.Clip, lines []speech.Line) (float64, string) {
 	t.Helper()
-	var mix []float32
-	for name, c := range clips {
-		packets := oggPackets(t, c.Path)
-		dec, err := transcribe.NewTrackDecoder(transcribe.DecoderConfig{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var data event.AudioChunkData
-		for i, p := range packets {
-			data.Packets = append(data.Packets, p)
-			data.Offsets = append(data.Offsets, int64(i)*960)
-		}
-		tl := event.Timeline{Track: "trk_file", FirstSample: 0, LastSample: int64(len(packets))*960 - 1, Origin: origin, Anchor: event.AnchorArrival}
-		pcm, err := dec.Decode(tl, data)
-		dec.Close()
-		if err != nil {
-			t.Fatalf("decode %s: %v", name, err)
-		}
-		if len(pcm.Samples) > len(mix) {
-			mix = append(mix, make([]float32, len(pcm.Samples)-len(mix))...)
-		}
-		for i, v := range pcm.Samples {
-			mix[i] += v
-		}
-	}
+	mix := mixClips(t, clips)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	res, err := eng.Transcribe(ctx, transcribe.Audio{Samples: mix, Language: "en"})
 	cancel()
@@ -381,6 +357,45 @@ func scriptText(lines []speech.Line) string {
 		s = append(s, l.Text)
 	}
 	return strings.Join(s, " ")
+}
+
+// mixClips decodes the speakers' clips, which share one timeline, and
+// mixes them into one track as the room heard it.
+func mixClips(t testing.TB, clips map[string]speech.Clip) []float32 {
+	t.Helper()
+	var mix []float32
+	for _, c := range clips {
+		p := decodeClipPCM(t, c.Path)
+		if len(p) > len(mix) {
+			mix = append(mix, make([]float32, len(p)-len(mix))...)
+		}
+		for i, v := range p {
+			mix[i] += v
+		}
+	}
+	return mix
+}
+
+// decodeClipPCM decodes an Ogg/Opus clip to 16 kHz audio.
+func decodeClipPCM(t testing.TB, path string) []float32 {
+	t.Helper()
+	packets := oggPackets(t, path)
+	dec, err := transcribe.NewTrackDecoder(transcribe.DecoderConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dec.Close()
+	var data event.AudioChunkData
+	for i, p := range packets {
+		data.Packets = append(data.Packets, p)
+		data.Offsets = append(data.Offsets, int64(i)*960)
+	}
+	tl := event.Timeline{Track: "trk_file", FirstSample: 0, LastSample: int64(len(packets))*960 - 1, Origin: origin, Anchor: event.AnchorArrival}
+	pcm, err := dec.Decode(tl, data)
+	if err != nil {
+		t.Fatalf("decode %s: %v", path, err)
+	}
+	return pcm.Samples
 }
 
 // conversationRun plays lines through the live pipeline and returns the
