@@ -318,3 +318,85 @@ func contextFunc(t *testing.T, mode string) func([]float32, []transcribe.Utteran
 		return v
 	}
 }
+
+// TestGapBatchOffline is a diagnostic for a second, non-live pass: each
+// speaker's utterances are grouped into batches of up to
+// EARSHOT_GAP_BATCH of speech (pauses shortened to 300 ms) and every word
+// the engine hears in a batch is kept. Speaker-wise WER against the file.
+func TestGapBatchOffline(t *testing.T) {
+	which, limit := os.Getenv("EARSHOT_GAP"), os.Getenv("EARSHOT_GAP_BATCH")
+	if which == "" || limit == "" {
+		t.Skip("diagnostic: set EARSHOT_GAP=bench|conv and EARSHOT_GAP_BATCH=<duration>")
+	}
+	maxLen, err := time.ParseDuration(limit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var script []speech.Line
+	gap := 1000
+	switch which {
+	case "bench":
+		for i := range 104 {
+			script = append(script, speech.Line{Speaker: []string{"alice", "bob"}[i%2], Text: benchSentences[i%len(benchSentences)]})
+		}
+	case "conv":
+		script, gap = conversation, 1200
+	}
+	eng := whisper(t)
+	clips := cachedClips(t, which, script, gap)
+	ctx := context.Background()
+	hyp := map[string]string{}
+	pause := make([]float32, transcribe.AudioRate*3/10)
+	calls := 0
+	for sp, c := range clips {
+		pcm := decodeClipPCM(t, c.Path)
+		seg, err := transcribe.NewSegmenter(transcribe.SegmenterConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var utts []transcribe.Utterance
+		for i := 0; i < len(pcm); i += transcribe.AudioRate {
+			utts = append(utts, seg.Push(int64(i)*transcribe.Ratio, pcm[i:min(i+transcribe.AudioRate, len(pcm))])...)
+		}
+		utts = append(utts, seg.Flush()...)
+		var words []string
+		flush := func(batch []float32) {
+			if len(batch) == 0 {
+				return
+			}
+			res, err := eng.Transcribe(ctx, transcribe.Audio{Samples: batch, Language: "en"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			calls++
+			for _, s := range res.Segments {
+				words = append(words, strings.TrimSpace(s.Text))
+			}
+		}
+		var batch []float32
+		for _, u := range utts {
+			if len(batch) > 0 && len(batch)+len(pause)+len(u.Samples) > int(maxLen.Seconds()*transcribe.AudioRate) {
+				flush(batch)
+				batch = nil
+			}
+			if len(batch) > 0 {
+				batch = append(batch, pause...)
+			}
+			batch = append(batch, u.Samples...)
+		}
+		flush(batch)
+		hyp[sp] = strings.Join(words, " ")
+	}
+	mix := mixClips(t, clips)
+	res, err := eng.Transcribe(ctx, transcribe.Audio{Samples: mix, Language: "en"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all []string
+	for _, s := range res.Segments {
+		all = append(all, strings.TrimSpace(s.Text))
+	}
+	fileWER := wer.WER(scriptText(script), strings.Join(all, " "))
+	pipe := speakerWER(script, hyp)
+	t.Logf("batches of %v (%d calls): WER %.3f, file %.3f, gap %.1f points", maxLen, calls, pipe, fileWER, 100*(pipe-fileWER))
+}
