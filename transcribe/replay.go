@@ -48,7 +48,17 @@ type ReplayConfig struct {
 	Context ContextConfig
 	// PromptPrevious: as in WorkerConfig (use the same setting as live).
 	PromptPrevious bool
+	// Batch, when positive, sends each track's utterances to the engine
+	// in batches of up to this much audio (utterances spliced with 300 ms
+	// pauses; at most 28 s, Whisper's window) and keeps every word: fewer,
+	// longer engine calls and transcripts close to a whole file's (see
+	// batch.go). Zero transcribes utterance by utterance, as live. It is
+	// part of the revision. Context and PromptPrevious do not apply.
+	Batch time.Duration
 }
+
+// maxBatch keeps a batch inside Whisper's 30 s window.
+const maxBatch = 28 * time.Second
 
 // ReplayStats says what a replay did.
 type ReplayStats struct {
@@ -88,6 +98,10 @@ func Replay(ctx context.Context, cfg ReplayConfig, room, session string) (Replay
 	}
 	proc := Processing(cfg.Engine, lang)
 	proc.Options[ReplayMarker] = "1"
+	if cfg.Batch > 0 {
+		cfg.Batch = min(cfg.Batch, maxBatch)
+		proc.Options["batch"] = cfg.Batch.String()
+	}
 	st.Revision = proc.Revision()
 	log := cfg.Logger.With("replay", room+"/"+session, "revision", st.Revision)
 
@@ -137,6 +151,8 @@ type replayTrack struct {
 	seg     *Segmenter
 	context promptContext
 	audio   *TrackContext
+	batch   []Utterance // utterances waiting for a batch (cfg.Batch)
+	batchN  int         // their audio samples, pauses included
 }
 
 func (r *replayTrack) run(ctx context.Context, keys []string) error {
@@ -161,7 +177,10 @@ func (r *replayTrack) run(ctx context.Context, keys []string) error {
 			return err
 		}
 	}
-	return r.transcribe(ctx, r.seg.Flush())
+	if err := r.transcribe(ctx, r.seg.Flush()); err != nil {
+		return err
+	}
+	return r.flushBatch(ctx)
 }
 
 // segment reads and decodes one stored segment; false when it is skipped.
@@ -253,11 +272,32 @@ func segmentRange(key string) (first, last int64, err error) {
 	return first, last, nil
 }
 
-func (r *replayTrack) transcribe(ctx context.Context, utts []Utterance) error {
-	lang := r.proc.Options["language"]
-	if AutoLanguage(lang) {
-		lang = ""
+// language is what the engine is asked for ("" to detect).
+func (r *replayTrack) language() string {
+	if lang := r.proc.Options["language"]; !AutoLanguage(lang) {
+		return lang
 	}
+	return ""
+}
+
+func (r *replayTrack) transcribe(ctx context.Context, utts []Utterance) error {
+	if r.cfg.Batch > 0 {
+		limit := int(r.cfg.Batch.Seconds() * AudioRate)
+		for _, u := range utts {
+			if len(r.batch) > 0 && r.batchN+batchGap+len(u.Samples) > limit {
+				if err := r.flushBatch(ctx); err != nil {
+					return err
+				}
+			}
+			if len(r.batch) > 0 {
+				r.batchN += batchGap
+			}
+			r.batch = append(r.batch, u)
+			r.batchN += len(u.Samples)
+		}
+		return nil
+	}
+	lang := r.language()
 	for _, u := range utts {
 		at, res, _, err := r.audio.Transcribe(ctx, r.cfg.Engine, u, Audio{Language: lang, Prompt: r.prompt(u)})
 		if err != nil {
@@ -276,10 +316,48 @@ func (r *replayTrack) transcribe(ctx context.Context, utts []Utterance) error {
 		if len(msgs) == 0 {
 			continue
 		}
-		if err := r.cfg.Sender.Produce(ctx, msgs...); err != nil {
-			return fmt.Errorf("transcribe: replay: produce: %w", err)
+		if err := r.produce(ctx, msgs); err != nil {
+			return err
 		}
-		r.st.Transcripts += len(msgs)
 	}
+	return nil
+}
+
+// flushBatch transcribes the waiting utterances as one audio and produces
+// each one's transcripts.
+func (r *replayTrack) flushBatch(ctx context.Context) error {
+	utts := r.batch
+	r.batch, r.batchN = nil, 0
+	if len(utts) == 0 {
+		return nil
+	}
+	audio, starts := splice(utts)
+	res, err := r.cfg.Engine.Transcribe(ctx, Audio{Samples: audio, Language: r.language()})
+	if err != nil {
+		return fmt.Errorf("transcribe: replay: engine: %w", err)
+	}
+	src := transcriptSource{producer: r.cfg.Producer, proc: r.proc, keys: r.cfg.Keys, topic: r.cfg.Topic,
+		room: r.room, session: r.session, speaker: r.speaker, timeline: r.tl}
+	for i, part := range splitBatch(utts, starts, res) {
+		r.st.Utterances++
+		msgs, err := transcriptMessages(ctx, src, utts[i], part, nil)
+		if err != nil {
+			return err
+		}
+		if err := r.produce(ctx, msgs); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *replayTrack) produce(ctx context.Context, msgs []bus.Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	if err := r.cfg.Sender.Produce(ctx, msgs...); err != nil {
+		return fmt.Errorf("transcribe: replay: produce: %w", err)
+	}
+	r.st.Transcripts += len(msgs)
 	return nil
 }

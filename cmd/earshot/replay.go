@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/earshot/earshot/audit"
 	"github.com/earshot/earshot/event"
@@ -17,10 +18,12 @@ import (
 // stored segments as a new revision.
 func runTranscribe(ctx context.Context, e *env) error {
 	var replay, reason string
+	var batch time.Duration
 	var op *string
 	cfg, _, err := e.loadConfig("transcribe", func(fs *flag.FlagSet) {
 		fs.StringVar(&replay, "replay", "", "re-transcribe the stored segments of `room/session` (room ID or pseudonym, session ID) as a new revision, then exit")
 		fs.StringVar(&reason, "reason", "", "with -replay: why (recorded in the audit log)")
+		fs.DurationVar(&batch, "batch", 25*time.Second, "with -replay: send up to this much speech per engine call (fewer calls, transcripts close to a whole file's); 0: utterance by utterance, as live")
 		op = operatorFlag(fs)
 	})
 	if err != nil || replay == "" {
@@ -65,7 +68,7 @@ func runTranscribe(ctx context.Context, e *env) error {
 	defer cancel()
 	st, err := transcribe.Replay(rctx, transcribe.ReplayConfig{
 		Store: rt.Store, Engine: eng, Sender: rt.Producer, Producer: rt.Self, Keys: rt.Keys,
-		Language: cfg.Transcribe.Language, RoomLanguage: roomLanguages(cfg.Transcribe.Rooms, rt.Pseudonym), Logger: log,
+		Language: cfg.Transcribe.Language, RoomLanguage: roomLanguages(cfg.Transcribe.Rooms, rt.Pseudonym), Logger: log, Batch: batch,
 	}, room, session)
 	if err != nil {
 		return err

@@ -231,14 +231,27 @@ func checkReplay(t testing.TB, r *e2eRun, res convResult, ref string) {
 	if len(res.all) == 0 {
 		return
 	}
+	st, w := replayWER(t, r, res, ref, 0)
+	t.Logf("replay: %+v; WER %.3f (live %.3f)", st, w, res.werPipe)
+	if st.Tracks != 2 || w > 0.25 {
+		t.Errorf("replay: %d tracks, WER %.3f", st.Tracks, w)
+	}
+}
+
+// replayWER replays the run's stored session (utterance by utterance, or
+// in batches of up to batch of speech) and returns its stats and the WER
+// of its transcripts in time order against ref, as fileWER measures the
+// whole file. The replay must be a new revision with new event IDs.
+func replayWER(t testing.TB, r *e2eRun, res convResult, ref string, batch time.Duration) (transcribe.ReplayStats, float64) {
+	t.Helper()
 	res.ing.Stop() // drains the spool into the bucket
 	room, session := res.all[0].e.Room, res.all[0].e.Session
 	out := &bustest.Capture{}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	st, err := transcribe.Replay(ctx, transcribe.ReplayConfig{
 		Store: res.ing.Store, Engine: r.eng, Sender: out, Producer: event.Producer{Name: "earshot-replay", Version: "e2e"},
-		Keys: r.keys, Language: "en", Topic: "replay",
+		Keys: r.keys, Language: "en", Topic: "replay", Batch: batch,
 	}, room, session)
 	if err != nil {
 		t.Fatalf("replay: %v", err)
@@ -271,9 +284,5 @@ func checkReplay(t testing.TB, r *e2eRun, res convResult, ref string) {
 	for _, s := range segs {
 		texts = append(texts, s.text)
 	}
-	w := wer.WER(ref, strings.Join(texts, " "))
-	t.Logf("replay of %s/%s: %+v; WER %.3f (live %.3f)", room, session, st, w, res.werPipe)
-	if st.Tracks != 2 || w > 0.25 {
-		t.Errorf("replay: %d tracks, WER %.3f", st.Tracks, w)
-	}
+	return st, wer.WER(ref, strings.Join(texts, " "))
 }
