@@ -238,6 +238,7 @@ func readObject(ctx context.Context, s storage.Getter, key string) ([]byte, erro
 // Transcript is one line of a transcript file.
 type Transcript struct {
 	EventID     string                 `json:"event_id"`
+	Revision    string                 `json:"revision"`
 	Speaker     string                 `json:"speaker"`
 	Track       string                 `json:"track"`
 	FirstSample int64                  `json:"first_sample"`
@@ -279,7 +280,7 @@ type Action struct {
 // sessionFiles collects one session's events.
 type sessionFiles struct {
 	lifecycle   []*event.Envelope
-	transcripts map[string][]Transcript // by speaker/track
+	transcripts map[string]map[string][]Transcript // by speaker/track, then revision
 	alerts      []*Alert
 	origin      time.Time // earliest timeline start, for WebVTT times
 }
@@ -292,7 +293,7 @@ func plan(ctx context.Context, cfg Config, req Request) ([]file, Counts, error) 
 	sess := func(id string) *sessionFiles {
 		s := sessions[id]
 		if s == nil {
-			s = &sessionFiles{transcripts: map[string][]Transcript{}}
+			s = &sessionFiles{transcripts: map[string]map[string][]Transcript{}}
 			sessions[id] = s
 		}
 		return s
@@ -329,7 +330,11 @@ func plan(ctx context.Context, cfg Config, req Request) ([]file, Counts, error) 
 			}
 			t := transcript(ctx, cfg.Keys, e, &c)
 			seeOrigin(s, t.Start)
-			s.transcripts[e.Speaker+"/"+t.Track] = append(s.transcripts[e.Speaker+"/"+t.Track], t)
+			k := e.Speaker + "/" + t.Track
+			if s.transcripts[k] == nil {
+				s.transcripts[k] = map[string][]Transcript{}
+			}
+			s.transcripts[k][e.Revision] = append(s.transcripts[k][e.Revision], t)
 			c.Transcripts++
 		case event.TypeAlert:
 			if e.Speaker == "" && req.Speaker != "" {
@@ -418,14 +423,22 @@ func plan(ctx context.Context, cfg Config, req Request) ([]file, Counts, error) 
 			files = append(files, file{path: "sessions/" + id + ".json", data: b})
 		}
 		for _, k := range slices.Sorted(maps.Keys(s.transcripts)) {
-			ts := s.transcripts[k]
-			sort.SliceStable(ts, func(i, j int) bool { return ts[i].FirstSample < ts[j].FirstSample })
-			b, err := json.MarshalIndent(ts, "", "  ")
-			if err != nil {
-				return nil, c, fmt.Errorf("export: encode transcript: %w", err)
+			// A replayed track has several revisions of the same speech:
+			// one file each (named by revision), never interleaved.
+			revs := s.transcripts[k]
+			for _, rev := range slices.Sorted(maps.Keys(revs)) {
+				ts := revs[rev]
+				sort.SliceStable(ts, func(i, j int) bool { return ts[i].FirstSample < ts[j].FirstSample })
+				b, err := json.MarshalIndent(ts, "", "  ")
+				if err != nil {
+					return nil, c, fmt.Errorf("export: encode transcript: %w", err)
+				}
+				base := "transcripts/" + id + "/" + strings.ReplaceAll(k, "/", "-")
+				if len(revs) > 1 {
+					base += "." + rev
+				}
+				files = append(files, file{path: base + ".json", data: b}, file{path: base + ".vtt", data: webVTT(ts, s.origin)})
 			}
-			base := "transcripts/" + id + "/" + strings.ReplaceAll(k, "/", "-")
-			files = append(files, file{path: base + ".json", data: b}, file{path: base + ".vtt", data: webVTT(ts, s.origin)})
 		}
 		if len(s.alerts) > 0 {
 			sort.SliceStable(s.alerts, func(i, j int) bool { return s.alerts[i].Time.Before(s.alerts[j].Time) })
@@ -450,7 +463,7 @@ func unreadable(err error) string {
 }
 
 func transcript(ctx context.Context, keys event.Keys, e *event.Envelope, c *Counts) Transcript {
-	t := Transcript{EventID: e.EventID, Speaker: e.Speaker}
+	t := Transcript{EventID: e.EventID, Revision: e.Revision, Speaker: e.Speaker}
 	if tl := e.Timeline; tl != nil {
 		t.Track, t.FirstSample, t.LastSample, t.Start, t.End = tl.Track, tl.FirstSample, tl.LastSample, tl.Start(), tl.End()
 	}

@@ -149,6 +149,41 @@ func TestExportScopes(t *testing.T) {
 	}
 }
 
+// TestExportKeepsRevisionsApart: a replayed session has two revisions of
+// each transcript; the bundle has one file per track and revision, each
+// holding that revision's lines only.
+func TestExportKeepsRevisionsApart(t *testing.T) {
+	f := newFixture(t)
+	compliancetest.Build(t, f.store, f.keys, compliancetest.Session{Room: "r1_rep", ID: "ses_r", Speakers: []string{"p1_alice"}, Start: t0, Replayed: true})
+	bundle, sum := f.export(t, export.Request{Room: "r1_rep", Operator: "o"})
+	if c := sum.Manifest.Counts; c.Transcripts != 4 {
+		t.Fatalf("counts %+v: want 4 transcript segments (2 lines, 2 revisions)", c)
+	}
+	files := 0
+	for name, b := range members(t, bundle) {
+		if !strings.HasPrefix(name, "transcripts/") || !strings.HasSuffix(name, ".json") {
+			continue
+		}
+		files++
+		var lines []export.Transcript
+		if err := json.Unmarshal(b, &lines); err != nil {
+			t.Fatal(err)
+		}
+		replayed := strings.HasSuffix(*lines[0].Text, "(replayed)")
+		for _, l := range lines {
+			if l.Revision != lines[0].Revision || strings.HasSuffix(*l.Text, "(replayed)") != replayed {
+				t.Errorf("%s mixes revisions: %+v", name, lines)
+			}
+		}
+		if len(lines) != 2 || !strings.Contains(name, "."+lines[0].Revision+".json") {
+			t.Errorf("%s: %d lines of revision %s", name, len(lines), lines[0].Revision)
+		}
+	}
+	if files != 2 {
+		t.Fatalf("%d transcript files, want one per revision", files)
+	}
+}
+
 // flip changes one byte inside the content of the named member.
 func flip(t *testing.T, bundle []byte, name string) []byte {
 	t.Helper()

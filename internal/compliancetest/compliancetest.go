@@ -85,6 +85,8 @@ type Session struct {
 	Segments int
 	// Class, when set, goes into session_started metadata.
 	Class string
+	// Replayed adds a second revision of every transcript (a replay).
+	Replayed bool
 }
 
 // Built is what Build wrote.
@@ -153,6 +155,13 @@ func Build(tb testing.TB, store storage.Putter, keys event.Keys, s Session) Buil
 				tb.Fatal(err)
 			}
 			add(tr)
+			if s.Replayed {
+				rp, _ := event.New(event.TypeTranscript, Prod, &event.Processing{Engine: "test", Options: map[string]string{"replay": "1"}}, s.Room, s.ID, sp, &tl, event.TranscriptSegment{Language: "en", Speech: true})
+				if err := rp.Seal(ctx, keys, event.TranscriptSegmentData{Text: text + " (replayed)"}); err != nil {
+					tb.Fatal(err)
+				}
+				add(rp)
+			}
 		}
 		if i == 0 && s.Alert {
 			tl := event.Timeline{Track: track, FirstSample: 0, LastSample: event.SampleRate, Origin: s.Start, Anchor: event.AnchorArrival}
