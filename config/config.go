@@ -145,6 +145,7 @@ type Transcribe struct {
 	Threads     int           `yaml:"threads"`
 	Backlog     Backlog       `yaml:"backlog"`
 	Rooms       RoomLanguages `yaml:"rooms"`
+	Final       FinalPass     `yaml:"final"`
 }
 
 // Policy configures the policy engine.
@@ -188,6 +189,7 @@ func Default() Config {
 	c.Ingest.Participants = defaultParticipants()
 	c.Transcribe.Backlog = defaultBacklog()
 	c.Transcribe.Rooms = defaultRoomLanguages()
+	c.Transcribe.Final = defaultFinalPass()
 	c.Alerts = defaultAlerts()
 	c.Serve = defaultServe()
 	c.Crypto = defaultCrypto()
@@ -383,6 +385,7 @@ func (c *Config) Validate() error {
 	c.Ingest.Participants.validate(bad)
 	c.Transcribe.Backlog.validate(bad)
 	c.Transcribe.Rooms.validate(bad)
+	c.Transcribe.Final.validate(bad)
 	c.Alerts.validate(bad)
 	c.Serve.validate(bad)
 	c.Crypto.validate(bad)

@@ -102,3 +102,32 @@ func (x *RoomLanguages) validate(bad func(key, format string, a ...any)) {
 		seen[r] = true
 	}
 }
+
+// FinalPass is the second, non-live transcription of every ended session:
+// its stored audio replayed in batches of speech as a new revision, close
+// to what transcribing the whole file gives (live utterances are heard
+// without context; see transcribe/README.md). It costs about as much
+// engine time again as live transcription and shares the engine with it.
+type FinalPass struct {
+	// Enabled runs the final pass in the transcribe stage.
+	Enabled bool `yaml:"enabled"`
+	// Batch is how much speech goes to the engine per call.
+	Batch time.Duration `yaml:"batch"`
+	// Wait is the longest wait after a session ends for the segments its
+	// manifest lists to be stored.
+	Wait time.Duration `yaml:"wait"`
+}
+
+func defaultFinalPass() FinalPass {
+	return FinalPass{Enabled: true, Batch: 25 * time.Second, Wait: 10 * time.Minute}
+}
+
+// validate reports every problem of the section through bad.
+func (x *FinalPass) validate(bad func(key, format string, a ...any)) {
+	if x.Enabled && (x.Batch <= 0 || x.Batch > 28*time.Second) {
+		bad("transcribe.final.batch", "%v is outside (0, 28s]: a batch must fit Whisper's 30 s window; 25s is a good value", x.Batch)
+	}
+	if x.Wait < 0 {
+		bad("transcribe.final.wait", "%v is negative: use e.g. 10m", x.Wait)
+	}
+}

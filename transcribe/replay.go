@@ -60,6 +60,9 @@ type ReplayConfig struct {
 // maxBatch keeps a batch inside Whisper's 30 s window.
 const maxBatch = 28 * time.Second
 
+// ErrNoSegments is returned by Replay for a session with no stored audio.
+var ErrNoSegments = errors.New("no segments")
+
 // ReplayStats says what a replay did.
 type ReplayStats struct {
 	Tracks, Segments, Utterances, Transcripts int
@@ -117,7 +120,7 @@ func Replay(ctx context.Context, cfg ReplayConfig, room, session string) (Replay
 		}
 	}
 	if len(tracks) == 0 {
-		return st, fmt.Errorf("transcribe: replay: no segments under %s", prefix)
+		return st, fmt.Errorf("transcribe: replay: %w under %s", ErrNoSegments, prefix)
 	}
 	names := make([]string, 0, len(tracks))
 	for n := range tracks {

@@ -70,6 +70,21 @@ func newTranscribeStage(_ context.Context, rt *Runtime) (Stage, error) {
 		closeEngine()
 		return nil, err
 	}
+	if c.Final.Enabled {
+		fcons, err := bus.NewConsumer(bus.ConsumerConfig{
+			Brokers: rt.Brokers, GroupID: "earshot-transcribe-final", Topics: []string{event.TopicLifecycle},
+			StartOffset: bus.FirstOffset, ClientID: rt.Config.Kafka.ClientID, Logger: rt.Log,
+		})
+		if err == nil {
+			st.final, err = transcribe.NewFinal(transcribe.FinalConfig{Consumer: fcons, Wait: c.Final.Wait, Logger: rt.Log,
+				Replay: transcribe.ReplayConfig{Store: rt.Store, Engine: eng, Sender: rt.Producer, Producer: rt.Self, Keys: rt.Keys,
+					Language: c.Language, RoomLanguage: roomLanguages(c.Rooms, rt.Pseudonym), Batch: c.Final.Batch}})
+		}
+		if err != nil {
+			_ = st.Close()
+			return nil, err
+		}
+	}
 	return st, nil
 }
 
@@ -77,17 +92,20 @@ func newTranscribeStage(_ context.Context, rt *Runtime) (Stage, error) {
 // mode, the consumer that keeps the set of flagged rooms.
 type transcribeStage struct {
 	*transcribe.Worker
+	final       *transcribe.Final // nil when transcribe.final is off
 	flags       *bus.Consumer
 	flagSet     *transcribe.RoomSet
 	closeEngine func()
 }
 
 func (s *transcribeStage) Run(ctx context.Context) error {
-	if s.flags == nil {
-		return s.Worker.Run(ctx)
-	}
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return s.flags.Run(gctx, s.flagSet.Handle) })
+	if s.flags != nil {
+		g.Go(func() error { return s.flags.Run(gctx, s.flagSet.Handle) })
+	}
+	if s.final != nil {
+		g.Go(func() error { return s.final.Run(gctx) })
+	}
 	g.Go(func() error { return s.Worker.Run(gctx) })
 	return g.Wait()
 }
@@ -96,6 +114,9 @@ func (s *transcribeStage) Close() error {
 	err := s.Worker.Close()
 	if s.flags != nil {
 		_ = s.flags.Close()
+	}
+	if s.final != nil {
+		_ = s.final.Close()
 	}
 	s.closeEngine()
 	return err
