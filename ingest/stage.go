@@ -137,6 +137,7 @@ type Stage struct {
 	api    *webrtc.API
 	out    *outbox
 	m      *metrics
+	ticks  TrackTicker // the tracks' 20 ms ticks (see RunTrackLoop)
 
 	mu      sync.Mutex
 	rooms   map[string]*roomRun // by raw room name; never logged

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
@@ -31,11 +33,33 @@ type WebRTCConfig struct {
 	// AnyInterface lets ICE use every interface (production deployments
 	// where Janus is reachable on the normal network).
 	AnyInterface bool
-	// ConfigureInterceptors replaces pion's default interceptors (NACK,
-	// RTCP reports, TWCC) when set, e.g. to add a jitter buffer.
+	// ConfigureInterceptors replaces ListenerInterceptors when set, e.g.
+	// with webrtc.RegisterDefaultInterceptors or to add a jitter buffer.
 	ConfigureInterceptors func(*webrtc.MediaEngine, *interceptor.Registry) error
 	// LoggerFactory receives pion's logs; nil uses pion's default.
 	LoggerFactory logging.LoggerFactory
+	// ReadInterval: UDP datagrams are read in batches at most this often
+	// (0: DefaultReadInterval; negative: each datagram as it arrives, as
+	// pion does by default). See DefaultReadInterval for why.
+	ReadInterval time.Duration
+}
+
+// ListenerInterceptors registers what a bot needs on received audio: NACK
+// (requests retransmission of lost packets, which the recorder's loss
+// deadline leaves time for; answers them on a track we send) and RTCP
+// sender and receiver reports. It leaves out two of pion's defaults that
+// run on every received packet for nothing a bot uses: TWCC feedback (for
+// a sender's bandwidth estimation; audio from Janus does not adapt to it)
+// and the stats interceptor (GetStats; bots never call it).
+//
+// A first interceptor hands the others one reused Attributes map per Opus
+// stream (see reuseAttributes).
+func ListenerInterceptors(me *webrtc.MediaEngine, ir *interceptor.Registry) error {
+	ir.Add(reuseAttributes{})
+	if err := webrtc.ConfigureNack(me, ir); err != nil {
+		return err
+	}
+	return webrtc.ConfigureRTCPReports(ir)
 }
 
 // NewAPI returns a pion API for talking to Janus: Opus only, UDP over IPv4
@@ -52,7 +76,7 @@ func NewAPI(cfg WebRTCConfig) (*webrtc.API, error) {
 	ir := &interceptor.Registry{}
 	configure := cfg.ConfigureInterceptors
 	if configure == nil {
-		configure = webrtc.RegisterDefaultInterceptors
+		configure = ListenerInterceptors
 	}
 	if err := configure(me, ir); err != nil {
 		return nil, fmt.Errorf("janus: interceptors: %w", err)
@@ -61,6 +85,21 @@ func NewAPI(cfg WebRTCConfig) (*webrtc.API, error) {
 	if !cfg.AnyInterface {
 		iface := cfg.Interface
 		se.SetInterfaceFilter(func(name string) bool { return name == iface })
+		// pion leaves loopback addresses out of its candidates unless
+		// told otherwise; asking for the loopback interface (benchmarks,
+		// tests) is telling it.
+		se.SetIncludeLoopbackCandidate(iface == "lo")
+	}
+	interval := cfg.ReadInterval
+	if interval == 0 {
+		interval = DefaultReadInterval
+	}
+	if interval > 0 {
+		n, err := newBatchNet(interval)
+		if err != nil {
+			return nil, err
+		}
+		se.SetNet(n)
 	}
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
@@ -124,4 +163,35 @@ func setLocalGathered(ctx context.Context, pc *webrtc.PeerConnection, sd webrtc.
 	}
 	noTrickle := false
 	return &JSEP{Type: local.Type.String(), SDP: local.SDP, Trickle: &noTrickle}, nil
+}
+
+// reuseAttributes is an interceptor factory and interceptor: registered
+// first, it reads from SRTP before the others, and gives every packet of an
+// Opus stream that came without attributes the stream's one map, cleared.
+// Why: the NACK and report interceptors each allocate a map per packet when
+// there is none (pion passes none), a measurable share of a bot's CPU at
+// thousands of packets a second. The map lives only until the next read of
+// the same stream, which pion serialises (one reader per track); repair
+// (RTX) streams, whose attributes pion keeps in a queue, are left alone.
+type reuseAttributes struct{ interceptor.NoOp }
+
+// NewInterceptor implements interceptor.Factory.
+func (reuseAttributes) NewInterceptor(string) (interceptor.Interceptor, error) {
+	return &reuseAttributes{}, nil
+}
+
+// BindRemoteStream implements interceptor.Interceptor.
+func (*reuseAttributes) BindRemoteStream(info *interceptor.StreamInfo, reader interceptor.RTPReader) interceptor.RTPReader {
+	if !strings.EqualFold(info.MimeType, webrtc.MimeTypeOpus) {
+		return reader
+	}
+	attrs := interceptor.Attributes{}
+	return interceptor.RTPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
+		n, got, err := reader.Read(b, a)
+		if err != nil || got != nil {
+			return n, got, err
+		}
+		clear(attrs)
+		return n, attrs, nil
+	})
 }

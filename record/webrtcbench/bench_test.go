@@ -256,7 +256,9 @@ func envInt(b *testing.B, name string, def int) int {
 // fully used core sustains. It runs once whatever b.N is (about 20 s);
 // EARSHOT_WEBRTCBENCH_TRACKS, _PCS and _WINDOW_S change the load, and
 // EARSHOT_WEBRTCBENCH_RECEIVER_ARGS passes flags to the receiver (e.g.
-// "-loop direct -lean", experiments the figure must not be taken from).
+// "-gomaxprocs 1", "-read-interval=-1ns" or "-interceptors pion":
+// experiments, reported as experiment-tracks-per-core, never as the figure,
+// which is taken from the receiver configured as the bots are).
 func BenchmarkWebRTCTracksPerCore(b *testing.B) {
 	cfg := pathRun{
 		tracks:       envInt(b, "EARSHOT_WEBRTCBENCH_TRACKS", 400),

@@ -61,7 +61,7 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	api, err := NewLoopbackAPI(false)
+	api, err := NewLoopbackAPI(janus.WebRTCConfig{})
 	if err != nil {
 		return nil, err
 	}

@@ -15,18 +15,14 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/pion/rtcp"
-	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/earshot/earshot/crypt"
 	"github.com/earshot/earshot/event"
+	"github.com/earshot/earshot/ingest"
+	"github.com/earshot/earshot/ingest/janus"
 	"github.com/earshot/earshot/record"
 )
-
-// tickInterval matches the ingest stage's: how often a track's timeline is
-// advanced when no packet comes.
-const tickInterval = 20 * time.Millisecond
 
 // outboxSize bounds the queue of chunk events waiting to be "sent".
 const outboxSize = 4096
@@ -36,28 +32,12 @@ type ReceiverConfig struct {
 	// ChunkDuration and SegmentDuration: record.TrackConfig's (0: the
 	// recorder's defaults, as the ingest stage uses them).
 	ChunkDuration, SegmentDuration time.Duration
-	// Loop is how each track is driven: LoopIngest (default) as the
-	// ingest stage does it, LoopDirect as an experiment.
-	Loop string
-	// LeanInterceptors: see NewLoopbackAPI (experiment; default off, as
-	// the bots run).
-	LeanInterceptors bool
-	Logger           *slog.Logger
+	// WebRTC configures the pion API as janus.WebRTCConfig does for the
+	// bots (the zero value: the bots' defaults); ICE is limited to
+	// loopback whatever it says. Experiments change it.
+	WebRTC janus.WebRTCConfig
+	Logger *slog.Logger
 }
-
-// Track loops.
-const (
-	// LoopIngest is ingest/track.go's loop: per track, a goroutine reading
-	// RTP (pion's ReadRTP, a new packet each time) and one reading RTCP
-	// feed bounded channels; a third goroutine owns the recorder and
-	// selects over them and a 20 ms ticker.
-	LoopIngest = "ingest"
-	// LoopDirect pushes each packet from the reading goroutine itself,
-	// read into a reused buffer, under a per-track mutex; one goroutine
-	// ticks every track every 20 ms. Same recorder calls, fewer goroutine
-	// hand-offs and wake-ups.
-	LoopDirect = "direct"
-)
 
 // Receiver is the bot side: it answers offers from publishers and records
 // every track it receives until Finish.
@@ -77,6 +57,7 @@ type Receiver struct {
 	runs     []*trackRun
 	finished bool
 
+	ticks     ingest.TrackTicker // as the ingest stage's
 	started   atomic.Int64
 	connected atomic.Int64
 
@@ -87,14 +68,7 @@ type Receiver struct {
 
 // NewReceiver returns a Receiver ready to take offers.
 func NewReceiver(cfg ReceiverConfig) (*Receiver, error) {
-	switch cfg.Loop {
-	case "":
-		cfg.Loop = LoopIngest
-	case LoopIngest, LoopDirect:
-	default:
-		return nil, fmt.Errorf("webrtcbench: loop %q: use %q or %q", cfg.Loop, LoopIngest, LoopDirect)
-	}
-	api, err := NewLoopbackAPI(cfg.LeanInterceptors)
+	api, err := NewLoopbackAPI(cfg.WebRTC)
 	if err != nil {
 		return nil, err
 	}
@@ -110,29 +84,7 @@ func NewReceiver(cfg ReceiverConfig) (*Receiver, error) {
 		drainEnd: make(chan struct{}),
 	}
 	go r.drain()
-	if cfg.Loop == LoopDirect {
-		go r.tickAll()
-	}
 	return r, nil
-}
-
-// tickAll ticks every direct-loop track every 20 ms until Finish.
-func (r *Receiver) tickAll() {
-	tick := time.NewTicker(tickInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-r.ctx.Done():
-			return
-		case now := <-tick.C:
-			r.mu.Lock()
-			runs := r.runs
-			r.mu.Unlock()
-			for _, t := range runs {
-				t.tick(now)
-			}
-		}
-	}
 }
 
 // drain stands in for the Kafka producer: it takes chunk events off the
@@ -242,10 +194,6 @@ func (r *Receiver) startTrack(pcIndex int, track *webrtc.TrackRemote, recv *webr
 	}
 	r.runs = append(r.runs, t)
 	r.wg.Add(1)
-	if r.cfg.Loop == LoopDirect {
-		go t.runDirect(r.ctx, r.wg.Done)
-		return
-	}
 	go func() {
 		defer r.wg.Done()
 		t.run(r.ctx)
@@ -288,11 +236,9 @@ func (r *Receiver) Close() error {
 	return errors.Join(errs...)
 }
 
-// trackRun records one track the way the ingest stage's track loop does
-// (ingest/track.go): a reader goroutine per ReadRTP and ReadRTCP feeding
-// bounded channels, and one goroutine that owns the recorder, pushes
-// packets with their arrival time, hands it sender reports and ticks it
-// every 20 ms.
+// trackRun records one track with the ingest stage's track loop
+// (ingest.RunTrackLoop); its sinks stand in for the stage's (see Chunk and
+// OpenSegment).
 type trackRun struct {
 	r                      *Receiver
 	id                     string
@@ -300,198 +246,28 @@ type trackRun struct {
 	track                  *webrtc.TrackRemote
 	recv                   *webrtc.RTPReceiver
 	writers                map[int64]*hashWriter
-	started                bool
 	result                 TrackResult
-
-	// LoopDirect: mu guards rec between the reading goroutines and
-	// tickAll; rec is nil until the track starts and after it closed.
-	mu  sync.Mutex
-	rec *record.Track
 }
 
-type arrival struct {
-	pkt *rtp.Packet
-	at  time.Time
-}
-
-type srArrival struct {
-	sr *rtcp.SenderReport
-	at time.Time
-}
-
-// newRecorder returns the track's recorder, configured as the ingest stage
-// configures it.
-func (t *trackRun) newRecorder() (*record.Track, error) {
+// run records the track until it ends or ctx ends, with the recorder
+// configured as the ingest stage configures it.
+func (t *trackRun) run(ctx context.Context) {
 	t.result.Track = t.id
-	return record.NewTrack(record.TrackConfig{
+	rec, err := record.NewTrack(record.TrackConfig{
 		Track: t.id, Room: t.room, Session: t.session, Speaker: t.speaker,
 		PayloadType:   uint8(t.track.PayloadType()),
 		ChunkDuration: t.r.cfg.ChunkDuration, SegmentDuration: t.r.cfg.SegmentDuration,
 		Chunks: t, Segments: t,
 	})
-}
-
-func (t *trackRun) run(ctx context.Context) {
-	rec, err := t.newRecorder()
 	if err != nil {
 		t.r.log.Error("cannot record track", "error", err)
 		return
 	}
-	pkts := make(chan arrival, 512)
-	srs := make(chan srArrival, 16)
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		defer close(pkts)
-		for {
-			p, _, err := t.track.ReadRTP()
-			if err != nil {
-				return
-			}
-			select {
-			case pkts <- arrival{pkt: p, at: time.Now()}:
-			case <-stop:
-				return
-			}
-		}
-	}()
-	go func() {
-		for {
-			ps, _, err := t.recv.ReadRTCP()
-			if err != nil {
-				return
-			}
-			now := time.Now()
-			for _, p := range ps {
-				if sr, ok := p.(*rtcp.SenderReport); ok {
-					select {
-					case srs <- srArrival{sr: sr, at: now}:
-					default:
-					}
-				}
-			}
-			select {
-			case <-stop:
-				return
-			default:
-			}
-		}
-	}()
-
-	tick := time.NewTicker(tickInterval)
-	defer tick.Stop()
-loop:
-	for {
-		select {
-		case a, ok := <-pkts:
-			if !ok {
-				break loop
-			}
-			if err := rec.Push(a.pkt, a.at); err != nil && !errors.Is(err, record.ErrMalformed) {
-				t.r.log.Warn("recording packet failed", "error", err)
-			}
-			if !t.started && rec.Timeline().Samples() > 0 {
-				t.started = true
-				t.r.started.Add(1)
-			}
-		case a := <-srs:
-			if t.started {
-				_ = rec.SenderReport(a.sr, a.at)
-			}
-		case now := <-tick.C:
-			if t.started {
-				if err := rec.Tick(now); err != nil {
-					t.r.log.Warn("advancing the timeline failed", "error", err)
-				}
-			}
-		case <-ctx.Done():
-			break loop
-		}
-	}
-	if err := rec.Close(); err != nil {
-		t.r.log.Warn("closing the track failed", "error", err)
-	}
+	ingest.RunTrackLoop(ctx, ingest.TrackLoopConfig{
+		RTP: t.track, RTCP: t.recv, Recorder: rec, Ticker: &t.r.ticks, Logger: t.r.log,
+		OnStart: func(event.Timeline, time.Time) { t.r.started.Add(1) },
+	})
 	t.result.Stats = rec.Stats()
-}
-
-// runDirect is LoopDirect's reader: it pushes each packet itself. done is
-// called once the track is closed (at Finish); the reading goroutines end
-// when the peer connection closes.
-func (t *trackRun) runDirect(ctx context.Context, done func()) {
-	rec, err := t.newRecorder()
-	if err != nil {
-		t.r.log.Error("cannot record track", "error", err)
-		done()
-		return
-	}
-	t.mu.Lock()
-	t.rec = rec
-	t.mu.Unlock()
-	go func() {
-		<-ctx.Done()
-		t.mu.Lock()
-		if err := t.rec.Close(); err != nil {
-			t.r.log.Warn("closing the track failed", "error", err)
-		}
-		t.result.Stats = t.rec.Stats()
-		t.rec = nil
-		t.mu.Unlock()
-		done()
-	}()
-	go func() {
-		for {
-			ps, _, err := t.recv.ReadRTCP()
-			if err != nil {
-				return
-			}
-			now := time.Now()
-			for _, p := range ps {
-				if sr, ok := p.(*rtcp.SenderReport); ok {
-					t.mu.Lock()
-					if t.rec != nil && t.started {
-						_ = t.rec.SenderReport(sr, now)
-					}
-					t.mu.Unlock()
-				}
-			}
-		}
-	}()
-	buf := make([]byte, 1500)
-	var pkt rtp.Packet
-	for {
-		n, _, err := t.track.Read(buf)
-		if err != nil {
-			return
-		}
-		now := time.Now()
-		if err := pkt.Unmarshal(buf[:n]); err != nil {
-			continue
-		}
-		t.mu.Lock()
-		if t.rec == nil {
-			t.mu.Unlock()
-			return
-		}
-		if err := t.rec.Push(&pkt, now); err != nil && !errors.Is(err, record.ErrMalformed) {
-			t.r.log.Warn("recording packet failed", "error", err)
-		}
-		if !t.started && t.rec.Timeline().Samples() > 0 {
-			t.started = true
-			t.r.started.Add(1)
-		}
-		t.mu.Unlock()
-	}
-}
-
-// tick advances a LoopDirect track's timeline.
-func (t *trackRun) tick(now time.Time) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.rec != nil && t.started {
-		if err := t.rec.Tick(now); err != nil {
-			t.r.log.Warn("advancing the timeline failed", "error", err)
-		}
-	}
 }
 
 // Chunk implements record.ChunkSink as the ingest stage does: the chunk

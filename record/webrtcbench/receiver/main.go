@@ -20,6 +20,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pion/interceptor"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/earshot/earshot/ingest/janus"
 	"github.com/earshot/earshot/record/webrtcbench"
 )
 
@@ -35,8 +39,8 @@ func run() error {
 	chunk := flag.Duration("chunk", 0, "chunk duration (0: the recorder's default)")
 	verbose := flag.Bool("v", false, "log to stderr")
 	profile := flag.Bool("pprof", false, "serve /debug/pprof/ on the API port too")
-	loop := flag.String("loop", webrtcbench.LoopIngest, "track loop: ingest (as the ingest stage) or direct (experiment)")
-	lean := flag.Bool("lean", false, "NACK and RTCP reports only, no TWCC or stats interceptor (experiment)")
+	interceptors := flag.String("interceptors", "", "interceptors: \"\" the bots' (janus.ListenerInterceptors), pion (pion's defaults), nack-rr (NACK and reports, without the bots' attribute reuse) (experiment)")
+	readInterval := flag.Duration("read-interval", 0, "UDP read batching interval (0: the bots' default; negative: off; experiment)")
 	procs := flag.Int("gomaxprocs", 0, "GOMAXPROCS (0: Go's default; experiment)")
 	flag.Parse()
 	if *procs > 0 {
@@ -47,8 +51,23 @@ func run() error {
 		level = slog.LevelInfo
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	wc := janus.WebRTCConfig{ReadInterval: *readInterval}
+	switch *interceptors {
+	case "":
+	case "pion":
+		wc.ConfigureInterceptors = webrtc.RegisterDefaultInterceptors
+	case "nack-rr":
+		wc.ConfigureInterceptors = func(me *webrtc.MediaEngine, ir *interceptor.Registry) error {
+			if err := webrtc.ConfigureNack(me, ir); err != nil {
+				return err
+			}
+			return webrtc.ConfigureRTCPReports(ir)
+		}
+	default:
+		return fmt.Errorf("-interceptors %q: want \"\", pion or nack-rr", *interceptors)
+	}
 	r, err := webrtcbench.NewReceiver(webrtcbench.ReceiverConfig{
-		SegmentDuration: *segment, ChunkDuration: *chunk, Loop: *loop, LeanInterceptors: *lean, Logger: log,
+		SegmentDuration: *segment, ChunkDuration: *chunk, WebRTC: wc, Logger: log,
 	})
 	if err != nil {
 		return err
