@@ -62,6 +62,16 @@ type Processing struct {
 	Options map[string]string `json:"options,omitempty"`
 }
 
+// PassFinal is the value of Processing.Options["pass"] on a final
+// revision: a session's stored audio transcribed again, in batches, after
+// it ended (package transcribe). It is a better record of what was said;
+// live transcripts raise the alerts, so the policy stage does not evaluate
+// it (a replay run by hand carries no pass and is evaluated).
+const PassFinal = "final"
+
+// IsFinalPass reports whether the processing is a final pass.
+func (p *Processing) IsFinalPass() bool { return p != nil && p.Options["pass"] == PassFinal }
+
 // Revision digests the processing versions. An event with no processing
 // (recorded audio, lifecycle) has revision "rev_0".
 func (p *Processing) Revision() string {

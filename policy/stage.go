@@ -130,6 +130,7 @@ type stageMetrics struct {
 	alerts, suppressed, duplicates *prometheus.CounterVec
 	rebuilds, rebuildErrors        prometheus.Counter
 	classifierErrors               prometheus.Counter
+	finalSkipped                   prometheus.Counter
 }
 
 func newStageMetrics(reg prometheus.Registerer) stageMetrics {
@@ -146,9 +147,11 @@ func newStageMetrics(reg prometheus.Registerer) stageMetrics {
 			Help: "Rebuilds that failed; the stage went on with the state it had."}),
 		classifierErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "earshot", Subsystem: "policy", Name: "classifier_errors_total",
 			Help: "Segments the external classifier did not answer for (errors, timeouts, open circuit)."}),
+		finalSkipped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "earshot", Subsystem: "policy", Name: "final_pass_skipped_total",
+			Help: "Transcript segments of a final revision, not evaluated (live transcripts raise the alerts)."}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.alerts, m.suppressed, m.duplicates, m.rebuilds, m.rebuildErrors, m.classifierErrors} {
+		for _, c := range []prometheus.Collector{m.alerts, m.suppressed, m.duplicates, m.rebuilds, m.rebuildErrors, m.classifierErrors, m.finalSkipped} {
 			if err := reg.Register(c); err != nil {
 				var are prometheus.AlreadyRegisteredError
 				if !errors.As(err, &are) {
@@ -226,6 +229,13 @@ func (s *Stage) handle(ctx context.Context, d *bus.Delivery) {
 	e, err := event.Decode(d.Value)
 	if err == nil && (e.Type != event.TypeTranscript || e.Timeline == nil) {
 		err = fmt.Errorf("policy: %s on the transcripts topic is not a transcript", e.Type)
+	}
+	if err == nil && e.Processing.IsFinalPass() {
+		// The final revision re-states what live transcripts said (and
+		// alerted on); evaluating it would raise each finding twice.
+		s.metrics.finalSkipped.Inc()
+		d.Ack()
+		return
 	}
 	var seg Segment
 	if err == nil {

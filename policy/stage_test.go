@@ -12,9 +12,15 @@ import (
 
 func transcriptRecord(t *testing.T, first int64, text string, speech bool) bus.Message {
 	t.Helper()
+	return transcriptRecordBy(t, &event.Processing{Engine: "e", Model: "m"}, first, text, speech)
+}
+
+// transcriptRecordBy is transcriptRecord from the given processing.
+func transcriptRecordBy(t *testing.T, proc *event.Processing, first int64, text string, speech bool) bus.Message {
+	t.Helper()
 	tl := event.Timeline{Track: "trk_t", FirstSample: first, LastSample: first + 3*event.SampleRate - 1,
 		Origin: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC), Anchor: event.AnchorArrival}
-	e, err := event.New(event.TypeTranscript, event.Producer{Name: "test"}, &event.Processing{Engine: "e", Model: "m"},
+	e, err := event.New(event.TypeTranscript, event.Producer{Name: "test"}, proc,
 		"r1_room", "ses_s", "p1_spk", &tl, event.TranscriptSegment{Language: "en", AvgLogProb: -0.2, NoSpeechProb: 0.01, Speech: speech})
 	if err != nil {
 		t.Fatal(err)
@@ -40,6 +46,9 @@ func TestStageRaisesAlerts(t *testing.T) {
 		transcriptRecord(t, 3*event.SampleRate, "the weather is lovely today", true),
 		transcriptRecord(t, 6*event.SampleRate, "i will find you and hurt you", false), // no speech detected
 		threat, // redelivered: same alert ID
+		// A final revision is not evaluated: live transcripts raise alerts.
+		transcriptRecordBy(t, &event.Processing{Engine: "e", Model: "m", Options: map[string]string{"pass": event.PassFinal, "replay": "1"}},
+			300*event.SampleRate, "if anyone leaks this i will find you and hurt you", true),
 	}
 	brokers := bustest.Preload(t, ctx, event.TopicTranscripts, recs...)
 	cons, err := bus.NewConsumer(bus.ConsumerConfig{Brokers: brokers, GroupID: "p", Topics: []string{event.TopicTranscripts}, StartOffset: bus.FirstOffset})
@@ -95,6 +104,6 @@ func TestStageRaisesAlerts(t *testing.T) {
 		ids[e.EventID] = true
 	}
 	if len(ids) != 1 {
-		t.Fatalf("want exactly one distinct alert (the redelivered transcript must not make a new one, text without speech none), got %d", len(ids))
+		t.Fatalf("want exactly one distinct alert (the redelivered transcript must not make a new one, text without speech none, a final revision none), got %d", len(ids))
 	}
 }

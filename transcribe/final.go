@@ -21,9 +21,9 @@ import (
 // ended, Final replays its stored audio in batches of speech (Replay with
 // Batch): a second revision of the session's transcripts, close to what
 // the whole file gives (3.0 %), which exports and evidence can prefer.
-// Alert IDs do not depend on the transcript revision, so the policy stage
-// merges an alert both revisions raise, and raises one the live text
-// missed.
+// Its processing carries pass=final (event.PassFinal): the policy stage
+// leaves it alone, since live transcripts raise the alerts and the same
+// finding heard twice would be two alerts.
 
 // FinalConfig configures a Final.
 type FinalConfig struct {
@@ -77,6 +77,7 @@ func NewFinal(cfg FinalConfig) (*Final, error) {
 	if cfg.Replay.Logger == nil {
 		cfg.Replay.Logger = cfg.Logger
 	}
+	cfg.Replay.Pass = event.PassFinal
 	return &Final{cfg: cfg, log: cfg.Logger.With("stage", "transcribe-final")}, nil
 }
 

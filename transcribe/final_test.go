@@ -94,7 +94,7 @@ func TestFinalPass(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if e.Session != "ses_f" || e.Processing.Options["batch"] != "25s" || e.Processing.Options[ReplayMarker] != "1" {
+		if e.Session != "ses_f" || e.Processing.Options["batch"] != "25s" || e.Processing.Options[ReplayMarker] != "1" || !e.Processing.IsFinalPass() {
 			t.Errorf("transcript %+v: want the batched replay revision of ses_f", e)
 		}
 	}

@@ -55,6 +55,9 @@ type ReplayConfig struct {
 	// batch.go). Zero transcribes utterance by utterance, as live. It is
 	// part of the revision. Context and PromptPrevious do not apply.
 	Batch time.Duration
+	// Pass, when set, goes into the revision as processing option "pass"
+	// (event.PassFinal for the final pass).
+	Pass string
 }
 
 // maxBatch keeps a batch inside Whisper's 30 s window.
@@ -104,6 +107,9 @@ func Replay(ctx context.Context, cfg ReplayConfig, room, session string) (Replay
 	if cfg.Batch > 0 {
 		cfg.Batch = min(cfg.Batch, maxBatch)
 		proc.Options["batch"] = cfg.Batch.String()
+	}
+	if cfg.Pass != "" {
+		proc.Options["pass"] = cfg.Pass
 	}
 	st.Revision = proc.Revision()
 	log := cfg.Logger.With("replay", room+"/"+session, "revision", st.Revision)
