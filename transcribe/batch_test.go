@@ -1,17 +1,14 @@
 package transcribe
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/earshot/earshot/event"
 	"github.com/earshot/earshot/internal/bustest"
-	"github.com/earshot/earshot/storage"
 )
 
 func TestSpliceAndSplitBatch(t *testing.T) {
@@ -83,23 +80,9 @@ func (e *wordEngine) Model() string { return "test" }
 // utterance is, and the batch size is part of the revision.
 func TestReplayBatch(t *testing.T) {
 	ctx := context.Background()
-	store, err := storage.OpenLocal(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ogg, err := os.ReadFile("testdata/fox.opus")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := int64(len(foxPackets(t))) * 960
-	origin := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
-	for i := range int64(4) {
-		key := event.SegmentKey("r1_room", "ses_b", event.Timeline{Track: "trk_a", FirstSample: i*n - i*312, LastSample: (i+1)*n - (i+1)*312 - 1})
-		md := map[string]string{"origin": origin.Format(time.RFC3339Nano), "anchor": "arrival"}
-		if _, err := store.Put(ctx, key, bytes.NewReader(ogg), int64(len(ogg)), storage.PutOptions{Metadata: md}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	fs := newFoxSession(t, "ses_b", 4)
+	fs.putSegments(t, fs.keys...)
+	store := fs.store
 	run := func(batch time.Duration) (*wordEngine, ReplayStats, []*event.Envelope) {
 		eng, out := &wordEngine{}, &bustest.Capture{}
 		st, err := Replay(ctx, ReplayConfig{Store: store, Engine: eng, Sender: out, Producer: event.Producer{Name: "t"},

@@ -1,10 +1,8 @@
 package transcribe
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"os"
 	"testing"
 	"time"
 
@@ -21,33 +19,12 @@ import (
 func TestFinalPass(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	store, err := storage.OpenLocal(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ogg, err := os.ReadFile("testdata/fox.opus")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := int64(len(foxPackets(t))) * 960
-	origin := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
-	var keys []string
-	for i := range int64(3) {
-		keys = append(keys, event.SegmentKey("r1_room", "ses_f", event.Timeline{Track: "trk_a", FirstSample: i*n - i*312, LastSample: (i+1)*n - (i+1)*312 - 1}))
-	}
-	put := func(key string, data []byte) {
-		t.Helper()
-		md := map[string]string{"origin": origin.Format(time.RFC3339Nano), "anchor": "arrival"}
-		if _, err := store.Put(ctx, key, bytes.NewReader(data), int64(len(data)), storage.PutOptions{Metadata: md}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, k := range keys[:2] {
-		put(k, ogg)
-	}
+	fs := newFoxSession(t, "ses_f", 3)
+	store, keys := fs.store, fs.keys
+	fs.putSegments(t, keys[:2]...)
 	man, _ := json.Marshal(map[string]any{"tracks": []any{map[string]any{"segments": []any{
 		map[string]any{"key": keys[0]}, map[string]any{"key": keys[1]}, map[string]any{"key": keys[2]}}}}})
-	put(event.ManifestKey("r1_room", "ses_f"), man)
+	fs.put(t, event.ManifestKey("r1_room", "ses_f"), man)
 
 	ended := func(session, manifest string) bus.Message {
 		e, err := event.New(event.TypeSessionEnded, event.Producer{Name: "t"}, nil, "r1_room", session, "", nil, event.SessionEnded{Reason: "room closed", Manifest: manifest}, "end")
@@ -75,7 +52,7 @@ func TestFinalPass(t *testing.T) {
 	if got := len(out.Topic(event.TopicTranscripts)); got != 0 {
 		t.Fatalf("%d transcripts before the manifest's last segment was stored", got)
 	}
-	put(keys[2], ogg) // the late upload
+	fs.putSegments(t, keys[2]) // the late upload
 	deadline := time.Now().Add(time.Minute)
 	for len(out.Topic(event.TopicTranscripts)) < 3 && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)

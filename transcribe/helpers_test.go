@@ -1,6 +1,8 @@
 package transcribe
 
 import (
+	"bytes"
+	"context"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -9,6 +11,7 @@ import (
 
 	"github.com/earshot/earshot/event"
 	"github.com/earshot/earshot/internal/speakerbot"
+	"github.com/earshot/earshot/storage"
 	"github.com/earshot/earshot/transcribe/internal/opusenc"
 )
 
@@ -195,4 +198,51 @@ func decodeAll(t testing.TB, cs []chunk) PCM {
 		all.Samples = append(all.Samples, p.Samples...)
 	}
 	return all
+}
+
+// foxSession is a stored session of one track, trk_a in room r1_room,
+// whose segments each hold the fox clip (two sentences), on consecutive
+// timeline ranges as ingest stores them (each segment's 312 pre-skip
+// samples overlap the previous one).
+type foxSession struct {
+	store  *storage.Local
+	keys   []string // segment keys in timeline order
+	ogg    []byte
+	n      int64 // samples of one segment's clip
+	origin time.Time
+}
+
+// newFoxSession names the segment keys of session; nothing is stored yet.
+func newFoxSession(t testing.TB, session string, segments int) *foxSession {
+	t.Helper()
+	store, err := storage.OpenLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ogg, err := os.ReadFile("testdata/fox.opus")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &foxSession{store: store, ogg: ogg, n: int64(len(foxPackets(t))) * 960, origin: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
+	for i := range int64(segments) {
+		f.keys = append(f.keys, event.SegmentKey("r1_room", session, event.Timeline{Track: "trk_a", FirstSample: i*f.n - i*312, LastSample: (i+1)*f.n - (i+1)*312 - 1}))
+	}
+	return f
+}
+
+// put stores data under key with the timeline metadata ingest gives.
+func (f *foxSession) put(t testing.TB, key string, data []byte) {
+	t.Helper()
+	md := map[string]string{"origin": f.origin.Format(time.RFC3339Nano), "anchor": "arrival"}
+	if _, err := f.store.Put(context.Background(), key, bytes.NewReader(data), int64(len(data)), storage.PutOptions{Metadata: md}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// putSegments stores the clip under the given segment keys.
+func (f *foxSession) putSegments(t testing.TB, keys ...string) {
+	t.Helper()
+	for _, k := range keys {
+		f.put(t, k, f.ogg)
+	}
 }

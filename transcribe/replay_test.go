@@ -1,15 +1,11 @@
 package transcribe
 
 import (
-	"bytes"
 	"context"
-	"os"
 	"testing"
-	"time"
 
 	"github.com/earshot/earshot/event"
 	"github.com/earshot/earshot/internal/bustest"
-	"github.com/earshot/earshot/storage"
 )
 
 // TestReplay re-transcribes a stored session: the transcripts are a new
@@ -17,28 +13,11 @@ import (
 // on the stored timeline, and a second replay reproduces the same IDs.
 func TestReplay(t *testing.T) {
 	ctx := context.Background()
-	store, err := storage.OpenLocal(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ogg, err := os.ReadFile("testdata/fox.opus")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := int64(len(foxPackets(t))) * 960
-	origin := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	// Two segments of one track (the same audio twice: 2 sentences), and
 	// an object that is not a segment.
-	for i, key := range []string{
-		event.SegmentKey("r1_room", "ses_s", event.Timeline{Track: "trk_a", FirstSample: 0, LastSample: n - 313}),
-		event.SegmentKey("r1_room", "ses_s", event.Timeline{Track: "trk_a", FirstSample: n - 312, LastSample: 2*n - 625}),
-		"audio/r1_room/ses_s/trk_a/notes.txt",
-	} {
-		md := map[string]string{"origin": origin.Format(time.RFC3339Nano), "anchor": "arrival"}
-		if _, err := store.Put(ctx, key, bytes.NewReader(ogg), int64(len(ogg)), storage.PutOptions{Metadata: md}); err != nil {
-			t.Fatalf("put %d: %v", i, err)
-		}
-	}
+	fs := newFoxSession(t, "ses_s", 2)
+	fs.putSegments(t, append(fs.keys, "audio/r1_room/ses_s/trk_a/notes.txt")...)
+	store, n, origin := fs.store, fs.n, fs.origin
 	replay := func() (ReplayStats, []*event.Envelope) {
 		out := &bustest.Capture{}
 		st, err := Replay(ctx, ReplayConfig{Store: store, Engine: &fakeEngine{}, Sender: out, Producer: event.Producer{Name: "t"},

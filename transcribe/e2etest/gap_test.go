@@ -28,18 +28,7 @@ func TestGapOffline(t *testing.T) {
 	if which == "" {
 		t.Skip("diagnostic: set EARSHOT_GAP=bench|conv (needs the Whisper fixture)")
 	}
-	var script []speech.Line
-	gap := 1000
-	switch which {
-	case "bench":
-		for i := range 104 {
-			script = append(script, speech.Line{Speaker: []string{"alice", "bob"}[i%2], Text: benchSentences[i%len(benchSentences)]})
-		}
-	case "conv":
-		script, gap = conversation, 1200
-	default:
-		t.Fatalf("EARSHOT_GAP=%q", which)
-	}
+	script, gap := gapScript(t, which)
 	eng := whisper(t)
 	clips := cachedClips(t, which, script, gap)
 	// EARSHOT_GAP_CTX: "product:<length>" uses the worker's context
@@ -160,15 +149,7 @@ func offlineGap(t *testing.T, eng transcribe.Engine, clips map[string]speech.Cli
 			continue
 		}
 		pcm := decodeClipPCM(t, c.Path)
-		seg, err := transcribe.NewSegmenter(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var utts []transcribe.Utterance
-		for i := 0; i < len(pcm); i += transcribe.AudioRate {
-			utts = append(utts, seg.Push(int64(i)*transcribe.Ratio, pcm[i:min(i+transcribe.AudioRate, len(pcm))])...)
-		}
-		utts = append(utts, seg.Flush()...)
+		utts := segmentPCM(t, cfg, pcm)
 		tc := transcribe.NewTrackContext(cc)
 		for k, u := range utts {
 			if withContext != nil {
@@ -332,16 +313,7 @@ func TestGapBatchOffline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var script []speech.Line
-	gap := 1000
-	switch which {
-	case "bench":
-		for i := range 104 {
-			script = append(script, speech.Line{Speaker: []string{"alice", "bob"}[i%2], Text: benchSentences[i%len(benchSentences)]})
-		}
-	case "conv":
-		script, gap = conversation, 1200
-	}
+	script, gap := gapScript(t, which)
 	eng := whisper(t)
 	clips := cachedClips(t, which, script, gap)
 	ctx := context.Background()
@@ -349,16 +321,7 @@ func TestGapBatchOffline(t *testing.T) {
 	pause := make([]float32, transcribe.AudioRate*3/10)
 	calls := 0
 	for sp, c := range clips {
-		pcm := decodeClipPCM(t, c.Path)
-		seg, err := transcribe.NewSegmenter(transcribe.SegmenterConfig{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var utts []transcribe.Utterance
-		for i := 0; i < len(pcm); i += transcribe.AudioRate {
-			utts = append(utts, seg.Push(int64(i)*transcribe.Ratio, pcm[i:min(i+transcribe.AudioRate, len(pcm))])...)
-		}
-		utts = append(utts, seg.Flush()...)
+		utts := segmentPCM(t, transcribe.SegmenterConfig{}, decodeClipPCM(t, c.Path))
 		var words []string
 		flush := func(batch []float32) {
 			if len(batch) == 0 {
@@ -399,4 +362,35 @@ func TestGapBatchOffline(t *testing.T) {
 	fileWER := wer.WER(scriptText(script), strings.Join(all, " "))
 	pipe := speakerWER(script, hyp)
 	t.Logf("batches of %v (%d calls): WER %.3f, file %.3f, gap %.1f points", maxLen, calls, pipe, fileWER, 100*(pipe-fileWER))
+}
+
+// gapScript is the script EARSHOT_GAP names (the benchmark's 104 lines or
+// the conversation) and the pause between its lines in milliseconds.
+func gapScript(t *testing.T, which string) ([]speech.Line, int) {
+	switch which {
+	case "bench":
+		var script []speech.Line
+		for i := range 104 {
+			script = append(script, speech.Line{Speaker: []string{"alice", "bob"}[i%2], Text: benchSentences[i%len(benchSentences)]})
+		}
+		return script, 1000
+	case "conv":
+		return conversation, 1200
+	}
+	t.Fatalf("EARSHOT_GAP=%q: want bench or conv", which)
+	return nil, 0
+}
+
+// segmentPCM cuts a track's 16 kHz audio into utterances as the worker's
+// segmenter does, fed a second at a time.
+func segmentPCM(t *testing.T, cfg transcribe.SegmenterConfig, pcm []float32) []transcribe.Utterance {
+	seg, err := transcribe.NewSegmenter(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var utts []transcribe.Utterance
+	for i := 0; i < len(pcm); i += transcribe.AudioRate {
+		utts = append(utts, seg.Push(int64(i)*transcribe.Ratio, pcm[i:min(i+transcribe.AudioRate, len(pcm))])...)
+	}
+	return append(utts, seg.Flush()...)
 }
