@@ -12,6 +12,7 @@ import (
 	"github.com/earshot/earshot/event"
 	"github.com/earshot/earshot/ingest/janus"
 	"github.com/earshot/earshot/ingest/lease"
+	"github.com/earshot/earshot/internal/clock"
 )
 
 // roomRef is a room as listed by one plugin. Everything in it is raw and
@@ -128,7 +129,7 @@ func (r *roomRun) loop(ctx context.Context) {
 		if errors.As(err, &held) && time.Until(held.Until) < r.st.cfg.PollInterval {
 			// The holder's lease runs out before the next poll: be there
 			// when it does, rather than up to a poll interval later.
-			if !sleep(ctx, time.Until(held.Until)+50*time.Millisecond) {
+			if !clock.Sleep(ctx, time.Until(held.Until)+50*time.Millisecond) {
 				return
 			}
 			ls, err = c.Acquire(ctx, r.pRoom)
@@ -189,7 +190,7 @@ func (r *roomRun) loop(ctx context.Context) {
 			backoff = time.Second
 		}
 		r.log.Warn("lost the room; rejoining", "error", safeErr(err), "retry_in", backoff)
-		if !sleep(ctx, backoff) {
+		if !clock.Sleep(ctx, backoff) {
 			return
 		}
 		backoff = min(backoff*2, 30*time.Second)

@@ -30,6 +30,7 @@ import (
 	"github.com/earshot/earshot/event"
 	"github.com/earshot/earshot/ingest/janus"
 	"github.com/earshot/earshot/ingest/lease"
+	"github.com/earshot/earshot/internal/clock"
 	"github.com/earshot/earshot/pseudonym"
 	"github.com/earshot/earshot/storage"
 	"github.com/earshot/earshot/storage/spool"
@@ -269,7 +270,7 @@ func (s *Stage) supervise(ctx context.Context, wg *sync.WaitGroup) {
 					return
 				}
 				s.log.Warn("janus unreachable; retrying", "error", safeErr(err), "retry_in", backoff)
-				if !sleep(ctx, backoff) {
+				if !clock.Sleep(ctx, backoff) {
 					return
 				}
 				backoff = min(backoff*2, 30*time.Second)
@@ -290,20 +291,9 @@ func (s *Stage) supervise(ctx context.Context, wg *sync.WaitGroup) {
 		for _, r := range rooms {
 			s.maybeStart(ctx, wg, r)
 		}
-		if !sleep(ctx, s.cfg.PollInterval) {
+		if !clock.Sleep(ctx, s.cfg.PollInterval) {
 			return
 		}
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/earshot/earshot/bus"
 	"github.com/earshot/earshot/event"
+	"github.com/earshot/earshot/internal/clock"
 	"github.com/earshot/earshot/storage"
 )
 
@@ -119,35 +120,30 @@ func (f *Final) handle(ctx context.Context, d *bus.Delivery) {
 			return // not acked: the next start does it
 		}
 		log.Warn("final pass failed; retrying", "retry_in", f.cfg.Retry, "error", err)
-		select {
-		case <-ctx.Done():
+		if !clock.Sleep(ctx, f.cfg.Retry) {
 			return
-		case <-time.After(f.cfg.Retry):
 		}
 	}
 }
 
 // awaitSegments waits until every segment the manifest lists is stored,
-// or Wait after the session ended. Without a manifest it waits a fixed
-// grace (a tenth of Wait, at most 30 s) for the last uploads.
+// or Wait after the session ended. Without a manifest (or a store that
+// cannot tell) it waits a fixed grace, a tenth of Wait and at most 30 s,
+// for the last uploads.
 func (f *Final) awaitSegments(ctx context.Context, log *slog.Logger, manifest string, ended time.Time) {
-	deadline := ended.Add(f.cfg.Wait)
 	keys, err := f.manifestSegments(ctx, manifest)
-	if err != nil || len(keys) == 0 {
+	st, canStat := f.cfg.Replay.Store.(storage.Stater)
+	if err != nil || len(keys) == 0 || !canStat {
 		if err != nil {
 			log.Debug("manifest not readable; waiting a grace period for the last uploads", "error", err)
 		}
-		grace := min(f.cfg.Wait/10, 30*time.Second)
-		sleep(ctx, time.Until(ended.Add(grace)))
+		clock.Sleep(ctx, time.Until(ended.Add(min(f.cfg.Wait/10, 30*time.Second))))
 		return
 	}
-	st, ok := f.cfg.Replay.Store.(storage.Stater)
+	deadline := ended.Add(f.cfg.Wait)
 	for {
 		missing := 0
 		for _, k := range keys {
-			if !ok {
-				break
-			}
 			if _, err := st.Stat(ctx, k); err != nil {
 				missing++
 			}
@@ -159,7 +155,7 @@ func (f *Final) awaitSegments(ctx context.Context, log *slog.Logger, manifest st
 			log.Warn("segments still missing after the wait; replaying what is stored", "missing", missing, "of", len(keys))
 			return
 		}
-		if !sleep(ctx, f.cfg.Poll) {
+		if !clock.Sleep(ctx, f.cfg.Poll) {
 			return
 		}
 	}
@@ -192,19 +188,4 @@ func (f *Final) manifestSegments(ctx context.Context, key string) ([]string, err
 		}
 	}
 	return keys, nil
-}
-
-// sleep waits d or until ctx ends; false when ctx ended.
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

@@ -27,6 +27,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/earshot/earshot/internal/clock"
 	"github.com/earshot/earshot/transcribe"
 )
 
@@ -206,8 +207,8 @@ func (e *Engine) Transcribe(ctx context.Context, a transcribe.Audio) (transcribe
 		if ctx.Err() != nil || attempt >= e.cfg.Retries || !retryable(err) {
 			return transcribe.Result{}, fmt.Errorf("httpengine: transcribe (%d attempts): %w", attempt+1, err)
 		}
-		if serr := sleep(ctx, max(e.backoff(attempt), retryAfter)); serr != nil {
-			return transcribe.Result{}, fmt.Errorf("httpengine: transcribe (%d attempts, then %w): %w", attempt+1, serr, err)
+		if !clock.Sleep(ctx, max(e.backoff(attempt), retryAfter)) {
+			return transcribe.Result{}, fmt.Errorf("httpengine: transcribe (%d attempts, then %w): %w", attempt+1, ctx.Err(), err)
 		}
 	}
 }
@@ -327,17 +328,6 @@ func retryAfter(v string) time.Duration {
 		return 0
 	}
 	return time.Duration(min(n, 30)) * time.Second
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // stripURL drops the *url.Error wrapper, whose message repeats the URL
