@@ -110,13 +110,8 @@ func TestErasePersonIsCompleteAndIdempotent(t *testing.T) {
 	}
 	CheckPersonGone(t, f.store, f.keys, "p1_alice", all(built))
 	// The session manifest (unversioned store: one version) lists bob only.
-	r, _, err := f.store.Get(ctx, event.ManifestKey("r1_room1", "ses_one"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, _ := io.ReadAll(r)
-	r.Close()
-	if strings.Contains(string(m), "p1_alice") || !strings.Contains(string(m), event.TrackID("ses_one", "p1_bob", 0)) {
+	m := manifestText(t, f.store, "r1_room1", "ses_one")
+	if strings.Contains(m, "p1_alice") || !strings.Contains(m, event.TrackID("ses_one", "p1_bob", 0)) {
 		t.Fatalf("manifest after erasure: %s", m)
 	}
 	// Bob's data is untouched and readable.
@@ -294,13 +289,7 @@ func TestRecheckErasesWhatBotsWroteAfter(t *testing.T) {
 		t.Fatal(err)
 	}
 	CheckPersonGone(t, f.store, f.keys, "p1_alice", all(built))
-	r, _, err := f.store.Get(ctx, event.ManifestKey("r1_room1", "ses_one"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, _ := io.ReadAll(r)
-	r.Close()
-	if strings.Contains(string(m), "p1_alice") {
+	if m := manifestText(t, f.store, "r1_room1", "ses_one"); strings.Contains(m, "p1_alice") {
 		t.Errorf("manifest still names the erased person after the recheck: %s", m)
 	}
 	if _, _, err := f.store.Get(ctx, rc.Recheck); !errors.Is(err, storage.ErrNotFound) {
@@ -314,4 +303,19 @@ func TestRecheckErasesWhatBotsWroteAfter(t *testing.T) {
 	if _, err := er.CompletePending(ctx); err != nil || len(auditEntries(t, f.store)) != len(e) {
 		t.Fatalf("a second recheck ran (err %v)", err)
 	}
+}
+
+// manifestText reads a session's manifest as stored.
+func manifestText(t *testing.T, store retention.Store, room, session string) string {
+	t.Helper()
+	r, _, err := store.Get(context.Background(), event.ManifestKey(room, session))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	m, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(m)
 }
