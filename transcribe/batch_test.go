@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/earshot/earshot/event"
-	"github.com/earshot/earshot/internal/bustest"
 )
 
 func TestSpliceAndSplitBatch(t *testing.T) {
@@ -82,22 +81,9 @@ func TestReplayBatch(t *testing.T) {
 	ctx := context.Background()
 	fs := newFoxSession(t, "ses_b", 4)
 	fs.putSegments(t, fs.keys...)
-	store := fs.store
 	run := func(batch time.Duration) (*wordEngine, ReplayStats, []*event.Envelope) {
-		eng, out := &wordEngine{}, &bustest.Capture{}
-		st, err := Replay(ctx, ReplayConfig{Store: store, Engine: eng, Sender: out, Producer: event.Producer{Name: "t"},
-			Keys: testKeys, Language: "en", Batch: batch}, "r1_room", "ses_b")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var evs []*event.Envelope
-		for _, m := range out.Topic(event.TopicTranscripts) {
-			e, err := event.Decode(m.Value)
-			if err != nil {
-				t.Fatal(err)
-			}
-			evs = append(evs, e)
-		}
+		eng := &wordEngine{}
+		st, evs := replayEvents(t, fs.store, eng, "ses_b", batch)
 		return eng, st, evs
 	}
 	one, st1, single := run(0)

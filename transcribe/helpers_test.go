@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/earshot/earshot/event"
+	"github.com/earshot/earshot/internal/bustest"
 	"github.com/earshot/earshot/internal/speakerbot"
 	"github.com/earshot/earshot/storage"
 	"github.com/earshot/earshot/transcribe/internal/opusenc"
@@ -245,4 +246,25 @@ func (f *foxSession) putSegments(t testing.TB, keys ...string) {
 	for _, k := range keys {
 		f.put(t, k, f.ogg)
 	}
+}
+
+// replayEvents replays a stored session of r1_room with eng (Batch as
+// given) and returns the stats and the transcript events it produced.
+func replayEvents(t testing.TB, store SegmentStore, eng Engine, session string, batch time.Duration) (ReplayStats, []*event.Envelope) {
+	t.Helper()
+	out := &bustest.Capture{}
+	st, err := Replay(context.Background(), ReplayConfig{Store: store, Engine: eng, Sender: out, Producer: event.Producer{Name: "t"},
+		Keys: testKeys, Language: "en", Batch: batch}, "r1_room", session)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var evs []*event.Envelope
+	for _, m := range out.Topic(event.TopicTranscripts) {
+		e, err := event.Decode(m.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs = append(evs, e)
+	}
+	return st, evs
 }

@@ -18,23 +18,7 @@ func TestReplay(t *testing.T) {
 	fs := newFoxSession(t, "ses_s", 2)
 	fs.putSegments(t, append(fs.keys, "audio/r1_room/ses_s/trk_a/notes.txt")...)
 	store, n, origin := fs.store, fs.n, fs.origin
-	replay := func() (ReplayStats, []*event.Envelope) {
-		out := &bustest.Capture{}
-		st, err := Replay(ctx, ReplayConfig{Store: store, Engine: &fakeEngine{}, Sender: out, Producer: event.Producer{Name: "t"},
-			Keys: testKeys, Language: "en"}, "r1_room", "ses_s")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var evs []*event.Envelope
-		for _, m := range out.Topic(event.TopicTranscripts) {
-			e, err := event.Decode(m.Value)
-			if err != nil {
-				t.Fatal(err)
-			}
-			evs = append(evs, e)
-		}
-		return st, evs
-	}
+	replay := func() (ReplayStats, []*event.Envelope) { return replayEvents(t, store, &fakeEngine{}, "ses_s", 0) }
 	st, evs := replay()
 	if st.Tracks != 1 || st.Segments != 2 || st.Utterances != 2 || len(evs) != 2 {
 		t.Fatalf("stats %+v, %d events: want 1 track, 2 segments, 2 utterances, 2 transcripts", st, len(evs))

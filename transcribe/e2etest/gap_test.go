@@ -350,16 +350,7 @@ func TestGapBatchOffline(t *testing.T) {
 		flush(batch)
 		hyp[sp] = strings.Join(words, " ")
 	}
-	mix := mixClips(t, clips)
-	res, err := eng.Transcribe(ctx, transcribe.Audio{Samples: mix, Language: "en"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var all []string
-	for _, s := range res.Segments {
-		all = append(all, strings.TrimSpace(s.Text))
-	}
-	fileWER := wer.WER(scriptText(script), strings.Join(all, " "))
+	fileWER, _ := fileWER(t, eng, clips, script)
 	pipe := speakerWER(script, hyp)
 	t.Logf("batches of %v (%d calls): WER %.3f, file %.3f, gap %.1f points", maxLen, calls, pipe, fileWER, 100*(pipe-fileWER))
 }
