@@ -65,7 +65,11 @@ netns_down() {
 	# Deleting the namespace destroys esj1 and with it the peer esj0, and any
 	# iptables rules a test left inside.
 	if netns_exists; then ip netns delete "$NETNS"; fi
-	if ip link show "$HOST_IFACE" >/dev/null 2>&1; then ip link delete "$HOST_IFACE"; fi
+	# The kernel removes esj0 asynchronously after the namespace goes, so
+	# it may vanish between the check and the delete: that is success.
+	if ip link show "$HOST_IFACE" >/dev/null 2>&1; then
+		ip link delete "$HOST_IFACE" 2>/dev/null || ! ip link show "$HOST_IFACE" >/dev/null 2>&1
+	fi
 }
 
 # stock_folder KEY prints a folder setting from the packaged janus.jcfg, so
