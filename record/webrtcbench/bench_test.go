@@ -34,6 +34,9 @@ type pathRun struct {
 	tracks, pcs    int
 	warmup, window time.Duration
 	receiverArgs   []string // extra receiver flags (experiments)
+	// discard: the receiver records nothing (-discard), so there is no
+	// output to check for gaps.
+	discard bool
 }
 
 // pathResult is what a run measured.
@@ -178,7 +181,11 @@ func getJSON(tb testing.TB, method, url string, v any) {
 func runPath(tb testing.TB, cfg pathRun) pathResult {
 	tb.Helper()
 	pubBin, recvBin := buildPrograms(tb)
-	recv := start(tb, "receiver", recvBin, cfg.receiverArgs...)
+	args := cfg.receiverArgs
+	if cfg.discard {
+		args = append([]string{"-discard"}, args...)
+	}
+	recv := start(tb, "receiver", recvBin, args...)
 	var hello struct{ URL string }
 	if err := json.Unmarshal([]byte(recv.line(tb, 30*time.Second)), &hello); err != nil || !strings.HasPrefix(hello.URL, "http://127.0.0.1:") {
 		tb.Fatalf("receiver: first line is not {\"url\": \"http://127.0.0.1:...\"} (%v)", err)
@@ -211,8 +218,13 @@ func runPath(tb testing.TB, cfg pathRun) pathResult {
 	recv.stop(tb)
 	res := pathResult{cpu: cpu1 - cpu0, wall: t1.Sub(t0), report: &rep}
 	tot := rep.Totals()
+	if cfg.discard {
+		tb.Logf("%d tracks on %d peer connections, receiver flags %q: receiver CPU %v over %v (%.3f cores), nothing recorded",
+			cfg.tracks, cfg.pcs, args, res.cpu, res.wall.Round(time.Millisecond), res.cpu.Seconds()/res.wall.Seconds())
+		return res
+	}
 	tb.Logf("%d tracks on %d peer connections, receiver flags %q: receiver CPU %v over %v (%.3f cores); %d packets, %d lost, %d late, %d duplicates, %d gap samples, %d resyncs, %d chunks, %d segments",
-		cfg.tracks, cfg.pcs, cfg.receiverArgs, res.cpu, res.wall.Round(time.Millisecond), res.cpu.Seconds()/res.wall.Seconds(),
+		cfg.tracks, cfg.pcs, args, res.cpu, res.wall.Round(time.Millisecond), res.cpu.Seconds()/res.wall.Seconds(),
 		tot.Packets, tot.Lost, tot.Late, tot.Duplicates, tot.Gaps.Total(), tot.Resyncs, tot.Chunks, tot.Segments)
 	// Every track ran through the warm-up and the window at 50 packets/s.
 	minPackets := int64((cfg.warmup + cfg.window).Seconds() * 50 * 0.95)
@@ -278,6 +290,38 @@ func BenchmarkWebRTCTracksPerCore(b *testing.B) {
 		return
 	}
 	b.ReportMetric(res.tracksPerCore(cfg.tracks), "record_webrtc_tracks_per_core")
+}
+
+// BenchmarkWebRTCPionFloor measures what record_webrtc_tracks_per_core
+// cannot exceed on this machine: the same load received by the same
+// receiver, but each track read through pion and dropped, nothing recorded.
+//   - pion_floor_tracks_per_core: the bots' configuration (their
+//     interceptors, batched reads, Go's default GOMAXPROCS);
+//   - pion_min_floor_tracks_per_core: pion stripped to what no bot can do
+//     without (no interceptors at all, so no NACK and no receiver reports;
+//     GOMAXPROCS=1).
+//
+// Both are tracks / (receiver CPU seconds per wall second), as the figure.
+func BenchmarkWebRTCPionFloor(b *testing.B) {
+	base := pathRun{
+		tracks:  envInt(b, "EARSHOT_WEBRTCBENCH_TRACKS", 400),
+		pcs:     envInt(b, "EARSHOT_WEBRTCBENCH_PCS", 4),
+		warmup:  3 * time.Second,
+		window:  time.Duration(envInt(b, "EARSHOT_WEBRTCBENCH_WINDOW_S", 10)) * time.Second,
+		discard: true,
+	}
+	for _, c := range []struct {
+		figure string
+		args   []string
+	}{
+		{"pion_floor_tracks_per_core", nil},
+		{"pion_min_floor_tracks_per_core", []string{"-interceptors", "none", "-gomaxprocs", "1"}},
+	} {
+		cfg := base
+		cfg.receiverArgs = c.args
+		res := runPath(b, cfg)
+		b.ReportMetric(res.tracksPerCore(cfg.tracks), c.figure)
+	}
 }
 
 func tail(s string, n int) string {

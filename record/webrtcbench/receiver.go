@@ -36,7 +36,12 @@ type ReceiverConfig struct {
 	// bots (the zero value: the bots' defaults); ICE is limited to
 	// loopback whatever it says. Experiments change it.
 	WebRTC janus.WebRTCConfig
-	Logger *slog.Logger
+	// Discard reads every track through pion and drops its packets,
+	// recording nothing: the CPU cost of pion's receive path alone (ICE,
+	// DTLS/SRTP demultiplexing, decryption, interceptors, the track read),
+	// which bounds what any recorder behind it can reach (experiment).
+	Discard bool
+	Logger  *slog.Logger
 }
 
 // Receiver is the bot side: it answers offers from publishers and records
@@ -187,6 +192,12 @@ func (r *Receiver) startTrack(pcIndex int, track *webrtc.TrackRemote, recv *webr
 	if r.finished {
 		return
 	}
+	if r.cfg.Discard {
+		// Not in r.wg: the read ends when Close closes the peer connection.
+		r.started.Add(1)
+		go discard(track)
+		return
+	}
 	id := event.TrackID("ses_webrtcbench", "spk_"+strconv.Itoa(pcIndex)+"_"+track.ID(), 0)
 	t := &trackRun{
 		r: r, id: id, room: "room_webrtcbench", session: "ses_webrtcbench", speaker: "spk_" + strconv.Itoa(len(r.runs)),
@@ -198,6 +209,17 @@ func (r *Receiver) startTrack(pcIndex int, track *webrtc.TrackRemote, recv *webr
 		defer r.wg.Done()
 		t.run(r.ctx)
 	}()
+}
+
+// discard reads track as the bots' track loop does (one goroutine, a
+// reused buffer) until the track ends, and drops every packet.
+func discard(track *webrtc.TrackRemote) {
+	buf := make([]byte, 1500)
+	for {
+		if _, _, err := track.Read(buf); err != nil {
+			return
+		}
+	}
 }
 
 // Finish closes every track (each flushes its last chunk and segment) and

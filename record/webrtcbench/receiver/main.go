@@ -39,7 +39,8 @@ func run() error {
 	chunk := flag.Duration("chunk", 0, "chunk duration (0: the recorder's default)")
 	verbose := flag.Bool("v", false, "log to stderr")
 	profile := flag.Bool("pprof", false, "serve /debug/pprof/ on the API port too")
-	interceptors := flag.String("interceptors", "", "interceptors: \"\" the bots' (janus.ListenerInterceptors), pion (pion's defaults), nack-rr (NACK and reports, without the bots' attribute reuse) (experiment)")
+	interceptors := flag.String("interceptors", "", "interceptors: \"\" the bots' (janus.ListenerInterceptors), pion (pion's defaults), nack-rr (NACK and reports, without the bots' attribute reuse), none (experiment)")
+	discard := flag.Bool("discard", false, "read every track through pion and drop the packets, recording nothing: pion's own cost (experiment)")
 	readInterval := flag.Duration("read-interval", 0, "UDP read batching interval (0: the bots' default; negative: off; experiment)")
 	procs := flag.Int("gomaxprocs", 0, "GOMAXPROCS (0: Go's default; experiment)")
 	flag.Parse()
@@ -54,6 +55,8 @@ func run() error {
 	wc := janus.WebRTCConfig{ReadInterval: *readInterval}
 	switch *interceptors {
 	case "":
+	case "none":
+		wc.ConfigureInterceptors = func(*webrtc.MediaEngine, *interceptor.Registry) error { return nil }
 	case "pion":
 		wc.ConfigureInterceptors = webrtc.RegisterDefaultInterceptors
 	case "nack-rr":
@@ -64,10 +67,10 @@ func run() error {
 			return webrtc.ConfigureRTCPReports(ir)
 		}
 	default:
-		return fmt.Errorf("-interceptors %q: want \"\", pion or nack-rr", *interceptors)
+		return fmt.Errorf("-interceptors %q: want \"\", pion, nack-rr or none", *interceptors)
 	}
 	r, err := webrtcbench.NewReceiver(webrtcbench.ReceiverConfig{
-		SegmentDuration: *segment, ChunkDuration: *chunk, WebRTC: wc, Logger: log,
+		SegmentDuration: *segment, ChunkDuration: *chunk, WebRTC: wc, Discard: *discard, Logger: log,
 	})
 	if err != nil {
 		return err
