@@ -146,6 +146,7 @@ type Transcribe struct {
 	Backlog     Backlog       `yaml:"backlog"`
 	Rooms       RoomLanguages `yaml:"rooms"`
 	Final       FinalPass     `yaml:"final"`
+	Settle      SettlePass    `yaml:"settle"`
 }
 
 // Policy configures the policy engine.
@@ -190,6 +191,7 @@ func Default() Config {
 	c.Transcribe.Backlog = defaultBacklog()
 	c.Transcribe.Rooms = defaultRoomLanguages()
 	c.Transcribe.Final = defaultFinalPass()
+	c.Transcribe.Settle = defaultSettlePass()
 	c.Alerts = defaultAlerts()
 	c.Serve = defaultServe()
 	c.Crypto = defaultCrypto()
@@ -386,6 +388,7 @@ func (c *Config) Validate() error {
 	c.Transcribe.Backlog.validate(bad)
 	c.Transcribe.Rooms.validate(bad)
 	c.Transcribe.Final.validate(bad)
+	c.Transcribe.Settle.validate(bad)
 	c.Alerts.validate(bad)
 	c.Serve.validate(bad)
 	c.Crypto.validate(bad)

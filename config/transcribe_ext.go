@@ -131,3 +131,40 @@ func (x *FinalPass) validate(bad func(key, format string, a ...any)) {
 		bad("transcribe.final.wait", "%v is negative: use e.g. 10m", x.Wait)
 	}
 }
+
+// SettlePass is the settled revision: each track's live utterances
+// transcribed again by the worker, once the speaker has said about batch
+// of speech or been quiet for quiet, as one audio (the same batches as the
+// final pass, while the room is still live). Best effort: a batch the
+// worker cannot take at once (queue full, shutdown) is dropped, counted
+// and left to the final pass. It costs engine time beside the live pass.
+type SettlePass struct {
+	// Enabled runs the settled pass in every transcription worker.
+	Enabled bool `yaml:"enabled"`
+	// Batch is how much of a speaker's speech goes to the engine per call.
+	Batch time.Duration `yaml:"batch"`
+	// Quiet settles a speaker's last words after this long without speech.
+	Quiet time.Duration `yaml:"quiet"`
+	// Queue bounds the batches waiting for the engine per worker.
+	Queue int `yaml:"queue"`
+}
+
+func defaultSettlePass() SettlePass {
+	return SettlePass{Enabled: true, Batch: 25 * time.Second, Quiet: 15 * time.Second, Queue: 16}
+}
+
+// validate reports every problem of the section through bad.
+func (x *SettlePass) validate(bad func(key, format string, a ...any)) {
+	if !x.Enabled {
+		return
+	}
+	if x.Batch <= 0 || x.Batch > 28*time.Second {
+		bad("transcribe.settle.batch", "%v is outside (0, 28s]: a batch must fit Whisper's 30 s window; 25s is a good value", x.Batch)
+	}
+	if x.Quiet < time.Second {
+		bad("transcribe.settle.quiet", "%v is under 1s: a pause between sentences would cut batches short; use e.g. 15s", x.Quiet)
+	}
+	if x.Queue < 1 {
+		bad("transcribe.settle.queue", "%d: at least 1 batch must be able to wait; use e.g. 16", x.Queue)
+	}
+}

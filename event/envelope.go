@@ -69,8 +69,24 @@ type Processing struct {
 // it (a replay run by hand carries no pass and is evaluated).
 const PassFinal = "final"
 
+// PassSettled is the value of Processing.Options["pass"] on a settled
+// revision: a track's live utterances transcribed again in batches of
+// speech by the worker while the room is live (package transcribe). Like
+// the final revision, it is not evaluated by the policy stage.
+const PassSettled = "settled"
+
 // IsFinalPass reports whether the processing is a final pass.
 func (p *Processing) IsFinalPass() bool { return p != nil && p.Options["pass"] == PassFinal }
+
+// IsSecondPass reports whether the processing transcribed again audio the
+// live revision already covers: a final or a settled pass.
+func (p *Processing) IsSecondPass() bool {
+	if p == nil {
+		return false
+	}
+	pass := p.Options["pass"]
+	return pass == PassFinal || pass == PassSettled
+}
 
 // Revision digests the processing versions. An event with no processing
 // (recorded audio, lifecycle) has revision "rev_0".

@@ -71,7 +71,7 @@ func (s *Stage) rebuild(ctx context.Context, d *bus.Delivery) {
 	segments := 0
 	err = tail.Read(rctx, d.Topic, d.Partition, ref.Add(-s.cfg.Rebuild.Transcripts), d.Offset, func(m bus.Message) error {
 		e, err := event.Decode(m.Value)
-		if err != nil || e.Type != event.TypeTranscript || e.Timeline == nil || e.Processing.IsFinalPass() {
+		if err != nil || e.Type != event.TypeTranscript || e.Timeline == nil || e.Processing.IsSecondPass() {
 			return nil
 		}
 		seg, err := SegmentFromEvent(rctx, s.cfg.Keys, e)

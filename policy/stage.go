@@ -148,7 +148,7 @@ func newStageMetrics(reg prometheus.Registerer) stageMetrics {
 		classifierErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "earshot", Subsystem: "policy", Name: "classifier_errors_total",
 			Help: "Segments the external classifier did not answer for (errors, timeouts, open circuit)."}),
 		finalSkipped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "earshot", Subsystem: "policy", Name: "final_pass_skipped_total",
-			Help: "Transcript segments of a final revision, not evaluated (live transcripts raise the alerts)."}),
+			Help: "Transcript segments of a final or settled revision, not evaluated (live transcripts raise the alerts)."}),
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.alerts, m.suppressed, m.duplicates, m.rebuilds, m.rebuildErrors, m.classifierErrors, m.finalSkipped} {
@@ -230,9 +230,10 @@ func (s *Stage) handle(ctx context.Context, d *bus.Delivery) {
 	if err == nil && (e.Type != event.TypeTranscript || e.Timeline == nil) {
 		err = fmt.Errorf("policy: %s on the transcripts topic is not a transcript", e.Type)
 	}
-	if err == nil && e.Processing.IsFinalPass() {
-		// The final revision re-states what live transcripts said (and
-		// alerted on); evaluating it would raise each finding twice.
+	if err == nil && e.Processing.IsSecondPass() {
+		// The final and settled revisions re-state what live transcripts
+		// said (and alerted on); evaluating them would raise each finding
+		// again wherever the engine cut its segments differently.
 		s.metrics.finalSkipped.Inc()
 		d.Ack()
 		return

@@ -49,6 +49,9 @@ func TestStageRaisesAlerts(t *testing.T) {
 		// A final revision is not evaluated: live transcripts raise alerts.
 		transcriptRecordBy(t, &event.Processing{Engine: "e", Model: "m", Options: map[string]string{"pass": event.PassFinal, "replay": "1"}},
 			300*event.SampleRate, "if anyone leaks this i will find you and hurt you", true),
+		// Nor is a settled one.
+		transcriptRecordBy(t, &event.Processing{Engine: "e", Model: "m", Options: map[string]string{"pass": event.PassSettled, "batch": "25s"}},
+			600*event.SampleRate, "if anyone leaks this i will find you and hurt you", true),
 	}
 	brokers := bustest.Preload(t, ctx, event.TopicTranscripts, recs...)
 	cons, err := bus.NewConsumer(bus.ConsumerConfig{Brokers: brokers, GroupID: "p", Topics: []string{event.TopicTranscripts}, StartOffset: bus.FirstOffset})
@@ -104,6 +107,6 @@ func TestStageRaisesAlerts(t *testing.T) {
 		ids[e.EventID] = true
 	}
 	if len(ids) != 1 {
-		t.Fatalf("want exactly one distinct alert (the redelivered transcript must not make a new one, text without speech none, a final revision none), got %d", len(ids))
+		t.Fatalf("want exactly one distinct alert (the redelivered transcript must not make a new one, text without speech none, a final or settled revision none), got %d", len(ids))
 	}
 }

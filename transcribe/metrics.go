@@ -19,6 +19,11 @@ type workerMetrics struct {
 	lag, overloaded                     prometheus.Gauge
 	lagAlerts                           prometheus.Counter
 	skippedChunks, skippedSeconds       prometheus.Counter
+	// The settled pass (settle.go), apart from the live figures above.
+	settleBatches, settleTranscripts prometheus.Counter
+	settleDropped, settleErrors      prometheus.Counter
+	settleSeconds                    prometheus.Counter
+	settlePending                    prometheus.Gauge
 }
 
 func newWorkerMetrics() *workerMetrics {
@@ -43,6 +48,12 @@ func newWorkerMetrics() *workerMetrics {
 		lagAlerts:          c("lag_alerts_total", "Operational alerts raised for consumer lag."),
 		skippedChunks:      c("skipped_chunks_total", "Chunks skipped under capacity mode (rooms not flagged)."),
 		skippedSeconds:     c("skipped_audio_seconds_total", "Seconds of audio skipped under capacity mode."),
+		settleBatches:      c("settle_batches_total", "Batches of speech transcribed again as the settled revision."),
+		settleTranscripts:  c("settle_transcripts_total", "Transcript segments of the settled revision produced."),
+		settleDropped:      c("settle_dropped_total", "Batches the settled pass dropped (queue full or shutting down); the final pass covers them."),
+		settleErrors:       c("settle_errors_total", "Batches the settled pass could not transcribe or write."),
+		settleSeconds:      c("settle_seconds_total", "Wall time of the settled pass (engine and sealing)."),
+		settlePending:      prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "earshot", Subsystem: "transcribe", Name: "settle_pending", Help: "Batches of the settled pass queued or being transcribed."}),
 	}
 }
 
@@ -62,5 +73,6 @@ func (m *workerMetrics) Collect(ch chan<- prometheus.Metric) {
 
 func (m *workerMetrics) all() []prometheus.Collector {
 	return []prometheus.Collector{m.tracks, m.audioSeconds, m.utterances, m.transcripts, m.engineErrors, m.deadLetters, m.corrupt, m.engineSeconds,
-		m.engineAudioSeconds, m.pipelineSeconds, m.produceSeconds, m.lag, m.overloaded, m.lagAlerts, m.skippedChunks, m.skippedSeconds}
+		m.engineAudioSeconds, m.pipelineSeconds, m.produceSeconds, m.lag, m.overloaded, m.lagAlerts, m.skippedChunks, m.skippedSeconds,
+		m.settleBatches, m.settleTranscripts, m.settleDropped, m.settleErrors, m.settleSeconds, m.settlePending}
 }

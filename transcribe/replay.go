@@ -340,24 +340,14 @@ func (r *replayTrack) flushBatch(ctx context.Context) error {
 	if len(utts) == 0 {
 		return nil
 	}
-	audio, starts := splice(utts)
-	res, err := r.cfg.Engine.Transcribe(ctx, Audio{Samples: audio, Language: r.language()})
-	if err != nil {
-		return fmt.Errorf("transcribe: replay: engine: %w", err)
-	}
 	src := transcriptSource{producer: r.cfg.Producer, proc: r.proc, keys: r.cfg.Keys, topic: r.cfg.Topic,
 		room: r.room, session: r.session, speaker: r.speaker, timeline: r.tl}
-	for i, part := range splitBatch(utts, starts, res) {
-		r.st.Utterances++
-		msgs, err := transcriptMessages(ctx, src, utts[i], part, nil)
-		if err != nil {
-			return err
-		}
-		if err := r.produce(ctx, msgs); err != nil {
-			return err
-		}
+	msgs, err := batchMessages(ctx, r.cfg.Engine, r.language(), src, utts, nil)
+	if err != nil {
+		return fmt.Errorf("transcribe: replay: %w", err)
 	}
-	return nil
+	r.st.Utterances += len(utts)
+	return r.produce(ctx, msgs)
 }
 
 func (r *replayTrack) produce(ctx context.Context, msgs []bus.Message) error {

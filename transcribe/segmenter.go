@@ -285,6 +285,10 @@ func (s *Segmenter) Pending() (int64, bool) {
 	return ToTimeline(s.bufStart), true
 }
 
+// speaking reports whether an utterance is in progress: voice detected
+// and not yet cut.
+func (s *Segmenter) speaking() bool { return s.next >= 0 && s.active }
+
 // frame analyses the frame at s.frameAt.
 func (s *Segmenter) frame(out []Utterance) []Utterance {
 	at := s.frameAt

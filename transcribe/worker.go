@@ -63,6 +63,10 @@ type WorkerConfig struct {
 	// as its prompt. Off by default: on the test bed (tiny.en) it did not
 	// lower WER and once added a word; measure before turning it on.
 	PromptPrevious bool
+	// Settle transcribes each track's speech again in batches, while the
+	// room is live, as the settled revision (see SettleConfig). Off when
+	// Settle.Batch is zero.
+	Settle SettleConfig
 }
 
 // Topics are the topics a worker writes.
@@ -99,6 +103,8 @@ type Worker struct {
 
 	lag lagState
 
+	settleQ chan settleJob // batches for the settled pass; nil when it is off
+
 	closeOnce sync.Once
 }
 
@@ -117,10 +123,14 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 		return nil, err
 	}
 	cfg.Topics.setDefaults()
+	cfg.Settle.setDefaults()
 	if err := cfg.Backlog.setDefaults(); err != nil {
 		return nil, err
 	}
 	w := &Worker{cfg: cfg, log: cfg.Logger.With("stage", "transcribe"), m: newWorkerMetrics(), tracks: map[string]*trackWorker{}}
+	if cfg.Settle.on() {
+		w.settleQ = make(chan settleJob, cfg.Settle.Queue)
+	}
 	if cfg.Metrics != nil {
 		if err := cfg.Metrics.Register(w.m); err != nil {
 			return nil, fmt.Errorf("transcribe: metrics: %w", err)
@@ -139,6 +149,15 @@ func (w *Worker) Run(ctx context.Context) error {
 		defer close(monitorDone)
 		w.monitorLag(mctx)
 	}()
+	settlerDone := make(chan struct{})
+	if w.settleQ != nil {
+		go func() {
+			defer close(settlerDone)
+			w.settler(ctx)
+		}()
+	} else {
+		close(settlerDone)
+	}
 	err := w.cfg.Consumer.Run(ctx, w.handle)
 	stopMonitor()
 	<-monitorDone
@@ -149,6 +168,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.tracks = map[string]*trackWorker{}
 	w.mu.Unlock()
 	w.wg.Wait()
+	if w.settleQ != nil {
+		close(w.settleQ) // no track is left to queue a batch
+	}
+	<-settlerDone
 	return err
 }
 
@@ -248,6 +271,7 @@ type trackWorker struct {
 	batch   []bus.Message   // transcripts of the current chunk, not yet sent
 	context promptContext   // the track's previous utterance, for the engine
 	audio   *TrackContext   // the track's recent speech, for the engine
+	settle  settleBuffer    // utterances awaiting the settled pass
 	jobs    chan produceJob // to the track's producer goroutine
 	jobsWG  sync.WaitGroup
 }
@@ -408,6 +432,11 @@ func (t *trackWorker) chunk(ctx context.Context, it item) error {
 	for _, u := range utts {
 		errs = append(errs, t.transcribe(ctx, u))
 	}
+	if payload.Final {
+		t.settleNow()
+	} else {
+		t.settleIfQuiet(it.e.Timeline.LastSample)
+	}
 	t.ack()
 	t.final = payload.Final
 	return errors.Join(errs...)
@@ -423,6 +452,7 @@ func (t *trackWorker) flush(ctx context.Context) {
 			t.w.log.Warn("flush failed", "track", t.id, "error", err)
 		}
 	}
+	t.settleNow()
 	t.ack()
 }
 
@@ -481,6 +511,7 @@ func (t *trackWorker) transcribe(ctx context.Context, u Utterance) error {
 		t.deadLetterUtterance(ctx, u, err)
 		return fmt.Errorf("transcribe: engine: %w", err)
 	}
+	t.settleAdd(u)
 	src := t.last
 	var said []string
 	defer func() { t.context.update(u, said) }()

@@ -34,7 +34,13 @@ func (f *fakeEngine) Model() string { return "test" }
 // chunkRecords turns the fox packets into audio.chunk records of one track.
 func chunkRecords(t *testing.T, track string) []bus.Message {
 	t.Helper()
-	cs := chunks(0, foxPackets(t), 50)
+	return chunkMessages(t, track, chunks(0, foxPackets(t), 50))
+}
+
+// chunkMessages turns chunks into audio.chunk records of one track, the
+// last one final.
+func chunkMessages(t *testing.T, track string, cs []chunk) []bus.Message {
+	t.Helper()
 	var out []bus.Message
 	for i, c := range cs {
 		tl := c.tl

@@ -60,9 +60,13 @@ func newTranscribeStage(_ context.Context, rt *Runtime) (Stage, error) {
 		}
 		st.flagSet = flags
 	}
+	var settle transcribe.SettleConfig
+	if c.Settle.Enabled {
+		settle = transcribe.SettleConfig{Batch: c.Settle.Batch, Quiet: c.Settle.Quiet, Queue: c.Settle.Queue}
+	}
 	st.Worker, err = transcribe.NewWorker(transcribe.WorkerConfig{
 		Consumer: cons, Sender: rt.Producer, Engine: eng, Language: c.Language,
-		RoomLanguage: roomLanguages(c.Rooms, rt.Pseudonym), Backlog: backlog,
+		RoomLanguage: roomLanguages(c.Rooms, rt.Pseudonym), Backlog: backlog, Settle: settle,
 		Producer: rt.Self, Keys: rt.Keys, Logger: rt.Log, Metrics: rt.Metrics, LogText: rt.Config.Log.Transcripts,
 	})
 	if err != nil {

@@ -52,7 +52,8 @@ var benchSentences = []string{
 //   - wer_delta_vs_file: pipeline WER minus the WER of the same speech sent
 //     to the engine as one file per speaker, in points.
 //
-// EARSHOT_BENCH_CHUNK sets ingest's chunk duration (default 1 s).
+// EARSHOT_BENCH_CHUNK sets ingest's chunk duration (default: the earshot
+// binary's ingest.chunk_duration, 240 ms).
 func BenchmarkE2ETranscribe(b *testing.B) {
 	lines := 104
 	if n, err := strconv.Atoi(os.Getenv("EARSHOT_BENCH_LINES")); err == nil && n > 0 {
@@ -78,7 +79,7 @@ func runBench(b *testing.B, script []speech.Line, chunk time.Duration) {
 	r := newRun(tt, 1410)
 	clips := conversationClips(tt, script, 1000)
 	b.StartTimer()
-	res := r.converse(script, clips, chunk, workerOpts{name: "bench"})
+	res := r.converse(script, clips, chunk, workerOpts{name: "bench", settle: productSettle(tt)})
 	b.StopTimer()
 	var lat []float64
 	missing := 0
@@ -108,6 +109,21 @@ func runBench(b *testing.B, script []speech.Line, chunk time.Duration) {
 	b.ReportMetric(quantile(lat, 0.95), "transcript_latency_p95_s")
 	b.ReportMetric(100*res.werPipe, "wer_pipeline")
 	b.ReportMetric(math.Round(1000*(res.werPipe-werFile))/10, "wer_delta_vs_file")
+	// The settled revision: the same worker's batches while the room is
+	// live; latency from a line's end to its last settled record.
+	var settledLat []float64
+	for _, l := range res.settledLines {
+		if len(l.segs) > 0 {
+			settledLat = append(settledLat, l.latency.Seconds())
+		}
+	}
+	b.Logf("settled revision: WER %.3f (file %.3f), %d of %d lines, latency p50 %.1fs p95 %.1fs, %v batches, %v dropped",
+		res.werSettled, werFile, len(settledLat), len(res.settledLines), quantile(settledLat, 0.5), quantile(settledLat, 0.95),
+		w.metric(tt, "earshot_transcribe_settle_batches_total"), w.metric(tt, "earshot_transcribe_settle_dropped_total"))
+	b.ReportMetric(100*res.werSettled, "wer_settled")
+	b.ReportMetric(math.Round(1000*(res.werSettled-werFile))/10, "wer_settled_delta_vs_file")
+	b.ReportMetric(quantile(settledLat, 0.5), "settled_latency_p50_s")
+	b.ReportMetric(quantile(settledLat, 0.95), "settled_latency_p95_s")
 	// The final revision: the stored session replayed in 25 s batches.
 	if len(res.all) > 0 {
 		st, werFinal := replayWER(tt, r, res, scriptText(script), 25*time.Second)

@@ -2,6 +2,7 @@ package e2etest
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"math"
@@ -15,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/earshot/earshot/bus"
+	"github.com/earshot/earshot/config"
 	"github.com/earshot/earshot/event"
 	"github.com/earshot/earshot/internal/e2e"
 	"github.com/earshot/earshot/internal/speakerbot"
@@ -98,6 +100,7 @@ type workerOpts struct {
 	seg     transcribe.SegmenterConfig
 	backlog transcribe.Backlog
 	lang    func(string) string
+	settle  transcribe.SettleConfig
 }
 
 // workerSpec is everything a worker process needs to join a run: the
@@ -112,6 +115,17 @@ type workerSpec struct {
 
 func (r *e2eRun) spec(name string) workerSpec {
 	return workerSpec{Brokers: r.brokers, Topics: r.topics, Group: r.group, Secret: r.keys.Secret, Name: name}
+}
+
+// productSettle is the settled pass as the earshot binary configures it
+// by default.
+func productSettle(t testing.TB) transcribe.SettleConfig {
+	t.Helper()
+	s := config.Default().Transcribe.Settle
+	if !s.Enabled {
+		t.Fatal("transcribe.settle is off by default")
+	}
+	return transcribe.SettleConfig{Batch: s.Batch, Quiet: s.Quiet, Queue: s.Queue}
 }
 
 // buildWorker builds (does not start) a worker from spec.
@@ -136,7 +150,7 @@ func buildWorker(t testing.TB, sp workerSpec, eng transcribe.Engine, o workerOpt
 		Keys:     e2e.DerivedKeys{Secret: sp.Secret}, Logger: log, Segmenter: o.seg, Metrics: wk.reg, LogText: true,
 		Topics: transcribe.Topics{Transcripts: sp.Topics.Of(event.TopicTranscripts), DeadLetter: sp.Topics.Of(event.TopicDeadLetter),
 			Alerts: sp.Topics.Of(event.TopicAlerts)},
-		Backlog: o.backlog, RoomLanguage: o.lang,
+		Backlog: o.backlog, RoomLanguage: o.lang, Settle: o.settle,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -192,7 +206,7 @@ func (r *e2eRun) waitIdle(ws ...*worker) {
 	e2e.WaitFor(r.t, "the workers finish every track", 3*time.Minute, func() bool {
 		var lag int64
 		for _, w := range ws {
-			if w.metric(r.t, "earshot_transcribe_tracks") > 0 {
+			if w.metric(r.t, "earshot_transcribe_tracks") > 0 || w.metric(r.t, "earshot_transcribe_settle_pending") > 0 {
 				return false
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -403,17 +417,28 @@ func decodeClipPCM(t testing.TB, path string) []float32 {
 type convResult struct {
 	lines   []lineResult
 	strays  []transcript
-	all     []transcript
+	all     []transcript // the live revision
 	werPipe float64
-	hyp     string
-	workers []*worker
-	ing     *e2e.Ingest
+	// The settled revision (workerOpts.settle): its lines and WER.
+	settledLines []lineResult
+	werSettled   float64
+	settledHyp   string
+	hyp          string
+	workers      []*worker
+	ing          *e2e.Ingest
 }
 
 func (r *e2eRun) converse(lines []speech.Line, clips map[string]speech.Clip, chunk time.Duration, o workerOpts) convResult {
 	t := r.t
 	t.Helper()
 	w := r.startWorker(o)
+	if chunk == 0 {
+		// As the earshot binary records (the record package's own default
+		// is 1 s; the binary trades more records for latency, since a
+		// worker cannot cut an utterance before the chunk holding its
+		// pause arrives).
+		chunk = config.Default().Ingest.ChunkDuration
+	}
 	ing := e2e.StartIngest(t, e2e.IngestConfig{Room: r.room, Brokers: r.brokers, Topics: r.topics, Keys: r.keys, ChunkDuration: chunk})
 	ing.WaitJoined()
 	var speakers []*e2e.Speaker
@@ -441,11 +466,30 @@ func (r *e2eRun) converse(lines []speech.Line, clips map[string]speech.Clip, chu
 		logLines = append(logLines, s.Lines(t)...)
 	}
 	sort.Slice(logLines, func(i, j int) bool { return logLines[i].Start.Before(logLines[j].Start) })
-	trs, dups := r.transcripts()
+	all, dups := r.transcripts()
 	if dups > 0 {
 		t.Logf("%d duplicate transcript records (at-least-once delivery) dropped by event ID", dups)
 	}
+	var trs, settled []transcript
+	for _, tr := range all {
+		switch {
+		case tr.e.Processing.Options["pass"] == event.PassSettled:
+			settled = append(settled, tr)
+		case !tr.e.Processing.IsSecondPass():
+			trs = append(trs, tr)
+		}
+	}
 	res, strays := match(logLines, speakerOf, trs)
+	settledRes, _ := match(logLines, speakerOf, settled)
+	werPipe, hyp := revisionWER(lines, speakerOf, trs)
+	werSettled, settledHyp := revisionWER(lines, speakerOf, settled)
+	return convResult{lines: res, strays: strays, all: trs, werPipe: werPipe, hyp: hyp, settledLines: settledRes, werSettled: werSettled, settledHyp: settledHyp,
+		workers: []*worker{w}, ing: ing}
+}
+
+// revisionWER is the speaker-wise WER of one revision's transcripts (in
+// time order) against the script, and all their text.
+func revisionWER(lines []speech.Line, speakerOf map[string]string, trs []transcript) (float64, string) {
 	nameOf := map[string]string{}
 	for n, p := range speakerOf {
 		nameOf[p] = n
@@ -461,7 +505,7 @@ func (r *e2eRun) converse(lines []speech.Line, clips map[string]speech.Clip, chu
 	for n, ts := range bySpeaker {
 		hyp[n] = strings.Join(ts, " ")
 	}
-	return convResult{lines: res, strays: strays, all: trs, werPipe: speakerWER(lines, hyp), hyp: strings.Join(texts, " "), workers: []*worker{w}, ing: ing}
+	return speakerWER(lines, hyp), strings.Join(texts, " ")
 }
 
 // TestE2EConversation: a 60 s scripted conversation between two speaker
@@ -472,7 +516,7 @@ func (r *e2eRun) converse(lines []speech.Line, clips map[string]speech.Clip, chu
 func TestE2EConversation(t *testing.T) {
 	r := newRun(t, 1400)
 	clips := conversationClips(t, conversation, 1200)
-	res := r.converse(conversation, clips, 0, workerOpts{name: "w1"})
+	res := r.converse(conversation, clips, 0, workerOpts{name: "w1", settle: productSettle(t)})
 
 	for i, l := range res.lines {
 		t.Logf("line %2d %-5s latency %5.2fs start %+.2fs end %+.2fs: %q -> %q", i, l.line.Speaker, l.latency.Seconds(),
@@ -501,18 +545,26 @@ func TestE2EConversation(t *testing.T) {
 	if res.werPipe > 0.25 {
 		t.Errorf("pipeline WER %.3f over 0.25", res.werPipe)
 	}
-	// Issue 4 asks for at most 2 points between the two. With tiny.en the
-	// pipeline stays 2.7 (this conversation) to 6 (the 100-line benchmark,
-	// figure wer_delta_vs_file) points worse: the model hears a few lines
-	// right only with the context of the whole file, and no cut or padding
-	// of the utterances changed that (see transcribe/README.md). Until that
-	// is fixed this check guards against regressions at 5 points, and the
-	// 2-point target stays open in the issue and in the benchmark figure.
-	d := math.Abs(res.werPipe - werFile)
-	if d > 0.05 {
-		t.Errorf("pipeline WER %.3f vs file WER %.3f: %.1f points apart, over 5", res.werPipe, werFile, d*100)
-	} else if d > 0.02 {
-		t.Logf("pipeline WER %.3f vs file WER %.3f: %.1f points apart; issue 4's target is 2 (not met yet)", res.werPipe, werFile, d*100)
+	// Issue 4 asks for at most 2 points between the pipeline and the
+	// file. Here one word is 0.9 points (111 words), so the 2-point target
+	// is measured over the benchmark's 104 lines (wer_settled_delta_vs_file
+	// for the settled revision, each speaker's live utterances again in
+	// batches while the room is live; wer_delta_vs_file for the live one).
+	// This conversation guards both against regressions at 5 points: the
+	// live revision, each 2–3 s utterance heard alone within about a
+	// second, stays 2.7 (here) to 6 (the benchmark) points behind the file
+	// with tiny.en (see transcribe/README.md).
+	t.Logf("settled WER %.3f: %q", res.werSettled, res.settledHyp)
+	for i, l := range res.settledLines {
+		if len(l.segs) == 0 {
+			t.Errorf("line %d (%s) has no settled transcript", i, l.line.Speaker)
+		}
+	}
+	if d := math.Abs(res.werSettled - werFile); d > 0.05 {
+		t.Errorf("settled WER %.3f vs file WER %.3f: %.1f points apart, over 5", res.werSettled, werFile, d*100)
+	}
+	if d := math.Abs(res.werPipe - werFile); d > 0.05 {
+		t.Errorf("live WER %.3f vs file WER %.3f: %.1f points apart, over 5", res.werPipe, werFile, d*100)
 	}
 	logFigures(t, res)
 	checkReplay(t, r, res, ref)
@@ -532,6 +584,33 @@ func logFigures(t testing.TB, res convResult) {
 	pipe := w.metric(t, "earshot_transcribe_pipeline_seconds_total")
 	t.Logf("latency p50 %.2fs p95 %.2fs over %d lines; engine %.1fs for %.1fs audio (RTF %.3f); pipeline %.3fs (%.2f%% of engine)",
 		quantile(lat, 0.5), quantile(lat, 0.95), len(lat), eng, audio, eng/audio, pipe, 100*pipe/eng)
+	t.Logf("where the latency goes (medians over lines): %s", latencyHops(res.lines))
+}
+
+// latencyHops splits each line's latency along the hops its last
+// transcript records: the line's end in the publish log to the bot
+// receiving the last packet of the chunk that ended the utterance (the
+// pause the segmenter waits for, plus the chunk), to the chunk produced,
+// to the engine's answer (Kafka, decoding, the engine), to the transcript
+// in Kafka.
+func latencyHops(lines []lineResult) string {
+	var pause, chunk, engine, produce []float64
+	for _, l := range lines {
+		if len(l.segs) == 0 {
+			continue
+		}
+		last := l.segs[len(l.segs)-1]
+		h := last.e.Hops
+		if h.Recorded == nil || h.Chunked == nil || h.Transcribed == nil {
+			continue
+		}
+		pause = append(pause, h.Recorded.Sub(l.line.End).Seconds())
+		chunk = append(chunk, h.Chunked.Sub(*h.Recorded).Seconds())
+		engine = append(engine, h.Transcribed.Sub(*h.Chunked).Seconds())
+		produce = append(produce, last.produced.Sub(*h.Transcribed).Seconds())
+	}
+	return fmt.Sprintf("end→recorded %.2fs, recorded→chunked %.2fs, chunked→transcribed %.2fs, transcribed→in Kafka %.2fs",
+		quantile(pause, 0.5), quantile(chunk, 0.5), quantile(engine, 0.5), quantile(produce, 0.5))
 }
 
 func quantile(v []float64, q float64) float64 {
