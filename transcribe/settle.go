@@ -153,14 +153,16 @@ func (t *trackWorker) settleNow() {
 // closed; with ctx ended it drops what is left.
 func (w *Worker) settler(ctx context.Context) {
 	for job := range w.settleQ {
+		err := ctx.Err()
+		if err == nil {
+			err = w.settleBatch(ctx, job)
+		}
 		switch {
 		case ctx.Err() != nil:
-			w.m.settleDropped.Inc()
-		default:
-			if err := w.settleBatch(ctx, job); err != nil {
-				w.m.settleErrors.Inc()
-				w.log.Warn("settled pass failed for a batch (the final pass still covers it)", "utterances", len(job.utts), "error", err)
-			}
+			w.m.settleDropped.Inc() // shutting down
+		case err != nil:
+			w.m.settleErrors.Inc()
+			w.log.Warn("settled pass failed for a batch (the final pass still covers it)", "utterances", len(job.utts), "error", err)
 		}
 		w.m.settlePending.Dec()
 	}
