@@ -176,7 +176,7 @@ func (w *Worker) settleBatch(ctx context.Context, job settleJob) error {
 	msgs, err := batchMessages(ctx, w.cfg.Engine, job.lang, job.src, job.utts, func(_ event.Timeline, text string) { said = append(said, text) })
 	w.m.settleSeconds.Add(time.Since(start).Seconds())
 	if err != nil {
-		return err
+		return fmt.Errorf("transcribe: settled pass: %w", err)
 	}
 	if len(msgs) > 0 {
 		if err := w.cfg.Sender.Produce(ctx, msgs...); err != nil {
