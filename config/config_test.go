@@ -127,3 +127,26 @@ func FuzzDecode(f *testing.F) {
 		_ = c.Validate() // must not panic
 	})
 }
+
+// loadChecked loads a config from env and overrides (after data_dir=d),
+// resolves its paths and validates it. With invalid set, validation must
+// fail naming that key, and ok is false; otherwise it must pass.
+func loadChecked(t *testing.T, env, set []string, invalid string) (c Config, ok bool) {
+	t.Helper()
+	c, err := Load("", env, append([]string{"data_dir=d"}, set...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.ResolvePaths()
+	err = c.Validate()
+	if invalid != "" {
+		if err == nil || !strings.Contains(err.Error(), invalid) {
+			t.Fatalf("Validate: %v; want an error naming %s", err, invalid)
+		}
+		return c, false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, true
+}

@@ -3,7 +3,6 @@ package config
 import (
 	"path/filepath"
 	"reflect"
-	"strings"
 	"testing"
 	"time"
 )
@@ -34,20 +33,9 @@ func TestCrypto(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := Load("", tc.env, append([]string{"data_dir=d"}, tc.set...))
-			if err != nil {
-				t.Fatal(err)
-			}
-			c.ResolvePaths()
-			err = c.Validate()
-			if tc.invalid != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.invalid) {
-					t.Fatalf("Validate: %v; want an error naming %s", err, tc.invalid)
-				}
+			c, ok := loadChecked(t, tc.env, tc.set, tc.invalid)
+			if !ok {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if !reflect.DeepEqual(c.Crypto, tc.want) {
 				t.Errorf("crypto = %+v, want %+v", c.Crypto, tc.want)

@@ -1,7 +1,6 @@
 package config
 
 import (
-	"strings"
 	"testing"
 	"time"
 )
@@ -31,20 +30,9 @@ func TestSecondPasses(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := Load("", nil, append([]string{"data_dir=d"}, tc.set...))
-			if err != nil {
-				t.Fatal(err)
-			}
-			c.ResolvePaths()
-			err = c.Validate()
-			if tc.invalid != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.invalid) {
-					t.Fatalf("Validate: %v; want an error naming %s", err, tc.invalid)
-				}
+			c, ok := loadChecked(t, nil, tc.set, tc.invalid)
+			if !ok {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if got := tc.got(&c); got != tc.want {
 				t.Errorf("section = %+v, want %+v", got, tc.want)
