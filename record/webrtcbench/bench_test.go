@@ -261,6 +261,18 @@ func envInt(b *testing.B, name string, def int) int {
 	return n
 }
 
+// benchLoad is the benchmarks' load: 400 tracks over 4 peer connections,
+// 3 s of warm-up and a 10 s window, or what EARSHOT_WEBRTCBENCH_TRACKS,
+// _PCS and _WINDOW_S say.
+func benchLoad(b *testing.B) pathRun {
+	return pathRun{
+		tracks: envInt(b, "EARSHOT_WEBRTCBENCH_TRACKS", 400),
+		pcs:    envInt(b, "EARSHOT_WEBRTCBENCH_PCS", 4),
+		warmup: 3 * time.Second,
+		window: time.Duration(envInt(b, "EARSHOT_WEBRTCBENCH_WINDOW_S", 10)) * time.Second,
+	}
+}
+
 // BenchmarkWebRTCTracksPerCore: a publisher process sends 400 Opus tracks
 // (50 packets/s each) over 4 DTLS-SRTP peer connections on loopback to a
 // receiver process that records each as a listener bot does. The figure is
@@ -272,13 +284,8 @@ func envInt(b *testing.B, name string, def int) int {
 // experiments, reported as experiment-tracks-per-core, never as the figure,
 // which is taken from the receiver configured as the bots are).
 func BenchmarkWebRTCTracksPerCore(b *testing.B) {
-	cfg := pathRun{
-		tracks:       envInt(b, "EARSHOT_WEBRTCBENCH_TRACKS", 400),
-		pcs:          envInt(b, "EARSHOT_WEBRTCBENCH_PCS", 4),
-		warmup:       3 * time.Second,
-		window:       time.Duration(envInt(b, "EARSHOT_WEBRTCBENCH_WINDOW_S", 10)) * time.Second,
-		receiverArgs: strings.Fields(os.Getenv("EARSHOT_WEBRTCBENCH_RECEIVER_ARGS")),
-	}
+	cfg := benchLoad(b)
+	cfg.receiverArgs = strings.Fields(os.Getenv("EARSHOT_WEBRTCBENCH_RECEIVER_ARGS"))
 	res := runPath(b, cfg)
 	packets := float64(cfg.tracks) * 50 * res.wall.Seconds()
 	b.ReportMetric(res.cpu.Seconds()/res.wall.Seconds(), "receiver-cores")
@@ -303,13 +310,8 @@ func BenchmarkWebRTCTracksPerCore(b *testing.B) {
 //
 // Both are tracks / (receiver CPU seconds per wall second), as the figure.
 func BenchmarkWebRTCPionFloor(b *testing.B) {
-	base := pathRun{
-		tracks:  envInt(b, "EARSHOT_WEBRTCBENCH_TRACKS", 400),
-		pcs:     envInt(b, "EARSHOT_WEBRTCBENCH_PCS", 4),
-		warmup:  3 * time.Second,
-		window:  time.Duration(envInt(b, "EARSHOT_WEBRTCBENCH_WINDOW_S", 10)) * time.Second,
-		discard: true,
-	}
+	base := benchLoad(b)
+	base.discard = true
 	for _, c := range []struct {
 		figure string
 		args   []string
