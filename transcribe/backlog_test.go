@@ -81,14 +81,17 @@ func (e *langEngine) seen() []string {
 	return append([]string(nil), e.langs...)
 }
 
-// runWorker feeds the fox track (room r1_room) to a worker built from cfg
-// on an embedded broker until the final chunk is handled, and returns what
-// it produced and the worker.
-func runWorker(t *testing.T, cfg WorkerConfig, before func(w *Worker)) (*bustest.Capture, *Worker) {
+// runWorker feeds recs (audio chunks of one track; the fox track of room
+// r1_room when nil) to a worker built from cfg on an embedded broker until
+// the final chunk is handled and the settled pass has nothing pending, and
+// returns what it produced and the worker.
+func runWorker(t *testing.T, recs []bus.Message, cfg WorkerConfig, before func(w *Worker)) (*bustest.Capture, *Worker) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	recs := chunkRecords(t, "trk_a")
+	if recs == nil {
+		recs = chunkRecords(t, "trk_a")
+	}
 	brokers := bustest.Preload(t, ctx, event.TopicAudio, recs...)
 	cons, err := bus.NewConsumer(bus.ConsumerConfig{Brokers: brokers, GroupID: "g", Topics: []string{event.TopicAudio}, StartOffset: bus.FirstOffset})
 	if err != nil {
@@ -112,7 +115,7 @@ func runWorker(t *testing.T, cfg WorkerConfig, before func(w *Worker)) (*bustest
 	deadline := time.Now().Add(90 * time.Second)
 	for {
 		l, err := cons.Lag(ctx)
-		if err == nil && len(l) == 1 && l[0].Lag == 0 && l[0].End == int64(len(recs)) {
+		if err == nil && len(l) == 1 && l[0].Lag == 0 && l[0].End == int64(len(recs)) && metricValue(w.m.settlePending) == 0 {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -141,7 +144,7 @@ func TestWorkerRoomLanguage(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			eng := &langEngine{}
-			out, _ := runWorker(t, WorkerConfig{Engine: eng, Language: "en", RoomLanguage: tc.lang}, nil)
+			out, _ := runWorker(t, nil, WorkerConfig{Engine: eng, Language: "en", RoomLanguage: tc.lang}, nil)
 			langs := eng.seen()
 			if len(langs) == 0 {
 				t.Fatal("no engine call")
@@ -182,7 +185,7 @@ func TestWorkerCapacityMode(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			eng := &fakeEngine{}
 			reg := prometheus.NewRegistry()
-			out, w := runWorker(t, WorkerConfig{Engine: eng, Language: "en", Metrics: reg,
+			out, w := runWorker(t, nil, WorkerConfig{Engine: eng, Language: "en", Metrics: reg,
 				Backlog: Backlog{LagAlert: 10, CapacityMode: true, Flagged: NewRoomSet(0, tc.flagged...)}},
 				func(w *Worker) { w.lag.over.Store(tc.overload) })
 			skipped := metricValue(w.m.skippedChunks)

@@ -10,8 +10,6 @@ import (
 
 	"github.com/earshot/earshot/bus"
 	"github.com/earshot/earshot/event"
-	"github.com/earshot/earshot/internal/bustest"
-	"github.com/earshot/earshot/internal/e2e"
 )
 
 // regionEngine hears one word per stretch of sound: each run of audio
@@ -120,55 +118,27 @@ func TestSettledPass(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-			defer cancel()
-			brokers := bustest.Preload(t, ctx, event.TopicAudio, foxTrack(t, "trk_s")...)
-			cons, err := bus.NewConsumer(bus.ConsumerConfig{Brokers: brokers, GroupID: "g", Topics: []string{event.TopicAudio}, StartOffset: bus.FirstOffset})
-			if err != nil {
-				t.Fatal(err)
-			}
-			out := &bustest.Capture{}
 			eng := &regionEngine{}
+			var before func(*Worker)
 			if tt.hold {
+				// Let the engine go once the queue has overflowed.
 				eng.hold = make(chan struct{})
-			}
-			w, err := NewWorker(WorkerConfig{Consumer: cons, Sender: out, Engine: eng, Language: "en", Producer: event.Producer{Name: "t"},
-				Keys: testKeys, Settle: tt.settle})
-			if err != nil {
-				t.Fatal(err)
-			}
-			w.lag.over.Store(tt.overloaded)
-			wctx, stop := context.WithCancel(ctx)
-			done := make(chan error, 1)
-			go func() { done <- w.Run(wctx) }()
-
-			live := func() (n int) {
-				for _, e := range decodeAll2(t, out.Topic(event.TopicTranscripts)) {
-					if !e.Processing.IsSecondPass() {
-						n++
-					}
+				before = func(w *Worker) {
+					go func() {
+						for metricValue(w.m.settleDropped) == 0 {
+							time.Sleep(10 * time.Millisecond)
+						}
+						close(eng.hold)
+					}()
 				}
-				return n
 			}
-			settledWant := tt.batches * tt.perBatch
-			e2e.WaitFor(t, "six live transcripts and the settled revision", 90*time.Second, func() bool {
-				n, _ := eng.settledCalls()
-				return live() == 6 && n >= tt.batches &&
-					((tt.hold || tt.overloaded) && metricValue(w.m.settleDropped) > 0 || len(out.Topic(event.TopicTranscripts)) >= 6+settledWant)
-			})
-			if tt.hold {
-				close(eng.hold)
-				e2e.WaitFor(t, "the held batch written", 90*time.Second, func() bool { return metricValue(w.m.settleBatches) >= 1 })
+			if tt.overloaded {
+				before = func(w *Worker) { w.lag.over.Store(true) }
 			}
-			time.Sleep(300 * time.Millisecond)
-			stop()
-			if err := <-done; err != nil {
-				t.Fatal(err)
-			}
-			_ = w.Close()
+			out, w := runWorker(t, foxTrack(t, "trk_s"), WorkerConfig{Engine: eng, Language: "en", Settle: tt.settle}, before)
 
 			var liveTL, settledTL []event.Timeline
-			for _, e := range decodeAll2(t, out.Topic(event.TopicTranscripts)) {
+			for _, e := range envelopes(t, out.Topic(event.TopicTranscripts)) {
 				switch {
 				case !e.Processing.IsSecondPass():
 					liveTL = append(liveTL, *e.Timeline)
@@ -198,8 +168,8 @@ func TestSettledPass(t *testing.T) {
 				if tt.batches > 0 && (longest > tt.settle.Batch.Seconds() || longest < float64(tt.perBatch)*2.5) {
 					t.Fatalf("longest batch %.2f s: want %d utterances, within %v", longest, tt.perBatch, tt.settle.Batch)
 				}
-				if len(settledTL) != settledWant {
-					t.Fatalf("%d settled transcripts, want %d", len(settledTL), settledWant)
+				if len(settledTL) != tt.batches*tt.perBatch {
+					t.Fatalf("%d settled transcripts, want %d", len(settledTL), tt.batches*tt.perBatch)
 				}
 			}
 			// Every settled word lands on its utterance's place on the
@@ -220,8 +190,8 @@ func TestSettledPass(t *testing.T) {
 	}
 }
 
-// decodeAll2 decodes transcript records.
-func decodeAll2(t *testing.T, ms []bus.Message) []*event.Envelope {
+// envelopes decodes records.
+func envelopes(t *testing.T, ms []bus.Message) []*event.Envelope {
 	t.Helper()
 	var out []*event.Envelope
 	for _, m := range ms {
