@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/earshot/earshot/bus"
 	"github.com/earshot/earshot/event"
 	"github.com/earshot/earshot/internal/bustest"
 	"github.com/earshot/earshot/internal/speakerbot"
@@ -258,13 +259,19 @@ func replayEvents(t testing.TB, store SegmentStore, eng Engine, session string, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	var evs []*event.Envelope
-	for _, m := range out.Topic(event.TopicTranscripts) {
+	return st, envelopes(t, out.Topic(event.TopicTranscripts))
+}
+
+// envelopes decodes records.
+func envelopes(t testing.TB, ms []bus.Message) []*event.Envelope {
+	t.Helper()
+	var out []*event.Envelope
+	for _, m := range ms {
 		e, err := event.Decode(m.Value)
 		if err != nil {
 			t.Fatal(err)
 		}
-		evs = append(evs, e)
+		out = append(out, e)
 	}
-	return st, evs
+	return out
 }

@@ -189,17 +189,3 @@ func TestSettledPass(t *testing.T) {
 		})
 	}
 }
-
-// envelopes decodes records.
-func envelopes(t *testing.T, ms []bus.Message) []*event.Envelope {
-	t.Helper()
-	var out []*event.Envelope
-	for _, m := range ms {
-		e, err := event.Decode(m.Value)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, e)
-	}
-	return out
-}
