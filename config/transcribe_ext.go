@@ -124,8 +124,8 @@ func defaultFinalPass() FinalPass {
 
 // validate reports every problem of the section through bad.
 func (x *FinalPass) validate(bad func(key, format string, a ...any)) {
-	if x.Enabled && (x.Batch <= 0 || x.Batch > 28*time.Second) {
-		bad("transcribe.final.batch", "%v is outside (0, 28s]: a batch must fit Whisper's 30 s window; 25s is a good value", x.Batch)
+	if x.Enabled {
+		validBatch(bad, "transcribe.final.batch", x.Batch)
 	}
 	if x.Wait < 0 {
 		bad("transcribe.final.wait", "%v is negative: use e.g. 10m", x.Wait)
@@ -158,13 +158,19 @@ func (x *SettlePass) validate(bad func(key, format string, a ...any)) {
 	if !x.Enabled {
 		return
 	}
-	if x.Batch <= 0 || x.Batch > 28*time.Second {
-		bad("transcribe.settle.batch", "%v is outside (0, 28s]: a batch must fit Whisper's 30 s window; 25s is a good value", x.Batch)
-	}
+	validBatch(bad, "transcribe.settle.batch", x.Batch)
 	if x.Quiet < time.Second {
 		bad("transcribe.settle.quiet", "%v is under 1s: a pause between sentences would cut batches short; use e.g. 15s", x.Quiet)
 	}
 	if x.Queue < 1 {
 		bad("transcribe.settle.queue", "%d: at least 1 batch must be able to wait; use e.g. 16", x.Queue)
+	}
+}
+
+// validBatch checks a second pass's batch length: speech spliced into one
+// engine call must fit Whisper's 30 s window.
+func validBatch(bad func(key, format string, a ...any), key string, d time.Duration) {
+	if d <= 0 || d > 28*time.Second {
+		bad(key, "%v is outside (0, 28s]: a batch must fit Whisper's 30 s window; 25s is a good value", d)
 	}
 }
