@@ -249,9 +249,10 @@ func canaryRun(t testing.TB, field string) {
 		t.Errorf("read %d Kafka records; %d segment and %d chunk events at least were expected", records, rec.segEvents, len(rec.chunks))
 	}
 
-	// The object store: keys, metadata, content, i.e. Ogg tags too.
-	if len(rec.objects) == 0 {
-		t.Error("no objects stored")
+	// The object store: keys, metadata, content, i.e. Ogg tags and the
+	// session manifests too.
+	if len(rec.objects) == 0 || len(rec.manifests) == 0 {
+		t.Errorf("%d objects stored, %d of them session manifests; want segments and manifests", len(rec.objects), len(rec.manifests))
 	}
 	for key, obj := range rec.objects {
 		sc.check(t, "object key", []byte(key))
@@ -260,7 +261,7 @@ func canaryRun(t testing.TB, field string) {
 		}
 		sc.check(t, "content type of "+key, []byte(obj.ContentType))
 		sc.check(t, "object "+key, obj.Data)
-		if !bytes.Contains(obj.Data, []byte("OpusTags")) {
+		if rec.manifests[key] == nil && !bytes.Contains(obj.Data, []byte("OpusTags")) {
 			t.Errorf("%s has no OpusTags", key)
 		}
 	}

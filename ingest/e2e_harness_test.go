@@ -170,6 +170,7 @@ func newE2E(t testing.TB, cfg e2eConfig) *e2e {
 		Pseudonym:       h.pseud,
 		Sender:          producer,
 		Spool:           h.spool,
+		Manifests:       h.store, // as the binary does
 		Producer:        prod,
 		Logger:          h.log,
 		Metrics:         h.reg,

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/earshot/earshot/event"
+	"github.com/earshot/earshot/ingest"
 	"github.com/earshot/earshot/ingest/janus"
 	"github.com/earshot/earshot/internal/speakerbot"
 	"github.com/earshot/earshot/internal/speech"
@@ -291,6 +292,8 @@ type recTrack struct {
 	ended   *event.TrackEnded
 	segs    []recSegment
 	pcm     []int16
+	// man is the track in its session's manifest (nil: not listed).
+	man *ingest.ManifestTrack
 }
 
 func (r *recTrack) duration() time.Duration { return event.SamplesToDuration(int64(len(r.pcm))) }
@@ -321,6 +324,7 @@ type recording struct {
 	lifecycle  []*event.Envelope
 	chunks     []*event.Envelope
 	chunkDrops float64
+	manifests  map[string]*ingest.Manifest // by object key
 	// tagOriginSkew is the largest difference between a segment's
 	// EARSHOT_ORIGIN tag (the origin when the segment began) and the
 	// origin in its event (when it was finished).
@@ -426,6 +430,10 @@ func (h *e2e) collect(tools speech.Tools) *recording {
 		}
 		tr.segs = append(tr.segs, recSegment{ev: e, p: p, obj: obj})
 	}
+	rec.manifests = readManifests(t, rec)
+	for key := range rec.manifests {
+		announced[key] = true // named by session_ended instead
+	}
 	for key := range rec.objects {
 		if !announced[key] {
 			t.Errorf("object %s stored but never announced on %s", key, event.TopicSegments)
@@ -481,8 +489,99 @@ func (h *e2e) collect(tools speech.Tools) *recording {
 		if tr.ended != nil && tr.ended.Segments != int64(len(tr.segs)) {
 			t.Errorf("track %s: %d segments stored, track_ended says %d", id, len(tr.segs), tr.ended.Segments)
 		}
+		checkManifestTrack(t, rec, tr)
 	}
 	return rec
+}
+
+// readManifests decodes the session manifests among the stored objects
+// and checks that each is stored under its session's key and named by
+// that session's session_ended event.
+func readManifests(t testing.TB, rec *recording) map[string]*ingest.Manifest {
+	t.Helper()
+	named := map[string]string{} // manifest key → session
+	for _, e := range rec.lifecycle {
+		if e.Type != event.TypeSessionEnded {
+			continue
+		}
+		var p event.SessionEnded
+		if err := e.DecodePayload(&p); err != nil {
+			t.Fatal(err)
+		}
+		if want := event.ManifestKey(e.Room, e.Session); p.Manifest != want {
+			t.Errorf("session %s ended naming manifest %q, want %q", e.Session, p.Manifest, want)
+		}
+		named[p.Manifest] = e.Session
+	}
+	out := map[string]*ingest.Manifest{}
+	for key, obj := range rec.objects {
+		if !strings.HasPrefix(key, "manifests/") {
+			continue
+		}
+		var m ingest.Manifest
+		if err := json.Unmarshal(obj.Data, &m); err != nil {
+			t.Errorf("manifest %s: %v", key, err)
+			continue
+		}
+		if want := event.ManifestKey(m.Room, m.Session); key != want {
+			t.Errorf("manifest of session %s stored as %s, want %s", m.Session, key, want)
+		}
+		if named[key] != m.Session {
+			t.Errorf("manifest %s: no session_ended event names it", key)
+		}
+		if m.Ended == nil {
+			t.Errorf("manifest %s: the session ended but its manifest says it is open", key)
+		}
+		out[key] = &m
+	}
+	for key := range named {
+		if out[key] == nil {
+			t.Errorf("session_ended names manifest %s, which was not stored", key)
+		}
+	}
+	return out
+}
+
+// checkManifestTrack finds tr in its session's manifest and checks that
+// the manifest lists its segments as stored and its losses as the
+// track_ended event counts them.
+func checkManifestTrack(t testing.TB, rec *recording, tr *recTrack) {
+	t.Helper()
+	if len(tr.segs) == 0 {
+		return
+	}
+	first := tr.segs[0].ev
+	m := rec.manifests[event.ManifestKey(first.Room, first.Session)]
+	if m == nil {
+		t.Errorf("track %s: no manifest for its session", tr.id)
+		return
+	}
+	i := slices.IndexFunc(m.Tracks, func(mt ingest.ManifestTrack) bool { return mt.Track == tr.id })
+	if i < 0 {
+		t.Errorf("track %s: not in its session's manifest", tr.id)
+		return
+	}
+	tr.man = &m.Tracks[i]
+	var stored []ingest.ManifestSegment
+	for _, s := range tr.segs {
+		tl := s.ev.Timeline
+		stored = append(stored, ingest.ManifestSegment{Seq: s.p.Seq, Key: s.p.Key, SHA256: s.p.SHA256, Size: s.p.Size, FirstSample: tl.FirstSample, LastSample: tl.LastSample})
+	}
+	if !slices.Equal(tr.man.Segments, stored) {
+		t.Errorf("track %s: the manifest lists segments %+v, the store holds %+v", tr.id, tr.man.Segments, stored)
+	}
+	if tr.ended != nil && tr.man.Packets.Lost != tr.ended.LostPackets {
+		t.Errorf("track %s: the manifest counts %d packets lost, track_ended %d", tr.id, tr.man.Packets.Lost, tr.ended.LostPackets)
+	}
+	var lossSamples int64
+	for _, g := range tr.man.Gaps {
+		if g.Cause == record.GapLoss {
+			lossSamples += g.LastSample - g.FirstSample + 1
+		}
+	}
+	if lossSamples != tr.man.GapSamples.Loss {
+		t.Errorf("track %s: the manifest's loss gaps span %d samples, its gap_samples.loss says %d", tr.id, lossSamples, tr.man.GapSamples.Loss)
+	}
 }
 
 // opusTags returns the user comments of an Ogg/Opus stream's OpusTags
@@ -625,20 +724,22 @@ func toneOnset(pcm []int16, lo, hi int64) int64 {
 	return -1
 }
 
-// tonePosition returns where a tone of length dur starts near want (its
-// onset within ±search samples), or -1 when there is none.
+// tonePosition returns where a tone of length dur starts near want on
+// the track (its onset within ±search samples), or -1 when there is none.
 //
 // The tone has two edges, each where its level crosses half of the tone's
 // (toneOnset, toneEnd); for a whole tone the onset and end-dur agree. Loss
 // only ever takes tone away: a lost packet at an edge moves that edge
 // inwards by up to 20 ms, and a lost packet just before the tone also
-// makes the decoder take tens of milliseconds to come back to level (the
+// makes the decoder take up to lossRecovery to come back to level (the
 // recorder fills the gap with a CELT-only silence frame, and libopus
-// resets its SILK layer when a hybrid stream resumes after one). Filled
-// gaps decode to digital zeros, which the source's own pauses never do, so
-// an edge with a filled gap near it is not trusted and the other edge
-// places the tone; with both or neither trusted, their mean does.
-func tonePosition(pcm []int16, want, search int64, dur time.Duration) int64 {
+// resets its SILK layer when a hybrid stream resumes after one). So an
+// edge with a loss gap near it (listed in the manifest, or a run of
+// digital zeros, which the source's own pauses never decode to) is not
+// trusted and the other edge places the tone; with both or neither
+// trusted, their mean does.
+func tonePosition(tr *recTrack, want, search int64, dur time.Duration) int64 {
+	pcm := tr.pcm
 	n := event.DurationToSamples(dur)
 	on := toneOnset(pcm, want-search, want+search)
 	if on < 0 {
@@ -646,8 +747,8 @@ func tonePosition(pcm []int16, want, search int64, dur time.Duration) int64 {
 	}
 	end := toneEnd(pcm, on, on+n+search)
 	const ms = event.SampleRate / 1000
-	onBad := hasFilledGap(pcm, on-100*ms, on+5*ms)
-	endBad := hasFilledGap(pcm, end-5*ms, end+30*ms)
+	onBad := hasFilledGap(pcm, on-100*ms, on+5*ms) || tr.lossNear(on-lossRecovery, on+5*ms)
+	endBad := hasFilledGap(pcm, end-5*ms, end+30*ms) || tr.lossNear(end-5*ms, end+30*ms)
 	switch {
 	case onBad && !endBad:
 		return end - n
@@ -701,47 +802,74 @@ func locateTones(tr *recTrack, tones []time.Time, dur time.Duration) []toneCheck
 	var out []toneCheck
 	for _, at := range tones {
 		want := tr.position(at)
-		got := tonePosition(tr.pcm, want, near, dur)
+		got := tonePosition(tr, want, near, dur)
 		if got < 0 {
-			got = tonePosition(tr.pcm, want, far, dur)
+			got = tonePosition(tr, want, far, dur)
 		}
 		out = append(out, toneCheck{want: want, got: got, onset: toneOnset(tr.pcm, want-near, want+near)})
 	}
 	return out
 }
 
+// lossRecovery is how long after a lost packet the decoded audio may stay
+// below its level. The recorder fills the gap with a CELT-only silence
+// frame; in a hybrid stream libopus then resets its SILK layer, and the
+// tone comes back over 40–100 ms (measured in TestE2EPacketLoss runs).
+const lossRecovery = 120 * event.SampleRate / 1000
+
 // toneCover returns the share of 10 ms windows over the tone found at
 // onset (its edges left out) where the tone is at its level: 1 for a whole
-// tone; each packet lost inside it takes out two or three windows.
-func toneCover(pcm []int16, onset int64, dur time.Duration) float64 {
+// tone. Windows a lost packet explains (from the loss gap the manifest
+// lists to lossRecovery after it) are left out of the share and counted
+// in excused; with every window excused, cover is 1.
+func toneCover(tr *recTrack, onset int64, dur time.Duration) (cover float64, excused int) {
 	n := event.DurationToSamples(dur) - 960
 	var all, high int
 	for i := onset + 480; i+480 <= onset+n; i += 480 {
+		if tr.lossNear(i-lossRecovery, i+480) {
+			excused++
+			continue
+		}
 		all++
-		if toneLevel(pcm, int(i), 480) >= 0.3 {
+		if toneLevel(tr.pcm, int(i), 480) >= 0.3 {
 			high++
 		}
 	}
-	return float64(high) / float64(max(all, 1))
+	if all == 0 {
+		return 1, excused
+	}
+	return float64(high) / float64(all), excused
 }
 
-// describeSpan renders the tone level of pcm[from:to] in 5 ms steps, with
-// "z" for steps of digital silence (filled gaps).
-func describeSpan(pcm []int16, from, to int64) string {
-	var b strings.Builder
-	for i := max(from, 0); i+240 <= min(to, int64(len(pcm))); i += 240 {
-		zero := true
-		for _, v := range pcm[i : i+240] {
-			if v != 0 {
-				zero = false
-				break
-			}
+// lossNear reports whether the manifest lists a loss gap overlapping
+// samples [from, to).
+func (r *recTrack) lossNear(from, to int64) bool {
+	if r.man == nil {
+		return false
+	}
+	for _, g := range r.man.Gaps {
+		if g.Cause == record.GapLoss && g.FirstSample < to && g.LastSample >= from {
+			return true
 		}
-		if zero {
-			b.WriteString(" z")
+	}
+	return false
+}
+
+// describeSpan renders the tone level of the track's samples [from, to) in
+// 5 ms steps, with "z" for steps of digital silence and "L" before steps
+// in a loss gap the manifest lists.
+func describeSpan(tr *recTrack, from, to int64) string {
+	var b strings.Builder
+	for i := max(from, 0); i+240 <= min(to, int64(len(tr.pcm))); i += 240 {
+		b.WriteByte(' ')
+		if tr.lossNear(i, i+240) {
+			b.WriteByte('L')
+		}
+		if !slices.ContainsFunc(tr.pcm[i:i+240], func(v int16) bool { return v != 0 }) {
+			b.WriteString("z")
 			continue
 		}
-		fmt.Fprintf(&b, " %.2f", toneLevel(pcm, int(i), 240))
+		fmt.Fprintf(&b, "%.2f", toneLevel(tr.pcm, int(i), 240))
 	}
 	return b.String()
 }
@@ -787,21 +915,30 @@ func TestTonePosition(t *testing.T) {
 		return pcm
 	}
 	whole := func(int) float64 { return 1 }
+	slow := func(i int) float64 { return min(max(float64(i-960)/3840, 0), 1) }
+	// lost lists a loss gap [gap0, gap1) relative to the tone in the
+	// track's manifest.
+	lost := func(gap0, gap1 int) *ingest.ManifestTrack {
+		return &ingest.ManifestTrack{Gaps: []record.GapSpan{{FirstSample: at + int64(gap0), LastSample: at + int64(gap1) - 1, Cause: record.GapLoss}}}
+	}
 	tests := []struct {
 		name string
 		pcm  []int16
+		man  *ingest.ManifestTrack
 	}{
-		{"clean", gen(whole, 0, 0)},
-		{"onset lost, slow recovery", gen(func(i int) float64 { return min(max(float64(i-960)/3840, 0), 1) }, -300, 960)},
-		{"end lost", gen(whole, n-960, n+100)},
-		{"packet lost inside", gen(whole, 4800, 5760)},
+		{"clean", gen(whole, 0, 0), nil},
+		{"onset lost, slow recovery", gen(slow, -300, 960), nil},
+		{"onset lost (manifest), slow recovery", gen(slow, 0, 0), lost(-300, 960)},
+		{"end lost", gen(whole, n-960, n+100), nil},
+		{"end lost (manifest)", gen(func(i int) float64 { return float64(min(max(n-960-i, 0), 1)) }, 0, 0), lost(n-960, n)},
+		{"packet lost inside", gen(whole, 4800, 5760), nil},
 	}
 	for _, tt := range tests {
-		if got := tonePosition(tt.pcm, at+2000, rate/4, toneDur); got < at-48 || got > at+48 {
+		if got := tonePosition(&recTrack{pcm: tt.pcm, man: tt.man}, at+2000, rate/4, toneDur); got < at-48 || got > at+48 {
 			t.Errorf("%s: tone found at %d, want %d ± 1 ms", tt.name, got, at)
 		}
 	}
-	if got := tonePosition(gen(func(int) float64 { return 0 }, 0, 0), at, rate/4, toneDur); got != -1 {
+	if got := tonePosition(&recTrack{pcm: gen(func(int) float64 { return 0 }, 0, 0)}, at, rate/4, toneDur); got != -1 {
 		t.Errorf("silence: tone found at %d", got)
 	}
 }
