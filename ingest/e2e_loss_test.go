@@ -180,8 +180,8 @@ func waitPublisher(t testing.TB, ep testbed.JanusEndpoint, room uint64, display 
 // TestE2EPacketLoss drops 5 % of what Janus sends to the listener, at
 // random (iptables statistic inside Janus's namespace; this kernel has no
 // netem), while one speaker talks for about 20 s with tones: no segment
-// may be missing, the tones stay within ±40 ms, and the loss
-// the session manifest counts is the rule's drop count.
+// may be missing, the tones stay within ±40 ms, and the loss the session
+// manifest counts is the rule's drop count.
 //
 // The speaker publishes before the stage starts, so the only UDP socket
 // the stage then opens on the veth is its subscription, and the rules
