@@ -307,6 +307,21 @@ func BenchmarkWebRTCTracksPerCore(b *testing.B) {
 	b.ReportMetric(res.tracksPerCore(cfg.tracks), "record_webrtc_tracks_per_core")
 }
 
+// BenchmarkWebRTCSmallRooms runs BenchmarkWebRTCTracksPerCore's load as a
+// bot in many small rooms receives it: 10 tracks per peer connection (one
+// connection per room) instead of 100, so 160 connections. It reports
+// record_webrtc_small_rooms_tracks_per_core, the same measure: per
+// connection costs (its socket, ICE, DTLS and SRTP state, goroutines and
+// timers) are spread over fewer tracks. It has no target; it says how far
+// a bot in rooms of ten speakers is from the benchmark's figure.
+func BenchmarkWebRTCSmallRooms(b *testing.B) {
+	cfg := benchLoad(b)
+	cfg.pcs = cfg.tracks / 10
+	res := runPath(b, cfg)
+	b.ReportMetric(float64(len(res.report.Tracks)), "gap-free-tracks")
+	b.ReportMetric(res.tracksPerCore(cfg.tracks), "record_webrtc_small_rooms_tracks_per_core")
+}
+
 // BenchmarkWebRTCPionFloor measures what record_webrtc_tracks_per_core
 // cannot exceed on this machine: the same load received by the same
 // receiver, but each track read through pion and dropped, nothing recorded.
