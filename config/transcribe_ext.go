@@ -136,8 +136,9 @@ func (x *FinalPass) validate(bad func(key, format string, a ...any)) {
 // transcribed again by the worker, once the speaker has said about batch
 // of speech or been quiet for quiet, as one audio (the same batches as the
 // final pass, while the room is still live). Best effort: a batch the
-// worker cannot take at once (queue full, shutdown) is dropped, counted
-// and left to the final pass. It costs engine time beside the live pass.
+// worker cannot take at once (queue full, worker behind on live audio,
+// shutdown) is dropped, counted and left to the final pass. It costs
+// engine time beside the live pass.
 type SettlePass struct {
 	// Enabled runs the settled pass in every transcription worker.
 	Enabled bool `yaml:"enabled"`

@@ -130,7 +130,7 @@ type stageMetrics struct {
 	alerts, suppressed, duplicates *prometheus.CounterVec
 	rebuilds, rebuildErrors        prometheus.Counter
 	classifierErrors               prometheus.Counter
-	finalSkipped                   prometheus.Counter
+	secondPassSkipped              prometheus.Counter
 }
 
 func newStageMetrics(reg prometheus.Registerer) stageMetrics {
@@ -147,11 +147,11 @@ func newStageMetrics(reg prometheus.Registerer) stageMetrics {
 			Help: "Rebuilds that failed; the stage went on with the state it had."}),
 		classifierErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "earshot", Subsystem: "policy", Name: "classifier_errors_total",
 			Help: "Segments the external classifier did not answer for (errors, timeouts, open circuit)."}),
-		finalSkipped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "earshot", Subsystem: "policy", Name: "final_pass_skipped_total",
+		secondPassSkipped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "earshot", Subsystem: "policy", Name: "final_pass_skipped_total",
 			Help: "Transcript segments of a final or settled revision, not evaluated (live transcripts raise the alerts)."}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.alerts, m.suppressed, m.duplicates, m.rebuilds, m.rebuildErrors, m.classifierErrors, m.finalSkipped} {
+		for _, c := range []prometheus.Collector{m.alerts, m.suppressed, m.duplicates, m.rebuilds, m.rebuildErrors, m.classifierErrors, m.secondPassSkipped} {
 			if err := reg.Register(c); err != nil {
 				var are prometheus.AlreadyRegisteredError
 				if !errors.As(err, &are) {
@@ -234,7 +234,7 @@ func (s *Stage) handle(ctx context.Context, d *bus.Delivery) {
 		// The final and settled revisions re-state what live transcripts
 		// said (and alerted on); evaluating them would raise each finding
 		// again wherever the engine cut its segments differently.
-		s.metrics.finalSkipped.Inc()
+		s.metrics.secondPassSkipped.Inc()
 		d.Ack()
 		return
 	}

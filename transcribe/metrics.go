@@ -50,7 +50,7 @@ func newWorkerMetrics() *workerMetrics {
 		skippedSeconds:     c("skipped_audio_seconds_total", "Seconds of audio skipped under capacity mode."),
 		settleBatches:      c("settle_batches_total", "Batches of speech transcribed again as the settled revision."),
 		settleTranscripts:  c("settle_transcripts_total", "Transcript segments of the settled revision produced."),
-		settleDropped:      c("settle_dropped_total", "Batches the settled pass dropped (queue full or shutting down); the final pass covers them."),
+		settleDropped:      c("settle_dropped_total", "Batches the settled pass dropped (queue full, worker behind on live audio, or shutting down); the final pass covers them."),
 		settleErrors:       c("settle_errors_total", "Batches the settled pass could not transcribe or write."),
 		settleSeconds:      c("settle_seconds_total", "Wall time of the settled pass (engine and sealing)."),
 		settlePending:      prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "earshot", Subsystem: "transcribe", Name: "settle_pending", Help: "Batches of the settled pass queued or being transcribed."}),
