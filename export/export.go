@@ -281,8 +281,12 @@ type Action struct {
 type sessionFiles struct {
 	lifecycle   []*event.Envelope
 	transcripts map[string]map[string][]Transcript // by speaker/track, then revision
-	alerts      []*Alert
-	origin      time.Time // earliest timeline start, for WebVTT times
+	// The transcript events by speaker/track, and each one's line, for
+	// the preferred view of a track transcribed more than once.
+	transcriptEvents map[string][]*event.Envelope
+	lineOf           map[*event.Envelope]Transcript
+	alerts           []*Alert
+	origin           time.Time // earliest timeline start, for WebVTT times
 }
 
 // plan reads the scope's events and lists its audio. Everything but audio
@@ -293,7 +297,8 @@ func plan(ctx context.Context, cfg Config, req Request) ([]file, Counts, error) 
 	sess := func(id string) *sessionFiles {
 		s := sessions[id]
 		if s == nil {
-			s = &sessionFiles{transcripts: map[string]map[string][]Transcript{}}
+			s = &sessionFiles{transcripts: map[string]map[string][]Transcript{},
+				transcriptEvents: map[string][]*event.Envelope{}, lineOf: map[*event.Envelope]Transcript{}}
 			sessions[id] = s
 		}
 		return s
@@ -335,6 +340,8 @@ func plan(ctx context.Context, cfg Config, req Request) ([]file, Counts, error) 
 				s.transcripts[k] = map[string][]Transcript{}
 			}
 			s.transcripts[k][e.Revision] = append(s.transcripts[k][e.Revision], t)
+			s.transcriptEvents[k] = append(s.transcriptEvents[k], e)
+			s.lineOf[e] = t
 			c.Transcripts++
 		case event.TypeAlert:
 			if e.Speaker == "" && req.Speaker != "" {
@@ -423,9 +430,24 @@ func plan(ctx context.Context, cfg Config, req Request) ([]file, Counts, error) 
 			files = append(files, file{path: "sessions/" + id + ".json", data: b})
 		}
 		for _, k := range slices.Sorted(maps.Keys(s.transcripts)) {
-			// A replayed track has several revisions of the same speech:
-			// one file each (named by revision), never interleaved.
+			// A track transcribed more than once (settled, final, a
+			// replay) has several revisions of the same speech: one file
+			// each (named by revision), never interleaved, and one
+			// holding the text a reader shows, one per stretch of speech
+			// (event.PreferredTranscripts: final, then settled, then live).
 			revs := s.transcripts[k]
+			base := "transcripts/" + id + "/" + strings.ReplaceAll(k, "/", "-")
+			if len(revs) > 1 {
+				var ts []Transcript
+				for _, e := range event.PreferredTranscripts(s.transcriptEvents[k]) {
+					ts = append(ts, s.lineOf[e])
+				}
+				b, err := json.MarshalIndent(ts, "", "  ")
+				if err != nil {
+					return nil, c, fmt.Errorf("export: encode transcript: %w", err)
+				}
+				files = append(files, file{path: base + ".json", data: b}, file{path: base + ".vtt", data: webVTT(ts, s.origin)})
+			}
 			for _, rev := range slices.Sorted(maps.Keys(revs)) {
 				ts := revs[rev]
 				sort.SliceStable(ts, func(i, j int) bool { return ts[i].FirstSample < ts[j].FirstSample })
@@ -433,11 +455,11 @@ func plan(ctx context.Context, cfg Config, req Request) ([]file, Counts, error) 
 				if err != nil {
 					return nil, c, fmt.Errorf("export: encode transcript: %w", err)
 				}
-				base := "transcripts/" + id + "/" + strings.ReplaceAll(k, "/", "-")
+				name := base
 				if len(revs) > 1 {
-					base += "." + rev
+					name += "." + rev
 				}
-				files = append(files, file{path: base + ".json", data: b}, file{path: base + ".vtt", data: webVTT(ts, s.origin)})
+				files = append(files, file{path: name + ".json", data: b}, file{path: name + ".vtt", data: webVTT(ts, s.origin)})
 			}
 		}
 		if len(s.alerts) > 0 {

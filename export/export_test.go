@@ -151,7 +151,8 @@ func TestExportScopes(t *testing.T) {
 
 // TestExportKeepsRevisionsApart: a replayed session has two revisions of
 // each transcript; the bundle has one file per track and revision, each
-// holding that revision's lines only.
+// holding that revision's lines only, and one file with the text a reader
+// shows (the newer revision's, one line per stretch of speech).
 func TestExportKeepsRevisionsApart(t *testing.T) {
 	f := newFixture(t)
 	compliancetest.Build(t, f.store, f.keys, compliancetest.Session{Room: "r1_rep", ID: "ses_r", Speakers: []string{"p1_alice"}, Start: t0, Replayed: true})
@@ -159,15 +160,18 @@ func TestExportKeepsRevisionsApart(t *testing.T) {
 	if c := sum.Manifest.Counts; c.Transcripts != 4 {
 		t.Fatalf("counts %+v: want 4 transcript segments (2 lines, 2 revisions)", c)
 	}
-	files := 0
+	perRevision, preferred := 0, 0
 	for name, b := range members(t, bundle) {
 		if !strings.HasPrefix(name, "transcripts/") || !strings.HasSuffix(name, ".json") {
 			continue
 		}
-		files++
 		var lines []export.Transcript
 		if err := json.Unmarshal(b, &lines); err != nil {
 			t.Fatal(err)
+		}
+		if len(lines) != 2 {
+			t.Errorf("%s: %d lines, want 2", name, len(lines))
+			continue
 		}
 		replayed := strings.HasSuffix(*lines[0].Text, "(replayed)")
 		for _, l := range lines {
@@ -175,12 +179,20 @@ func TestExportKeepsRevisionsApart(t *testing.T) {
 				t.Errorf("%s mixes revisions: %+v", name, lines)
 			}
 		}
-		if len(lines) != 2 || !strings.Contains(name, "."+lines[0].Revision+".json") {
-			t.Errorf("%s: %d lines of revision %s", name, len(lines), lines[0].Revision)
+		if lines[0].LastSample >= lines[1].FirstSample {
+			t.Errorf("%s: lines overlap or are out of order: %+v", name, lines)
+		}
+		if strings.Contains(name, "."+lines[0].Revision+".json") {
+			perRevision++
+			continue
+		}
+		preferred++
+		if !replayed {
+			t.Errorf("%s shows the live revision, want the newer replay: %+v", name, lines)
 		}
 	}
-	if files != 2 {
-		t.Fatalf("%d transcript files, want one per revision", files)
+	if perRevision != 2 || preferred != 1 {
+		t.Fatalf("%d per-revision and %d preferred transcript files, want 2 and 1", perRevision, preferred)
 	}
 }
 

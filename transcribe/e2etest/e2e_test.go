@@ -418,14 +418,18 @@ type convResult struct {
 	lines   []lineResult
 	strays  []transcript
 	all     []transcript // the live revision
-	werPipe float64
+	werLive float64
 	// The settled revision (workerOpts.settle): its lines and WER.
 	settledLines []lineResult
 	werSettled   float64
 	settledHyp   string
-	hyp          string
-	workers      []*worker
-	ing          *e2e.Ingest
+	// What a reader shows when the room ends: settled text where the
+	// settled pass reached, live text elsewhere (see shown).
+	werShown float64
+	shownHyp string
+	hyp      string
+	workers  []*worker
+	ing      *e2e.Ingest
 }
 
 func (r *e2eRun) converse(lines []speech.Line, clips map[string]speech.Clip, chunk time.Duration, o workerOpts) convResult {
@@ -481,10 +485,29 @@ func (r *e2eRun) converse(lines []speech.Line, clips map[string]speech.Clip, chu
 	}
 	res, strays := match(logLines, speakerOf, trs)
 	settledRes, _ := match(logLines, speakerOf, settled)
-	werPipe, hyp := revisionWER(lines, speakerOf, trs)
+	werLive, hyp := revisionWER(lines, speakerOf, trs)
 	werSettled, settledHyp := revisionWER(lines, speakerOf, settled)
-	return convResult{lines: res, strays: strays, all: trs, werPipe: werPipe, hyp: hyp, settledLines: settledRes, werSettled: werSettled, settledHyp: settledHyp,
-		workers: []*worker{w}, ing: ing}
+	werShown, shownHyp := revisionWER(lines, speakerOf, shown(append(slices.Clone(trs), settled...)))
+	return convResult{lines: res, strays: strays, all: trs, werLive: werLive, hyp: hyp, settledLines: settledRes, werSettled: werSettled, settledHyp: settledHyp,
+		werShown: werShown, shownHyp: shownHyp, workers: []*worker{w}, ing: ing}
+}
+
+// shown is what a reader of the transcripts topic shows once the room has
+// ended (before the final pass): one text per stretch of speech, as
+// event.PreferredTranscripts picks it, in time order.
+func shown(trs []transcript) []transcript {
+	byEnv := map[*event.Envelope]transcript{}
+	envs := make([]*event.Envelope, 0, len(trs))
+	for _, tr := range trs {
+		byEnv[tr.e] = tr
+		envs = append(envs, tr.e)
+	}
+	var out []transcript
+	for _, e := range event.PreferredTranscripts(envs) {
+		out = append(out, byEnv[e])
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].start.Before(out[j].start) })
+	return out
 }
 
 // revisionWER is the speaker-wise WER of one revision's transcripts (in
@@ -511,8 +534,10 @@ func revisionWER(lines []speech.Line, speakerOf map[string]string, trs []transcr
 // TestE2EConversation: a 60 s scripted conversation between two speaker
 // bots through Janus, ingest, Kafka and a worker: WER within 25 % of the
 // script, every transcript segment within 0.5 s of its line in the publish
-// log, and the same speech sent as whole files straight to the engine
-// within 2 points of WER.
+// log, a settled transcript for every line, and the live, settled and
+// shown transcripts each within 5 WER points of the same speech sent as
+// whole files straight to the engine (the 2-point target is the
+// benchmark's, over 104 lines).
 func TestE2EConversation(t *testing.T) {
 	r := newRun(t, 1400)
 	clips := conversationClips(t, conversation, 1200)
@@ -540,31 +565,35 @@ func TestE2EConversation(t *testing.T) {
 	}
 	ref := scriptText(conversation)
 	werFile, fileHyp := fileWER(t, r.eng, clips, conversation)
-	t.Logf("pipeline WER %.3f: %q", res.werPipe, res.hyp)
+	t.Logf("live WER %.3f: %q", res.werLive, res.hyp)
 	t.Logf("file WER %.3f: %q", werFile, fileHyp)
-	if res.werPipe > 0.25 {
-		t.Errorf("pipeline WER %.3f over 0.25", res.werPipe)
+	if res.werLive > 0.25 {
+		t.Errorf("live WER %.3f over 0.25", res.werLive)
 	}
 	// Issue 4 asks for at most 2 points between the pipeline and the
 	// file. Here one word is 0.9 points (111 words), so the 2-point target
-	// is measured over the benchmark's 104 lines (wer_settled_delta_vs_file
-	// for the settled revision, each speaker's live utterances again in
-	// batches while the room is live; wer_delta_vs_file for the live one).
-	// This conversation guards both against regressions at 5 points: the
-	// live revision, each 2–3 s utterance heard alone within about a
-	// second, stays 2.7 (here) to 6 (the benchmark) points behind the file
-	// with tiny.en (see transcribe/README.md).
+	// is measured over the benchmark's 104 lines (wer_delta_vs_file: the
+	// transcript a reader shows once the room ends, settled text where the
+	// settled pass reached and live text elsewhere; wer_live_delta_vs_file:
+	// the live revision alone). This conversation guards each revision
+	// against regressions at 5 points: the live revision, each 2–3 s
+	// utterance heard alone within about a second, stays 2.7 (here) to 6
+	// (the benchmark) points behind the file with tiny.en (see
+	// transcribe/README.md).
 	t.Logf("settled WER %.3f: %q", res.werSettled, res.settledHyp)
+	t.Logf("shown WER %.3f: %q", res.werShown, res.shownHyp)
 	for i, l := range res.settledLines {
 		if len(l.segs) == 0 {
 			t.Errorf("line %d (%s) has no settled transcript", i, l.line.Speaker)
 		}
 	}
-	if d := math.Abs(res.werSettled - werFile); d > 0.05 {
-		t.Errorf("settled WER %.3f vs file WER %.3f: %.1f points apart, over 5", res.werSettled, werFile, d*100)
-	}
-	if d := math.Abs(res.werPipe - werFile); d > 0.05 {
-		t.Errorf("live WER %.3f vs file WER %.3f: %.1f points apart, over 5", res.werPipe, werFile, d*100)
+	for _, c := range []struct {
+		name string
+		wer  float64
+	}{{"shown", res.werShown}, {"settled", res.werSettled}, {"live", res.werLive}} {
+		if d := math.Abs(c.wer - werFile); d > 0.05 {
+			t.Errorf("%s WER %.3f vs file WER %.3f: %.1f points apart, over 5", c.name, c.wer, werFile, d*100)
+		}
 	}
 	logFigures(t, res)
 	checkReplay(t, r, res, ref)

@@ -232,7 +232,7 @@ func checkReplay(t testing.TB, r *e2eRun, res convResult, ref string) {
 		return
 	}
 	st, w := replayWER(t, r, res, ref, 0)
-	t.Logf("replay: %+v; WER %.3f (live %.3f)", st, w, res.werPipe)
+	t.Logf("replay: %+v; WER %.3f (live %.3f)", st, w, res.werLive)
 	if st.Tracks != 2 || w > 0.25 {
 		t.Errorf("replay: %d tracks, WER %.3f", st.Tracks, w)
 	}
