@@ -432,6 +432,11 @@ func (t *trackWorker) chunk(ctx context.Context, it item) error {
 	for _, u := range utts {
 		errs = append(errs, t.transcribe(ctx, u))
 	}
+	if ctx.Err() != nil {
+		// Stopped: acking now would commit chunks of an utterance the
+		// engine never finished.
+		return errors.Join(errs...)
+	}
 	if payload.Final {
 		t.settleNow()
 	} else {
@@ -451,6 +456,9 @@ func (t *trackWorker) flush(ctx context.Context) {
 		if err := t.transcribe(ctx, u); err != nil {
 			t.w.log.Warn("flush failed", "track", t.id, "error", err)
 		}
+	}
+	if ctx.Err() != nil {
+		return // as in chunk: nothing is acked once stopped
 	}
 	t.settleNow()
 	t.ack()
@@ -507,6 +515,12 @@ func (t *trackWorker) transcribe(ctx context.Context, u Utterance) error {
 	w.m.engineAudioSeconds.Add(float64(sent) / AudioRate)
 	w.m.utterances.Inc()
 	if err != nil {
+		if ctx.Err() != nil {
+			// Stopped mid-call (shutdown, a lost partition): not the
+			// engine's fault. The utterance's chunks stay unacked and
+			// come back to the track's next owner.
+			return fmt.Errorf("transcribe: engine, stopped (%w): %w", ctx.Err(), err)
+		}
 		w.m.engineErrors.Inc()
 		t.deadLetterUtterance(ctx, u, err)
 		return fmt.Errorf("transcribe: engine: %w", err)

@@ -3,6 +3,7 @@ package transcribe
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -146,5 +147,77 @@ func TestWorker(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// blockingEngine holds every call until its context ends and then fails
+// as a network client does, without naming the cancellation.
+type blockingEngine struct {
+	once   sync.Once
+	called chan struct{}
+}
+
+func (b *blockingEngine) Transcribe(ctx context.Context, _ Audio) (Result, error) {
+	b.once.Do(func() { close(b.called) })
+	<-ctx.Done()
+	return Result{}, errors.New("connection reset by peer")
+}
+func (b *blockingEngine) Name() string  { return "fake" }
+func (b *blockingEngine) Model() string { return "test" }
+
+// TestWorkerStoppedMidCall: a worker stopped while the engine is on an
+// utterance dead-letters nothing and acks nothing of it; the next worker
+// of the group gets the chunks again and transcribes them.
+func TestWorkerStoppedMidCall(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	brokers := bustest.Preload(t, ctx, event.TopicAudio, chunkRecords(t, "trk_a")...)
+	out := &bustest.Capture{}
+	start := func(eng Engine) (*Worker, context.CancelFunc, chan error) {
+		cons, err := bus.NewConsumer(bus.ConsumerConfig{Brokers: brokers, GroupID: "g", Topics: []string{event.TopicAudio}, StartOffset: bus.FirstOffset})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, err := NewWorker(WorkerConfig{Consumer: cons, Sender: out, Engine: eng, Language: "en", Producer: event.Producer{Name: "t"}, Keys: testKeys})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wctx, stop := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- w.Run(wctx) }()
+		return w, stop, done
+	}
+
+	blocked := &blockingEngine{called: make(chan struct{})}
+	w1, stop1, done1 := start(blocked)
+	select {
+	case <-blocked.called:
+	case <-ctx.Done():
+		t.Fatal("the engine was never called")
+	}
+	stop1()
+	if err := <-done1; err != nil {
+		t.Fatal(err)
+	}
+	_ = w1.Close()
+	if n := len(out.Topic(event.TopicDeadLetter)); n != 0 {
+		t.Fatalf("%d records dead-lettered by a stopped worker, want 0", n)
+	}
+
+	eng := &fakeEngine{}
+	w2, stop2, done2 := start(eng)
+	defer func() {
+		stop2()
+		<-done2
+		_ = w2.Close()
+	}()
+	for len(out.Topic(event.TopicTranscripts)) == 0 {
+		if ctx.Err() != nil {
+			t.Fatalf("the next worker transcribed nothing (%d engine calls): the chunks were not redelivered", eng.calls.Load())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := len(out.Topic(event.TopicDeadLetter)); n != 0 {
+		t.Fatalf("%d dead letters, want 0", n)
 	}
 }

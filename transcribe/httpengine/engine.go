@@ -204,7 +204,14 @@ func (e *Engine) Transcribe(ctx context.Context, a transcribe.Audio) (transcribe
 		if err == nil {
 			return res, nil
 		}
-		if ctx.Err() != nil || attempt >= e.cfg.Retries || !retryable(err) {
+		// The caller's cancellation is named in the error even when it
+		// came while the server was answering: the worker must tell a
+		// stopped call (redelivered later) from an engine failure (dead
+		// letter).
+		if ctx.Err() != nil {
+			return transcribe.Result{}, fmt.Errorf("httpengine: transcribe (%d attempts, then %w): %w", attempt+1, ctx.Err(), err)
+		}
+		if attempt >= e.cfg.Retries || !retryable(err) {
 			return transcribe.Result{}, fmt.Errorf("httpengine: transcribe (%d attempts): %w", attempt+1, err)
 		}
 		if !clock.Sleep(ctx, max(e.backoff(attempt), retryAfter)) {
