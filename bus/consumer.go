@@ -135,6 +135,11 @@ type Delivery struct {
 	once sync.Once
 }
 
+// NewDelivery returns a delivery of m whose Ack calls ack once. Consumers
+// other than Consumer (and tests standing in for one) hand records to a
+// Handler with it.
+func NewDelivery(m Message, ack func()) *Delivery { return &Delivery{Message: m, ack: ack} }
+
 // Ack marks the record finished; the consumer commits past it once every
 // older record of its partition is finished too. Only the first call counts.
 func (d *Delivery) Ack() {

@@ -13,11 +13,13 @@ import (
 // transcribed several times: live (each utterance as it ends), settled
 // (batches while the room is live), final (the stored session replayed
 // after it ended), or replayed by hand with another model. A segment is
-// shown unless it overlaps, on its track's timeline, a shown segment of a
-// revision preferred to its own: final, then settled, then the others;
-// among those, the revision with the newest event. So a stretch the
-// settled pass never reached (a dropped batch) keeps its live text, and
-// nothing is shown twice.
+// shown unless shown segments of revisions preferred to its own cover
+// more than half of its range on the track's timeline. Revisions are
+// preferred by pass (final, then settled, then the others), then by their
+// newest event. So a stretch the settled pass never reached (a dropped
+// batch, or one not done yet) keeps its live text, even when a settled
+// segment next to it shares the overlap of an utterance cut; nothing is
+// shown twice.
 //
 // Events that are not transcripts or have no timeline are left out. The
 // input is not modified.
@@ -78,7 +80,7 @@ func PreferredTranscripts(es []*Envelope) []*Envelope {
 		for _, r := range revs {
 			var add spans
 			for _, e := range r.events {
-				if !shown.overlaps(e.Timeline.FirstSample, e.Timeline.LastSample) {
+				if first, last := e.Timeline.FirstSample, e.Timeline.LastSample; 2*shown.covered(first, last) <= last-first+1 {
 					kept = append(kept, e)
 					add = append(add, span{e.Timeline.FirstSample, e.Timeline.LastSample})
 				}
@@ -116,10 +118,13 @@ type span struct{ first, last int64 }
 // spans is a sorted list of disjoint ranges.
 type spans []span
 
-// overlaps reports whether [first, last] shares a sample with any range.
-func (s spans) overlaps(first, last int64) bool {
-	i := sort.Search(len(s), func(i int) bool { return s[i].last >= first })
-	return i < len(s) && s[i].first <= last
+// covered returns how many samples of [first, last] the ranges hold.
+func (s spans) covered(first, last int64) int64 {
+	var n int64
+	for i := sort.Search(len(s), func(i int) bool { return s[i].last >= first }); i < len(s) && s[i].first <= last; i++ {
+		n += min(s[i].last, last) - max(s[i].first, first) + 1
+	}
+	return n
 }
 
 // merge returns s with add's ranges, sorted and joined where they touch

@@ -53,6 +53,25 @@ func TestPreferredTranscripts(t *testing.T) {
 			want: []string{"f1", "s2"},
 		},
 		{
+			// An utterance cut keeps 0.5 s of overlap: the settled pass
+			// reached the first utterance only; the second keeps its
+			// live text.
+			name: "a small overlap does not hide a segment",
+			in: []seg{
+				{"l1", live, "a", 0, 999, 1}, {"l2", live, "a", 900, 1999, 2},
+				{"s1", settled, "a", 0, 999, 30},
+			},
+			want: []string{"s1", "l2"},
+		},
+		{
+			name: "covered by several preferred segments",
+			in: []seg{
+				{"l1", live, "a", 0, 999, 1},
+				{"s1", settled, "a", 0, 299, 30}, {"s2", settled, "a", 400, 699, 30},
+			},
+			want: []string{"s1", "s2"},
+		},
+		{
 			name: "a revision's own overlapping segments are all kept",
 			in:   []seg{{"l1", live, "a", 0, 120, 1}, {"l2", live, "a", 100, 220, 2}},
 			want: []string{"l1", "l2"},

@@ -206,10 +206,14 @@ func (w *Worker) handle(ctx context.Context, d *bus.Delivery) {
 func (w *Worker) track(ctx context.Context, id string) *trackWorker {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if t, ok := w.tracks[id]; ok {
+	if t, ok := w.tracks[id]; ok && t.ctx.Err() == nil {
 		return t
 	}
-	t := &trackWorker{w: w, id: id, in: make(chan item, 64)}
+	// A worker whose context ended belongs to an earlier consumer
+	// generation (a rebalance that left this partition here): what it
+	// held unacked is delivered again, to this new one, which resumes
+	// the track mid-way.
+	t := &trackWorker{w: w, id: id, ctx: ctx, in: make(chan item, 64)}
 	w.tracks[id] = t
 	w.m.tracks.Inc()
 	w.wg.Add(1)
@@ -257,9 +261,10 @@ type pendingChunk struct {
 
 // trackWorker owns one track's state. Only its goroutine touches it.
 type trackWorker struct {
-	w  *Worker
-	id string
-	in chan item
+	w   *Worker
+	id  string
+	ctx context.Context // the consumer generation's: done when it ends
+	in  chan item
 
 	dec     *TrackDecoder
 	seg     *Segmenter
@@ -336,6 +341,11 @@ func (t *trackWorker) run(ctx context.Context) {
 				return
 			}
 			idle.Reset(t.w.cfg.IdleTrack)
+		case <-ctx.Done():
+			// The consumer generation ended (rebalance, shutdown): chunks
+			// not acked are delivered again, to a fresh worker.
+			t.w.forget(t)
+			return
 		case <-idle.C:
 			log.Info("track idle; flushing")
 			t.flush(ctx)

@@ -14,13 +14,17 @@ import (
 )
 
 // fakeEngine answers every utterance with one segment covering it, and
-// fails the first failFirst calls.
+// fails the first failFirst calls. Like a real engine it fails a call
+// whose context has ended.
 type fakeEngine struct {
 	calls     atomic.Int64
 	failFirst int64
 }
 
-func (f *fakeEngine) Transcribe(_ context.Context, a Audio) (Result, error) {
+func (f *fakeEngine) Transcribe(ctx context.Context, a Audio) (Result, error) {
+	if err := ctx.Err(); err != nil {
+		return Result{}, err
+	}
 	if f.calls.Add(1) <= f.failFirst {
 		return Result{}, errors.New("engine down")
 	}
@@ -174,7 +178,8 @@ func TestWorkerStoppedMidCall(t *testing.T) {
 	brokers := bustest.Preload(t, ctx, event.TopicAudio, chunkRecords(t, "trk_a")...)
 	out := &bustest.Capture{}
 	start := func(eng Engine) (*Worker, context.CancelFunc, chan error) {
-		cons, err := bus.NewConsumer(bus.ConsumerConfig{Brokers: brokers, GroupID: "g", Topics: []string{event.TopicAudio}, StartOffset: bus.FirstOffset})
+		cons, err := bus.NewConsumer(bus.ConsumerConfig{Brokers: brokers, GroupID: "g", Topics: []string{event.TopicAudio}, StartOffset: bus.FirstOffset,
+			DrainTimeout: time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -214,6 +219,86 @@ func TestWorkerStoppedMidCall(t *testing.T) {
 	for len(out.Topic(event.TopicTranscripts)) == 0 {
 		if ctx.Err() != nil {
 			t.Fatalf("the next worker transcribed nothing (%d engine calls): the chunks were not redelivered", eng.calls.Load())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := len(out.Topic(event.TopicDeadLetter)); n != 0 {
+		t.Fatalf("%d dead letters, want 0", n)
+	}
+}
+
+// twoGenerations stands in for a consumer-group member whose partition
+// stays with it across a rebalance: it hands the first records to the
+// handler under one generation's context, ends that generation, then
+// delivers again from the first record not acked (Kafka's committed
+// offset) under a new context, as bus.Consumer does.
+type twoGenerations struct {
+	recs  []bus.Message
+	split int
+	acked []atomic.Bool
+}
+
+func (c *twoGenerations) Run(ctx context.Context, h bus.Handler) error {
+	deliver := func(gctx context.Context, from, to int) {
+		for i := from; i < to; i++ {
+			h(gctx, bus.NewDelivery(c.recs[i], func() { c.acked[i].Store(true) }))
+		}
+	}
+	g1, end1 := context.WithCancel(ctx)
+	deliver(g1, 0, c.split)
+	time.Sleep(500 * time.Millisecond) // the drain
+	end1()
+	first := 0
+	for first < len(c.recs) && c.acked[first].Load() {
+		first++
+	}
+	g2, end2 := context.WithCancel(ctx)
+	defer end2()
+	deliver(g2, first, len(c.recs))
+	<-ctx.Done()
+	return nil
+}
+func (c *twoGenerations) Close() error { return nil }
+
+// TestWorkerAcrossRebalance: a track whose partition stays with the worker
+// across a rebalance goes on in the new generation: every chunk is acked,
+// the track is transcribed, nothing is dead-lettered.
+func TestWorkerAcrossRebalance(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	recs := chunkMessages(t, "trk_a", chunks(0, foxPackets(t), 10))
+	cons := &twoGenerations{recs: recs, split: len(recs) / 2, acked: make([]atomic.Bool, len(recs))}
+	out := &bustest.Capture{}
+	eng := &fakeEngine{}
+	w, err := NewWorker(WorkerConfig{Consumer: cons, Sender: out, Engine: eng, Language: "en", Producer: event.Producer{Name: "t"}, Keys: testKeys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- w.Run(wctx) }()
+	defer func() {
+		stop()
+		<-done
+		_ = w.Close()
+	}()
+	allAcked := func() bool {
+		for i := range cons.acked {
+			if !cons.acked[i].Load() {
+				return false
+			}
+		}
+		return true
+	}
+	for !allAcked() || len(out.Topic(event.TopicTranscripts)) == 0 {
+		if ctx.Err() != nil {
+			var n int
+			for i := range cons.acked {
+				if cons.acked[i].Load() {
+					n++
+				}
+			}
+			t.Fatalf("%d of %d chunks acked, %d transcripts, %d engine calls", n, len(recs), len(out.Topic(event.TopicTranscripts)), eng.calls.Load())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
