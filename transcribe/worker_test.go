@@ -68,6 +68,30 @@ func chunkMessages(t *testing.T, track string, cs []chunk) []bus.Message {
 	return out
 }
 
+// runUntilStopped runs a worker on cons until the returned stop is called; stop
+// waits for Run (failing the test on its error) and closes the worker.
+// Only the first call counts.
+func runUntilStopped(t *testing.T, ctx context.Context, cons consumer, out *bustest.Capture, eng Engine) (stop func()) {
+	t.Helper()
+	w, err := NewWorker(WorkerConfig{Consumer: cons, Sender: out, Engine: eng, Language: "en", Producer: event.Producer{Name: "t"}, Keys: testKeys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- w.Run(wctx) }()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Error(err)
+			}
+			_ = w.Close()
+		})
+	}
+}
+
 func TestWorker(t *testing.T) {
 	tests := []struct {
 		name           string
@@ -95,13 +119,8 @@ func TestWorker(t *testing.T) {
 			}
 			out := &bustest.Capture{}
 			eng := &fakeEngine{failFirst: tt.failFirst}
-			w, err := NewWorker(WorkerConfig{Consumer: cons, Sender: out, Engine: eng, Language: "en", Producer: event.Producer{Name: "t"}, Keys: testKeys})
-			if err != nil {
-				t.Fatal(err)
-			}
-			wctx, stop := context.WithCancel(ctx)
-			done := make(chan error, 1)
-			go func() { done <- w.Run(wctx) }()
+			stop := runUntilStopped(t, ctx, cons, out, eng)
+			defer stop()
 			// Wait until the whole track was handled: the final chunk flushes.
 			deadline := time.Now().Add(90 * time.Second)
 			finished := func() bool {
@@ -117,10 +136,6 @@ func TestWorker(t *testing.T) {
 			}
 			time.Sleep(300 * time.Millisecond)
 			stop()
-			if err := <-done; err != nil {
-				t.Fatal(err)
-			}
-			_ = w.Close()
 
 			trs := out.Topic(event.TopicTranscripts)
 			if got := len(trs) > 0; got != tt.wantTranscript {
@@ -177,45 +192,29 @@ func TestWorkerStoppedMidCall(t *testing.T) {
 	defer cancel()
 	brokers := bustest.Preload(t, ctx, event.TopicAudio, chunkRecords(t, "trk_a")...)
 	out := &bustest.Capture{}
-	start := func(eng Engine) (*Worker, context.CancelFunc, chan error) {
+	start := func(eng Engine) func() {
 		cons, err := bus.NewConsumer(bus.ConsumerConfig{Brokers: brokers, GroupID: "g", Topics: []string{event.TopicAudio}, StartOffset: bus.FirstOffset,
 			DrainTimeout: time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
-		w, err := NewWorker(WorkerConfig{Consumer: cons, Sender: out, Engine: eng, Language: "en", Producer: event.Producer{Name: "t"}, Keys: testKeys})
-		if err != nil {
-			t.Fatal(err)
-		}
-		wctx, stop := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() { done <- w.Run(wctx) }()
-		return w, stop, done
+		return runUntilStopped(t, ctx, cons, out, eng)
 	}
 
 	blocked := &blockingEngine{called: make(chan struct{})}
-	w1, stop1, done1 := start(blocked)
+	stop1 := start(blocked)
 	select {
 	case <-blocked.called:
 	case <-ctx.Done():
 		t.Fatal("the engine was never called")
 	}
 	stop1()
-	if err := <-done1; err != nil {
-		t.Fatal(err)
-	}
-	_ = w1.Close()
 	if n := len(out.Topic(event.TopicDeadLetter)); n != 0 {
 		t.Fatalf("%d records dead-lettered by a stopped worker, want 0", n)
 	}
 
 	eng := &fakeEngine{}
-	w2, stop2, done2 := start(eng)
-	defer func() {
-		stop2()
-		<-done2
-		_ = w2.Close()
-	}()
+	defer start(eng)()
 	for len(out.Topic(event.TopicTranscripts)) == 0 {
 		if ctx.Err() != nil {
 			t.Fatalf("the next worker transcribed nothing (%d engine calls): the chunks were not redelivered", eng.calls.Load())
@@ -270,18 +269,7 @@ func TestWorkerAcrossRebalance(t *testing.T) {
 	cons := &twoGenerations{recs: recs, split: len(recs) / 2, acked: make([]atomic.Bool, len(recs))}
 	out := &bustest.Capture{}
 	eng := &fakeEngine{}
-	w, err := NewWorker(WorkerConfig{Consumer: cons, Sender: out, Engine: eng, Language: "en", Producer: event.Producer{Name: "t"}, Keys: testKeys})
-	if err != nil {
-		t.Fatal(err)
-	}
-	wctx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- w.Run(wctx) }()
-	defer func() {
-		stop()
-		<-done
-		_ = w.Close()
-	}()
+	defer runUntilStopped(t, ctx, cons, out, eng)()
 	allAcked := func() bool {
 		for i := range cons.acked {
 			if !cons.acked[i].Load() {
