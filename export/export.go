@@ -437,29 +437,33 @@ func plan(ctx context.Context, cfg Config, req Request) ([]file, Counts, error) 
 			// (event.PreferredTranscripts: final, then settled, then live).
 			revs := s.transcripts[k]
 			base := "transcripts/" + id + "/" + strings.ReplaceAll(k, "/", "-")
+			add := func(name string, ts []Transcript) error {
+				b, err := json.MarshalIndent(ts, "", "  ")
+				if err != nil {
+					return fmt.Errorf("export: encode transcript: %w", err)
+				}
+				files = append(files, file{path: name + ".json", data: b}, file{path: name + ".vtt", data: webVTT(ts, s.origin)})
+				return nil
+			}
 			if len(revs) > 1 {
 				var ts []Transcript
 				for _, e := range event.PreferredTranscripts(s.transcriptEvents[k]) {
 					ts = append(ts, s.lineOf[e])
 				}
-				b, err := json.MarshalIndent(ts, "", "  ")
-				if err != nil {
-					return nil, c, fmt.Errorf("export: encode transcript: %w", err)
+				if err := add(base, ts); err != nil {
+					return nil, c, err
 				}
-				files = append(files, file{path: base + ".json", data: b}, file{path: base + ".vtt", data: webVTT(ts, s.origin)})
 			}
 			for _, rev := range slices.Sorted(maps.Keys(revs)) {
 				ts := revs[rev]
 				sort.SliceStable(ts, func(i, j int) bool { return ts[i].FirstSample < ts[j].FirstSample })
-				b, err := json.MarshalIndent(ts, "", "  ")
-				if err != nil {
-					return nil, c, fmt.Errorf("export: encode transcript: %w", err)
-				}
 				name := base
 				if len(revs) > 1 {
 					name += "." + rev
 				}
-				files = append(files, file{path: name + ".json", data: b}, file{path: name + ".vtt", data: webVTT(ts, s.origin)})
+				if err := add(name, ts); err != nil {
+					return nil, c, err
+				}
 			}
 		}
 		if len(s.alerts) > 0 {

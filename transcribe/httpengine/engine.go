@@ -205,9 +205,8 @@ func (e *Engine) Transcribe(ctx context.Context, a transcribe.Audio) (transcribe
 			return res, nil
 		}
 		// The caller's cancellation is named in the error even when it
-		// came while the server was answering: the worker must tell a
-		// stopped call (redelivered later) from an engine failure (dead
-		// letter).
+		// came while the server was answering, so errors.Is tells a
+		// stopped call from a failed one.
 		if ctx.Err() != nil {
 			return transcribe.Result{}, fmt.Errorf("httpengine: transcribe (%d attempts, then %w): %w", attempt+1, ctx.Err(), err)
 		}
