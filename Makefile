@@ -30,14 +30,11 @@ install:
 	@testbed/install.sh $(COMPONENTS)
 	@$(GO) mod download
 
-## test: install, start the real components, vet, run the whole suite against them, stop them.
-test: install
-	@testbed/start.sh $(COMPONENTS)
-	@trap 'testbed/stop.sh $(COMPONENTS)' EXIT; \
-	  $(GO) vet ./... && \
-	  EARSHOT_TESTBED=1 $(GO) test $(GOTESTFLAGS) $$($(GO) list ./... | grep -v -E '$(REALTIME_RE)') && \
-	  EARSHOT_TESTBED=1 $(GO) test $(GOTESTFLAGS) -p 1 -skip '$(DISRUPTIVE)' $$($(GO) list ./... | grep -E '$(REALTIME_RE)') && \
-	  EARSHOT_TESTBED=1 EARSHOT_E2E_DISRUPTIVE=1 $(GO) test $(GOTESTFLAGS) -run '$(DISRUPTIVE)' ./ingest/
+## test: install, start the real components, vet, run the whole suite against them, stop them;
+## prints how long each phase took (testbed/test.sh).
+test:
+	@COMPONENTS='$(COMPONENTS)' GO='$(GO)' GOTESTFLAGS='$(GOTESTFLAGS)' REALTIME_RE='$(REALTIME_RE)' \
+	  DISRUPTIVE='$(DISRUPTIVE)' testbed/test.sh
 
 ## test-unit: the suite without the test bed (integration tests skip and say why).
 test-unit:
