@@ -264,6 +264,12 @@ func (s *Stage) release(id string) {
 // finished (every route delivered or dead-lettered).
 func (s *Stage) deliver(ctx context.Context, d *bus.Delivery, e *event.Envelope) bool {
 	a, full, err := s.build(ctx, e)
+	if a == nil {
+		// Not even the minimal view decodes: no sink can be given
+		// anything. Dead-letter it once, whatever the routes.
+		s.log.Error("alert payload unreadable; dead-lettered", "alert", e.EventID, "error", err)
+		return s.deadLetter(ctx, d, "", fmt.Errorf("notify: alert payload: %w", err))
+	}
 	if err != nil {
 		s.log.Warn("alert not readable; sinks get what is readable", "alert", e.EventID, "error", err)
 	}

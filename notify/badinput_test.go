@@ -1,0 +1,98 @@
+package notify
+
+import (
+	"bytes"
+	"context"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/earshot/earshot/bus"
+	"github.com/earshot/earshot/event"
+	"github.com/earshot/earshot/internal/bustest"
+)
+
+// ackingConsumer hands recs to the handler as deliveries whose Ack is
+// counted, then waits for the stage to stop.
+type ackingConsumer struct {
+	recs []bus.Message
+
+	mu    sync.Mutex
+	acked map[int64]bool
+}
+
+func (f *ackingConsumer) Run(ctx context.Context, h bus.Handler) error {
+	for i, m := range f.recs {
+		m.Partition, m.Offset = 0, int64(i)
+		off := m.Offset
+		h(ctx, bus.NewDelivery(m, func() {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			f.acked[off] = true
+		}))
+	}
+	<-ctx.Done()
+	return nil
+}
+
+func (f *ackingConsumer) Close() error { return nil }
+
+func (f *ackingConsumer) ackedAll() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.acked) == len(f.recs)
+}
+
+// badPayloadRecord is an alert envelope that decodes but whose payload
+// does not: score is a string.
+func badPayloadRecord(t *testing.T) bus.Message {
+	t.Helper()
+	e, err := event.New(event.TypeAlert, event.Producer{Name: "t"}, nil, "r1_one", "ses_1", "p1_spk", nil,
+		map[string]any{"severity": "high", "category": "abuse.threat", "score": "not a number"}, "bad")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := e.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bus.Message{Topic: event.TopicAlerts, Key: []byte("r1_one"), Value: b}
+}
+
+// An alert whose payload does not decode is dead-lettered with its reason
+// and acked; the stage neither panics nor stops, and the next alert is
+// delivered.
+func TestStageUnreadablePayload(t *testing.T) {
+	rcv := newReceiver(t)
+	srv := httptest.NewServer(rcv)
+	defer srv.Close()
+	key, _ := ParseSecret(testSecret)
+	wh, _ := NewWebhook(WebhookConfig{Name: "all", URL: srv.URL, Secret: key})
+	bad := badPayloadRecord(t)
+	cons := &ackingConsumer{recs: []bus.Message{bad, alertRecord(t, "r1_one", 0)}, acked: map[int64]bool{}}
+	dl := &bustest.Capture{}
+	st, err := NewStage(StageConfig{Consumer: cons, Sender: dl, Keys: keys, Logger: quiet(), Routes: []Route{{Notifier: wh}, {Notifier: NewStdout("stdout", &bytes.Buffer{}), Content: Full}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- st.Run(ctx) }()
+	waitFor(t, func() bool { return cons.ackedAll() && rcv.calls.Load() >= 1 })
+	time.Sleep(100 * time.Millisecond)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := rcv.calls.Load(); n != 1 {
+		t.Errorf("receiver got %d alerts, want 1 (the readable one)", n)
+	}
+	dls := dl.Topic(event.TopicDeadLetter)
+	if len(dls) != 1 {
+		t.Fatalf("%d dead letters, want 1", len(dls))
+	}
+	if reason, _ := dls[0].Header(bus.HeaderDLQReason); len(reason) == 0 || !bytes.Equal(dls[0].Value, bad.Value) {
+		t.Fatalf("dead letter: reason %q, value kept %v", reason, bytes.Equal(dls[0].Value, bad.Value))
+	}
+}
