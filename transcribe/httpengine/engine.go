@@ -170,18 +170,17 @@ func (e *Engine) Local() bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// StatusError is a non-2xx answer.
+// StatusError is a non-2xx answer. It keeps only the status: the answer's
+// body can echo the request (speech, or a prompt of earlier speech), and
+// errors end up in logs and dead letters.
 type StatusError struct {
 	Status int
-	// Body is the start of the answer (at most 512 bytes), for the error
-	// message.
-	Body string
 	// RetryAfter is the server's Retry-After, when it gave one.
 	RetryAfter time.Duration
 }
 
 func (e *StatusError) Error() string {
-	return fmt.Sprintf("server answered %d %s: %s", e.Status, http.StatusText(e.Status), e.Body)
+	return fmt.Sprintf("server answered %d %s", e.Status, http.StatusText(e.Status))
 }
 
 // Temporary reports whether the request may succeed when repeated: server
@@ -248,7 +247,7 @@ func (e *Engine) attempt(ctx context.Context, body []byte, contentType, lang str
 		return transcribe.Result{}, 0, fmt.Errorf("POST %s: reading the answer: %w", e.endpoint, err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		se := &StatusError{Status: resp.StatusCode, Body: snippet(raw), RetryAfter: retryAfter(resp.Header.Get("Retry-After"))}
+		se := &StatusError{Status: resp.StatusCode, RetryAfter: retryAfter(resp.Header.Get("Retry-After"))}
 		err := fmt.Errorf("POST %s: %w", e.endpoint, se)
 		if !se.Temporary() {
 			err = permanent{err}
@@ -344,23 +343,4 @@ func stripURL(err error) error {
 		return ue.Err
 	}
 	return err
-}
-
-// snippet returns the start of a body as one readable line for an error
-// message.
-func snippet(b []byte) string {
-	const limit = 512
-	cut := len(b) > limit
-	if cut {
-		b = b[:limit]
-	}
-	s := strings.ToValidUTF8(string(b), "\uFFFD")
-	s = strings.Join(strings.Fields(s), " ")
-	if cut {
-		s += " …"
-	}
-	if s == "" {
-		s = "(empty body)"
-	}
-	return s
 }

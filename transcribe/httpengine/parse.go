@@ -58,7 +58,7 @@ func parseVerbose(body []byte, requested string) (transcribe.Result, error) {
 		return transcribe.Result{}, fmt.Errorf("%w: not JSON: %w", ErrBadResponse, err)
 	}
 	if len(w.Error) > 0 && !bytes.Equal(w.Error, []byte("null")) {
-		return transcribe.Result{}, fmt.Errorf("%w: server reported an error: %s", ErrBadResponse, snippet(w.Error))
+		return transcribe.Result{}, fmt.Errorf("%w: server reported an error (%d bytes, not kept: it may echo speech)", ErrBadResponse, len(w.Error))
 	}
 	if w.Text == nil && w.Segments == nil {
 		return transcribe.Result{}, fmt.Errorf("%w: no text and no segments (not verbose_json?)", ErrBadResponse)
