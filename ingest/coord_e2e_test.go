@@ -509,11 +509,9 @@ func spooledSegments(t *testing.T, dir string) []string {
 // decodeOgg decodes an Ogg/Opus file with opusdec (48 kHz).
 func decodeOgg(t *testing.T, path string) []int16 {
 	t.Helper()
-	if _, err := exec.LookPath("opusdec"); err != nil {
-		t.Skip("opusdec not installed (Debian opus-tools)")
-	}
+	opusdec := testbed.RequireTool(t, "opusdec")
 	wav := filepath.Join(t.TempDir(), "out.wav")
-	if out, err := exec.Command("opusdec", "--quiet", "--rate", "48000", path, wav).CombinedOutput(); err != nil {
+	if out, err := exec.Command(opusdec, "--quiet", "--rate", "48000", path, wav).CombinedOutput(); err != nil {
 		t.Fatalf("opusdec %s: %v: %s", path, err, out)
 	}
 	pcm, err := speech.ReadWAVFile(wav)

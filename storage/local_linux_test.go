@@ -9,21 +9,13 @@ import (
 	"syscall"
 	"testing"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/earshot/earshot/internal/testbed"
 	"github.com/earshot/earshot/storage"
 )
 
 // A full disk fails the put with a clear error and leaves nothing behind.
 func TestLocalDiskFull(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount a small tmpfs")
-	}
-	dir := t.TempDir()
-	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=1m"); err != nil {
-		t.Skipf("cannot mount a tmpfs here: %v", err)
-	}
-	t.Cleanup(func() { _ = unix.Unmount(dir, unix.MNT_DETACH) })
+	dir := testbed.SmallTmpfs(t, "1m")
 	l, err := storage.OpenLocal(dir)
 	if err != nil {
 		t.Fatal(err)

@@ -3,25 +3,17 @@ package spool
 import (
 	"bytes"
 	"errors"
-	"os"
 	"strings"
 	"syscall"
 	"testing"
 
-	"golang.org/x/sys/unix"
+	"github.com/earshot/earshot/internal/testbed"
 )
 
 // A full disk fails the put with an error naming the spool folder and
 // leaves no partial entry; once there is room again, puts work.
 func TestDiskFull(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount a small tmpfs")
-	}
-	dir := t.TempDir()
-	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=1m"); err != nil {
-		t.Skipf("cannot mount a tmpfs here: %v", err)
-	}
-	t.Cleanup(func() { _ = unix.Unmount(dir, unix.MNT_DETACH) })
+	dir := testbed.SmallTmpfs(t, "1m")
 	s := openSpool(t, dir)
 	big := bytes.Repeat([]byte("x"), 2<<20)
 	_, err := s.Put(testSeg("alice", 0), bytes.NewReader(big))
