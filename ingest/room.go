@@ -118,8 +118,8 @@ var (
 const rejoinReset = time.Minute
 
 // loop records the room until it ends, ctx ends or (with a Coordinator)
-// the lease is lost or held by another instance, rejoining with backoff
-// when the Janus session is lost.
+// the lease is lost or held by another instance, rejoining when the Janus
+// session is lost as soon as Janus answers again (see reconnector).
 func (r *roomRun) loop(ctx context.Context) {
 	var ls *lease.Lease
 	if c := r.st.cfg.Coordinator; c != nil {
@@ -170,7 +170,7 @@ func (r *roomRun) loop(ctx context.Context) {
 			return false
 		}
 	}
-	backoff := time.Second
+	failures := 0 // stays in a row that ended in failure
 	for {
 		began := time.Now()
 		err := r.stay(ctx, ls)
@@ -185,15 +185,20 @@ func (r *roomRun) loop(ctx context.Context) {
 			return
 		}
 		if time.Since(began) > rejoinReset {
-			// A stay that lasted was not part of a failure streak: rejoin
-			// at once-ish, as after the first failure.
-			backoff = time.Second
+			// A stay that lasted was not part of a failure streak.
+			failures = 0
 		}
-		r.log.Warn("lost the room; rejoining", "error", safeErr(err), "retry_in", backoff)
-		if !clock.Sleep(ctx, backoff) {
+		failures++
+		r.log.Warn("lost the room; rejoining when Janus answers", "error", safeErr(err), "failures", failures, "retry_in", retryDelay(failures))
+		outage, ok := r.st.rejoin.wait(ctx, failures)
+		if !ok {
 			return
 		}
-		backoff = min(backoff*2, 30*time.Second)
+		if outage {
+			// Janus was away: that explains the failure, so the next one
+			// starts a streak of its own.
+			failures = 0
+		}
 	}
 }
 

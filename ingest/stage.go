@@ -139,6 +139,7 @@ type Stage struct {
 	out    *outbox
 	m      *metrics
 	ticks  TrackTicker // the tracks' 20 ms ticks (see RunTrackLoop)
+	rejoin *reconnector
 
 	mu      sync.Mutex
 	rooms   map[string]*roomRun // by raw room name; never logged
@@ -202,6 +203,10 @@ func New(cfg Config) (*Stage, error) {
 		m:     newMetrics(),
 		rooms: map[string]*roomRun{}, skipped: map[string]bool{},
 	}
+	s.rejoin = newReconnector(func(ctx context.Context) error {
+		_, err := client.Info(ctx)
+		return err
+	})
 	if cfg.Metrics != nil {
 		if err := cfg.Metrics.Register(s.m); err != nil {
 			return nil, fmt.Errorf("ingest: metrics: %w", err)
@@ -255,7 +260,7 @@ func (s *Stage) Run(ctx context.Context) error {
 // supervise lists rooms every PollInterval and starts a bot for each
 // selected room that has none, until ctx ends.
 func (s *Stage) supervise(ctx context.Context, wg *sync.WaitGroup) {
-	backoff := time.Second
+	failures := 0
 	var ctl *control
 	defer func() {
 		if ctl != nil {
@@ -269,14 +274,18 @@ func (s *Stage) supervise(ctx context.Context, wg *sync.WaitGroup) {
 				if ctx.Err() != nil {
 					return
 				}
-				s.log.Warn("janus unreachable; retrying", "error", safeErr(err), "retry_in", backoff)
-				if !clock.Sleep(ctx, backoff) {
+				failures++
+				s.log.Warn("janus unreachable; retrying when it answers", "error", safeErr(err), "failures", failures, "retry_in", retryDelay(failures))
+				outage, ok := s.rejoin.wait(ctx, failures)
+				if !ok {
 					return
 				}
-				backoff = min(backoff*2, 30*time.Second)
+				if outage {
+					failures = 0
+				}
 				continue
 			}
-			ctl, backoff = c, time.Second
+			ctl, failures = c, 0
 		}
 		rooms, err := ctl.list(ctx)
 		if err != nil {

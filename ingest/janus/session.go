@@ -229,7 +229,11 @@ func (s *Session) pollLoop() {
 			return
 		case <-time.After(backoff):
 		}
-		backoff = min(backoff*2, 5*time.Second)
+		// A short cap: after a restart Janus answers this poll with 404,
+		// which is how a bot learns that it must rejoin, so the cap is part
+		// of the time to rejoin. A failed poll of a server that is down is
+		// a refused connection, cheap for both sides.
+		backoff = min(backoff*2, time.Second)
 	}
 }
 
