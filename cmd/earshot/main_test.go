@@ -70,7 +70,8 @@ func TestRunOnEmbeddedDefaults(t *testing.T) {
 	var stderr testbed.SyncBuffer
 	done := make(chan int, 1)
 	go func() {
-		done <- Main(ctx, []string{"run", "-data-dir", dir, "-set", "metrics.listen=127.0.0.1:0", "-set", "serve.listen=127.0.0.1:0"}, &bytes.Buffer{}, &stderr)
+		done <- Main(ctx, []string{"run", "-data-dir", dir, "-summary", filepath.Join(dir, "summary.txt"),
+			"-set", "metrics.listen=127.0.0.1:0", "-set", "serve.listen=127.0.0.1:0"}, &bytes.Buffer{}, &stderr)
 	}()
 	deadline := time.Now().Add(60 * time.Second)
 	for !strings.Contains(stderr.String(), "policy engine started") {
@@ -96,5 +97,9 @@ func TestRunOnEmbeddedDefaults(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(dir, "secrets", f)); err != nil {
 			t.Errorf("no %s was created: %v", f, err)
 		}
+	}
+	// Nothing was recorded: the summary says so rather than being absent.
+	if b, err := os.ReadFile(filepath.Join(dir, "summary.txt")); err != nil || !strings.Contains(string(b), "segments_stored=0\n") || !strings.Contains(string(b), "alerts=0\n") {
+		t.Errorf("summary file: %v\n%s", err, b)
 	}
 }

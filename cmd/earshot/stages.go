@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -68,7 +69,10 @@ const shutdownGrace = 30 * time.Second
 
 func runStages(names ...string) func(ctx context.Context, e *env) error {
 	return func(ctx context.Context, e *env) error {
-		cfg, _, err := e.loadConfig(names[0], nil)
+		var summaryPath string
+		cfg, _, err := e.loadConfig(names[0], func(fs *flag.FlagSet) {
+			fs.StringVar(&summaryPath, "summary", "", "on exit, write what this process did to `file` as name=value lines (segments stored, transcript lines, alerts by category)")
+		})
 		if err != nil {
 			return err
 		}
@@ -119,6 +123,10 @@ func runStages(names ...string) func(ctx context.Context, e *env) error {
 		err = g.Wait()
 		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 			err = nil
+		}
+		// After every stage has returned: their flushes are counted.
+		if serr := writeSummary(rt.Metrics, summaryPath, log); serr != nil {
+			err = errors.Join(err, serr)
 		}
 		return err
 	}
