@@ -1,0 +1,250 @@
+// Package deploy holds the container deployment files; its tests check
+// docker-compose.yml with the Compose Specification's own loader (the one
+// docker compose v2 uses) and against Earshot's configuration.
+package deploy
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/earshot/earshot/crypt"
+	"github.com/earshot/earshot/export"
+	"github.com/earshot/earshot/internal/testbed"
+	"github.com/earshot/earshot/pseudonym"
+	"github.com/earshot/earshot/serve"
+)
+
+const repoRoot = ".."
+
+// TestComposeFile loads docker-compose.yml with full validation and checks
+// what the loader cannot know: every stage present, every file a stage
+// reads mounted, the deployment-wide keys from one source, every address
+// resolvable from where it is used, build targets in the Dockerfile, and
+// every EARSHOT_* variable one the configuration reads.
+func TestComposeFile(t *testing.T) {
+	for _, p := range checkCompose(repoRoot) {
+		t.Error(p)
+	}
+}
+
+// deployFiles are the files the check reads, relative to the repository.
+var deployFiles = []string{"docker-compose.yml", "Dockerfile", "README.md", "deploy/earshot.env", "deploy/earshot.yaml"}
+
+// TestComposeCheckFindsFaults breaks a copy of the deployment files in the
+// ways a careless edit would and expects the check to name each fault, so
+// that TestComposeFile passing means something.
+func TestComposeCheckFindsFaults(t *testing.T) {
+	cases := []struct {
+		name string
+		file string // relative to the repository
+		// old is replaced by new (old must occur exactly once); a regexp
+		// when re is set.
+		old, new string
+		re       bool
+		want     string // in one of the problems
+	}{
+		{name: "undefined secret", file: "docker-compose.yml",
+			old: "[s3-secret, pseudonym.key, kek.key, links.key, operator-token]", new: "[s3-secret, pseudonym.key, kek.key, links.key, operator-tokn]",
+			want: "undefined secret operator-tokn"},
+		{name: "stage removed", file: "docker-compose.yml",
+			old: `(?ms)^  compliance:\n.*?\n\n`, re: true,
+			want: "stage compliance: no service"},
+		{name: "janus on host networking", file: "docker-compose.yml",
+			old: `ports: ["127.0.0.1:8088:8088"]`, new: "network_mode: host",
+			want: "service janus is on network_mode host"},
+		{name: "janus removed", file: "docker-compose.yml",
+			old: `(?ms)^  janus:\n.*?\n\n`, re: true,
+			want: `depends on undefined service "janus"`},
+		{name: "room server name unresolvable", file: "docker-compose.yml",
+			old: "http://janus:8088/janus", new: "http://janus-gw:8088/janus",
+			want: `host "janus-gw" is no service`},
+		{name: "misspelt variable", file: "docker-compose.yml",
+			old: "EARSHOT_INGEST_JANUS_URL:", new: "EARSHOT_INGEST_JANUS_ULR:",
+			want: "EARSHOT_INGEST_JANUS_ULR is not a variable Earshot reads"},
+		{name: "misspelt variable in env file", file: "deploy/earshot.env",
+			old: "EARSHOT_CRYPTO_CREATE_KEK=", new: "EARSHOT_CRYPTO_CREAT_KEK=",
+			want: "EARSHOT_CRYPTO_CREAT_KEK is not a variable Earshot reads"},
+		{name: "no KEK secret", file: "docker-compose.yml",
+			old: "secrets: [s3-secret, pseudonym.key, kek.key, links.key]", new: "secrets: [s3-secret, pseudonym.key, links.key]",
+			want: "service policy: crypto.kek_file=/run/secrets/kek.key is not provided"},
+		{name: "stage makes its own KEK", file: "deploy/earshot.env",
+			old: "EARSHOT_CRYPTO_KEK_FILE=/run/secrets/kek.key\n", new: "",
+			want: "crypto.kek_file=/var/lib/earshot/data/secrets/kek.key is not provided"},
+		{name: "link keys differ", file: "docker-compose.yml",
+			old: "secrets: [s3-secret, pseudonym.key, kek.key, links.key]", new: "secrets: [s3-secret, pseudonym.key, kek.key, {source: operator-token, target: links.key}]",
+			want: "serve.link_secret_file comes from secret:"},
+		{name: "operator token not mounted", file: "docker-compose.yml",
+			old: "kek.key, links.key, operator-token]", new: "kek.key, links.key]",
+			want: "serve.operators[moderator].token_file=/run/secrets/operator-token is not provided"},
+		{name: "build target missing", file: "Dockerfile",
+			old: "FROM debian:sid AS runtime", new: "FROM debian:sid AS final",
+			want: `build target "runtime" is not a stage`},
+		{name: "API on the container's loopback", file: "deploy/earshot.env",
+			old: "EARSHOT_SERVE_LISTEN=0.0.0.0:8470", new: "EARSHOT_SERVE_LISTEN=127.0.0.1:8470",
+			want: "listens on the container's loopback"},
+		{name: "Kafka advertises localhost", file: "docker-compose.yml",
+			old: "KAFKA_ADVERTISED_LISTENERS: PLAINTEXT://kafka:9092", new: "KAFKA_ADVERTISED_LISTENERS: PLAINTEXT://localhost:9092",
+			want: "(advertised by kafka) localhost:9092 is the container's own loopback"},
+		{name: "invalid setting", file: "deploy/earshot.env",
+			old: "EARSHOT_STORAGE_S3_VERSIONING=true", new: "EARSHOT_STORAGE_S3_VERSIONING=false",
+			want: "storage.s3.versioning"},
+		{name: "spool not on a volume", file: "docker-compose.yml",
+			old: "volumes: [spool:/var/lib/earshot/data]", new: "volumes: [spool:/var/lib/earshot/spool]",
+			want: "ingest.spool_dir /var/lib/earshot/data/spool is not on a writable named volume"},
+	}
+	// The unbroken copy passes, so each failure below is the fault's.
+	if ps := checkCompose(copyDeploy(t, "", "", "", false)); len(ps) > 0 {
+		t.Fatalf("the unbroken copy has problems: %q", ps)
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ps := checkCompose(copyDeploy(t, tc.file, tc.old, tc.new, tc.re))
+			for _, p := range ps {
+				if strings.Contains(p, tc.want) {
+					return
+				}
+			}
+			t.Errorf("no problem mentions %q; problems: %q", tc.want, ps)
+		})
+	}
+}
+
+// copyDeploy copies deployFiles to a temporary root, with old replaced by
+// new in file (when file is set), and returns the root.
+func copyDeploy(t *testing.T, file, old, new string, re bool) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, f := range deployFiles {
+		b, err := os.ReadFile(filepath.Join(repoRoot, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := string(b)
+		if f == file {
+			var n int
+			if re {
+				rx := regexp.MustCompile(old)
+				n = len(rx.FindAllStringIndex(s, -1))
+				s = rx.ReplaceAllLiteralString(s, new)
+			} else {
+				n = strings.Count(s, old)
+				s = strings.Replace(s, old, new, 1)
+			}
+			if n != 1 {
+				t.Fatalf("%s: %q occurs %d times, want once: the fault no longer applies to this file", f, old, n)
+			}
+		}
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, f)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// TestSecretsScript runs deploy/secrets.sh and reads what it made with the
+// loaders the stages use, for every secret the compose file mounts for a
+// key: the files an operator creates with it are ones Earshot accepts.
+func TestSecretsScript(t *testing.T) {
+	if _, err := exec.LookPath("openssl"); err != nil {
+		if testbed.Enabled() {
+			t.Fatal("openssl is not installed; deploy/secrets.sh needs it (Debian package openssl)")
+		}
+		t.Skip("not run: openssl is not installed; set EARSHOT_TESTBED=1 to make this a failure")
+	}
+	dir := t.TempDir()
+	out, err := exec.Command("sh", filepath.Join(repoRoot, "deploy", "secrets.sh"), dir).CombinedOutput()
+	if err != nil {
+		t.Fatalf("deploy/secrets.sh: %v\n%s", err, out)
+	}
+	// A second run keeps every file: a new KEK would strand what is stored.
+	before := readAll(t, dir)
+	if out, err := exec.Command("sh", filepath.Join(repoRoot, "deploy", "secrets.sh"), dir).CombinedOutput(); err != nil {
+		t.Fatalf("deploy/secrets.sh again: %v\n%s", err, out)
+	}
+	for name, b := range readAll(t, dir) {
+		if before[name] != b {
+			t.Errorf("a second run changed %s", name)
+		}
+	}
+
+	p, err := loadProject(repoRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Which secret serves which key, from the services' own mounts.
+	loaders := map[string]func(string) error{
+		"/run/secrets/kek.key":        func(f string) error { _, err := crypt.LoadLocalKEK(f, false); return err },
+		"/run/secrets/pseudonym.key":  func(f string) error { return checkPseudonymSecret(f) },
+		"/run/secrets/links.key":      func(f string) error { _, err := serve.LoadOrCreateLinkKey(f); return err },
+		"/run/secrets/operator-token": func(f string) error { _, err := serve.OperatorFromFile("moderator", f); return err },
+		"/run/secrets/export.ed25519": func(f string) error { _, err := export.LoadKey(f); return err },
+		"/run/secrets/s3-secret":      func(f string) error { return checkMinLen(f, 8) }, // MinIO's minimum
+	}
+	seen := map[string]bool{}
+	for _, s := range p.Services {
+		for _, sec := range s.Secrets {
+			def := p.Secrets[sec.Source]
+			f := filepath.Join(dir, filepath.Base(def.File))
+			if _, err := os.Stat(f); err != nil {
+				t.Errorf("secret %s (%s): deploy/secrets.sh does not make it: %v", sec.Source, def.File, err)
+				continue
+			}
+			load, ok := loaders[sec.Target]
+			if !ok {
+				t.Errorf("service %s: secret %s at %s: this test does not know which loader reads it; add it", s.Name, sec.Source, sec.Target)
+				continue
+			}
+			if seen[sec.Source] {
+				continue
+			}
+			seen[sec.Source] = true
+			if err := load(f); err != nil {
+				t.Errorf("secret %s made by deploy/secrets.sh: %v", sec.Source, err)
+			}
+		}
+	}
+}
+
+func readAll(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	es, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]string{}
+	for _, e := range es {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m[e.Name()] = string(b)
+	}
+	return m
+}
+
+func checkPseudonymSecret(f string) error {
+	s, err := pseudonym.LoadSecret(f)
+	if err != nil {
+		return err
+	}
+	_, err = pseudonym.New(s, 1)
+	return err
+}
+
+func checkMinLen(f string, n int) error {
+	b, err := os.ReadFile(f)
+	if err != nil {
+		return err
+	}
+	if len(strings.TrimSpace(string(b))) < n {
+		return os.ErrInvalid
+	}
+	return nil
+}
