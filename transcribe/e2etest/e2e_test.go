@@ -418,6 +418,8 @@ type convResult struct {
 	lines   []lineResult
 	strays  []transcript
 	all     []transcript // the live revision
+	settled []transcript // the settled revision
+	shown   []transcript // what a reader shows when the room ends
 	werLive float64
 	// The settled revision (workerOpts.settle): its lines and WER.
 	settledLines []lineResult
@@ -487,8 +489,9 @@ func (r *e2eRun) converse(lines []speech.Line, clips map[string]speech.Clip, chu
 	settledRes, _ := match(logLines, speakerOf, settled)
 	werLive, hyp := revisionWER(lines, speakerOf, trs)
 	werSettled, settledHyp := revisionWER(lines, speakerOf, settled)
-	werShown, shownHyp := revisionWER(lines, speakerOf, shown(append(slices.Clone(trs), settled...)))
-	return convResult{lines: res, strays: strays, all: trs, werLive: werLive, hyp: hyp, settledLines: settledRes, werSettled: werSettled, settledHyp: settledHyp,
+	shownTrs := shown(append(slices.Clone(trs), settled...))
+	werShown, shownHyp := revisionWER(lines, speakerOf, shownTrs)
+	return convResult{lines: res, strays: strays, all: trs, settled: settled, shown: shownTrs, werLive: werLive, hyp: hyp, settledLines: settledRes, werSettled: werSettled, settledHyp: settledHyp,
 		werShown: werShown, shownHyp: shownHyp, workers: []*worker{w}, ing: ing}
 }
 
@@ -532,71 +535,92 @@ func revisionWER(lines []speech.Line, speakerOf map[string]string, trs []transcr
 }
 
 // TestE2EConversation: a 60 s scripted conversation between two speaker
-// bots through Janus, ingest, Kafka and a worker: WER within 25 % of the
-// script, every transcript segment within 0.5 s of its line in the publish
-// log, a settled transcript for every line, and the live, settled and
-// shown transcripts each within 5 WER points of the same speech sent as
-// whole files straight to the engine (the 2-point target is the
-// benchmark's, over 104 lines).
+// bots through Janus, ingest, Kafka and a worker with the settled pass as
+// the binary runs it. What the pipeline owns is checked exactly: every line
+// of the publish log has live and settled transcripts, every transcript
+// lies within 0.5 s of its line, no audio is transcribed twice within a
+// revision, and the live and settled revisions are, place for place and
+// word for word, what the same engine hears offline in the recorded audio
+// cut the same way. The words themselves are the model's: they are bounded
+// only in aggregate (see the WER bounds below), and the gap to the whole
+// file is the benchmark's figure (wer_delta_vs_file), not a check here.
 func TestE2EConversation(t *testing.T) {
 	r := newRun(t, 1400)
 	clips := conversationClips(t, conversation, 1200)
-	res := r.converse(conversation, clips, 0, workerOpts{name: "w1", settle: productSettle(t)})
+	settle := productSettle(t)
+	res := r.converse(conversation, clips, 0, workerOpts{name: "w1", settle: settle})
 
-	for i, l := range res.lines {
-		t.Logf("line %2d %-5s latency %5.2fs start %+.2fs end %+.2fs: %q -> %q", i, l.line.Speaker, l.latency.Seconds(),
-			l.startOff.Seconds(), l.endOff.Seconds(), l.line.Text, l.text)
-		if len(l.segs) == 0 {
-			t.Errorf("line %d (%s) has no transcript", i, l.line.Speaker)
-			continue
-		}
-		for _, s := range l.segs {
-			if s.start.Before(l.line.Start.Add(-timeTolerance)) || s.end.After(l.line.End.Add(timeTolerance)) {
-				t.Errorf("line %d: segment %s–%s strays over 0.5 s from the publish log's %s–%s", i,
-					s.start.Format("15:04:05.000"), s.end.Format("15:04:05.000"), l.line.Start.Format("15:04:05.000"), l.line.End.Format("15:04:05.000"))
-			}
-		}
-		if l.startOff.Abs() > timeTolerance {
-			t.Errorf("line %d: transcript starts %v from the publish log's start", i, l.startOff)
-		}
-	}
+	checkLines(t, "live", res.lines)
 	for _, s := range res.strays {
 		t.Errorf("transcript of no line: %q at %s", s.text, s.start.Format("15:04:05.000"))
 	}
-	ref := scriptText(conversation)
-	werFile, fileHyp := fileWER(t, r.eng, clips, conversation)
-	t.Logf("live WER %.3f: %q", res.werLive, res.hyp)
-	t.Logf("file WER %.3f: %q", werFile, fileHyp)
-	if res.werLive > 0.25 {
-		t.Errorf("live WER %.3f over 0.25", res.werLive)
-	}
-	// Issue 4 asks for at most 2 points between the pipeline and the
-	// file. Here one word is 0.9 points (111 words), so the 2-point target
-	// is measured over the benchmark's 104 lines (wer_delta_vs_file: the
-	// transcript a reader shows once the room ends, settled text where the
-	// settled pass reached and live text elsewhere; wer_live_delta_vs_file:
-	// the live revision alone). This conversation guards each revision
-	// against regressions at 5 points: the live revision, each 2–3 s
-	// utterance heard alone within about a second, stays 2.7 (here) to 6
-	// (the benchmark) points behind the file with tiny.en (see
-	// transcribe/README.md).
-	t.Logf("settled WER %.3f: %q", res.werSettled, res.settledHyp)
-	t.Logf("shown WER %.3f: %q", res.werShown, res.shownHyp)
 	for i, l := range res.settledLines {
 		if len(l.segs) == 0 {
 			t.Errorf("line %d (%s) has no settled transcript", i, l.line.Speaker)
 		}
 	}
+	transcribedOnce(t, "live", res.all)
+	transcribedOnce(t, "settled", res.settled)
+	transcribedOnce(t, "shown", res.shown)
+
+	werFile, fileHyp := fileWER(t, r.eng, clips, conversation)
+	t.Logf("live WER %.3f: %q", res.werLive, res.hyp)
+	t.Logf("settled WER %.3f: %q", res.werSettled, res.settledHyp)
+	t.Logf("shown WER %.3f: %q", res.werShown, res.shownHyp)
+	t.Logf("file WER %.3f (not checked: how far the pipeline's text is from the whole file's is the model's, measured over 104 lines by the benchmark): %q", werFile, fileHyp)
+	// 0.25 of 111 words is 28 words: tiny.en misses 3–10 of them in this
+	// conversation on the machines measured so far, so the bound leaves
+	// over 18 words for a machine's own mishearings and fails only on
+	// garbage (audio decoded wrongly, a speaker's track lost or mixed).
 	for _, c := range []struct {
 		name string
 		wer  float64
-	}{{"shown", res.werShown}, {"settled", res.werSettled}, {"live", res.werLive}} {
-		if d := math.Abs(c.wer - werFile); d > 0.05 {
-			t.Errorf("%s WER %.3f vs file WER %.3f: %.1f points apart, over 5", c.name, c.wer, werFile, d*100)
+	}{{"live", res.werLive}, {"shown", res.werShown}} {
+		if c.wer > 0.25 {
+			t.Errorf("%s WER %.3f over 0.25", c.name, c.wer)
 		}
 	}
+
+	// The same engine offline, on the recorded session: utterance by
+	// utterance as the live pass cuts them, and in the settled pass's
+	// batches (settled batches are the replay's: both fill a batch up to
+	// the same length and flush at the track's end, and this conversation
+	// has no 15 s pause for the settled pass to flush at).
+	st, off := replayed(t, r, res.ing, res.all, 0)
+	t.Logf("replay utterance by utterance: %+v", st)
+	if st.Tracks != 2 {
+		t.Errorf("replay found %d tracks, want 2", st.Tracks)
+	}
+	n := sameAsOffline(t, "live", res.all, off)
+	_, offSettled := replayed(t, r, res.ing, res.all, settle.Batch)
+	ns := sameAsOffline(t, "settled", res.settled, offSettled)
+	t.Logf("live: %d of %d places as offline; settled: %d of %d", n, len(off), ns, len(offSettled))
 	logFigures(t, res)
-	checkReplay(t, r, res, ref)
+}
+
+// checkLines checks what the pipeline made of each line of the publish
+// log: some transcript, and every transcript within timeTolerance of the
+// line's place (the match has already put each transcript on a line of
+// its own speaker).
+func checkLines(t testing.TB, what string, lines []lineResult) {
+	t.Helper()
+	for i, l := range lines {
+		t.Logf("line %2d %-5s latency %5.2fs start %+.2fs end %+.2fs: %q -> %q", i, l.line.Speaker, l.latency.Seconds(),
+			l.startOff.Seconds(), l.endOff.Seconds(), l.line.Text, l.text)
+		if len(l.segs) == 0 {
+			t.Errorf("%s: line %d (%s) has no transcript", what, i, l.line.Speaker)
+			continue
+		}
+		for _, s := range l.segs {
+			if s.start.Before(l.line.Start.Add(-timeTolerance)) || s.end.After(l.line.End.Add(timeTolerance)) {
+				t.Errorf("%s: line %d: segment %s–%s strays over 0.5 s from the publish log's %s–%s", what, i,
+					s.start.Format("15:04:05.000"), s.end.Format("15:04:05.000"), l.line.Start.Format("15:04:05.000"), l.line.End.Format("15:04:05.000"))
+			}
+		}
+		if l.startOff.Abs() > timeTolerance {
+			t.Errorf("%s: line %d: transcript starts %v from the publish log's start", what, i, l.startOff)
+		}
+	}
 }
 
 // logFigures logs latency and overhead figures (tests assert none of them).

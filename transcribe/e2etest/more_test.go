@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/earshot/earshot/event"
-	"github.com/earshot/earshot/internal/bustest"
 	"github.com/earshot/earshot/internal/e2e"
 	"github.com/earshot/earshot/internal/speakerbot"
 	"github.com/earshot/earshot/internal/speech"
@@ -55,15 +53,21 @@ func TestE2ESilenceAndNoise(t *testing.T) {
 	}
 	res := r.converse([]speech.Line{{Speaker: "alice", Text: s1}, {Speaker: "alice", Text: s2}, {Speaker: "alice", Text: s3}},
 		map[string]speech.Clip{"alice": clip}, 0, workerOpts{name: "w1"})
-	for i, l := range res.lines {
-		w := wer.WER(l.line.Text, l.text)
-		t.Logf("line %d: %q -> %q (WER %.2f)", i, l.line.Text, l.text, w)
-		if w > 0.25 {
-			t.Errorf("line %d: WER %.2f over 0.25", i, w)
-		}
-	}
+	checkLines(t, "live", res.lines)
 	for _, s := range res.strays {
 		t.Errorf("transcript in the silence or noise: %q at %s–%s", s.text, s.start.Format("15:04:05.000"), s.end.Format("15:04:05.000"))
+	}
+	transcribedOnce(t, "live", res.all)
+	_, off := replayed(t, r, res.ing, res.all, 0)
+	sameAsOffline(t, "live", res.all, off)
+	// 0.5 of the 26 words is 13: the quiet sentence may lose a few words
+	// to the model on some machines; the bound fails on garbage (the
+	// quiet sentence or a loud one unheard, audio decoded wrongly), which
+	// the offline comparison, sharing the decoder, cannot see.
+	if w := res.werLive; w > 0.5 {
+		t.Errorf("WER %.3f over 0.5", w)
+	} else {
+		t.Logf("WER %.3f", w)
 	}
 	t.Logf("%v utterances sent to the engine for 3 sentences", res.workers[0].metric(t, "earshot_transcribe_utterances_total"))
 }
@@ -176,11 +180,10 @@ func TestE2EWorkerKilled(t *testing.T) {
 	ing.WaitTracksEnded()
 	r.waitIdle(b)
 
-	var logLines []e2e.Line
-	logLines = append(logLines, sp.Lines(t)...)
 	trs, dups := r.transcripts()
-	res, strays := match(logLines, map[string]string{"carol": ing.Speaker(sp.Feed)}, trs)
+	res, strays := match(sp.Lines(t), map[string]string{"carol": ing.Speaker(sp.Feed)}, trs)
 	t.Logf("%d transcripts after dedupe, %d duplicates dropped by event ID", len(trs), dups)
+	checkLines(t, "live", res)
 	byWorker := map[string]int{}
 	for i, l := range res {
 		var who []string
@@ -188,13 +191,7 @@ func TestE2EWorkerKilled(t *testing.T) {
 			who = append(who, s.e.Producer.Instance)
 			byWorker[s.e.Producer.Instance]++
 		}
-		w := wer.WER(l.line.Text, l.text)
-		t.Logf("line %d by %v: %q -> %q (WER %.2f)", i, who, l.line.Text, l.text, w)
-		// tiny.en garbles a few words of some lines however they are cut;
-		// a line lost in the takeover scores 1.
-		if len(l.segs) == 0 || w > 0.5 {
-			t.Errorf("line %d: WER %.2f: lost across the kill", i, w)
-		}
+		t.Logf("line %d by %v", i, who)
 		if i == killLine && slices.Contains(who, "A") {
 			t.Errorf("line %d was in progress when A was killed, yet A transcribed it: the kill came too late", i)
 		}
@@ -202,14 +199,21 @@ func TestE2EWorkerKilled(t *testing.T) {
 	for _, s := range strays {
 		t.Errorf("transcript of no line: %q", s.text)
 	}
-	// Transcribed once: no two transcripts of the track share audio.
-	for i := range trs {
-		for j := i + 1; j < len(trs); j++ {
-			if trs[i].e.Timeline.Overlaps(*trs[j].e.Timeline) {
-				t.Errorf("audio transcribed twice: %q (%s) and %q (%s)", trs[i].text, trs[i].e.Producer.Instance, trs[j].text, trs[j].e.Producer.Instance)
-			}
-		}
+	if byWorker["A"] == 0 || byWorker["B"] == 0 {
+		t.Errorf("transcripts by worker %v: want some by each", byWorker)
 	}
+	// Exactly once across the kill: no audio transcribed twice, and the
+	// transcripts are, place for place and word for word, what the same
+	// engine hears offline in the recorded track cut as one worker would
+	// cut it without a kill: an utterance lost, redone in part, or cut
+	// elsewhere by the takeover shows as a place of its own.
+	transcribedOnce(t, "live", trs)
+	_, off := replayed(t, r, ing, trs, 0)
+	n := sameAsOffline(t, "live across the kill", trs, off)
+	t.Logf("%d of %d places as offline", n, len(off))
+	// 0.25 of the script's 76 words is 19: tiny.en misses a handful of
+	// them; the bound fails on garbage the offline comparison, sharing the
+	// decoder, cannot see.
 	hyp := map[string]string{}
 	for _, tr := range trs {
 		hyp["carol"] += " " + tr.text
@@ -219,70 +223,18 @@ func TestE2EWorkerKilled(t *testing.T) {
 	} else {
 		t.Logf("WER %.3f", w)
 	}
-	if byWorker["A"] == 0 || byWorker["B"] == 0 {
-		t.Errorf("transcripts by worker %v: want some by each", byWorker)
-	}
-}
-
-// checkReplay re-transcribes a stored session and compares it with the
-// live transcripts: a new revision (new event IDs), the same text.
-func checkReplay(t testing.TB, r *e2eRun, res convResult, ref string) {
-	t.Helper()
-	if len(res.all) == 0 {
-		return
-	}
-	st, w := replayWER(t, r, res, ref, 0)
-	t.Logf("replay: %+v; WER %.3f (live %.3f)", st, w, res.werLive)
-	if st.Tracks != 2 || w > 0.25 {
-		t.Errorf("replay: %d tracks, WER %.3f", st.Tracks, w)
-	}
 }
 
 // replayWER replays the run's stored session (utterance by utterance, or
 // in batches of up to batch of speech) and returns its stats and the WER
 // of its transcripts in time order against ref, as fileWER measures the
-// whole file. The replay must be a new revision with new event IDs.
+// whole file.
 func replayWER(t testing.TB, r *e2eRun, res convResult, ref string, batch time.Duration) (transcribe.ReplayStats, float64) {
 	t.Helper()
-	res.ing.Stop() // drains the spool into the bucket
-	room, session := res.all[0].e.Room, res.all[0].e.Session
-	out := &bustest.Capture{}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	st, err := transcribe.Replay(ctx, transcribe.ReplayConfig{
-		Store: res.ing.Store, Engine: r.eng, Sender: out, Producer: event.Producer{Name: "earshot-replay", Version: "e2e"},
-		Keys: r.keys, Language: "en", Topic: "replay", Batch: batch,
-	}, room, session)
-	if err != nil {
-		t.Fatalf("replay: %v", err)
-	}
-	live := map[string]bool{}
-	for _, tr := range res.all {
-		live[tr.e.EventID] = true
-	}
-	type seg struct {
-		at   time.Time
-		text string
-	}
-	var segs []seg
-	for _, m := range out.Topic("replay") {
-		e, err := event.Decode(m.Value)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if live[e.EventID] || e.Revision == res.all[0].e.Revision {
-			t.Fatalf("replayed transcript %s has the live revision or ID", e.EventID)
-		}
-		var d event.TranscriptSegmentData
-		if err := e.Open(ctx, r.keys, &d); err != nil {
-			t.Fatal(err)
-		}
-		segs = append(segs, seg{e.Timeline.Start(), d.Text})
-	}
-	slices.SortFunc(segs, func(a, b seg) int { return a.at.Compare(b.at) })
+	st, trs := replayed(t, r, res.ing, res.all, batch)
 	var texts []string
-	for _, s := range segs {
-		texts = append(texts, s.text)
+	for _, tr := range trs {
+		texts = append(texts, tr.text)
 	}
 	return st, wer.WER(ref, strings.Join(texts, " "))
 }
