@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/earshot/earshot/internal/testbed"
 )
 
@@ -43,23 +45,76 @@ type pathRun struct {
 type pathResult struct {
 	cpu, wall time.Duration // the receiver's CPU time over the window
 	report    *Report
+	// gaps is why the output was not gap-free (nil: it was; always nil
+	// when nothing was recorded).
+	gaps error
+	// pubLag is how far behind its schedule the publisher fell at worst.
+	pubLag time.Duration
+	// waited is the time the receiver's threads were ready to run but
+	// waited for a CPU, from the warm-up to the window's end (busy), the
+	// machine's share in a gap, not the receiver's.
+	waited, busy time.Duration
 }
+
+// cores is the receiver's CPU use over the window, in cores.
+func (r pathResult) cores() float64 { return r.cpu.Seconds() / r.wall.Seconds() }
 
 // tracksPerCore: tracks / (CPU seconds per wall second).
 func (r pathResult) tracksPerCore(tracks int) float64 {
-	return float64(tracks) * r.wall.Seconds() / r.cpu.Seconds()
+	return float64(tracks) / r.cores()
+}
+
+// programs are the built publisher and receiver, and the CPUs each runs
+// on (nil: wherever the scheduler puts it).
+type programs struct {
+	publisher, receiver         string
+	publisherCPUs, receiverCPUs []int
 }
 
 // buildPrograms builds the publisher and the receiver into a temporary
-// folder.
-func buildPrograms(tb testing.TB) (publisher, receiver string) {
+// folder. With two or more CPUs the receiver gets one of its own and the
+// publisher the others, so the receiver's capacity is one core's.
+func buildPrograms(tb testing.TB) programs {
 	tb.Helper()
 	dir := tb.TempDir()
 	cmd := exec.Command("go", "build", "-o", dir+string(filepath.Separator), "./publisher", "./receiver")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		tb.Fatalf("go build ./publisher ./receiver: %v\n%s", err, out)
 	}
-	return filepath.Join(dir, "publisher"), filepath.Join(dir, "receiver")
+	p := programs{publisher: filepath.Join(dir, "publisher"), receiver: filepath.Join(dir, "receiver")}
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &set); err != nil {
+		tb.Fatalf("CPUs this test may use: %v", err)
+	}
+	var cpus []int
+	for c := range 1024 {
+		if set.IsSet(c) {
+			cpus = append(cpus, c)
+		}
+	}
+	if len(cpus) >= 2 {
+		p.receiverCPUs, p.publisherCPUs = cpus[len(cpus)-1:], cpus[:len(cpus)-1]
+	}
+	return p
+}
+
+// pinned returns the command line that runs bin on cpus (taskset from
+// util-linux, so that the Go runtime starts on them and sizes GOMAXPROCS
+// to them, as it would on a machine of that many cores).
+func pinned(tb testing.TB, cpus []int, bin string, args ...string) (string, []string) {
+	tb.Helper()
+	if len(cpus) == 0 {
+		return bin, args
+	}
+	taskset, err := exec.LookPath("taskset")
+	if err != nil {
+		tb.Fatalf("taskset (Debian package util-linux) pins the benchmark's processes: %v", err)
+	}
+	list := make([]string, len(cpus))
+	for i, c := range cpus {
+		list[i] = strconv.Itoa(c)
+	}
+	return taskset, append([]string{"-c", strings.Join(list, ","), bin}, args...)
 }
 
 // process is a child process whose stdout lines arrive on a channel.
@@ -122,8 +177,8 @@ func (p *process) stop(tb testing.TB) {
 	tb.Helper()
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case err := <-p.done:
-		if err != nil {
+	case err, ok := <-p.done:
+		if ok && err != nil {
 			tb.Errorf("%s: %v\n%s", p.name, err, tail(p.stderr.String(), 30))
 		}
 	case <-time.After(30 * time.Second):
@@ -153,6 +208,34 @@ func procCPU(tb testing.TB, pid int) time.Duration {
 	return time.Duration(utime+stime) * time.Second / clockTicks
 }
 
+// procRunDelay returns how long a process's threads have waited, ready
+// to run, for a CPU (the second field of /proc/<pid>/task/<tid>/schedstat,
+// summed over the threads alive now).
+func procRunDelay(tb testing.TB, pid int) time.Duration {
+	tb.Helper()
+	stats, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
+	if err != nil || len(stats) == 0 {
+		tb.Fatalf("scheduler statistics of the receiver: %v (no /proc/%d/task/*/schedstat)", err, pid)
+	}
+	var sum int64
+	for _, f := range stats {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue // the thread ended
+		}
+		fields := strings.Fields(string(b))
+		if len(fields) < 2 {
+			tb.Fatalf("%s: %q", f, b)
+		}
+		n, err := strconv.ParseInt(fields[1], 10, 64)
+		if err != nil {
+			tb.Fatalf("%s: %q", f, b)
+		}
+		sum += n
+	}
+	return time.Duration(sum)
+}
+
 func getJSON(tb testing.TB, method, url string, v any) {
 	tb.Helper()
 	req, err := http.NewRequest(method, url, nil)
@@ -176,21 +259,24 @@ func getJSON(tb testing.TB, method, url string, v any) {
 
 // runPath starts the receiver and the publisher as separate processes,
 // waits until every track records, measures the receiver's CPU time over
-// the window, closes every track and checks that each was recorded
-// without a gap.
-func runPath(tb testing.TB, cfg pathRun) pathResult {
+// the window, closes every track and checks whether each was recorded
+// without a gap. A process that fails, or tracks that do not start within
+// a minute, fail tb: those are faults whatever the load; gaps are
+// returned, since a load the machine cannot carry causes them too.
+func runPath(tb testing.TB, prog programs, cfg pathRun) pathResult {
 	tb.Helper()
-	pubBin, recvBin := buildPrograms(tb)
 	args := cfg.receiverArgs
 	if cfg.discard {
 		args = append([]string{"-discard"}, args...)
 	}
-	recv := start(tb, "receiver", recvBin, args...)
+	bin, argv := pinned(tb, prog.receiverCPUs, prog.receiver, args...)
+	recv := start(tb, "receiver", bin, argv...)
 	var hello struct{ URL string }
 	if err := json.Unmarshal([]byte(recv.line(tb, 30*time.Second)), &hello); err != nil || !strings.HasPrefix(hello.URL, "http://127.0.0.1:") {
 		tb.Fatalf("receiver: first line is not {\"url\": \"http://127.0.0.1:...\"} (%v)", err)
 	}
-	pub := start(tb, "publisher", pubBin, "-url", hello.URL, "-tracks", strconv.Itoa(cfg.tracks), "-pcs", strconv.Itoa(cfg.pcs), "-opus", fixture)
+	bin, argv = pinned(tb, prog.publisherCPUs, prog.publisher, "-url", hello.URL, "-tracks", strconv.Itoa(cfg.tracks), "-pcs", strconv.Itoa(cfg.pcs), "-opus", fixture)
+	pub := start(tb, "publisher", bin, argv...)
 	if l := pub.line(tb, 2*time.Minute); l != "connected" {
 		tb.Fatalf("publisher: %q, want \"connected\"", l)
 	}
@@ -206,33 +292,49 @@ func runPath(tb testing.TB, cfg pathRun) pathResult {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	time.Sleep(cfg.warmup)
 	pid := recv.cmd.Process.Pid
+	wait0, began := procRunDelay(tb, pid), time.Now()
+	time.Sleep(cfg.warmup)
 	cpu0, t0 := procCPU(tb, pid), time.Now()
 	time.Sleep(cfg.window)
 	cpu1, t1 := procCPU(tb, pid), time.Now()
+	waited := procRunDelay(tb, pid) - wait0
 
 	var rep Report
 	getJSON(tb, http.MethodPost, hello.URL+"/finish", &rep)
 	pub.stop(tb)
 	recv.stop(tb)
-	res := pathResult{cpu: cpu1 - cpu0, wall: t1.Sub(t0), report: &rep}
+	res := pathResult{cpu: cpu1 - cpu0, wall: t1.Sub(t0), report: &rep, pubLag: publisherLag(tb, pub), waited: waited, busy: t1.Sub(began)}
 	tot := rep.Totals()
 	if cfg.discard {
-		tb.Logf("%d tracks on %d peer connections, receiver flags %q: receiver CPU %v over %v (%.3f cores), nothing recorded",
-			cfg.tracks, cfg.pcs, args, res.cpu, res.wall.Round(time.Millisecond), res.cpu.Seconds()/res.wall.Seconds())
+		tb.Logf("%d tracks on %d peer connections, receiver flags %q: receiver CPU %v over %v (%.3f cores), publisher lag at worst %v, waited for a CPU %v, nothing recorded",
+			cfg.tracks, cfg.pcs, args, res.cpu, res.wall.Round(time.Millisecond), res.cores(), res.pubLag.Round(time.Millisecond), res.waited.Round(time.Millisecond))
 		return res
 	}
-	tb.Logf("%d tracks on %d peer connections, receiver flags %q: receiver CPU %v over %v (%.3f cores); %d packets, %d lost, %d late, %d duplicates, %d gap samples, %d resyncs, %d chunks, %d segments",
-		cfg.tracks, cfg.pcs, args, res.cpu, res.wall.Round(time.Millisecond), res.cpu.Seconds()/res.wall.Seconds(),
+	tb.Logf("%d tracks on %d peer connections, receiver flags %q: receiver CPU %v over %v (%.3f cores), publisher lag at worst %v, waited for a CPU %v; %d packets, %d lost, %d late, %d duplicates, %d gap samples, %d resyncs, %d chunks, %d segments",
+		cfg.tracks, cfg.pcs, args, res.cpu, res.wall.Round(time.Millisecond), res.cores(), res.pubLag.Round(time.Millisecond), res.waited.Round(time.Millisecond),
 		tot.Packets, tot.Lost, tot.Late, tot.Duplicates, tot.Gaps.Total(), tot.Resyncs, tot.Chunks, tot.Segments)
 	// Every track ran through the warm-up and the window at 50 packets/s.
 	minPackets := int64((cfg.warmup + cfg.window).Seconds() * 50 * 0.95)
-	if err := rep.GapFree(cfg.tracks, minPackets); err != nil {
-		tb.Fatalf("output is not gap-free:\n%v", err)
-	}
-	tb.Logf("gap-free: all %d tracks (no loss, no filled gap, every sample from a received packet)", len(rep.Tracks))
+	res.gaps = rep.GapFree(cfg.tracks, minPackets)
 	return res
+}
+
+// publisherLag reads the line a stopped publisher printed last (stop has
+// returned, so every line it wrote is queued).
+func publisherLag(tb testing.TB, pub *process) time.Duration {
+	tb.Helper()
+	var last string
+	for len(pub.lines) > 0 {
+		last = <-pub.lines
+	}
+	var v struct {
+		MaxLagMS *float64 `json:"max_lag_ms"`
+	}
+	if err := json.Unmarshal([]byte(last), &v); err != nil || v.MaxLagMS == nil {
+		tb.Fatalf("publisher: last line %q, want {\"max_lag_ms\": ...} (%v)", last, err)
+	}
+	return time.Duration(*v.MaxLagMS * float64(time.Millisecond))
 }
 
 // TestWebRTCPathGapFree runs the benchmark's machinery on a few tracks: both
@@ -242,110 +344,12 @@ func TestWebRTCPathGapFree(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts two processes and records for a few seconds")
 	}
-	res := runPath(t, pathRun{tracks: 6, pcs: 2, warmup: time.Second, window: 2 * time.Second})
+	res := runPath(t, buildPrograms(t), pathRun{tracks: 6, pcs: 2, warmup: time.Second, window: 2 * time.Second})
+	if res.gaps != nil {
+		t.Fatalf("output is not gap-free:\n%v", res.gaps)
+	}
 	if res.cpu <= 0 {
 		t.Errorf("receiver CPU time over the window: %v", res.cpu)
-	}
-}
-
-// envInt reads a positive integer override of a benchmark parameter.
-func envInt(b *testing.B, name string, def int) int {
-	v := os.Getenv(name)
-	if v == "" {
-		return def
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 {
-		b.Fatalf("%s=%q: want a positive integer", name, v)
-	}
-	return n
-}
-
-// benchLoad is the benchmarks' load: 1,600 tracks over 16 peer
-// connections, 3 s of warm-up and a 10 s window, or what
-// EARSHOT_WEBRTCBENCH_TRACKS, _PCS and _WINDOW_S say.
-//
-// Why 1,600: the figure is how many tracks one core sustains, so the
-// receiver is measured near a core's worth of work (about 0.8 of a core
-// here), not extrapolated from a light load. Batched reads make a packet
-// cheaper the more of them arrive together: the same programs measured
-// about 1,500 tracks per core at 400 tracks (a quarter of a core busy),
-// 2,100 at 1,600. The machine has two cores, and the publisher needs
-// about 0.4 of one at this load.
-func benchLoad(b *testing.B) pathRun {
-	return pathRun{
-		tracks: envInt(b, "EARSHOT_WEBRTCBENCH_TRACKS", 1600),
-		pcs:    envInt(b, "EARSHOT_WEBRTCBENCH_PCS", 16),
-		warmup: 3 * time.Second,
-		window: time.Duration(envInt(b, "EARSHOT_WEBRTCBENCH_WINDOW_S", 10)) * time.Second,
-	}
-}
-
-// BenchmarkWebRTCTracksPerCore: a publisher process sends 1,600 Opus tracks
-// (50 packets/s each) over 16 DTLS-SRTP peer connections on loopback to a
-// receiver process that records each as a listener bot does. The figure is
-// tracks / (receiver CPU seconds per wall second): how many such tracks one
-// fully used core sustains. It runs once whatever b.N is (about 20 s);
-// EARSHOT_WEBRTCBENCH_TRACKS, _PCS and _WINDOW_S change the load, and
-// EARSHOT_WEBRTCBENCH_RECEIVER_ARGS passes flags to the receiver (e.g.
-// "-gomaxprocs 1", "-read-interval=-1ns" or "-interceptors pion":
-// experiments, reported as experiment-tracks-per-core, never as the figure,
-// which is taken from the receiver configured as the bots are).
-func BenchmarkWebRTCTracksPerCore(b *testing.B) {
-	cfg := benchLoad(b)
-	cfg.receiverArgs = strings.Fields(os.Getenv("EARSHOT_WEBRTCBENCH_RECEIVER_ARGS"))
-	res := runPath(b, cfg)
-	packets := float64(cfg.tracks) * 50 * res.wall.Seconds()
-	b.ReportMetric(res.cpu.Seconds()/res.wall.Seconds(), "receiver-cores")
-	b.ReportMetric(float64(res.cpu.Nanoseconds())/packets, "receiver-cpu-ns/packet")
-	b.ReportMetric(float64(len(res.report.Tracks)), "gap-free-tracks")
-	if len(cfg.receiverArgs) > 0 {
-		// Not the bots' receive path: not the figure.
-		b.ReportMetric(res.tracksPerCore(cfg.tracks), "experiment-tracks-per-core")
-		return
-	}
-	b.ReportMetric(res.tracksPerCore(cfg.tracks), "record_webrtc_tracks_per_core")
-}
-
-// BenchmarkWebRTCSmallRooms runs BenchmarkWebRTCTracksPerCore's load as a
-// bot in many small rooms receives it: 10 tracks per peer connection (one
-// connection per room) instead of 100, so 160 connections. It reports
-// record_webrtc_small_rooms_tracks_per_core, the same measure: per
-// connection costs (its socket, ICE, DTLS and SRTP state, goroutines and
-// timers) are spread over fewer tracks. It has no target; it says how far
-// a bot in rooms of ten speakers is from the benchmark's figure.
-func BenchmarkWebRTCSmallRooms(b *testing.B) {
-	cfg := benchLoad(b)
-	cfg.pcs = cfg.tracks / 10
-	res := runPath(b, cfg)
-	b.ReportMetric(float64(len(res.report.Tracks)), "gap-free-tracks")
-	b.ReportMetric(res.tracksPerCore(cfg.tracks), "record_webrtc_small_rooms_tracks_per_core")
-}
-
-// BenchmarkWebRTCPionFloor measures what record_webrtc_tracks_per_core
-// cannot exceed on this machine: the same load received by the same
-// receiver, but each track read through pion and dropped, nothing recorded.
-//   - pion_floor_tracks_per_core: the bots' configuration (their
-//     interceptors, batched reads, Go's default GOMAXPROCS);
-//   - pion_min_floor_tracks_per_core: pion stripped to what no bot can do
-//     without (no interceptors at all, so no NACK and no receiver reports;
-//     GOMAXPROCS=1).
-//
-// Both are tracks / (receiver CPU seconds per wall second), as the figure.
-func BenchmarkWebRTCPionFloor(b *testing.B) {
-	base := benchLoad(b)
-	base.discard = true
-	for _, c := range []struct {
-		figure string
-		args   []string
-	}{
-		{"pion_floor_tracks_per_core", nil},
-		{"pion_min_floor_tracks_per_core", []string{"-interceptors", "none", "-gomaxprocs", "1"}},
-	} {
-		cfg := base
-		cfg.receiverArgs = c.args
-		res := runPath(b, cfg)
-		b.ReportMetric(res.tracksPerCore(cfg.tracks), c.figure)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/webrtc/v4"
@@ -37,9 +38,10 @@ type PublisherConfig struct {
 // Publisher sends Tracks Opus tracks to a Receiver, 50 packets a second
 // each, until its context ends.
 type Publisher struct {
-	cfg PublisherConfig
-	api *webrtc.API
-	pcs []*publisherPC
+	cfg    PublisherConfig
+	api    *webrtc.API
+	pcs    []*publisherPC
+	maxLag atomic.Int64 // nanoseconds
 }
 
 type publisherPC struct {
@@ -200,12 +202,14 @@ func (p *Publisher) send(ctx context.Context, pp *publisherPC, index int, start 
 	defer timer.Stop()
 	for k := 0; ; k++ {
 		round, slot := k/slots, k%slots
-		timer.Reset(time.Until(start.Add(time.Duration(k) * packetDuration / slots)))
+		due := start.Add(time.Duration(k) * packetDuration / slots)
+		timer.Reset(time.Until(due))
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-timer.C:
 		}
+		p.noteLag(time.Since(due))
 		// Tracks [slot*n/slots, (slot+1)*n/slots) send in this slot.
 		for j := slot * n / slots; j < (slot+1)*n/slots; j++ {
 			data := pkts[(round+j*37+index*101)%len(pkts)]
@@ -215,6 +219,22 @@ func (p *Publisher) send(ctx context.Context, pp *publisherPC, index int, start 
 		}
 	}
 }
+
+// noteLag keeps the largest lag behind the schedule.
+func (p *Publisher) noteLag(lag time.Duration) {
+	for {
+		old := p.maxLag.Load()
+		if int64(lag) <= old || p.maxLag.CompareAndSwap(old, int64(lag)) {
+			return
+		}
+	}
+}
+
+// MaxLag is how far behind its schedule the publisher fell at worst
+// while it ran: a slot's packets went out that late. A publisher that
+// cannot keep its schedule (a machine too busy to generate the load)
+// causes gaps the receiver is not to blame for.
+func (p *Publisher) MaxLag() time.Duration { return time.Duration(p.maxLag.Load()) }
 
 // Close closes the peer connections.
 func (p *Publisher) Close() error {

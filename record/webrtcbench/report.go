@@ -58,7 +58,7 @@ func (r *Report) Totals() record.Stats {
 }
 
 // GapFree checks that every one of want tracks was recorded without a
-// gap: no packet lost, late or malformed, no silence filled, every sample
+// gap: no packet lost, late or malformed, no resync, no silence filled, every sample
 // of the timeline from a received packet (20 ms packets: 960 samples
 // each), every chunk and segment written, no chunk event dropped.
 // minPackets is the fewest packets a track must have recorded.
@@ -75,6 +75,9 @@ func (r *Report) GapFree(want int, minPackets int64) error {
 		var why []string
 		if s.Lost != 0 || s.Late != 0 || s.Malformed != 0 {
 			why = append(why, fmt.Sprintf("lost %d, late %d, malformed %d packets", s.Lost, s.Late, s.Malformed))
+		}
+		if s.Resyncs != 0 {
+			why = append(why, fmt.Sprintf("%d resyncs", s.Resyncs))
 		}
 		if s.Gaps.Total() != 0 {
 			why = append(why, fmt.Sprintf("gaps %+v samples", s.Gaps))

@@ -1,12 +1,14 @@
 // Command publisher is the sending side of the WebRTC recording benchmark
 // (package webrtcbench): it plays an Ogg/Opus file's packets in a loop on
 // -tracks Opus tracks over -pcs peer connections to a receiver on
-// loopback, prints "connected" once every peer connection is up, and sends
-// until SIGTERM or SIGINT.
+// loopback, prints "connected" once every peer connection is up, sends
+// until SIGTERM or SIGINT, and then prints {"max_lag_ms": ...}: how far
+// behind its schedule it fell at worst.
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -68,5 +70,8 @@ func run() error {
 		return err
 	}
 	fmt.Println("connected")
-	return p.Run(ctx)
+	if err := p.Run(ctx); err != nil {
+		return err
+	}
+	return json.NewEncoder(os.Stdout).Encode(map[string]float64{"max_lag_ms": float64(p.MaxLag()) / float64(time.Millisecond)})
 }
