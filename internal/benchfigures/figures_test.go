@@ -87,6 +87,25 @@ type pkgFiles struct {
 	files []*ast.File
 }
 
+// eachCall calls fn with every call in the folder's function bodies and
+// the function it is in.
+func (p *pkgFiles) eachCall(fn func(*ast.FuncDecl, *ast.CallExpr)) {
+	for _, f := range p.files {
+		for _, d := range f.Decls {
+			fd, ok := d.(*ast.FuncDecl)
+			if !ok || fd.Body == nil {
+				continue
+			}
+			ast.Inspect(fd.Body, func(n ast.Node) bool {
+				if call, ok := n.(*ast.CallExpr); ok {
+					fn(fd, call)
+				}
+				return true
+			})
+		}
+	}
+}
+
 // testPackages parses every _test.go file under root, by folder, leaving
 // out hidden folders, testdata and vendor.
 func testPackages(t *testing.T, root string) map[string]*pkgFiles {
@@ -135,33 +154,19 @@ func reported(t *testing.T, root string) map[string]string {
 	t.Helper()
 	names := map[string]string{}
 	for _, p := range testPackages(t, root) {
-		for _, f := range p.files {
-			for _, d := range f.Decls {
-				fd, ok := d.(*ast.FuncDecl)
-				if !ok || fd.Body == nil {
-					continue
-				}
-				ast.Inspect(fd.Body, func(n ast.Node) bool {
-					call, ok := n.(*ast.CallExpr)
-					if !ok || len(call.Args) != 2 {
-						return true
-					}
-					if sel, ok := call.Fun.(*ast.SelectorExpr); !ok || sel.Sel.Name != "ReportMetric" {
-						return true
-					}
-					where := p.fset.Position(call.Pos()).String()
-					vals, err := names1(p, fd, call.Args[1])
-					if err != nil {
-						t.Errorf("%s: ReportMetric's name: %v (use a string literal)", where, err)
-						return true
-					}
-					for _, v := range vals {
-						names[v] = where
-					}
-					return true
-				})
+		p.eachCall(func(fd *ast.FuncDecl, call *ast.CallExpr) {
+			if sel, ok := call.Fun.(*ast.SelectorExpr); !ok || sel.Sel.Name != "ReportMetric" || len(call.Args) != 2 {
+				return
 			}
-		}
+			where := p.fset.Position(call.Pos()).String()
+			vals, err := names1(p, fd, call.Args[1])
+			if err != nil {
+				t.Errorf("%s: ReportMetric's name: %v (use a string literal)", where, err)
+			}
+			for _, v := range vals {
+				names[v] = where
+			}
+		})
 	}
 	return names
 }
@@ -221,29 +226,16 @@ func paramValues(p *pkgFiles, fd *ast.FuncDecl, name string) ([]string, error) {
 	}
 	var out []string
 	var errs []error
-	for _, f := range p.files {
-		for _, d := range f.Decls {
-			caller, ok := d.(*ast.FuncDecl)
-			if !ok || caller.Body == nil {
-				continue
-			}
-			ast.Inspect(caller.Body, func(n ast.Node) bool {
-				call, ok := n.(*ast.CallExpr)
-				if !ok {
-					return true
-				}
-				if id, ok := call.Fun.(*ast.Ident); !ok || id.Name != fd.Name.Name || index >= len(call.Args) {
-					return true
-				}
-				vals, err := names1(p, caller, call.Args[index])
-				if err != nil {
-					errs = append(errs, fmt.Errorf("%s: %s's %s: %w", p.fset.Position(call.Pos()), fd.Name.Name, name, err))
-				}
-				out = append(out, vals...)
-				return true
-			})
+	p.eachCall(func(caller *ast.FuncDecl, call *ast.CallExpr) {
+		if id, ok := call.Fun.(*ast.Ident); !ok || id.Name != fd.Name.Name || index >= len(call.Args) {
+			return
 		}
-	}
+		vals, err := names1(p, caller, call.Args[index])
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %s's %s: %w", p.fset.Position(call.Pos()), fd.Name.Name, name, err))
+		}
+		out = append(out, vals...)
+	})
 	if len(errs) > 0 {
 		return nil, errs[0]
 	}
