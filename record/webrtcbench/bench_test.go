@@ -277,7 +277,7 @@ func runPath(tb testing.TB, prog programs, cfg pathRun) pathResult {
 	}
 	bin, argv = pinned(tb, prog.publisherCPUs, prog.publisher, "-url", hello.URL, "-tracks", strconv.Itoa(cfg.tracks), "-pcs", strconv.Itoa(cfg.pcs), "-opus", fixture)
 	pub := start(tb, "publisher", bin, argv...)
-	if l := pub.line(tb, 2*time.Minute); l != "connected" {
+	if l := pub.line(tb, 2*time.Minute+time.Duration(cfg.pcs)*200*time.Millisecond); l != "connected" {
 		tb.Fatalf("publisher: %q, want \"connected\"", l)
 	}
 	deadline := time.Now().Add(time.Minute)

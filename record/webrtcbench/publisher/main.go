@@ -64,7 +64,9 @@ func run() error {
 	defer p.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	cctx, cancel := context.WithTimeout(ctx, time.Minute)
+	// Connections are negotiated one after another: a searched load of
+	// many small rooms has hundreds.
+	cctx, cancel := context.WithTimeout(ctx, time.Minute+time.Duration(*pcs)*200*time.Millisecond)
 	defer cancel()
 	if err := p.Connect(cctx); err != nil {
 		return err
