@@ -205,6 +205,7 @@ func canaryRun(t testing.TB, field string) {
 
 	// The identities did reach ingest: each speaker's pseudonym recorded.
 	rec := h.collect(tools)
+	checkChunks(t, rec, noLiveFaults)
 	for _, sp := range speakers {
 		if tr := speakerTracks(rec, h.pseud.Person(sp.identity(field))); len(tr) != 1 || len(tr[0].segs) == 0 {
 			t.Errorf("speaker %s: %d tracks under the pseudonym of its %s", sp.name, len(tr), field)

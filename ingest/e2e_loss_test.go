@@ -265,7 +265,9 @@ func packetLoss(t testing.TB) (_ figures, lost, dropped int64) {
 	if diff := math.Abs(float64(lost - dropped)); diff > math.Max(10, 0.2*float64(dropped)) {
 		t.Errorf("the manifest counts %d packets lost, the rule dropped %d", lost, dropped)
 	}
-	checkChunks(t, rec)
+	// The loss is on the media path: the recorder fills its gaps, and the
+	// live chunks still cover the whole timeline.
+	checkChunks(t, rec, noLiveFaults)
 	checkSession(t, rec)
 	t.Logf("record_duration_error_pct=%.3f", fig.durErrPct)
 	t.Logf("record_tone_offset_ms=%.1f (relative to the first tone: %.1f; %d tones)", fig.toneAbsMS, fig.toneRelMS, fig.tones)

@@ -665,30 +665,118 @@ func checkSession(t testing.TB, rec *recording) {
 	}
 }
 
-// checkChunks checks that each track's live chunks, after dedupe, cover
-// its timeline without gaps or overlaps (unless the stage counted chunks
-// it had to drop).
-func checkChunks(t testing.TB, rec *recording) {
+// liveFaults says whether a run injected faults on the live-chunk path
+// (the broker), the only thing that may make the stage drop live chunks.
+type liveFaults bool
+
+const (
+	noLiveFaults liveFaults = false
+	// liveFaultsInjected lets chunks be dropped; those that were not must
+	// still be where they belong.
+	liveFaultsInjected liveFaults = true
+)
+
+// checkChunks checks each track's live chunks, after dedupe, against its
+// stored timeline: in order, never overlapping, never past the track's
+// end. Without injected faults the stage must have dropped none and the
+// chunks cover the timeline exactly. With faults, every stretch the chunks
+// miss must be accounted for by the chunks the stage counted as dropped
+// (no more stretches than drops, no more samples than that many chunks).
+func checkChunks(t testing.TB, rec *recording, faults liveFaults) {
 	t.Helper()
+	drops := int64(rec.chunkDrops)
+	if faults == noLiveFaults && drops != 0 {
+		t.Errorf("the stage dropped %d live chunks (earshot_ingest_chunks_dropped_total) in a run without faults on the broker", drops)
+	}
 	byTrack := map[string][]*event.Timeline{}
 	for _, c := range rec.chunks {
 		if c.Type == event.TypeAudioChunk && c.Timeline != nil {
 			byTrack[c.Timeline.Track] = append(byTrack[c.Timeline.Track], c.Timeline)
 		}
 	}
+	var missSpans, missSamples, longest int64
 	for id, tr := range rec.tracks {
 		tls := byTrack[id]
+		if len(tls) == 0 {
+			t.Errorf("track %s: no live chunk", id)
+			continue
+		}
 		slices.SortFunc(tls, func(a, b *event.Timeline) int { return int(a.FirstSample - b.FirstSample) })
+		end := int64(len(tr.pcm))
 		next := int64(0)
 		for _, tl := range tls {
-			if tl.FirstSample != next && rec.chunkDrops == 0 {
-				t.Errorf("track %s: live chunk starts at %d, want %d", id, tl.FirstSample, next)
-				break
+			longest = max(longest, tl.LastSample-tl.FirstSample+1)
+			switch {
+			case tl.FirstSample < next:
+				t.Errorf("track %s: live chunk %d-%d overlaps the one before (ending at %d)", id, tl.FirstSample, tl.LastSample, next-1)
+			case tl.FirstSample > next:
+				if faults == noLiveFaults {
+					t.Errorf("track %s: live chunks miss samples %d-%d", id, next, tl.FirstSample-1)
+				}
+				missSpans++
+				missSamples += tl.FirstSample - next
 			}
-			next = tl.LastSample + 1
+			if tl.LastSample >= end {
+				t.Errorf("track %s: live chunk %d-%d goes past the stored timeline's end %d", id, tl.FirstSample, tl.LastSample, end)
+			}
+			next = max(next, tl.LastSample+1)
 		}
-		if want := int64(len(tr.pcm)); next != want && rec.chunkDrops == 0 {
-			t.Errorf("track %s: live chunks cover %d samples, the stored segments %d", id, next, want)
+		if next < end {
+			if faults == noLiveFaults {
+				t.Errorf("track %s: live chunks cover %d samples, the stored segments %d", id, next, end)
+			}
+			missSpans++
+			missSamples += end - next
+		}
+	}
+	if faults == liveFaultsInjected && (missSpans > drops || missSamples > drops*longest) {
+		t.Errorf("live chunks miss %d stretches (%d samples) of the stored timelines; the stage dropped %d chunks of at most %d samples",
+			missSpans, missSamples, drops, longest)
+	}
+}
+
+// errorsTB collects what a check reports instead of failing the test.
+type errorsTB struct {
+	testing.TB
+	errs []string
+}
+
+func (e *errorsTB) Helper()                      {}
+func (e *errorsTB) Errorf(f string, args ...any) { e.errs = append(e.errs, fmt.Sprintf(f, args...)) }
+
+// TestCheckChunks keeps checkChunks able to fail: a run without faults
+// must have every chunk; with faults, only what the stage counted as
+// dropped may be missing.
+func TestCheckChunks(t *testing.T) {
+	chunk := func(first, last int64) *event.Envelope {
+		return &event.Envelope{Type: event.TypeAudioChunk, Timeline: &event.Timeline{Track: "trk", FirstSample: first, LastSample: last}}
+	}
+	const c = 48000 // one chunk
+	whole := []*event.Envelope{chunk(0, c-1), chunk(c, 2*c-1), chunk(2*c, 3*c-1)}
+	tests := []struct {
+		name   string
+		chunks []*event.Envelope
+		drops  float64
+		faults liveFaults
+		ok     bool
+	}{
+		{"complete", whole, 0, noLiveFaults, true},
+		{"one missing, none dropped", []*event.Envelope{whole[0], whole[2]}, 0, noLiveFaults, false},
+		{"last missing, none dropped", whole[:2], 0, noLiveFaults, false},
+		{"complete but drops counted, no faults", whole, 1, noLiveFaults, false},
+		{"one dropped under faults", []*event.Envelope{whole[0], whole[2]}, 1, liveFaultsInjected, true},
+		{"two missing, one dropped", whole[1:2], 1, liveFaultsInjected, false},
+		{"overlap", []*event.Envelope{whole[0], chunk(c-960, 2*c-1), whole[2]}, 0, noLiveFaults, false},
+		{"overlap under faults", []*event.Envelope{whole[0], chunk(c-960, 2*c-1), whole[2]}, 5, liveFaultsInjected, false},
+		{"past the end", append(slices.Clone(whole), chunk(3*c, 4*c-1)), 0, noLiveFaults, false},
+		{"no chunk", nil, 3, liveFaultsInjected, false},
+	}
+	for _, tc := range tests {
+		rec := &recording{tracks: map[string]*recTrack{"trk": {id: "trk", pcm: make([]int16, 3*c)}}, chunks: tc.chunks, chunkDrops: tc.drops}
+		e := &errorsTB{TB: t}
+		checkChunks(e, rec, tc.faults)
+		if ok := len(e.errs) == 0; ok != tc.ok {
+			t.Errorf("%s: passed %v, want %v (%q)", tc.name, ok, tc.ok, e.errs)
 		}
 	}
 }

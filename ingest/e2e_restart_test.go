@@ -645,6 +645,8 @@ func TestE2ES3Outage(t *testing.T) {
 	if len(rec.tracks) != 1 {
 		t.Errorf("%d tracks recorded, want 1", len(rec.tracks))
 	}
+	// The outage is the object store's: the live path (Kafka) is untouched.
+	checkChunks(t, rec, noLiveFaults)
 	pub := sp.published(t)
 	for _, tr := range rec.tracks {
 		if len(pub) == 1 {
