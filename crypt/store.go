@@ -383,6 +383,13 @@ func (s *Store) Stat(ctx context.Context, key string) (storage.ObjectInfo, error
 	return plainInfo(info), err
 }
 
+// StatVersion describes one version with its plaintext size and SHA-256;
+// see storage.VersionStater.
+func (s *Store) StatVersion(ctx context.Context, key, versionID string) (storage.ObjectInfo, error) {
+	info, err := s.inner.StatVersion(ctx, key, versionID)
+	return plainInfo(info), err
+}
+
 // listSize reports the plaintext size of a listed object: listings carry no
 // metadata, so it follows from the stored size (see PlainSize).
 func (s *Store) listSize(info *storage.ObjectInfo) {

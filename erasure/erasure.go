@@ -244,14 +244,20 @@ func (e *Eraser) run(ctx context.Context, req Request, rc *Receipt, also []reten
 				rc.KeysDestroyed = append(rc.KeysDestroyed, ref.ID)
 			}
 			var c retention.Counts
-			sel := retention.SessionData(p.room, p.session, nil)
+			sel := retention.SessionData(p.room, p.session, nil, nil)
 			if req.Kind == KindPerson {
-				sel = retention.SpeakerData(p.room, p.session, subj)
+				speakers, err := retention.TrackSpeakers(ctx, e.cfg.Store, retention.SessionAudio(p.room, p.session))
+				if err != nil {
+					return fmt.Errorf("erasure: %w", err)
+				}
+				sel = retention.SpeakerData(p.room, p.session, subj, speakers)
 				// The manifest stays (it is the session's) but mixes
 				// speakers under the session key: take the person out.
 				// Before their audio and events go, so that a run
-				// interrupted here still finds the session next time.
-				rewritten, mc, err := e.scrubManifest(ctx, p.room, p.session, subj)
+				// interrupted here still finds the session next time
+				// (by the audio's own metadata, whatever the manifest
+				// says by then).
+				rewritten, mc, err := e.scrubManifest(ctx, p.room, p.session, subj, retention.TracksOf(speakers, subj))
 				c.Add(mc)
 				rc.Deleted.Add(mc)
 				if rewritten {
@@ -340,24 +346,20 @@ func (e *Eraser) find(ctx context.Context, kind, subj string) (map[string]*place
 			p.speakers[r.Speaker] = true
 		}
 	}
-	tracks := map[string]map[string]bool{}
+	var speakers map[string]string
+	if kind == KindPerson {
+		var err error
+		if speakers, err = retention.TrackSpeakers(ctx, e.cfg.Store, audioP); err != nil {
+			return nil, fmt.Errorf("erasure: %w", err)
+		}
+	}
 	for kv, err := range retention.Keys(ctx, e.cfg.Store, audioP, nil) {
 		if err != nil {
 			return nil, err
 		}
 		a, ok := retention.ParseAudioKey(kv.Key)
-		if !ok {
+		if !ok || (kind == KindPerson && speakers[a.Track] != subj) {
 			continue
-		}
-		if kind == KindPerson {
-			ts, ok := tracks[a.Session]
-			if !ok {
-				ts = retention.SpeakerTracks(a.Session, subj)
-				tracks[a.Session] = ts
-			}
-			if !ts[a.Track] {
-				continue
-			}
 		}
 		get(a.Room, a.Session)
 	}

@@ -70,7 +70,7 @@ func CheckPersonGone(t *testing.T, store retention.Store, keys event.Keys, speak
 		if err != nil {
 			t.Fatal(err)
 		}
-		if a, ok := retention.ParseAudioKey(v.Key); ok && retention.SpeakerTracks(a.Session, speaker)[a.Track] {
+		if a, ok := retention.ParseAudioKey(v.Key); ok && compliancetest.Tracks(a.Session, speaker)[a.Track] {
 			t.Errorf("audio version of %s left: %s %s", speaker, v.Key, v.VersionID)
 		}
 		if r, ok := archive.ParseKey(v.Key); ok && r.Speaker == speaker {
@@ -218,7 +218,7 @@ func countPrefix(t *testing.T, s retention.Store, prefix string) int {
 func countTracks(t *testing.T, s retention.Store, room, session, speaker string) int {
 	t.Helper()
 	n := 0
-	tr := retention.SpeakerTracks(session, speaker)
+	tr := compliancetest.Tracks(session, speaker)
 	for v, err := range s.ListVersions(context.Background(), "audio/"+room+"/"+session+"/") {
 		if err != nil {
 			t.Fatal(err)
@@ -268,10 +268,13 @@ func TestRecheckErasesWhatBotsWroteAfter(t *testing.T) {
 		t.Fatalf("receipt %+v: want erased with a recheck", rc)
 	}
 	// The late writes of a bot that had alice's key cached.
-	tl := event.Timeline{Track: event.TrackID("ses_one", "p1_alice", 0), FirstSample: 9 * 48000, LastSample: 10*48000 - 1}
+	// On the bot's second stay's track, as a restarted bot writes it.
+	track := event.TrackID("ses_one", "p1_alice", 100_000)
+	tl := event.Timeline{Track: track, FirstSample: 9 * 48000, LastSample: 10*48000 - 1}
 	late := event.SegmentKey("r1_room1", "ses_one", tl)
-	data := compliancetest.OggPayload("ses_one", "p1_alice", 9)
-	if _, err := f.store.Put(ctx, late, bytes.NewReader(data), int64(len(data)), storage.PutOptions{ContentType: "audio/ogg"}); err != nil {
+	data := compliancetest.OggPayload("ses_one", "p1_alice", 100_000, 9)
+	if _, err := f.store.Put(ctx, late, bytes.NewReader(data), int64(len(data)), storage.PutOptions{ContentType: "audio/ogg",
+		Metadata: map[string]string{"room": "r1_room1", "session": "ses_one", "speaker": "p1_alice", "track": track}}); err != nil {
 		t.Fatal(err)
 	}
 	putManifest(t, f.store, "r1_room1", "ses_one", "p1_alice", "p1_bob")
@@ -318,4 +321,62 @@ func manifestText(t *testing.T, store retention.Store, room, session string) str
 		t.Fatal(err)
 	}
 	return string(m)
+}
+
+// failAfter is a store whose DeleteAll of audio fails once n audio keys
+// were deleted: an erasure interrupted half-way through a person's audio,
+// after their keys were shredded and the manifest scrubbed.
+type failAfter struct {
+	retention.Store
+	n, done int
+}
+
+var errInterrupted = errors.New("interrupted")
+
+func (s *failAfter) DeleteAll(ctx context.Context, key string) error {
+	if strings.HasPrefix(key, retention.AudioPrefix) {
+		if s.done == s.n {
+			return errInterrupted
+		}
+		s.done++
+	}
+	return s.Store.DeleteAll(ctx, key)
+}
+
+// TestEraseInterruptedAfterManifestScrub: an erasure stopped after the
+// manifest no longer names the person (and their keys are gone) is run
+// again and still finds every track of theirs, those of a rejoin and of
+// the bot's stay after a restart included, by the audio's own metadata.
+func TestEraseInterruptedAfterManifestScrub(t *testing.T) {
+	ctx := context.Background()
+	store := local(t)
+	f := newFixture(t, store)
+	built := f.build(t)
+	putManifest(t, f.store, "r1_room1", "ses_one", "p1_alice", "p1_bob")
+	cut := &failAfter{Store: store, n: 1}
+	er, err := erasure.New(erasure.Config{Store: cut, Keys: f.keys, Holds: &retention.Holds{Store: cut}, Audit: f.log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := erasure.Request{Kind: erasure.KindPerson, Subjects: []string{"p1_alice"}, Operator: "dpo"}
+	if _, err := er.Erase(ctx, req); !errors.Is(err, errInterrupted) {
+		t.Fatalf("first run: %v, want it interrupted", err)
+	}
+	if m := manifestText(t, f.store, "r1_room1", "ses_one"); strings.Contains(m, "p1_alice") {
+		t.Fatalf("the interruption came before the manifest scrub: %s", m)
+	}
+	if n := countTracks(t, f.store, "r1_room1", "ses_one", "p1_alice"); n == 0 {
+		t.Fatal("nothing of alice's audio left to find after the interruption")
+	}
+	rc, err := f.er.Erase(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rc.Deleted.Objects == 0 {
+		t.Fatalf("second run deleted nothing: %+v", rc)
+	}
+	CheckPersonGone(t, f.store, f.keys, "p1_alice", all(built))
+	if n := countTracks(t, f.store, "r1_room1", "ses_one", "p1_bob"); n != 2*len(compliancetest.DefaultOrdinals) {
+		t.Fatalf("bob has %d audio objects left, want all %d", n, 2*len(compliancetest.DefaultOrdinals))
+	}
 }

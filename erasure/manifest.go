@@ -19,7 +19,8 @@ import (
 // to the same).
 const maxManifestBytes = 64 << 20
 
-// scrubManifest removes speaker from a session's manifest. The manifest
+// scrubManifest removes speaker, and tracks (theirs, by the audio's own
+// metadata), from a session's manifest. The manifest
 // mixes speakers and is sealed whole under the session key, so shredding
 // the speaker's keys leaves it readable: the current version is rewritten
 // without the speaker's tracks (or anything else naming them), then every
@@ -28,7 +29,7 @@ const maxManifestBytes = 64 << 20
 // destroyed leaves nothing readable, so nothing to do. It reports whether
 // it rewrote the manifest and which versions it deleted; versions under
 // object lock are counted in Locked and left.
-func (e *Eraser) scrubManifest(ctx context.Context, room, session, speaker string) (bool, retention.Counts, error) {
+func (e *Eraser) scrubManifest(ctx context.Context, room, session, speaker string, tracks map[string]bool) (bool, retention.Counts, error) {
 	var c retention.Counts
 	key := event.ManifestKey(room, session)
 	live, rewritten := false, false
@@ -45,7 +46,7 @@ func (e *Eraser) scrubManifest(ctx context.Context, room, session, speaker strin
 		if err != nil {
 			return false, c, fmt.Errorf("erasure: read manifest %s: %w", key, err)
 		}
-		out, changed, err := scrubJSON(data, speaker, retention.SpeakerTracks(session, speaker))
+		out, changed, err := scrubJSON(data, speaker, tracks)
 		if err != nil {
 			return false, c, fmt.Errorf("erasure: manifest %s: %w", key, err)
 		}

@@ -4,17 +4,14 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/earshot/earshot/retention"
+	"github.com/earshot/earshot/event"
 )
 
 func TestScrubJSON(t *testing.T) {
 	const alice = "p1_alice"
-	tracks := retention.SpeakerTracks("ses_x", alice)
-	var aliceTrack string
-	for tr := range tracks {
-		aliceTrack = tr
-		break
-	}
+	// A track of a rejoin in the bot's second stay.
+	aliceTrack := event.TrackID("ses_x", alice, 100_001)
+	tracks := map[string]bool{aliceTrack: true}
 	tests := []struct {
 		name, in string
 		changed  bool

@@ -49,6 +49,8 @@ const (
 type Source interface {
 	storage.Lister
 	storage.Getter
+	// Versions tell whose a track is (retention.TrackSpeakers).
+	retention.TrackStore
 }
 
 // Progress receives the export's progress: Start once with the number of
@@ -394,7 +396,13 @@ func plan(ctx context.Context, cfg Config, req Request) ([]file, Counts, error) 
 	if req.Session != "" {
 		audioPrefix += req.Session + "/"
 	}
-	tracks := map[string]map[string]bool{}
+	var speakers map[string]string
+	if req.Speaker != "" {
+		var err error
+		if speakers, err = retention.TrackSpeakers(ctx, cfg.Store, audioPrefix); err != nil {
+			return nil, c, fmt.Errorf("export: %w", err)
+		}
+	}
 	for oi, err := range cfg.Store.List(ctx, audioPrefix) {
 		if err != nil {
 			return nil, c, fmt.Errorf("export: list audio: %w", err)
@@ -403,15 +411,8 @@ func plan(ctx context.Context, cfg Config, req Request) ([]file, Counts, error) 
 		if !ok || (req.Session != "" && a.Session != req.Session) {
 			continue
 		}
-		if req.Speaker != "" {
-			ts, ok := tracks[a.Session]
-			if !ok {
-				ts = retention.SpeakerTracks(a.Session, req.Speaker)
-				tracks[a.Session] = ts
-			}
-			if !ts[a.Track] {
-				continue
-			}
+		if req.Speaker != "" && speakers[a.Track] != req.Speaker {
+			continue
 		}
 		sess(a.Session)
 		files = append(files, file{path: "audio/" + a.Session + "/" + a.Track + "/" + path.Base(oi.Key), key: oi.Key, size: oi.Size})

@@ -62,6 +62,10 @@ func (f *fixture) export(t *testing.T, req export.Request) ([]byte, export.Summa
 	return buf.Bytes(), sum
 }
 
+// tracks is how many tracks compliancetest.Build gives each speaker: a
+// first join, a rejoin, and a join after the bot restarted.
+var tracks = len(compliancetest.DefaultOrdinals)
+
 func members(t *testing.T, bundle []byte) map[string][]byte {
 	t.Helper()
 	out := map[string][]byte{}
@@ -83,7 +87,8 @@ func TestExportVerifyRoundTrip(t *testing.T) {
 	f := newFixture(t)
 	bundle, sum := f.export(t, export.Request{Room: "r1_room", Operator: "officer", Reason: "case 9"})
 	c := sum.Manifest.Counts
-	if c.Sessions != 2 || c.Audio != 6 || c.Transcripts != 6 || c.Alerts != 1 || c.Actions != 1 || c.Unreadable != 0 {
+	// Three speakers' sessions, each speaker with their tracks of two segments.
+	if n := 3 * 2 * tracks; c.Sessions != 2 || c.Audio != n || c.Transcripts != n || c.Alerts != 1 || c.Actions != 1 || c.Unreadable != 0 {
 		t.Fatalf("counts %+v", c)
 	}
 	res, err := export.Verify(bytes.NewReader(bundle), f.priv.Public().(ed25519.PublicKey))
@@ -104,7 +109,7 @@ func TestExportVerifyRoundTrip(t *testing.T) {
 			}
 		}
 	}
-	if audio != 6 {
+	if audio != 3*2*tracks {
 		t.Fatalf("%d audio files", audio)
 	}
 	vtt := string(m["transcripts/ses_a/p1_alice-"+event.TrackID("ses_a", "p1_alice", 0)+".vtt"])
@@ -135,16 +140,28 @@ func TestExportScopes(t *testing.T) {
 	f := newFixture(t)
 	_, sum := f.export(t, export.Request{Room: "r1_room", Session: "ses_a", Speaker: "p1_alice", Operator: "o"})
 	c := sum.Manifest.Counts
-	if c.Sessions != 1 || c.Audio != 2 || c.Transcripts != 2 || c.Alerts != 1 {
+	if c.Sessions != 1 || c.Audio != 2*tracks || c.Transcripts != 2*tracks || c.Alerts != 1 {
 		t.Fatalf("speaker scope counts %+v", c)
 	}
+	bob := compliancetest.Tracks("ses_a", "p1_bob")
+	alice := map[string]int{}
 	for _, fe := range sum.Manifest.Files {
-		if strings.Contains(fe.Path, "p1_bob") || strings.Contains(fe.Path, event.TrackID("ses_a", "p1_bob", 0)) {
-			t.Fatalf("bob's file in alice's export: %s", fe.Path)
+		for tr := range bob {
+			if strings.Contains(fe.Path, "p1_bob") || strings.Contains(fe.Path, tr) {
+				t.Fatalf("bob's file in alice's export: %s", fe.Path)
+			}
+		}
+		for tr := range compliancetest.Tracks("ses_a", "p1_alice") {
+			if strings.HasPrefix(fe.Path, "audio/") && strings.Contains(fe.Path, tr) {
+				alice[tr]++
+			}
 		}
 	}
+	if len(alice) != tracks {
+		t.Fatalf("alice's export has audio of %d of her %d tracks (a rejoin's and the bot's second stay's included): %v", len(alice), tracks, alice)
+	}
 	_, sum = f.export(t, export.Request{Room: "r1_room", Session: "ses_b", Operator: "o"})
-	if c := sum.Manifest.Counts; c.Sessions != 1 || c.Audio != 2 || c.Alerts != 0 {
+	if c := sum.Manifest.Counts; c.Sessions != 1 || c.Audio != 2*tracks || c.Alerts != 0 {
 		t.Fatalf("session scope counts %+v", c)
 	}
 }
@@ -155,7 +172,7 @@ func TestExportScopes(t *testing.T) {
 // shows (the newer revision's, one line per stretch of speech).
 func TestExportKeepsRevisionsApart(t *testing.T) {
 	f := newFixture(t)
-	compliancetest.Build(t, f.store, f.keys, compliancetest.Session{Room: "r1_rep", ID: "ses_r", Speakers: []string{"p1_alice"}, Start: t0, Replayed: true})
+	compliancetest.Build(t, f.store, f.keys, compliancetest.Session{Room: "r1_rep", ID: "ses_r", Speakers: []string{"p1_alice"}, Start: t0, Replayed: true, Ordinals: []int{0}})
 	bundle, sum := f.export(t, export.Request{Room: "r1_rep", Operator: "o"})
 	if c := sum.Manifest.Counts; c.Transcripts != 4 {
 		t.Fatalf("counts %+v: want 4 transcript segments (2 lines, 2 revisions)", c)
@@ -289,8 +306,8 @@ func TestExportMarksUnreadableAfterErasure(t *testing.T) {
 		f.keys.Shred(context.Background(), ref)
 	}
 	_, sum := f.export(t, export.Request{Room: "r1_room", Session: "ses_b", Operator: "o"})
-	if sum.Manifest.Counts.Unreadable != 2 {
-		t.Fatalf("unreadable = %d, want 2", sum.Manifest.Counts.Unreadable)
+	if sum.Manifest.Counts.Unreadable != 2*tracks {
+		t.Fatalf("unreadable = %d, want %d", sum.Manifest.Counts.Unreadable, 2*tracks)
 	}
 }
 

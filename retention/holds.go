@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/earshot/earshot/archive"
@@ -179,8 +180,14 @@ func (h *Holds) apply(ctx context.Context, s Scope, on bool, keep []Hold) (int, 
 		prefixes = []string{AudioPrefix + s.Room + "/", archive.ScopePrefix(s.Room, "", ""), ManifestPrefix + s.Room + "/"}
 	}
 	n := 0
-	tc := trackCache{}
 	for _, p := range prefixes {
+		var speakers map[string]string
+		if strings.HasPrefix(p, AudioPrefix) {
+			var err error
+			if speakers, err = TrackSpeakers(ctx, h.Store, p); err != nil {
+				return n, fmt.Errorf("retention: object lock for %s: %w", s, err)
+			}
+		}
 		for v, err := range h.Store.ListVersions(ctx, p) {
 			if err != nil {
 				return n, fmt.Errorf("retention: object lock for %s: %w", s, err)
@@ -188,7 +195,7 @@ func (h *Holds) apply(ctx context.Context, s Scope, on bool, keep []Hold) (int, 
 			if v.DeleteMarker {
 				continue
 			}
-			room, session, speaker, ok := tc.place(v.Key, s.Speaker)
+			room, session, speaker, ok := place(v.Key, speakers)
 			if !ok || !s.Covers(room, session, speaker) || (!on && len(Covered(keep, room, session, speaker)) > 0) {
 				continue
 			}
@@ -201,15 +208,12 @@ func (h *Holds) apply(ctx context.Context, s Scope, on bool, keep []Hold) (int, 
 	return n, nil
 }
 
-// placeKey says which room, session and speaker a key's data belongs to.
-// Audio keys carry a track, not a speaker: the track is matched against
-// the tracks speaker can have (SpeakerTracks).
-func (tc trackCache) place(key, speaker string) (string, string, string, bool) {
+// place says which room, session and speaker a key's data belongs to.
+// Audio keys carry a track, not a speaker: speakers (TrackSpeakers) maps
+// it. A track written after the map was made waits for the next sweep.
+func place(key string, speakers map[string]string) (string, string, string, bool) {
 	if a, ok := ParseAudioKey(key); ok {
-		if speaker != "" && !tc.tracks(a.Session, speaker)[a.Track] {
-			speaker = ""
-		}
-		return a.Room, a.Session, speaker, true
+		return a.Room, a.Session, speakers[a.Track], true
 	}
 	if r, ok := archive.ParseKey(key); ok {
 		return r.Room, r.Session, r.Speaker, true
@@ -218,17 +222,4 @@ func (tc trackCache) place(key, speaker string) (string, string, string, bool) {
 		return r, s, "", true
 	}
 	return "", "", "", false
-}
-
-// trackCache memoises SpeakerTracks by session and speaker.
-type trackCache map[[2]string]map[string]bool
-
-func (tc trackCache) tracks(session, speaker string) map[string]bool {
-	k := [2]string{session, speaker}
-	m, ok := tc[k]
-	if !ok {
-		m = SpeakerTracks(session, speaker)
-		tc[k] = m
-	}
-	return m
 }

@@ -172,7 +172,7 @@ func TestObjectLockHoldOnTestbed(t *testing.T) {
 	defer cancel()
 	keys, store := compliancetest.NewCrypt(t, s3.Store, filepath.Join(t.TempDir(), "kek.key"))
 	b := compliancetest.Build(t, store, keys, compliancetest.Session{Room: "r1_held", ID: "ses_h", Speakers: []string{"p1_a"}, Start: time.Now(), Ended: time.Now()})
-	compliancetest.Build(t, store, keys, compliancetest.Session{Room: "r1_free", ID: "ses_f", Speakers: []string{"p1_a"}, Start: time.Now(), Ended: time.Now()})
+	free := compliancetest.Build(t, store, keys, compliancetest.Session{Room: "r1_free", ID: "ses_f", Speakers: []string{"p1_a"}, Start: time.Now(), Ended: time.Now()})
 	holds := &retention.Holds{Store: store, Lock: s3.Store}
 	scope := retention.Scope{Room: "r1_held"}
 	if err := holds.Set(ctx, retention.Hold{Scope: scope, Reason: "case", Operator: "legal"}); err != nil {
@@ -186,7 +186,7 @@ func TestObjectLockHoldOnTestbed(t *testing.T) {
 	if err != nil || c.Locked != len(b.Audio) || c.Objects != 0 {
 		t.Fatalf("purge of held audio: %+v %v", c, err)
 	}
-	if c, err := retention.Purge(ctx, store, "audio/r1_free/", nil); err != nil || c.Objects != 2 {
+	if c, err := retention.Purge(ctx, store, "audio/r1_free/", nil); err != nil || c.Objects != len(free.Audio) {
 		t.Fatalf("purge of free audio: %+v %v", c, err)
 	}
 	if _, err := holds.Lift(ctx, scope); err != nil {
@@ -194,5 +194,43 @@ func TestObjectLockHoldOnTestbed(t *testing.T) {
 	}
 	if c, err := retention.Purge(ctx, store, "audio/r1_held/", nil); err != nil || c.Objects != len(b.Audio) || c.Locked != 0 {
 		t.Fatalf("purge after lift: %+v %v", c, err)
+	}
+}
+
+// TestObjectLockSpeakerHoldOnTestbed: a hold on one person puts the S3
+// legal hold on every version of every track of theirs, the tracks of a
+// rejoin and of the bot's stay after a restart (ordinal 100,000) too, and
+// on nobody else's.
+func TestObjectLockSpeakerHoldOnTestbed(t *testing.T) {
+	s3 := compliancetest.NewLockedS3(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	keys, store := compliancetest.NewCrypt(t, s3.Store, filepath.Join(t.TempDir(), "kek.key"))
+	b := compliancetest.Build(t, store, keys, compliancetest.Session{Room: "r1_room", ID: "ses_s", Speakers: []string{"p1_a", "p1_b"}, Start: time.Now(), Ended: time.Now()})
+	holds := &retention.Holds{Store: store, Lock: s3.Store}
+	if err := holds.Set(ctx, retention.Hold{Scope: retention.Scope{Speaker: "p1_b"}, Reason: "case", Operator: "legal"}); err != nil {
+		t.Fatal(err)
+	}
+	held := compliancetest.Tracks("ses_s", "p1_b")
+	var locked, freed int
+	for _, k := range b.Audio {
+		a, _ := retention.ParseAudioKey(k)
+		err := store.DeleteAll(ctx, k)
+		switch {
+		case held[a.Track] && !errors.Is(err, storage.ErrLocked):
+			t.Errorf("held speaker's %s: delete gave %v, want ErrLocked", k, err)
+		case !held[a.Track] && err != nil:
+			t.Errorf("free speaker's %s: %v", k, err)
+		case held[a.Track]:
+			locked++
+		default:
+			freed++
+		}
+	}
+	if locked != freed || locked != len(b.Audio)/2 {
+		t.Fatalf("%d objects locked, %d deleted, of %d", locked, freed, len(b.Audio))
+	}
+	if _, err := holds.Lift(ctx, retention.Scope{Speaker: "p1_b"}); err != nil {
+		t.Fatal(err)
 	}
 }

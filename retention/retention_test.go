@@ -18,6 +18,11 @@ import (
 
 var t0 = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 
+// perSpeaker is how many audio objects compliancetest.Build stores per
+// speaker: two segments on each of the tracks of a first join, a rejoin,
+// and a join after the bot restarted (ordinal 100,000).
+var perSpeaker = 2 * len(compliancetest.DefaultOrdinals)
+
 func policy(t *testing.T) *retention.Policy {
 	t.Helper()
 	cfg := config.Default().Retention
@@ -147,17 +152,17 @@ func TestHoldKeepsExpiredData(t *testing.T) {
 	if rep.Held != 1 || rep.Expired != 1 {
 		t.Fatalf("report %+v: want ses_2 held, ses_1 partly expired", rep)
 	}
-	if got := f.keys(t, "audio/r1_eph/ses_2/"); len(got) != 2 {
+	if got := f.keys(t, "audio/r1_eph/ses_2/"); len(got) != perSpeaker {
 		t.Fatalf("held session lost audio: %v", got)
 	}
-	bTracks := retention.SpeakerTracks("ses_1", "p1_b")
+	bTracks := compliancetest.Tracks("ses_1", "p1_b")
 	for _, k := range f.keys(t, "audio/r1_eph/ses_1/") {
 		a, _ := retention.ParseAudioKey(k)
 		if !bTracks[a.Track] {
 			t.Fatalf("unheld speaker's audio left: %s", k)
 		}
 	}
-	if len(f.keys(t, "audio/r1_eph/ses_1/")) != 2 || len(f.keys(t, "events/r1_eph/ses_1/p1_b/")) == 0 || len(f.keys(t, "events/r1_eph/ses_1/p1_a/")) != 0 {
+	if len(f.keys(t, "audio/r1_eph/ses_1/")) != perSpeaker || len(f.keys(t, "events/r1_eph/ses_1/p1_b/")) == 0 || len(f.keys(t, "events/r1_eph/ses_1/p1_a/")) != 0 {
 		t.Fatalf("speaker hold: audio %v events %v", f.keys(t, "audio/r1_eph/ses_1/"), f.keys(t, "events/r1_eph/ses_1/"))
 	}
 	// Keys: the unheld speaker's key in ses_1 is shredded, the held one's
@@ -309,7 +314,7 @@ func TestManifestGivesEndAndSpeakers(t *testing.T) {
 	}
 	// p1_b is held: their audio and the (shared) manifest stay.
 	left := f.keys(t, "")
-	if !slices.Contains(left, event.ManifestKey("r1_eph", "ses_m")) || len(f.keys(t, "audio/")) != 2 {
+	if !slices.Contains(left, event.ManifestKey("r1_eph", "ses_m")) || len(f.keys(t, "audio/")) != perSpeaker {
 		t.Fatalf("left: %v", left)
 	}
 }

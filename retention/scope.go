@@ -55,21 +55,6 @@ func (s Scope) String() string {
 	return "room " + f(s.Room) + " session " + f(s.Session) + " speaker " + f(s.Speaker)
 }
 
-// MaxTrackOrdinal bounds the tracks per speaker and session that are looked
-// for (a rejoin opens the next ordinal; see event.TrackID).
-const MaxTrackOrdinal = 256
-
-// SpeakerTracks returns the track IDs a speaker can have in a session.
-// Track IDs derive from session, speaker and ordinal, so a speaker's audio
-// is found from the key alone, even for old versions without metadata.
-func SpeakerTracks(session, speaker string) map[string]bool {
-	m := make(map[string]bool, MaxTrackOrdinal)
-	for i := range MaxTrackOrdinal {
-		m[event.TrackID(session, speaker, i)] = true
-	}
-	return m
-}
-
 // AudioKey is what an audio key says: audio/<room>/<session>/<track>/<range>.ogg.
 type AudioKey struct{ Room, Session, Track string }
 
@@ -101,6 +86,7 @@ func ParseManifestKey(key string) (room, session string, ok bool) {
 type Store interface {
 	storage.Lister
 	storage.VersionLister
+	storage.VersionStater
 	storage.Getter
 	storage.Putter
 	storage.Eraser
@@ -198,19 +184,20 @@ func Purge(ctx context.Context, s Store, prefix string, keep func(key string) bo
 
 // SessionData selects a session's keys, leaving out those of the speakers
 // in keep: their audio tracks, their archived events, and (when any is
-// kept) the session's shared objects, which mix speakers.
-func SessionData(room, session string, keep []string) func(key string) bool {
-	tracks := map[string]bool{}
+// kept) the session's shared objects, which mix speakers. speakers maps
+// the session's tracks to their speakers (TrackSpeakers); a track it does
+// not know has no stored version left to keep, and one of UnknownSpeaker
+// is kept whenever any speaker is.
+func SessionData(room, session string, keep []string, speakers map[string]string) func(key string) bool {
 	spk := map[string]bool{}
 	for _, p := range keep {
 		spk[p] = true
-		for t := range SpeakerTracks(session, p) {
-			tracks[t] = true
-		}
 	}
 	return func(key string) bool {
 		if a, ok := ParseAudioKey(key); ok {
-			return a.Room == room && a.Session == session && !tracks[a.Track]
+			sp, known := speakers[a.Track]
+			kept := known && (spk[sp] || (sp == UnknownSpeaker && len(keep) > 0))
+			return a.Room == room && a.Session == session && !kept
 		}
 		if r, ok := archive.ParseKey(key); ok {
 			if r.Room != room || r.Session != session {
@@ -226,13 +213,14 @@ func SessionData(room, session string, keep []string) func(key string) bool {
 }
 
 // SpeakerData selects one speaker's keys in a session: the audio of their
-// tracks and their archived events. Shared objects stay (crypto-shredding
-// makes the speaker's fields in them unreadable).
-func SpeakerData(room, session, speaker string) func(key string) bool {
-	tracks := SpeakerTracks(session, speaker)
+// tracks (speakers: TrackSpeakers) and their archived events. Shared
+// objects stay (crypto-shredding makes the speaker's fields in them
+// unreadable).
+func SpeakerData(room, session, speaker string, speakers map[string]string) func(key string) bool {
 	return func(key string) bool {
 		if a, ok := ParseAudioKey(key); ok {
-			return a.Room == room && a.Session == session && tracks[a.Track]
+			sp, known := speakers[a.Track]
+			return a.Room == room && a.Session == session && known && sp == speaker
 		}
 		if r, ok := archive.ParseKey(key); ok {
 			return r.Room == room && r.Session == session && r.Speaker == speaker
@@ -241,10 +229,13 @@ func SpeakerData(room, session, speaker string) func(key string) bool {
 	}
 }
 
+// SessionAudio is the prefix of a session's audio.
+func SessionAudio(room, session string) string { return AudioPrefix + room + "/" + session + "/" }
+
 // SessionPrefixes are the prefixes under which a session's data lives.
 func SessionPrefixes(room, session string) []string {
 	return []string{
-		AudioPrefix + room + "/" + session + "/",
+		SessionAudio(room, session),
 		archive.ScopePrefix(room, session, ""),
 		event.ManifestKey(room, session),
 	}

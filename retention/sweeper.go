@@ -161,13 +161,25 @@ func (s *Sweeper) Sweep(ctx context.Context) (SweepReport, error) {
 			rep.Held++
 			continue
 		}
+		// Who is in the session: the speakers of its archived events and
+		// of its stored audio (either may outlive the other).
+		speakers, err := TrackSpeakers(ctx, s.cfg.Store, SessionAudio(ss.room, ss.id))
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
 		var keep []string
-		for sp := range ss.speakers {
+		for _, sp := range slices.Sorted(maps.Keys(ss.speakers)) {
 			if len(Covered(holds, ss.room, ss.id, sp)) > 0 {
 				keep = append(keep, sp)
 			}
 		}
-		c, err := PurgeSelected(ctx, s.cfg.Store, ss.room, ss.id, SessionData(ss.room, ss.id, keep))
+		for _, sp := range speakers {
+			if !ss.speakers[sp] && !slices.Contains(keep, sp) && len(Covered(holds, ss.room, ss.id, sp)) > 0 {
+				keep = append(keep, sp)
+			}
+		}
+		c, err := PurgeSelected(ctx, s.cfg.Store, ss.room, ss.id, SessionData(ss.room, ss.id, keep, speakers))
 		rep.Deleted.Add(c)
 		if err != nil {
 			errs = append(errs, err)

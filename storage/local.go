@@ -476,6 +476,23 @@ func (l *Local) ListVersions(ctx context.Context, prefix string) iter.Seq2[Versi
 	}
 }
 
+// StatVersion describes the object when versionID is NullVersion (its
+// only version); any other version cannot exist here. See VersionStater.
+func (l *Local) StatVersion(ctx context.Context, key, versionID string) (ObjectInfo, error) {
+	if versionID != NullVersion {
+		if err := ValidateKey(key); err != nil {
+			return ObjectInfo{}, opErr("stat-version", key, err)
+		}
+		return ObjectInfo{}, opErr("stat-version", key, ErrNotFound)
+	}
+	info, err := l.Stat(ctx, key)
+	if err != nil {
+		return ObjectInfo{}, opErr("stat-version", key, errors.Unwrap(err))
+	}
+	info.VersionID = NullVersion
+	return info, nil
+}
+
 // DeleteVersion deletes the object when versionID is NullVersion (its only
 // version); any other version cannot exist here, so there is nothing to do.
 func (l *Local) DeleteVersion(ctx context.Context, key, versionID string) error {

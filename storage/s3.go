@@ -431,6 +431,28 @@ func (s *S3) stat(ctx context.Context, key string) (ObjectInfo, error) {
 	return s.info(key, oi), nil
 }
 
+// StatVersion describes one version; see VersionStater.
+func (s *S3) StatVersion(ctx context.Context, key, versionID string) (ObjectInfo, error) {
+	if err := ValidateKey(key); err != nil {
+		return ObjectInfo{}, opErr("stat-version", key, err)
+	}
+	if versionID == "" {
+		return ObjectInfo{}, opErr("stat-version", key, errors.New("empty version id (use Stat for the latest)"))
+	}
+	if versionID == NullVersion {
+		// The only version of an object in a bucket without versioning:
+		// not every S3 server takes "null" as a version ID.
+		versionID = ""
+	}
+	oi, err := s.client.StatObject(ctx, s.bucket, s.prefix+key, minio.StatObjectOptions{VersionID: versionID})
+	if err != nil {
+		return ObjectInfo{}, opErr("stat-version", key, s.mapErr(ctx, err))
+	}
+	info := s.info(key, oi)
+	info.VersionID = cmp.Or(info.VersionID, NullVersion)
+	return info, nil
+}
+
 // info converts minio-go's description of an object.
 func (s *S3) info(key string, oi minio.ObjectInfo) ObjectInfo {
 	info := ObjectInfo{

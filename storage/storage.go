@@ -199,6 +199,15 @@ type Eraser interface {
 	DeleteAll(ctx context.Context, key string) error
 }
 
+// VersionStater describes one version of an object, metadata included:
+// what a version listing leaves out.
+type VersionStater interface {
+	// StatVersion describes version versionID of key, one ListVersions
+	// reported (NullVersion in a store without versions). A delete marker,
+	// or a version that is gone, is ErrNotFound.
+	StatVersion(ctx context.Context, key, versionID string) (ObjectInfo, error)
+}
+
 // Store is the whole contract of an object store, as storagetest checks it.
 // Consumers should depend on the narrow interfaces they use instead.
 type Store interface {
@@ -208,6 +217,7 @@ type Store interface {
 	Lister
 	Deleter
 	VersionLister
+	VersionStater
 	VersionDeleter
 	Eraser
 }

@@ -81,12 +81,31 @@ type Session struct {
 	Ended time.Time
 	// Alert raises an alert on the first speaker; Confirm confirms it.
 	Alert, Confirm bool
-	// Segments per speaker (default 2).
+	// Segments per track (default 2).
 	Segments int
+	// Ordinals are each speaker's tracks (default DefaultOrdinals): a
+	// speaker has a track per join, and a bot's later stay in the session
+	// numbers its tracks from 100,000 up.
+	Ordinals []int
 	// Class, when set, goes into session_started metadata.
 	Class string
 	// Replayed adds a second revision of every transcript (a replay).
 	Replayed bool
+}
+
+// DefaultOrdinals give every speaker three tracks, as ingest numbers
+// them: the first join, a rejoin in the same stay of the bot, and a join
+// after the bot restarted and continued the session (its second stay).
+var DefaultOrdinals = []int{0, 1, 100_000}
+
+// Tracks returns the track IDs Build gives speaker in session with the
+// default ordinals: what a test knows it wrote.
+func Tracks(session, speaker string) map[string]bool {
+	m := map[string]bool{}
+	for _, o := range DefaultOrdinals {
+		m[event.TrackID(session, speaker, o)] = true
+	}
+	return m
 }
 
 // Built is what Build wrote.
@@ -101,8 +120,8 @@ type Built struct {
 var Prod = event.Producer{Name: "compliancetest", Version: "test"}
 
 // OggPayload is the plaintext of a fake audio segment.
-func OggPayload(session, speaker string, seq int) []byte {
-	return fmt.Appendf(nil, "OggS\x00\x02fake opus of %s in %s segment %d", speaker, session, seq)
+func OggPayload(session, speaker string, ordinal, seq int) []byte {
+	return fmt.Appendf(nil, "OggS\x00\x02fake opus of %s in %s track %d segment %d", speaker, session, ordinal, seq)
 }
 
 // Build writes s into store (events archived, audio stored with the
@@ -132,37 +151,14 @@ func Build(tb testing.TB, store storage.Putter, keys event.Keys, s Session) Buil
 	}
 	e.Time = s.Start
 	add(e)
+	if s.Ordinals == nil {
+		s.Ordinals = DefaultOrdinals
+	}
 	for i, sp := range s.Speakers {
-		track := event.TrackID(s.ID, sp, 0)
-		e, _ := event.New(event.TypeTrackStarted, Prod, nil, s.Room, s.ID, sp, nil, event.TrackStarted{Ordinal: 0, Codec: "opus"}, track)
-		add(e)
-		const seg = 30 * event.SampleRate
-		for n := range s.Segments {
-			tl := event.Timeline{Track: track, FirstSample: int64(n) * seg, LastSample: int64(n+1)*seg - 1, Origin: s.Start, Anchor: event.AnchorArrival}
-			key := event.SegmentKey(s.Room, s.ID, tl)
-			data := OggPayload(s.ID, sp, n)
-			if _, err := store.Put(ctx, key, bytes.NewReader(data), int64(len(data)), storage.PutOptions{
-				ContentType: "audio/ogg",
-				Metadata:    map[string]string{"room": s.Room, "session": s.ID, "speaker": sp, "track": track},
-			}); err != nil {
-				tb.Fatal(err)
-			}
-			b.Audio = append(b.Audio, key)
-			text := fmt.Sprintf("speaker %d says secret words number %d", i, n)
-			b.Texts[sp] += text + "\n"
-			tr, _ := event.New(event.TypeTranscript, Prod, &event.Processing{Engine: "test"}, s.Room, s.ID, sp, &tl, event.TranscriptSegment{Language: "en", Speech: true})
-			if err := tr.Seal(ctx, keys, event.TranscriptSegmentData{Text: text}); err != nil {
-				tb.Fatal(err)
-			}
-			add(tr)
-			if s.Replayed {
-				rp, _ := event.New(event.TypeTranscript, Prod, &event.Processing{Engine: "test", Options: map[string]string{"replay": "1"}}, s.Room, s.ID, sp, &tl, event.TranscriptSegment{Language: "en", Speech: true})
-				if err := rp.Seal(ctx, keys, event.TranscriptSegmentData{Text: text + " (replayed)"}); err != nil {
-					tb.Fatal(err)
-				}
-				add(rp)
-			}
+		for _, ord := range s.Ordinals {
+			b.addTrack(tb, ctx, store, keys, s, i, sp, ord, add)
 		}
+		track := event.TrackID(s.ID, sp, s.Ordinals[0])
 		if i == 0 && s.Alert {
 			tl := event.Timeline{Track: track, FirstSample: 0, LastSample: event.SampleRate, Origin: s.Start, Anchor: event.AnchorArrival}
 			a, _ := event.New(event.TypeAlert, Prod, &event.Processing{PolicyVersion: "p1"}, s.Room, s.ID, sp, &tl,
@@ -188,6 +184,42 @@ func Build(tb testing.TB, store storage.Putter, keys event.Keys, s Session) Buil
 		add(e)
 	}
 	return b
+}
+
+// addTrack writes one track of speaker sp (the i-th) with s.Segments
+// segments, their transcripts and the track_started event.
+func (b *Built) addTrack(tb testing.TB, ctx context.Context, store storage.Putter, keys event.Keys, s Session, i int, sp string, ord int, add func(*event.Envelope)) {
+	tb.Helper()
+	track := event.TrackID(s.ID, sp, ord)
+	e, _ := event.New(event.TypeTrackStarted, Prod, nil, s.Room, s.ID, sp, nil, event.TrackStarted{Ordinal: ord, Codec: "opus"}, track)
+	add(e)
+	const seg = 30 * event.SampleRate
+	for n := range s.Segments {
+		tl := event.Timeline{Track: track, FirstSample: int64(n) * seg, LastSample: int64(n+1)*seg - 1, Origin: s.Start, Anchor: event.AnchorArrival}
+		key := event.SegmentKey(s.Room, s.ID, tl)
+		data := OggPayload(s.ID, sp, ord, n)
+		if _, err := store.Put(ctx, key, bytes.NewReader(data), int64(len(data)), storage.PutOptions{
+			ContentType: "audio/ogg",
+			Metadata:    map[string]string{"room": s.Room, "session": s.ID, "speaker": sp, "track": track},
+		}); err != nil {
+			tb.Fatal(err)
+		}
+		b.Audio = append(b.Audio, key)
+		text := fmt.Sprintf("speaker %d says secret words number %d on track %d", i, n, ord)
+		b.Texts[sp] += text + "\n"
+		tr, _ := event.New(event.TypeTranscript, Prod, &event.Processing{Engine: "test"}, s.Room, s.ID, sp, &tl, event.TranscriptSegment{Language: "en", Speech: true})
+		if err := tr.Seal(ctx, keys, event.TranscriptSegmentData{Text: text}); err != nil {
+			tb.Fatal(err)
+		}
+		add(tr)
+		if s.Replayed {
+			rp, _ := event.New(event.TypeTranscript, Prod, &event.Processing{Engine: "test", Options: map[string]string{"replay": "1"}}, s.Room, s.ID, sp, &tl, event.TranscriptSegment{Language: "en", Speech: true})
+			if err := rp.Seal(ctx, keys, event.TranscriptSegmentData{Text: text + " (replayed)"}); err != nil {
+				tb.Fatal(err)
+			}
+			add(rp)
+		}
+	}
 }
 
 // NewCrypt returns the durable keyring (KEK file at kekPath, created when

@@ -46,6 +46,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"ConcurrentIfAbsent", testConcurrentIfAbsent},
 		{"ContextCancelled", testContextCancelled},
 		{"Versions", testVersions},
+		{"StatVersion", testStatVersion},
 		{"ErrorsNameKeyNotMetadata", testErrorMessages},
 	}
 	for _, tc := range tests {
@@ -610,6 +611,58 @@ func testVersions(t *testing.T, s storage.Store) {
 	wantAbsent(t, s, "v/ab")
 	for v, err := range s.ListVersions(ctx(t), "v/") {
 		t.Errorf("after deleting every version: %+v, %v", v, err)
+	}
+}
+
+// testStatVersion: every version a listing reports can be described with
+// its own metadata, also after the key was deleted (a delete marker on top
+// in a versioned store); a version that does not exist is ErrNotFound.
+func testStatVersion(t *testing.T, s storage.Store) {
+	put(t, s, "sv/a", []byte("first"), storage.PutOptions{Metadata: map[string]string{"speaker": "p1_one"}})
+	put(t, s, "sv/a", []byte("second!"), storage.PutOptions{Metadata: map[string]string{"speaker": "p1_two"}})
+	if err := s.Delete(ctx(t), "sv/a"); err != nil {
+		t.Fatal(err)
+	}
+	put(t, s, "sv/b", []byte("bee"), storage.PutOptions{Metadata: map[string]string{"speaker": "p1_three"}})
+	seen := map[string][]string{}
+	for v, err := range s.ListVersions(ctx(t), "sv/") {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.DeleteMarker {
+			continue
+		}
+		info, err := s.StatVersion(ctx(t), v.Key, v.VersionID)
+		if err != nil {
+			t.Fatalf("StatVersion(%s, %s): %v", v.Key, v.VersionID, err)
+		}
+		if info.Key != v.Key || info.Size != v.Size {
+			t.Errorf("StatVersion(%s, %s) = key %q size %d, listed size %d", v.Key, v.VersionID, info.Key, info.Size, v.Size)
+		}
+		seen[v.Key] = append(seen[v.Key], info.Metadata["speaker"])
+	}
+	if got := seen["sv/b"]; len(got) != 1 || got[0] != "p1_three" {
+		t.Errorf("sv/b: metadata of its versions %v, want [p1_three]", got)
+	}
+	// A store without versions lost sv/a with its delete; a versioned one
+	// keeps both versions, each with its own metadata.
+	if got := seen["sv/a"]; len(got) > 0 && !slices.Equal(slices.Sorted(slices.Values(got)), []string{"p1_one", "p1_two"}) {
+		t.Errorf("sv/a: metadata of its versions %v, want p1_one and p1_two", got)
+	}
+	var vb []string
+	for v, err := range s.ListVersions(ctx(t), "sv/b") {
+		if err != nil {
+			t.Fatal(err)
+		}
+		vb = append(vb, v.VersionID)
+	}
+	for _, id := range vb {
+		if err := s.DeleteVersion(ctx(t), "sv/b", id); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.StatVersion(ctx(t), "sv/b", id); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("StatVersion of a deleted version: %v, want ErrNotFound", err)
+		}
 	}
 }
 
