@@ -307,17 +307,28 @@ func runPath(tb testing.TB, prog programs, cfg pathRun) pathResult {
 	res := pathResult{cpu: cpu1 - cpu0, wall: t1.Sub(t0), report: &rep, pubLag: publisherLag(tb, pub), waited: waited, busy: t1.Sub(began)}
 	tot := rep.Totals()
 	if cfg.discard {
-		tb.Logf("%d tracks on %d peer connections, receiver flags %q: receiver CPU %v over %v (%.3f cores), publisher lag at worst %v, waited for a CPU %v, nothing recorded",
+		logf(tb, "%d tracks on %d peer connections, receiver flags %q: receiver CPU %v over %v (%.3f cores), publisher lag at worst %v, waited for a CPU %v, nothing recorded",
 			cfg.tracks, cfg.pcs, args, res.cpu, res.wall.Round(time.Millisecond), res.cores(), res.pubLag.Round(time.Millisecond), res.waited.Round(time.Millisecond))
 		return res
 	}
-	tb.Logf("%d tracks on %d peer connections, receiver flags %q: receiver CPU %v over %v (%.3f cores), publisher lag at worst %v, waited for a CPU %v; %d packets, %d lost, %d late, %d duplicates, %d gap samples, %d resyncs, %d chunks, %d segments",
+	logf(tb, "%d tracks on %d peer connections, receiver flags %q: receiver CPU %v over %v (%.3f cores), publisher lag at worst %v, waited for a CPU %v; %d packets, %d lost, %d late, %d duplicates, %d gap samples, %d resyncs, %d chunks, %d segments",
 		cfg.tracks, cfg.pcs, args, res.cpu, res.wall.Round(time.Millisecond), res.cores(), res.pubLag.Round(time.Millisecond), res.waited.Round(time.Millisecond),
 		tot.Packets, tot.Lost, tot.Late, tot.Duplicates, tot.Gaps.Total(), tot.Resyncs, tot.Chunks, tot.Segments)
 	// Every track ran through the warm-up and the window at 50 packets/s.
 	minPackets := int64((cfg.warmup + cfg.window).Seconds() * 50 * 0.95)
 	res.gaps = rep.GapFree(cfg.tracks, minPackets)
 	return res
+}
+
+// logf logs a test's details; a benchmark's go to stderr, since the
+// testing package keeps only its first ten lines of log.
+func logf(tb testing.TB, format string, args ...any) {
+	tb.Helper()
+	if _, ok := tb.(*testing.B); ok {
+		fmt.Fprintf(os.Stderr, "webrtcbench: "+format+"\n", args...)
+		return
+	}
+	tb.Logf(format, args...)
 }
 
 // publisherLag reads the line a stopped publisher printed last (stop has

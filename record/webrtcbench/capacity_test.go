@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -155,7 +156,7 @@ func benchCapacity(b *testing.B, perPC int) capacity {
 		return pathRun{tracks: tracks, pcs: tracks / perPC, warmup: 2 * time.Second, window: window}
 	}
 	if len(prog.receiverCPUs) == 0 {
-		b.Logf("one CPU: the receiver shares it with the publisher, so the searched load is the machine's, not one core's")
+		logf(b, "one CPU: the receiver shares it with the publisher, so the searched load is the machine's, not one core's")
 	}
 	began := time.Now()
 	results := map[int]pathResult{}
@@ -163,11 +164,10 @@ func benchCapacity(b *testing.B, perPC int) capacity {
 		res := runPath(b, prog, load(tracks))
 		results[tracks] = res
 		if res.gaps != nil {
-			b.Logf("%d tracks: not gap-free:\n%v", tracks, res.gaps)
+			logf(b, "%d tracks: not gap-free:\n%v", tracks, res.gaps)
 		}
 		return res.gaps == nil
 	}, func() bool { return time.Since(began) < searchBudget })
-	b.Logf("search: %v in %v; highest gap-free load %d tracks", steps, time.Since(began).Round(time.Second), found)
 
 	at := found
 	if at == 0 {
@@ -185,22 +185,38 @@ func benchCapacity(b *testing.B, perPC int) capacity {
 		excuse := machineExcuse(res)
 		switch {
 		case excuse != "":
-			b.Logf("%d tracks: %s: the machine, not only the recorder, limited this load", s.tracks, excuse)
+			logf(b, "%d tracks: %s: the machine, not only the recorder, limited this load", s.tracks, excuse)
 		case float64(s.tracks) < c.floor/4:
 			b.Fatalf("%d tracks (%d per peer connection) were not recorded gap-free, under a quarter of the %.0f tracks per core pion's floor reads here, with the publisher on schedule (lag at worst %v) and the receiver's core its own (waited %v for it): the recorder is at fault, not the machine:\n%v",
 				s.tracks, perPC, c.floor, res.pubLag.Round(time.Millisecond), res.waited.Round(time.Millisecond), res.gaps)
 		}
 	}
+	// The benchmark's log keeps ten lines: one a load, the summary first.
+	summary := func(format string, args ...any) {
+		b.Logf(format, args...)
+		for _, s := range steps {
+			res := results[s.tracks]
+			verdict := "gap-free"
+			if !s.ok {
+				verdict = "gaps: " + strings.SplitN(res.gaps.Error(), "\n", 2)[0]
+				if e := machineExcuse(res); e != "" {
+					verdict += "; " + e
+				}
+			}
+			b.Logf("%d tracks: receiver %.3f cores, publisher lag %v, receiver waited %v for its CPU; %s",
+				s.tracks, res.cores(), res.pubLag.Round(time.Millisecond), res.waited.Round(time.Millisecond), verdict)
+		}
+	}
 	if found == 0 {
 		// Every load failed, none far below pion's floor: a machine
 		// too slow for the lightest load, not a fault of the recorder.
-		b.Logf("no load from %d tracks down was recorded gap-free (search %v); pion's floor reads %.0f tracks per core", steps[0].tracks, steps, c.floor)
+		summary("no load from %d tracks down was recorded gap-free; pion's floor reads %.0f tracks per core; %v in all", steps[0].tracks, c.floor, time.Since(began).Round(time.Second))
 		return c
 	}
 	best := results[found]
 	c.perCore = best.tracksPerCore(found)
 	c.ratio = c.perCore / c.floor
-	b.Logf("%d tracks per peer connection: highest gap-free load %d tracks at %.3f receiver cores (%.0f tracks per core); pion's floor at that load %.3f cores (%.0f tracks per core); ratio %.2f; %v in all",
+	summary("%d tracks per peer connection: highest gap-free load %d tracks at %.3f receiver cores (%.0f tracks per core); pion's floor there %.3f cores (%.0f tracks per core); ratio %.2f; %v in all",
 		perPC, found, best.cores(), c.perCore, floorRes.cores(), c.floor, c.ratio, time.Since(began).Round(time.Second))
 	b.ReportMetric(float64(found), "gap-free-tracks")
 	b.ReportMetric(best.cores(), "receiver-cores")
