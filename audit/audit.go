@@ -106,6 +106,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Now defaults to time.Now (tests pin it).
 	Now func() time.Time
+	// StoreTimeout bounds each store call made while holding the chain
+	// (default 30 s): a hung store fails one entry instead of blocking
+	// every access waiting to be audited.
+	StoreTimeout time.Duration
 }
 
 // Log appends to the chain. It is safe for concurrent use.
@@ -133,6 +137,9 @@ func New(ctx context.Context, cfg Config) (*Log, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.StoreTimeout <= 0 {
+		cfg.StoreTimeout = 30 * time.Second
 	}
 	l := &Log{cfg: cfg, log: cfg.Logger}
 	if l.log == nil {
@@ -177,6 +184,9 @@ func (l *Log) Record(ctx context.Context, e event.AuditEntry) error {
 	if e.Operator == "" {
 		e.Operator = "system"
 	}
+	// Fields can come from outside (a request's path, an operator's
+	// reason): bounded, no entry can grow past what readers accept.
+	e = e.Bounded()
 	l.mu.Lock()
 	var stored event.AuditEntry
 	for race := 0; ; race++ {
@@ -192,12 +202,14 @@ func (l *Log) Record(ctx context.Context, e event.AuditEntry) error {
 			l.mu.Unlock()
 			return fmt.Errorf("audit: encode entry: %w", err)
 		}
-		_, err = l.cfg.Store.Put(ctx, Key(n.Seq), bytes.NewReader(b), int64(len(b)), storage.PutOptions{
+		sctx, cancel := context.WithTimeout(ctx, l.cfg.StoreTimeout)
+		_, err = l.cfg.Store.Put(sctx, Key(n.Seq), bytes.NewReader(b), int64(len(b)), storage.PutOptions{
 			ContentType: "application/json", IfAbsent: true,
 		})
 		if errors.Is(err, storage.ErrExists) {
 			// Another writer took this Seq: move the head to its entry.
-			w, rerr := read(ctx, l.cfg.Store, Key(n.Seq))
+			w, rerr := read(sctx, l.cfg.Store, Key(n.Seq))
+			cancel()
 			if rerr != nil {
 				l.mu.Unlock()
 				return fmt.Errorf("audit: record %s: read entry %d written concurrently: %w", e.Action, n.Seq, rerr)
@@ -205,6 +217,7 @@ func (l *Log) Record(ctx context.Context, e event.AuditEntry) error {
 			l.seq, l.hash = w.Seq, w.Hash
 			continue
 		}
+		cancel()
 		if err != nil {
 			l.mu.Unlock()
 			return fmt.Errorf("audit: record %s: %w", e.Action, err)

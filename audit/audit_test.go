@@ -243,3 +243,65 @@ func rewrite(t *testing.T, s *storage.Local, seq int64, edit func(*event.AuditEn
 	b, _ := json.Marshal(e)
 	put(t, s, Key(seq), b)
 }
+
+// TestHugeFieldsKeepTheChainReadable: an entry whose fields came from
+// outside at any size (a 70,000-character request path) is stored bounded,
+// so the chain still verifies and a new Log still starts on it.
+func TestHugeFieldsKeepTheChainReadable(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	l, err := New(ctx, Config{Store: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	huge := "/evidence/" + strings.Repeat("A", 70_000)
+	if err := l.Record(ctx, event.AuditEntry{Operator: "anonymous", Action: "evidence.read", Subject: huge, Outcome: OutcomeDenied, Detail: huge, Reason: huge}); err != nil {
+		t.Fatal(err)
+	}
+	record(t, l, 1)
+	if _, err := Verify(ctx, s); err != nil {
+		t.Fatalf("verify after a huge entry: %v", err)
+	}
+	l2, err := New(ctx, Config{Store: s})
+	if err != nil {
+		t.Fatalf("a new log on that chain: %v", err)
+	}
+	record(t, l2, 1)
+	if _, err := Verify(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// hangingStore never answers a Put until its context ends.
+type hangingStore struct{ Store }
+
+func (h hangingStore) Put(ctx context.Context, key string, r io.Reader, size int64, o storage.PutOptions) (storage.ObjectInfo, error) {
+	<-ctx.Done()
+	return storage.ObjectInfo{}, ctx.Err()
+}
+
+// TestHungStoreFailsTheEntry: the chain's lock is never held past the
+// store timeout, so a hung store fails entries instead of queueing every
+// audited access behind it forever.
+func TestHungStoreFailsTheEntry(t *testing.T) {
+	l, err := New(context.Background(), Config{Store: hangingStore{newStore(t)}, StoreTimeout: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() {
+			errs <- l.Record(context.Background(), event.AuditEntry{Action: ActionExport, Outcome: OutcomeOK})
+		}()
+	}
+	for range 2 {
+		select {
+		case err := <-errs:
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("record on a hung store: %v, want the deadline", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("Record blocked on a hung store")
+		}
+	}
+}

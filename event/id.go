@@ -32,6 +32,26 @@ func DeriveID(prefix string, parts ...string) string {
 	return prefix + "_" + idEncoding.EncodeToString(sum[:idBytes])
 }
 
+// idLen is the length of a derived ID's digest part: idBytes in unpadded
+// base32.
+var idLen = idEncoding.EncodedLen(idBytes)
+
+// ValidID reports whether id is an ID DeriveID makes with prefix: the
+// prefix, '_' and a digest. Edges that take IDs from outside (HTTP paths,
+// command lines) check it before using or recording one.
+func ValidID(prefix, id string) bool {
+	d, ok := strings.CutPrefix(id, prefix+"_")
+	if !ok || len(d) != idLen {
+		return false
+	}
+	for _, c := range []byte(d) {
+		if (c < 'a' || c > 'z') && (c < '2' || c > '7') {
+			return false
+		}
+	}
+	return true
+}
+
 // IDPrefix returns the part of an ID before its first '_'.
 func IDPrefix(id string) string {
 	p, _, _ := strings.Cut(id, "_")

@@ -1,6 +1,12 @@
 package event
 
-import "time"
+import (
+	"crypto/sha256"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
 
 // Payloads: the readable part of each event type. Anything that carries
 // speech or identity goes in the matching *Data type, stored in Protected.
@@ -175,4 +181,41 @@ type AuditEntry struct {
 	Detail   string    `json:"detail,omitempty"` // free text without personal data
 	Prev     string    `json:"prev"`             // hex SHA-256 of the previous entry
 	Hash     string    `json:"hash"`             // hex SHA-256 of this entry
+}
+
+// Bounds of the audit entry's fields, in bytes. An entry is a few hundred
+// bytes; the bounds keep any entry far below what readers of the audit log
+// accept (64 KiB), however large what a caller was given (an HTTP path, a
+// reason typed by an operator).
+const (
+	AuditMaxShort  = 256  // operator, action, subject, outcome
+	AuditMaxReason = 2048 // reason
+	AuditMaxDetail = 8192 // detail
+)
+
+// Bounded returns the entry with every field cut to its bound. A cut field
+// ends with how long it was and the start of its SHA-256, so that the cut
+// shows and the whole value can still be matched.
+func (e AuditEntry) Bounded() AuditEntry {
+	e.Operator = boundText(e.Operator, AuditMaxShort)
+	e.Action = boundText(e.Action, AuditMaxShort)
+	e.Subject = boundText(e.Subject, AuditMaxShort)
+	e.Outcome = boundText(e.Outcome, AuditMaxShort)
+	e.Reason = boundText(e.Reason, AuditMaxReason)
+	e.Detail = boundText(e.Detail, AuditMaxDetail)
+	return e
+}
+
+// boundText cuts s to at most limit bytes of valid UTF-8, marking the cut.
+func boundText(s string, limit int) string {
+	if len(s) <= limit {
+		return s
+	}
+	sum := sha256.Sum256([]byte(s))
+	mark := fmt.Sprintf("…[cut: %d bytes, sha256 %x]", len(s), sum[:8])
+	keep := limit - len(mark)
+	for keep > 0 && !utf8.RuneStart(s[keep]) {
+		keep--
+	}
+	return strings.ToValidUTF8(s[:max(keep, 0)], "") + mark
 }

@@ -66,6 +66,7 @@ type Server struct {
 	srv  *http.Server
 	once sync.Once
 	addr chan string
+	refs *refusals
 }
 
 // New checks cfg and builds the server.
@@ -104,7 +105,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger.With("stage", "serve"), ops: operators(cfg.Operators), addr: make(chan string, 1)}
+	s := &Server{cfg: cfg, log: cfg.Logger.With("stage", "serve"), ops: operators(cfg.Operators), addr: make(chan string, 1), refs: newRefusals()}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /evidence/{alert}", s.evidenceDoc)
 	mux.HandleFunc("GET /evidence/{alert}/audio.ogg", s.evidenceAudio)
@@ -244,12 +245,50 @@ func (s *Server) audit(ctx context.Context, who, action, subject, outcome, detai
 	return err
 }
 
-// deny answers 401 and audits the refusal.
+// deny answers 401 and audits the refusal, or 429 without an entry when
+// the client is refused faster than refusals are audited.
 func (s *Server) deny(w http.ResponseWriter, r *http.Request, action, subject, reason string) {
-	s.log.Warn("request refused", "action", action, "subject", subject, "reason", reason, "remote", r.RemoteAddr)
-	_ = s.audit(r.Context(), "", action, subject, OutcomeDenied, reason)
+	ok, dropped := s.refs.allow(r, s.cfg.Now())
+	if !ok {
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusTooManyRequests, "too many refused requests")
+		return
+	}
+	detail := reason
+	if dropped > 0 {
+		detail += fmt.Sprintf(" (after %d refusals of this client not recorded one by one)", dropped)
+	}
+	s.log.Warn("request refused", "action", action, "subject", subject, "reason", detail, "remote", r.RemoteAddr)
+	_ = s.audit(r.Context(), "", action, subject, OutcomeDenied, detail)
 	w.Header().Set("WWW-Authenticate", `Bearer realm="earshot"`)
 	writeError(w, http.StatusUnauthorized, "unauthorized: "+reason)
+}
+
+// validAlertID answers 400 when id is not an alert ID: before anything is
+// looked up or recorded.
+func validAlertID(w http.ResponseWriter, id string) bool {
+	if !event.ValidID(event.PrefixEvent, id) {
+		writeError(w, http.StatusBadRequest, "not an alert ID")
+		return false
+	}
+	return true
+}
+
+// maxRoomFilter bounds the room filter of GET /alerts (a pseudonym is 36
+// bytes).
+const maxRoomFilter = 64
+
+// validRoom reports whether a room filter can be a room pseudonym.
+func validRoom(room string) bool {
+	if len(room) > maxRoomFilter {
+		return false
+	}
+	for _, c := range []byte(room) {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '_' {
+			return false
+		}
+	}
+	return true
 }
 
 func writeError(w http.ResponseWriter, code int, msg string) {
@@ -320,6 +359,10 @@ func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.URL.Query()
 	f := Filter{Room: q.Get("room"), Status: q.Get("status")}
+	if !validRoom(f.Room) {
+		writeError(w, http.StatusBadRequest, "room must be a room pseudonym")
+		return
+	}
 	if f.Status != "" && !slices.Contains([]string{StatusOpen, StatusAcknowledged, StatusConfirmed, StatusDismissed}, f.Status) {
 		writeError(w, http.StatusBadRequest, "status must be open, acknowledged, confirmed or dismissed")
 		return
@@ -379,6 +422,9 @@ type EvidenceDoc struct {
 // evidenceAlert authorises an evidence request (operator or the alert's
 // link) and finds the alert; on failure it has answered and audited.
 func (s *Server) evidenceAlert(w http.ResponseWriter, r *http.Request, action, id string) (caller, Entry, bool) {
+	if !validAlertID(w, id) {
+		return caller{}, Entry{}, false
+	}
 	who, reason := s.authorize(r, id)
 	if reason != "" {
 		s.deny(w, r, action, id, reason)
@@ -533,6 +579,9 @@ type actionBody struct {
 
 func (s *Server) postAction(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("alert")
+	if !validAlertID(w, id) {
+		return
+	}
 	who, reason := s.authorize(r, "")
 	if reason != "" {
 		s.deny(w, r, AuditAlertAction, id, reason)
