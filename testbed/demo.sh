@@ -6,8 +6,21 @@
 # defaults (in-process broker, local-directory store), lets two speaker bots
 # publish the conversation into a Janus room in real time, prints each step
 # as it happens, then stops Earshot (SIGTERM: stop intake, flush, upload)
-# and prints the path of what it produced. Ends by itself; Ctrl-C ends it
-# early and still shuts Earshot down cleanly.
+# and ends with a summary of what it produced and where. Ends by itself;
+# Ctrl-C ends it early and still shuts Earshot down cleanly.
+#
+# It exits non-zero when the demo showed nothing: no segment stored, no
+# transcript line, no alert raised (counted by `earshot run -summary`, not
+# read from the log), or a speaker bot or Earshot itself failed.
+#
+# Environment (all optional; tests use them):
+#   DEMO_ROOM                 VideoRoom to use (1234, the stock demo room)
+#   DEMO_SCRIPT               conversation file (testbed/demo/conversation.txt)
+#   DEMO_OUT                  output folder (out/demo-<UTC time>)
+#   DEMO_WHISPER_URL          transcription engine URL (the Whisper fixture's)
+#   DEMO_DRAIN_S              seconds to let the pipeline drain (8)
+#   DEMO_USE_RUNNING_TESTBED  1: start nothing, use the running test bed's
+#                             Janus and Whisper (their .testbed/*.env files)
 set -euo pipefail
 TB_COMPONENT=demo
 # shellcheck source=testbed/lib.sh
@@ -16,18 +29,26 @@ tb_init
 cd "$TB_REPO"
 
 ROOM=${DEMO_ROOM:-1234}
-out=$TB_REPO/out/demo-$(date -u +%Y%m%dT%H%M%SZ)
+SCRIPT=${DEMO_SCRIPT:-testbed/demo/conversation.txt}
+out=${DEMO_OUT:-$TB_REPO/out/demo-$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$out/audio" "$out/bin"
 say() { printf '\033[1m[demo]\033[0m %s\n' "$*"; }
 
-say "starting Janus (network namespace earshot-janus) and the Whisper fixture"
-testbed/janus.sh start >/dev/null
-testbed/whisper.sh start >/dev/null
-testbed/speech.sh start >/dev/null
+if [[ "${DEMO_USE_RUNNING_TESTBED:-}" == 1 ]]; then
+	for c in janus whisper speech; do
+		[[ -f "$TB_STATE/$c.env" ]] || tb_die "DEMO_USE_RUNNING_TESTBED=1 but $c is not running ($TB_STATE/$c.env missing): make testbed-up"
+	done
+else
+	say "starting Janus (network namespace earshot-janus) and the Whisper fixture"
+	testbed/janus.sh start >/dev/null
+	testbed/whisper.sh start >/dev/null
+	testbed/speech.sh start >/dev/null
+fi
 # shellcheck disable=SC1091
 . "$TB_STATE/janus.env"
 # shellcheck disable=SC1091
 . "$TB_STATE/whisper.env"
+engine_url=${DEMO_WHISPER_URL:-$WHISPER_URL}
 
 say "building earshot and the speaker bot"
 go build -o "$out/bin/earshot" ./cmd/earshot
@@ -35,7 +56,7 @@ go build -o "$out/bin/speakerbot" ./testbed/speakerbot
 go build -o "$out/bin/synth" ./testbed/synth
 
 say "rendering the scripted conversation (espeak-ng → Opus)"
-"$out/bin/synth" -script testbed/demo/conversation.txt -out "$out/audio" | while IFS=$'\t' read -r who path secs; do
+"$out/bin/synth" -script "$SCRIPT" -out "$out/audio" | while IFS=$'\t' read -r who path secs; do
 	say "  $who: $secs of audio ($path)"
 done
 
@@ -47,7 +68,7 @@ metrics: {listen: "127.0.0.1:0"}
 ingest:
   janus: {url: "$JANUS_URL", interface: "$JANUS_HOST_IFACE"}
   rooms: {mode: list, list: ["$ROOM"]}
-transcribe: {engine: http, url: "$WHISPER_URL", language: en}
+transcribe: {engine: http, url: "$engine_url", language: en}
 YAML
 
 pids=()
@@ -62,37 +83,35 @@ trap cleanup EXIT
 trap 'say "interrupted"; exit 130' INT TERM
 
 say "starting earshot run (embedded broker: events stay in memory, for evaluation only)"
-"$out/bin/earshot" run -config "$out/earshot.yaml" 2>"$out/earshot.log" &
+"$out/bin/earshot" run -config "$out/earshot.yaml" -summary "$out/summary.txt" 2>"$out/earshot.log" &
 earshot_pid=$!
-# Print each step as Earshot logs it.
+# Print each step as Earshot logs it (tail ends when Earshot has).
 # (Debian's awk is mawk, which buffers its input from a pipe unless told
 # to read interactively.)
 awk_read=(awk)
 if awk -W version 2>&1 | grep -qi mawk; then awk_read=(awk -W interactive); fi
-tail -n +1 -F "$out/earshot.log" 2>/dev/null | "${awk_read[@]}" -f testbed/demo/steps.awk &
+tail -n +1 -F --pid="$earshot_pid" "$out/earshot.log" 2>/dev/null | "${awk_read[@]}" -f testbed/demo/steps.awk &
 pids+=($!)
 
 sleep 3
 say "two speaker bots join room $ROOM and talk"
+bots=()
 for who in alice bob; do
 	"$out/bin/speakerbot" -janus "$JANUS_URL" -iface "$JANUS_HOST_IFACE" -room "$ROOM" \
 		-display "$who" -file "$out/audio/$who.ogg" -log "$out/$who.publog.jsonl" \
 		>"$out/$who.log" 2>&1 &
 	bots+=($!)
 done
-ok=0
-for b in "${bots[@]}"; do wait "$b" || ok=$?; done
-[[ $ok -eq 0 ]] || say "a speaker bot failed: see $out/alice.log and $out/bob.log"
+bots_rc=0
+for b in "${bots[@]}"; do wait "$b" || bots_rc=$?; done
+[[ $bots_rc -eq 0 ]] || say "a speaker bot failed: see $out/alice.log and $out/bob.log"
 say "conversation over; letting the pipeline drain"
 sleep "${DEMO_DRAIN_S:-8}"
 say "stopping earshot (stop intake, flush, upload, ack)"
 kill -TERM "$earshot_pid"
-wait "$earshot_pid" || true
+earshot_rc=0
+wait "$earshot_pid" || earshot_rc=$?
 earshot_pid=
 sleep 2 # let the step printer catch up with the last lines
 
-segments=$(find "$out/data/store" -name '*.ogg*' 2>/dev/null | wc -l)
-say "done: $segments stored segment object(s)"
-say "everything it produced is in $out"
-say "  earshot.log (full log), earshot.yaml (config), data/store (objects), *.publog.jsonl (what the bots said, when)"
-say "Janus and the Whisper fixture keep running for the next demo; \`make testbed-down\` stops them"
+testbed/demo/check.sh "$out" "$earshot_rc" "$bots_rc" "$engine_url"
