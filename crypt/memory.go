@@ -12,9 +12,10 @@ import (
 	"github.com/earshot/earshot/event"
 )
 
-// ErrKeyDestroyed is returned when a data key was shredded (or never
-// existed where it should): what it protected can no longer be read.
-var ErrKeyDestroyed = errors.New("crypt: data key destroyed or unknown")
+// ErrKeyDestroyed is event.ErrKeyDestroyed: a data key was shredded (or
+// never existed where it should). Consumers outside crypt test for the
+// event package's name.
+var ErrKeyDestroyed = event.ErrKeyDestroyed
 
 var _ event.Keys = (*Memory)(nil)
 

@@ -196,6 +196,11 @@ func (e *Envelope) SetProtected(keyID string, v any) error {
 	return nil
 }
 
+// ErrKeyDestroyed is returned by Keys when a data key was shredded (or
+// never existed where it should): what it protected can no longer be
+// read. Consumers treat it as erasure working, not as a fault.
+var ErrKeyDestroyed = errors.New("data key destroyed or unknown")
+
 // ErrSealed is returned when protected data is encrypted and no key was
 // given to open it.
 var ErrSealed = errors.New("event: protected data is encrypted")

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
@@ -12,37 +11,6 @@ import (
 	"github.com/earshot/earshot/event"
 	"github.com/earshot/earshot/internal/bustest"
 )
-
-// ackingConsumer hands recs to the handler as deliveries whose Ack is
-// counted, then waits for the stage to stop.
-type ackingConsumer struct {
-	recs []bus.Message
-
-	mu    sync.Mutex
-	acked map[int64]bool
-}
-
-func (f *ackingConsumer) Run(ctx context.Context, h bus.Handler) error {
-	for i, m := range f.recs {
-		m.Partition, m.Offset = 0, int64(i)
-		off := m.Offset
-		h(ctx, bus.NewDelivery(m, func() {
-			f.mu.Lock()
-			defer f.mu.Unlock()
-			f.acked[off] = true
-		}))
-	}
-	<-ctx.Done()
-	return nil
-}
-
-func (f *ackingConsumer) Close() error { return nil }
-
-func (f *ackingConsumer) ackedAll() bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.acked) == len(f.recs)
-}
 
 // badPayloadRecord is an alert envelope that decodes but whose payload
 // does not: score is a string.
@@ -70,7 +38,8 @@ func TestStageUnreadablePayload(t *testing.T) {
 	key, _ := ParseSecret(testSecret)
 	wh, _ := NewWebhook(WebhookConfig{Name: "all", URL: srv.URL, Secret: key})
 	bad := badPayloadRecord(t)
-	cons := &ackingConsumer{recs: []bus.Message{bad, alertRecord(t, "r1_one", 0)}, acked: map[int64]bool{}}
+	cons := bustest.NewFeed()
+	offs := cons.Push(bad, alertRecord(t, "r1_one", 0))
 	dl := &bustest.Capture{}
 	st, err := NewStage(StageConfig{Consumer: cons, Sender: dl, Keys: keys, Logger: quiet(), Routes: []Route{{Notifier: wh}, {Notifier: NewStdout("stdout", &bytes.Buffer{}), Content: Full}}})
 	if err != nil {
@@ -79,7 +48,8 @@ func TestStageUnreadablePayload(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- st.Run(ctx) }()
-	waitFor(t, func() bool { return cons.ackedAll() && rcv.calls.Load() >= 1 })
+	cons.WaitAcked(t, offs...)
+	waitFor(t, func() bool { return rcv.calls.Load() >= 1 })
 	time.Sleep(100 * time.Millisecond)
 	cancel()
 	if err := <-done; err != nil {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/earshot/earshot/crypt"
 	"github.com/earshot/earshot/event"
 )
 
@@ -64,7 +63,8 @@ func excerptKeyRef(alert *event.Envelope, speaker string) event.KeyRef {
 	return event.KeyRef{ID: event.KeyID(alert.Session, speaker), Room: alert.Room, Session: alert.Session, Speaker: speaker}
 }
 
-// sealExcerpt turns window lines into an alert's excerpt. The alert's own
+// sealExcerpt turns window lines into an alert's excerpt, leaving out the
+// lines of speakers erased since they were said. The alert's own
 // speaker's lines stay as text (the alert's protected data is sealed under
 // that speaker's key as a whole); every other speaker's line is sealed
 // under that speaker's data key, so erasing one speaker (shredding their
@@ -88,6 +88,9 @@ func sealExcerpt(ctx context.Context, k event.Keys, alert *event.Envelope, lines
 		}
 		ref := excerptKeyRef(alert, l.Speaker)
 		ct, err := k.Seal(ctx, ref, []byte(l.Text), excerptAAD(alert.EventID, len(out)))
+		if errors.Is(err, event.ErrKeyDestroyed) {
+			continue // the speaker was erased since: their line goes
+		}
 		if err != nil {
 			return nil, fmt.Errorf("policy: seal excerpt line of %s: %w", alert.EventID, err)
 		}
@@ -124,7 +127,7 @@ func OpenExcerpt(ctx context.Context, k event.Keys, alert *event.Envelope, lines
 		pt, oerr := k.Open(ctx, ref, l.Sealed, excerptAAD(alert.EventID, i))
 		if oerr != nil {
 			unreadable++
-			if !errors.Is(oerr, crypt.ErrKeyDestroyed) {
+			if !errors.Is(oerr, event.ErrKeyDestroyed) {
 				errs = append(errs, fmt.Errorf("policy: excerpt line %d of %s: %w", i, alert.EventID, oerr))
 			}
 			continue

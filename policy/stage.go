@@ -131,6 +131,7 @@ type stageMetrics struct {
 	rebuilds, rebuildErrors        prometheus.Counter
 	classifierErrors               prometheus.Counter
 	secondPassSkipped              prometheus.Counter
+	erasedSkipped                  prometheus.Counter
 }
 
 func newStageMetrics(reg prometheus.Registerer) stageMetrics {
@@ -149,9 +150,11 @@ func newStageMetrics(reg prometheus.Registerer) stageMetrics {
 			Help: "Segments the external classifier did not answer for (errors, timeouts, open circuit)."}),
 		secondPassSkipped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "earshot", Subsystem: "policy", Name: "final_pass_skipped_total",
 			Help: "Transcript segments of a final or settled revision, not evaluated (live transcripts raise the alerts)."}),
+		erasedSkipped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "earshot", Subsystem: "policy", Name: "erased_skipped_total",
+			Help: "Transcripts and alerts of speakers erased (keys destroyed) before they were evaluated or raised: skipped and acked."}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.alerts, m.suppressed, m.duplicates, m.rebuilds, m.rebuildErrors, m.classifierErrors, m.secondPassSkipped} {
+		for _, c := range []prometheus.Collector{m.alerts, m.suppressed, m.duplicates, m.rebuilds, m.rebuildErrors, m.classifierErrors, m.secondPassSkipped, m.erasedSkipped} {
 			if err := reg.Register(c); err != nil {
 				var are prometheus.AlreadyRegisteredError
 				if !errors.As(err, &are) {
@@ -242,6 +245,12 @@ func (s *Stage) handle(ctx context.Context, d *bus.Delivery) {
 	if err == nil {
 		seg, err = SegmentFromEvent(ctx, s.cfg.Keys, e)
 	}
+	if errors.Is(err, event.ErrKeyDestroyed) {
+		// The speaker was erased: nothing of theirs is evaluated or kept.
+		s.metrics.erasedSkipped.Inc()
+		d.Ack()
+		return
+	}
 	if err != nil {
 		s.deadLetter(ctx, d, err)
 		return
@@ -262,8 +271,9 @@ func (s *Stage) handle(ctx context.Context, d *bus.Delivery) {
 		}
 	}
 	var (
-		msgs []bus.Message
-		ids  []string
+		msgs   []bus.Message
+		ids    []string
+		failed []error
 	)
 	for _, f := range findings {
 		id := AlertID(f)
@@ -278,8 +288,13 @@ func (s *Stage) handle(ctx context.Context, d *bus.Delivery) {
 			continue
 		}
 		m, err := s.alert(ctx, e, w, f, id, folded)
+		if errors.Is(err, event.ErrKeyDestroyed) {
+			s.metrics.erasedSkipped.Inc() // the alert's own speaker was erased meanwhile
+			continue
+		}
 		if err != nil {
 			s.log.Error("alert not built", "rule", f.RuleID, "error", err)
+			failed = append(failed, fmt.Errorf("rule %s: %w", f.RuleID, err))
 			continue
 		}
 		msgs = append(msgs, m)
@@ -298,6 +313,12 @@ func (s *Stage) handle(ctx context.Context, d *bus.Delivery) {
 		for _, id := range ids {
 			s.raised.Add(id)
 		}
+	}
+	if len(failed) > 0 {
+		// An alert that could not be built is never acked away in
+		// silence: the transcript goes to the dead letters with why.
+		s.deadLetter(ctx, d, fmt.Errorf("policy: alert not built: %w", errors.Join(failed...)))
+		return
 	}
 	d.Ack()
 }
