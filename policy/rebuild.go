@@ -63,6 +63,7 @@ func (s *Stage) rebuild(ctx context.Context, d *bus.Delivery) {
 		if p == d.Partition {
 			delete(s.windows, room)
 			delete(s.roomPart, room)
+			delete(s.roomUsed, room)
 		}
 	}
 	s.mu.Unlock()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -104,6 +105,31 @@ type StageConfig struct {
 	Topics Topics
 	// Metrics registers the stage's counters when set.
 	Metrics prometheus.Registerer
+	// Rooms bounds the room windows kept in memory.
+	Rooms RoomLimits
+	// Now defaults to time.Now (tests pin it).
+	Now func() time.Time
+}
+
+// RoomLimits bound the per-room state: memory grows with the rooms live
+// now, not with every room ever seen, and speech leaves memory.
+type RoomLimits struct {
+	// Idle drops a room's window once no transcript came for this long
+	// (default 10 min; a window spans seconds, so nothing a later
+	// transcript could join is lost).
+	Idle time.Duration
+	// Max is how many room windows are kept (default 20,000); past it the
+	// least recently used goes.
+	Max int
+}
+
+func (r *RoomLimits) defaults() {
+	if r.Idle <= 0 {
+		r.Idle = 10 * time.Minute
+	}
+	if r.Max <= 0 {
+		r.Max = 20_000
+	}
 }
 
 // Stage evaluates transcripts against the policy and raises alerts. A
@@ -118,10 +144,12 @@ type Stage struct {
 	raised  *bus.Dedupe
 	metrics stageMetrics
 
-	mu       sync.Mutex
-	windows  map[string]*Window // by room pseudonym
-	roomPart map[string]int     // partition each room's transcripts came from
-	next     map[int]int64      // next expected offset per partition
+	mu        sync.Mutex
+	windows   map[string]*Window   // by room pseudonym
+	roomPart  map[string]int       // partition each room's transcripts came from
+	roomUsed  map[string]time.Time // when each room's window was last used
+	lastEvict time.Time
+	next      map[int]int64 // next expected offset per partition
 
 	closeOnce sync.Once
 }
@@ -132,6 +160,7 @@ type stageMetrics struct {
 	classifierErrors               prometheus.Counter
 	secondPassSkipped              prometheus.Counter
 	erasedSkipped                  prometheus.Counter
+	roomsEvicted                   prometheus.Counter
 }
 
 func newStageMetrics(reg prometheus.Registerer) stageMetrics {
@@ -152,9 +181,11 @@ func newStageMetrics(reg prometheus.Registerer) stageMetrics {
 			Help: "Transcript segments of a final or settled revision, not evaluated (live transcripts raise the alerts)."}),
 		erasedSkipped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "earshot", Subsystem: "policy", Name: "erased_skipped_total",
 			Help: "Transcripts and alerts of speakers erased (keys destroyed) before they were evaluated or raised: skipped and acked."}),
+		roomsEvicted: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "earshot", Subsystem: "policy", Name: "rooms_evicted_total",
+			Help: "Room windows dropped from memory: idle past policy rooms.idle, or the least recently used past rooms.max."}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.alerts, m.suppressed, m.duplicates, m.rebuilds, m.rebuildErrors, m.classifierErrors, m.secondPassSkipped, m.erasedSkipped} {
+		for _, c := range []prometheus.Collector{m.alerts, m.suppressed, m.duplicates, m.rebuilds, m.rebuildErrors, m.classifierErrors, m.secondPassSkipped, m.erasedSkipped, m.roomsEvicted} {
 			if err := reg.Register(c); err != nil {
 				var are prometheus.AlreadyRegisteredError
 				if !errors.As(err, &are) {
@@ -179,10 +210,14 @@ func NewStage(cfg StageConfig) (*Stage, error) {
 	}
 	cfg.Topics.defaults()
 	cfg.Rebuild.defaults()
+	cfg.Rooms.defaults()
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	return &Stage{
 		cfg: cfg, log: cfg.Logger.With("stage", "policy"),
 		limit: newLimiter(cfg.RateLimit), raised: bus.NewDedupe(0), metrics: newStageMetrics(cfg.Metrics),
-		windows: map[string]*Window{}, roomPart: map[string]int{}, next: map[int]int64{},
+		windows: map[string]*Window{}, roomPart: map[string]int{}, roomUsed: map[string]time.Time{}, next: map[int]int64{},
 	}, nil
 }
 
@@ -203,13 +238,65 @@ func (s *Stage) Close() error {
 func (s *Stage) window(room string, partition int) *Window {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	now := s.cfg.Now()
 	w, ok := s.windows[room]
 	if !ok {
 		w = NewWindow(s.cfg.Window)
 		s.windows[room] = w
 	}
 	s.roomPart[room] = partition
+	s.roomUsed[room] = now
+	if len(s.windows) > s.cfg.Rooms.Max || now.Sub(s.lastEvict) >= time.Minute {
+		s.evict(now, room)
+	}
 	return w
+}
+
+// evict drops the windows of rooms idle for longer than Rooms.Idle, then
+// the least recently used ones past Rooms.Max; keep is the room in hand.
+func (s *Stage) evict(now time.Time, keep string) {
+	s.lastEvict = now
+	for room, used := range s.roomUsed {
+		if room != keep && now.Sub(used) > s.cfg.Rooms.Idle {
+			s.dropRoom(room)
+		}
+	}
+	if over := len(s.windows) - s.cfg.Rooms.Max; over > 0 {
+		rooms := make([]string, 0, len(s.windows))
+		for room := range s.windows {
+			if room != keep {
+				rooms = append(rooms, room)
+			}
+		}
+		slices.SortFunc(rooms, func(a, b string) int { return s.roomUsed[a].Compare(s.roomUsed[b]) })
+		for _, room := range rooms[:min(over, len(rooms))] {
+			s.dropRoom(room)
+		}
+	}
+}
+
+// dropRoom forgets a room's window (under s.mu).
+func (s *Stage) dropRoom(room string) {
+	delete(s.windows, room)
+	delete(s.roomPart, room)
+	delete(s.roomUsed, room)
+	s.metrics.roomsEvicted.Inc()
+}
+
+// Rooms is how many room windows the stage holds.
+func (s *Stage) Rooms() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.windows)
+}
+
+// forgetSpeaker drops an erased speaker's lines from their room's window.
+func (s *Stage) forgetSpeaker(room, speaker string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if w, ok := s.windows[room]; ok {
+		w.DropSpeaker(speaker)
+	}
 }
 
 // discontinuous records d's offset and reports whether the partition's
@@ -247,6 +334,7 @@ func (s *Stage) handle(ctx context.Context, d *bus.Delivery) {
 	}
 	if errors.Is(err, event.ErrKeyDestroyed) {
 		// The speaker was erased: nothing of theirs is evaluated or kept.
+		s.forgetSpeaker(e.Room, e.Speaker)
 		s.metrics.erasedSkipped.Inc()
 		d.Ack()
 		return

@@ -76,6 +76,12 @@ func NewWindow(cfg WindowConfig) *Window {
 // Len is the number of segments held.
 func (w *Window) Len() int { return len(w.segs) }
 
+// DropSpeaker removes a speaker's segments (they were erased): their
+// words join no later finding and leave memory.
+func (w *Window) DropSpeaker(speaker string) {
+	w.segs = slices.DeleteFunc(w.segs, func(s *Segment) bool { return s.Speaker == speaker })
+}
+
 // Push adds a segment and returns the findings it completes that were not
 // reported before: matches within the segment and matches that run into it
 // from the segments before (or after, when it arrives late). A segment
