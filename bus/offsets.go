@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -116,6 +117,24 @@ func (l LogReader) OffsetAt(ctx context.Context, topic string, partition int, t 
 // fn fails. Offsets may have holes (compaction, transaction markers).
 // It fetches directly, without a consumer group or commits.
 func (l LogReader) ReadRange(ctx context.Context, topic string, partition int, from, end int64, fn func(Message) error) error {
+	return l.read(ctx, topic, partition, from, end, false, fn)
+}
+
+// Follow calls fn, in offset order, for every record of topic/partition
+// from offset from on, waiting for new ones, until ctx ends (it then
+// returns ctx's error), a fetch fails or fn fails. A caller that must keep
+// following restarts it from the offset after the last record it was
+// given.
+func (l LogReader) Follow(ctx context.Context, topic string, partition int, from int64, fn func(Message) error) error {
+	err := l.read(ctx, topic, partition, from, math.MaxInt64, true, fn)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
+}
+
+// read is ReadRange; with follow it waits at the log's end for more.
+func (l LogReader) read(ctx context.Context, topic string, partition int, from, end int64, follow bool, fn func(Message) error) error {
 	c, done := l.client()
 	defer done()
 	off := from
@@ -165,6 +184,9 @@ func (l LogReader) ReadRange(ctx context.Context, topic string, partition int, f
 			if res.HighWatermark > off {
 				off++ // a hole: no record at this offset
 				continue
+			}
+			if follow {
+				continue // at the end: the fetch waited; ask again
 			}
 			return fmt.Errorf("bus: fetch %s/%d: stuck at %d of [%d, %d) (high watermark %d)", topic, partition, off, from, end, res.HighWatermark)
 		}

@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -113,5 +114,61 @@ func scenarioOffsetsAndReadRange(t *testing.T, brokers []string) {
 	}
 	if _, err := lr.Offsets(ctx, uniqueName("earshot.test.never")); !errors.Is(err, ErrUnknownTopic) {
 		t.Errorf("Offsets of an unknown topic: %v, want ErrUnknownTopic", err)
+	}
+}
+
+func TestEmbeddedFollow(t *testing.T) { scenarioFollow(t, newEmbedded(t, EmbeddedConfig{}).Brokers()) }
+
+func TestKafkaFollow(t *testing.T) {
+	t.Parallel()
+	scenarioFollow(t, testbed.KafkaBrokers(t))
+}
+
+// scenarioFollow: Follow yields what is there, then what is written while
+// it waits, in order, and returns ctx's error when stopped.
+func scenarioFollow(t *testing.T, brokers []string) {
+	ctx := testContext(t)
+	topic := uniqueName("earshot.test.follow")
+	if err := EnsureTopics(ctx, brokers, TopicSpec{Name: topic, Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	p := newTestProducer(t, brokers)
+	produce := func(vals ...string) {
+		t.Helper()
+		for _, v := range vals {
+			if err := p.Produce(ctx, Message{Topic: topic, Key: []byte("k"), Value: []byte(v)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	produce("0", "1")
+	fctx, stop := context.WithCancel(ctx)
+	got := make(chan Message, 16)
+	done := make(chan error, 1)
+	go func() {
+		done <- LogReader{Brokers: brokers}.Follow(fctx, topic, 0, 1, func(m Message) error { got <- m; return nil })
+	}()
+	next := func() Message {
+		t.Helper()
+		select {
+		case m := <-got:
+			return m
+		case <-time.After(30 * time.Second):
+			t.Fatal("Follow gave nothing in 30 s")
+			return Message{}
+		}
+	}
+	if m := next(); string(m.Value) != "1" || m.Offset != 1 {
+		t.Fatalf("first record %q at %d, want \"1\" at 1", m.Value, m.Offset)
+	}
+	produce("2", "3")
+	for _, want := range []string{"2", "3"} {
+		if m := next(); string(m.Value) != want {
+			t.Fatalf("followed %q, want %q", m.Value, want)
+		}
+	}
+	stop()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Follow stopped with %v, want context.Canceled", err)
 	}
 }

@@ -312,6 +312,12 @@ func (s *Server) health(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "rebuilding alert index", "alerts": s.cfg.Index.Len()})
 		return
 	}
+	if s.cfg.Tail != nil {
+		if err := s.cfg.Tail.Health(); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "alert index not current", "error": err.Error(), "alerts": s.cfg.Index.Len()})
+			return
+		}
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "alerts": s.cfg.Index.Len()})
 }
 

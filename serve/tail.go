@@ -1,38 +1,87 @@
 package serve
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/segmentio/kafka-go"
-
 	"github.com/earshot/earshot/bus"
 	"github.com/earshot/earshot/event"
+	"github.com/earshot/earshot/internal/clock"
 )
 
 // Tail reads topics from their oldest retained record, one plain reader
 // per partition (no consumer group, no commits: every start reads
 // everything again), and hands each event to Apply. It rebuilds the alert
-// index on start and keeps it current. Partitions added after Run started
-// are not read until the next start.
+// index on start and keeps it current. A partition's reader that fails is
+// restarted from where it stopped, with backoff, and Health says so
+// meanwhile. Partitions added after Run started are not read until the
+// next start.
 type Tail struct {
 	Brokers []string
 	Topics  []string
 	Apply   func(*event.Envelope)
 	Logger  *slog.Logger
+	// Retry bounds the backoff between restarts of a failed partition
+	// reader (defaults 500 ms to 30 s).
+	RetryMin, RetryMax time.Duration
 
 	pending atomic.Int64 // partitions not yet read up to their start-time end
 	started atomic.Bool
+
+	mu      sync.Mutex
+	failing map[string]partitionFailure // "topic/partition" -> its failure
+}
+
+// partitionFailure is a partition reader that failed and is being
+// restarted.
+type partitionFailure struct {
+	since time.Time
+	err   error
 }
 
 // CaughtUp reports whether every partition has been read up to where it
 // ended when Run started: the index then holds everything retained.
 func (t *Tail) CaughtUp() bool { return t.started.Load() && t.pending.Load() == 0 }
+
+// Health returns nil while every partition reader runs, else an error
+// naming those that failed and are being restarted (the index is not
+// current for them).
+func (t *Tail) Health() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var errs []error
+	for _, p := range slices.Sorted(maps.Keys(t.failing)) {
+		f := t.failing[p]
+		errs = append(errs, fmt.Errorf("%s: reader failing since %s, restarting: %w", p, f.since.UTC().Format(time.RFC3339), f.err))
+	}
+	return errors.Join(errs...)
+}
+
+func (t *Tail) setFailing(p string, err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.failing == nil {
+		t.failing = map[string]partitionFailure{}
+	}
+	if err == nil {
+		delete(t.failing, p)
+		return
+	}
+	f, ok := t.failing[p]
+	if !ok {
+		f.since = time.Now()
+	}
+	f.err = err
+	t.failing[p] = f
+}
 
 // Run reads until ctx ends.
 func (t *Tail) Run(ctx context.Context) error {
@@ -40,6 +89,7 @@ func (t *Tail) Run(ctx context.Context) error {
 	if log == nil {
 		log = slog.Default()
 	}
+	lr := bus.LogReader{Brokers: t.Brokers, ClientID: "earshot-serve"}
 	type part struct {
 		topic string
 		id    int
@@ -54,7 +104,7 @@ func (t *Tail) Run(ctx context.Context) error {
 		)
 		// A topic created moments ago may not answer yet.
 		for try := 0; ; try++ {
-			if ranges, err = (bus.LogReader{Brokers: t.Brokers, ClientID: "earshot-serve"}).Offsets(ctx, topic); err == nil || try == 30 || ctx.Err() != nil {
+			if ranges, err = lr.Offsets(ctx, topic); err == nil || try == 30 || ctx.Err() != nil {
 				break
 			}
 			time.Sleep(time.Second)
@@ -72,52 +122,45 @@ func (t *Tail) Run(ctx context.Context) error {
 		}
 	}
 	t.started.Store(true)
+	minWait, maxWait := cmp.Or(t.RetryMin, 500*time.Millisecond), cmp.Or(t.RetryMax, 30*time.Second)
 	var wg sync.WaitGroup
-	errs := make(chan error, len(parts))
 	for _, p := range parts {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r := kafka.NewReader(kafka.ReaderConfig{
-				Brokers: t.Brokers, Topic: p.topic, Partition: p.id,
-				StartOffset: kafka.FirstOffset, MinBytes: 1, MaxBytes: 8 << 20, MaxWait: time.Second,
-			})
-			defer r.Close()
+			name := fmt.Sprintf("%s/%d", p.topic, p.id)
 			waiting := p.end > p.first
+			next, wait := p.first, minWait
 			for {
-				m, err := r.ReadMessage(ctx)
-				if err != nil {
-					if ctx.Err() == nil {
-						errs <- fmt.Errorf("serve: read %s/%d: %w", p.topic, p.id, err)
+				err := lr.Follow(ctx, p.topic, p.id, next, func(m bus.Message) error {
+					if e, err := event.Decode(m.Value); err == nil {
+						t.Apply(e)
+					} else {
+						log.Warn("record on an alert topic is not an event; skipped", "topic", p.topic, "partition", p.id, "offset", m.Offset, "error", err)
 					}
+					next = m.Offset + 1
+					wait = minWait // it reads again: a later failure starts the backoff over
+					t.setFailing(name, nil)
+					if waiting && next >= p.end {
+						waiting = false
+						t.pending.Add(-1)
+					}
+					return nil
+				})
+				if ctx.Err() != nil {
 					return
 				}
-				if e, err := event.Decode(m.Value); err == nil {
-					t.Apply(e)
-				} else {
-					log.Warn("record on an alert topic is not an event; skipped", "topic", p.topic, "partition", p.id, "offset", m.Offset, "error", err)
+				t.setFailing(name, err)
+				log.Error("alert index: partition reader failed; restarting", "partition", name, "offset", next, "retry_in", wait, "error", err)
+				if !clock.Sleep(ctx, wait) {
+					return
 				}
-				if waiting && m.Offset+1 >= p.end {
-					waiting = false
-					t.pending.Add(-1)
-				}
+				wait = min(2*wait, maxWait)
 			}
 		}()
 	}
 	wg.Wait()
-	close(errs)
-	if err := errors.Join(collect(errs)...); err != nil {
-		return err
-	}
 	return ctx.Err()
-}
-
-func collect(ch <-chan error) []error {
-	var out []error
-	for err := range ch {
-		out = append(out, err)
-	}
-	return out
 }
 
 // FindAlert reads the alerts topic from its start up to its current end
