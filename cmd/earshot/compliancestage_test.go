@@ -72,8 +72,14 @@ func TestComplianceCommands(t *testing.T) {
 	b[i+len(content)-1] ^= 0x80
 	bad := filepath.Join(dir, "bad.tar")
 	os.WriteFile(bad, b, 0o600)
-	if out := cmd(1, "verify", "--key", pubFile, bad); !strings.Contains(out, "FAIL "+name+": modified") {
+	if out := cmd(1, "verify", "--key", pubFile, bad); !strings.Contains(out, fmt.Sprintf("FAIL %q: modified", name)) {
 		t.Fatalf("verify of a changed bundle: %s", out)
+	}
+	// A member whose name would redraw the terminal is printed quoted.
+	evil := filepath.Join(dir, "evil.tar")
+	os.WriteFile(evil, withMember(t, b, "\x1b[2K\rOK all files verified\x1b[8m", []byte("x")), 0o600)
+	if out := cmd(1, "verify", "--key", pubFile, evil); strings.ContainsAny(out, "\x1b\r") || !strings.Contains(out, `\x1b[2K\rOK all files verified`) {
+		t.Fatalf("verify printed a bundle's name unescaped: %q", out)
 	}
 	// Another deployment's key does not verify it.
 	other := filepath.Join(t.TempDir(), "other")
@@ -210,4 +216,35 @@ func TestKeysRewrapCommand(t *testing.T) {
 	if got := strings.Join(actions, " "); got != "keys.rewrap:ok export:ok" {
 		t.Fatalf("audit actions %q", got)
 	}
+}
+
+// withMember returns the tar bundle b with one more member.
+func withMember(t *testing.T, b []byte, name string, content []byte) []byte {
+	t.Helper()
+	var out bytes.Buffer
+	tw := tar.NewWriter(&out)
+	tr := tar.NewReader(bytes.NewReader(b))
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.Copy(tw, tr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o600, Size: int64(len(content)), Typeflag: tar.TypeReg}); err != nil {
+		t.Fatal(err)
+	}
+	tw.Write(content)
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
 }

@@ -56,20 +56,23 @@ func runVerify(_ context.Context, e *env) error {
 	if err != nil {
 		return err
 	}
+	// Everything named by the bundle is quoted (Go syntax, control bytes
+	// escaped): a failing bundle must not be able to redraw the terminal
+	// into a passing one.
 	for _, fr := range res.Failed() {
-		fmt.Fprintf(e.stdout, "FAIL %s: %s\n", fr.Path, fr.Status)
+		fmt.Fprintf(e.stdout, "FAIL %q: %s\n", fr.Path, fr.Status)
 	}
 	for _, p := range res.Problems {
-		fmt.Fprintf(e.stdout, "FAIL %s\n", p)
+		fmt.Fprintf(e.stdout, "FAIL %q\n", p)
 	}
 	if !res.OK() {
 		if res.SignedBy != "" && res.SignedBy != export.KeyID(pub) {
-			fmt.Fprintf(e.stdout, "the manifest names signing key %s; you trust %s\n", res.SignedBy, export.KeyID(pub))
+			fmt.Fprintf(e.stdout, "the manifest names signing key %q; you trust %s\n", res.SignedBy, export.KeyID(pub))
 		}
 		return errVerifyFailed
 	}
 	m := res.Manifest
-	fmt.Fprintf(e.stdout, "OK %s: %d files verified, signed by key %s on %s (room %s, operator %s)\n",
+	fmt.Fprintf(e.stdout, "OK %q: %d files verified, signed by key %q on %s (room %q, operator %q)\n",
 		bundle, len(res.Files), m.KeyID, m.Created.Format("2006-01-02 15:04:05Z07:00"), m.Scope.Room, m.Scope.Operator)
 	return nil
 }
