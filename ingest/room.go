@@ -516,6 +516,7 @@ func (s *subscription) handle(ctx context.Context, ev *janus.Event) (gone bool, 
 	case vre.Kind == "destroyed":
 		return true, nil
 	case len(vre.Publishers) > 0:
+		s.p.log.Debug("subscription: publishers event", "publishers", len(vre.Publishers))
 		return false, s.add(ctx, vre.Publishers)
 	case vre.Unpublished != nil && !janus.LeftSelf(vre.Unpublished):
 		return false, s.remove(ctx, *vre.Unpublished)

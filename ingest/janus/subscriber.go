@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -96,22 +97,30 @@ func Subscribe(ctx context.Context, s *Session, cfg SubscriberConfig) (_ *Subscr
 		return nil, err
 	}
 	sub.peer.pc.OnTrack(sub.onTrack)
+	began := time.Now()
 	joined, offer, err := vr.JoinSubscriber(ctx, SubscriberJoin{Room: cfg.Room, PrivateID: cfg.PrivateID, Streams: cfg.Streams})
 	if err != nil {
 		return nil, err
 	}
+	sub.log.Debug("subscription: joined, offer received", "took", time.Since(began))
 	if err := sub.negotiate(ctx, joined, offer); err != nil {
 		return nil, err
 	}
+	sub.log.Debug("subscription: answered", "took", time.Since(began))
 	sub.peer.handleEvents(vr.Handle, sub.onEvent)
 	go func() {
 		// The event goroutine ends when the handle closes.
 		sub.peer.wg.Wait()
 		close(sub.done)
 	}()
+	if err := sub.peer.waitConnected(ctx); err != nil {
+		return nil, err
+	}
+	sub.log.Debug("subscription: connected (ICE, DTLS)", "took", time.Since(began))
 	if err := sub.peer.waitUp(ctx); err != nil {
 		return nil, err
 	}
+	sub.log.Debug("subscription: webrtcup", "took", time.Since(began))
 	return sub, nil
 }
 
@@ -127,10 +136,12 @@ func (s *Subscriber) negotiate(ctx context.Context, layout *VideoRoomEvent, offe
 	if offer == nil {
 		return nil
 	}
-	answer, err := AnswerGathered(ctx, s.peer.pc, offer)
+	sdp, parked := parkInactive(offer.SDP)
+	answer, err := AnswerGathered(ctx, s.peer.pc, &JSEP{Type: offer.Type, SDP: sdp})
 	if err != nil {
 		return err
 	}
+	answer.SDP = answerParked(answer.SDP, parked)
 	if err := s.vr.Start(ctx, answer); err != nil {
 		return err
 	}
@@ -161,6 +172,7 @@ func (s *Subscriber) onTrack(track *webrtc.TrackRemote, receiver *webrtc.RTPRece
 	if !ok {
 		s.log.Warn("janus: track for an m-line not in the layout", "mid", mid)
 	}
+	s.log.Debug("subscription: track", "mid", mid)
 	deliverTrack(s.cfg.OnTrack, &RemoteTrack{Track: track, Receiver: receiver, Mid: mid, Stream: st})
 }
 
@@ -183,6 +195,7 @@ func deliverTrack(onTrack func(*RemoteTrack), t *RemoteTrack) {
 // onEvent answers offers Janus sends on its own and forwards other events.
 func (s *Subscriber) onEvent(ev *Event) {
 	if ev.JSEP != nil && ev.JSEP.Type == "offer" {
+		s.log.Debug("subscription: offer event")
 		layout, _ := ev.VideoRoom()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		err := s.negotiate(ctx, layout, ev.JSEP)
@@ -208,13 +221,16 @@ func (s *Subscriber) Update(ctx context.Context, add, remove []StreamRef) error 
 	if len(add) == 0 && len(remove) == 0 {
 		return nil
 	}
+	began := time.Now()
 	layout, offer, err := s.vr.Update(ctx, add, remove)
 	if err != nil {
 		return fmt.Errorf("janus: subscriber update: %w", err)
 	}
+	s.log.Debug("subscription: update answered", "offer", offer != nil, "took", time.Since(began))
 	if err := s.negotiate(ctx, layout, offer); err != nil {
 		return fmt.Errorf("janus: subscriber update: %w", err)
 	}
+	s.log.Debug("subscription: update negotiated", "took", time.Since(began))
 	return nil
 }
 
@@ -264,4 +280,80 @@ func (s *Subscriber) Close() error {
 		}
 	})
 	return s.closeErr
+}
+
+// parkInactive rewrites the offer's inactive audio m-lines as sendonly
+// (without streams, so nothing is expected on them) and returns their
+// mids. Why: Janus marks a subscription's m-line inactive when its
+// publisher leaves and later recycles it for the next publisher, and pion
+// (v4.2) stops a transceiver's receiver each time an offer has its m-line
+// inactive and replaces a stopped receiver only when it had a track: after
+// two offers with the m-line inactive (two publishers leaving one after
+// the other), the recycled m-line's receiver is closed for good and the
+// next publisher on it is never delivered. A sendonly m-line without
+// streams leaves pion's receiver fresh and ready for the recycled stream.
+func parkInactive(sdp string) (string, map[string]bool) {
+	lines := strings.Split(sdp, "\r\n")
+	parked := map[string]bool{}
+	sdpSections(lines, func(sec []string) {
+		mid := sdpMid(sec)
+		if mid == "" || !strings.HasPrefix(sec[0], "m=audio ") || strings.HasPrefix(sec[0], "m=audio 0 ") {
+			return
+		}
+		for i, l := range sec {
+			if l == "a=inactive" {
+				sec[i] = "a=sendonly"
+				parked[mid] = true
+			}
+		}
+	})
+	return strings.Join(lines, "\r\n"), parked
+}
+
+// answerParked marks the parked m-lines inactive again in the answer sent
+// to Janus, as an answer to an inactive m-line must be.
+func answerParked(sdp string, parked map[string]bool) string {
+	if len(parked) == 0 {
+		return sdp
+	}
+	lines := strings.Split(sdp, "\r\n")
+	sdpSections(lines, func(sec []string) {
+		if !parked[sdpMid(sec)] {
+			return
+		}
+		for i, l := range sec {
+			switch l {
+			case "a=recvonly", "a=sendrecv", "a=sendonly":
+				sec[i] = "a=inactive"
+			}
+		}
+	})
+	return strings.Join(lines, "\r\n")
+}
+
+// sdpSections calls fn with each media section of an SDP's lines (a
+// sub-slice: fn may rewrite lines in place).
+func sdpSections(lines []string, fn func(sec []string)) {
+	start := -1
+	for i, l := range lines {
+		if strings.HasPrefix(l, "m=") {
+			if start >= 0 {
+				fn(lines[start:i])
+			}
+			start = i
+		}
+	}
+	if start >= 0 {
+		fn(lines[start:])
+	}
+}
+
+// sdpMid is a media section's mid ("" if none).
+func sdpMid(sec []string) string {
+	for _, l := range sec {
+		if v, ok := strings.CutPrefix(l, "a=mid:"); ok {
+			return v
+		}
+	}
+	return ""
 }
