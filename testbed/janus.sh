@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Janus (Debian package `janus`) in its own network namespace.
 #
-#   testbed/janus.sh install   apt-get install janus (and opus-tools for its
-#                              test; quiet when present)
+#   testbed/janus.sh install   apt-get install janus, janus-tools (janus-pp-rec)
+#                              and opus-tools for the tests; quiet when present
 #   testbed/janus.sh start     namespace + veth, generated config, janus daemon,
 #                              readiness, <state>/janus.env
 #   testbed/janus.sh stop      stop janus, remove janus.env and the namespace
@@ -36,7 +36,9 @@ ENV_KEYS=("JANUS_URL=$JANUS_URL" "JANUS_HOST_IFACE=$HOST_IFACE" "JANUS_HOST_ADDR
 
 cmd_install() {
 	# opus-tools: the Janus integration test decodes what it received (opusdec).
-	apt_install janus curl iproute2 opus-tools iptables
+	# janus-tools: janus-pp-rec converts Janus's own recordings (.mjr), the
+	# reference the ingest first-speech test compares the stage's with.
+	apt_install janus janus-tools curl iproute2 opus-tools iptables
 }
 
 netns_exists() { [[ -e "/run/netns/$NETNS" ]]; }
