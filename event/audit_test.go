@@ -1,7 +1,9 @@
 package event
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -53,4 +55,37 @@ func TestValidID(t *testing.T) {
 			t.Errorf("ValidID(%q, %.40q) = %v, want %v", tc.prefix, tc.id, got, tc.ok)
 		}
 	}
+}
+
+// TestOpenRefusesReadableWhenKeyed: with keys configured, readable (alg
+// none) protected data is a forgery and does not open; without keys it
+// does.
+func TestOpenRefusesReadableWhenKeyed(t *testing.T) {
+	e, err := New(TypeAlert, Producer{Name: "t"}, nil, "r1_r", "ses_s", "p1_p", nil, Alert{Severity: "high"}, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.SetProtected(e.KeyRef().ID, AlertData{Text: "forged"}); err != nil {
+		t.Fatal(err)
+	}
+	var d AlertData
+	if err := e.Open(context.Background(), nil, &d); err != nil || d.Text != "forged" {
+		t.Fatalf("without keys: %v %q", err, d.Text)
+	}
+	if err := e.Open(context.Background(), refuseAll{}, &d); !errors.Is(err, ErrUnsealed) {
+		t.Fatalf("with keys: %v, want ErrUnsealed", err)
+	}
+	if err := e.VerifySealed(context.Background(), refuseAll{}); !errors.Is(err, ErrUnsealed) {
+		t.Fatalf("VerifySealed: %v, want ErrUnsealed", err)
+	}
+}
+
+// refuseAll is a keyring that opens nothing.
+type refuseAll struct{}
+
+func (refuseAll) Seal(context.Context, KeyRef, []byte, []byte) ([]byte, error) {
+	return nil, errors.New("no")
+}
+func (refuseAll) Open(context.Context, KeyRef, []byte, []byte) ([]byte, error) {
+	return nil, errors.New("no")
 }

@@ -201,6 +201,11 @@ func (e *Envelope) SetProtected(keyID string, v any) error {
 // read. Consumers treat it as erasure working, not as a fault.
 var ErrKeyDestroyed = errors.New("data key destroyed or unknown")
 
+// ErrUnsealed is returned by Open when keys are configured but the
+// protected data is readable (alg none): every producer of a deployment
+// with keys seals, so such a record is refused.
+var ErrUnsealed = errors.New("event: protected data is not sealed, and keys are configured")
+
 // ErrSealed is returned when protected data is encrypted and no key was
 // given to open it.
 var ErrSealed = errors.New("event: protected data is encrypted")
@@ -253,7 +258,8 @@ func (e *Envelope) Seal(ctx context.Context, k Keys, v any) error {
 }
 
 // Open decodes the event's protected data into v, decrypting it with k when
-// it is sealed. k may be nil for readable (AlgNone) data.
+// it is sealed. k is nil only where no keys are configured: readable
+// (AlgNone) data is refused when k is set (ErrUnsealed).
 func (e *Envelope) Open(ctx context.Context, k Keys, v any) error {
 	p := e.Protected
 	if p == nil {
@@ -262,6 +268,11 @@ func (e *Envelope) Open(ctx context.Context, k Keys, v any) error {
 	raw := []byte(p.Data)
 	switch p.Alg {
 	case AlgNone:
+		if k != nil {
+			// With keys configured every producer seals: readable data
+			// is a forgery (or a misconfigured producer), never trusted.
+			return fmt.Errorf("event: open %s: %w", e.EventID, ErrUnsealed)
+		}
 	case AlgAES256GCM:
 		if k == nil {
 			return fmt.Errorf("event: open %s: %w (alg %s, key %s)", e.EventID, ErrSealed, p.Alg, p.KeyID)
@@ -281,6 +292,24 @@ func (e *Envelope) Open(ctx context.Context, k Keys, v any) error {
 		return fmt.Errorf("event: decode %s protected data: %w", e.EventID, err)
 	}
 	return nil
+}
+
+// VerifySealed checks that the event's protected data was sealed under
+// its session's and speaker's key for this very event (type and ID): what
+// only a producer holding the deployment's keys can make. A key destroyed
+// by erasure cannot say either way and is not an error. Consumers that
+// keep the first record of an ID (indexes, dedupe) call it first, so that
+// a forged record cannot take a real one's place.
+func (e *Envelope) VerifySealed(ctx context.Context, k Keys) error {
+	if k == nil {
+		return nil // no keys configured: nothing is sealed
+	}
+	var raw json.RawMessage
+	err := e.Open(ctx, k, &raw)
+	if errors.Is(err, ErrKeyDestroyed) {
+		return nil
+	}
+	return err
 }
 
 // OpenProtected decodes readable (AlgNone) protected data into v; sealed

@@ -66,3 +66,57 @@ func TestStageUnreadablePayload(t *testing.T) {
 		t.Fatalf("dead letter: reason %q, value kept %v", reason, bytes.Equal(dls[0].Value, bad.Value))
 	}
 }
+
+// forged returns rec's alert rewritten by someone without the
+// deployment's keys: same event ID, readable (alg none) protected data
+// and another severity.
+func forged(t *testing.T, rec bus.Message) bus.Message {
+	t.Helper()
+	e, err := event.Decode(rec.Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.SetProtected(e.KeyRef().ID, event.AlertData{Text: "nothing to see"}); err != nil {
+		t.Fatal(err)
+	}
+	e.Payload = []byte(`{"severity":"low","category":"abuse.threat","rule_id":"x","score":0.1}`)
+	b, err := e.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bus.Message{Topic: rec.Topic, Key: rec.Key, Value: b}
+}
+
+// TestStageForgedAlertFirst: a forged record with a real alert's ID,
+// arriving first, is dead-lettered; it does not make the real alert look
+// delivered, and the real one reaches the sink.
+func TestStageForgedAlertFirst(t *testing.T) {
+	rcv := newReceiver(t)
+	srv := httptest.NewServer(rcv)
+	defer srv.Close()
+	key, _ := ParseSecret(testSecret)
+	wh, _ := NewWebhook(WebhookConfig{Name: "all", URL: srv.URL, Secret: key})
+	real := alertRecord(t, "r1_one", 0)
+	fake := forged(t, real)
+	cons := bustest.NewFeed()
+	offs := cons.Push(fake, real)
+	dl := &bustest.Capture{}
+	st, err := NewStage(StageConfig{Consumer: cons, Sender: dl, Keys: keys, Logger: quiet(), Routes: []Route{{Notifier: wh}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- st.Run(ctx) }()
+	cons.WaitAcked(t, offs...)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := rcv.calls.Load(); n != 1 {
+		t.Fatalf("receiver got %d alerts, want the real one", n)
+	}
+	if dls := dl.Topic(event.TopicDeadLetter); len(dls) != 1 || !bytes.Equal(dls[0].Value, fake.Value) {
+		t.Fatalf("%d dead letters, want the forged record", len(dls))
+	}
+}

@@ -196,9 +196,17 @@ func (s *Stage) handle(ctx context.Context, d *bus.Delivery) {
 	if err == nil && e.Type != event.TypeAlert {
 		err = fmt.Errorf("notify: %s on the alerts topic is not an alert", e.Type)
 	}
+	if err == nil {
+		// Before the dedupe: a forged record carrying a real alert's ID
+		// must not make the real one look delivered.
+		if verr := e.VerifySealed(ctx, s.cfg.Keys); verr != nil {
+			err = fmt.Errorf("notify: alert %s not sealed by this deployment: %w", e.EventID, verr)
+		}
+	}
 	if err != nil {
-		s.deadLetter(ctx, d, "", err)
-		d.Ack()
+		if s.deadLetter(ctx, d, "", err) {
+			d.Ack()
+		}
 		return
 	}
 	if s.done.Seen(e.EventID) {

@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"context"
 	"slices"
 	"sync"
 	"time"
@@ -64,6 +65,24 @@ type Index struct {
 	pending map[string][]ActionRecord // actions seen before their alert
 	porder  []string
 	seen    map[string]bool // action event IDs applied
+	keys    event.Keys      // when set, only events sealed under them are applied
+}
+
+// RequireSealed makes Apply take only events whose protected part was
+// sealed under k for that event (event.VerifySealed): a record written by
+// someone without the deployment's keys, carrying a real alert's ID, can
+// then neither take that alert's place nor add actions to it.
+func (x *Index) RequireSealed(k event.Keys) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.keys = k
+}
+
+func (x *Index) sealed(e *event.Envelope) bool {
+	x.mu.RLock()
+	k := x.keys
+	x.mu.RUnlock()
+	return k == nil || e.VerifySealed(context.Background(), k) == nil
 }
 
 // NewIndex returns an index holding at most max alerts (default 100000).
@@ -78,6 +97,9 @@ func NewIndex(max int) *Index {
 // repeats of an event already applied, are ignored. It reports whether the
 // index changed.
 func (x *Index) Apply(e *event.Envelope) bool {
+	if (e.Type == event.TypeAlert || e.Type == event.TypeAlertAction) && !x.sealed(e) {
+		return false
+	}
 	switch e.Type {
 	case event.TypeAlert:
 		var a event.Alert

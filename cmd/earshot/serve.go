@@ -34,6 +34,7 @@ func newServeStage(ctx context.Context, rt *Runtime) (Stage, error) {
 		rt.Log.Warn("serve.operators is empty: only signed links from notifications can read evidence; nobody can list or act on alerts")
 	}
 	idx := serve.NewIndex(c.MaxAlerts)
+	idx.RequireSealed(rt.Keys)
 	tail := &serve.Tail{Brokers: rt.Brokers, Topics: []string{event.TopicAlerts, event.TopicAlertActions},
 		Apply: func(e *event.Envelope) { idx.Apply(e) }, Logger: rt.Log}
 	// One hash-chained audit log per process, shared with the compliance
