@@ -1,7 +1,10 @@
 package bus
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -663,5 +666,32 @@ func TestEmbeddedDataDirSurvivesRestart(t *testing.T) {
 	waitFor(t, "the persisted records", func() bool { return col.len() >= len(want) })
 	if got := col.ids(); !slices.Equal(got, want) {
 		t.Fatalf("after restart consumed %v; want %v", got, want)
+	}
+}
+
+// TestDeadLetterBoundsHugeRecords: a record as large as the broker takes
+// is dead-lettered with the start of its value and the whole value's size
+// and SHA-256, so the dead letter (headers added) still fits.
+func TestDeadLetterBoundsHugeRecords(t *testing.T) {
+	huge := bytes.Repeat([]byte("x"), 1<<20)
+	huge[len(huge)-1] = 'y'
+	f := &fakeSender{}
+	if err := DeadLetter(t.Context(), f, "dlq", Message{Topic: "t", Value: huge}, strings.Repeat("r", 10_000)); err != nil {
+		t.Fatal(err)
+	}
+	dl := f.msgs[0]
+	sum := sha256.Sum256(huge)
+	size, _ := dl.Header(HeaderDLQValueSize)
+	sha, _ := dl.Header(HeaderDLQValueSHA256)
+	reason, _ := dl.Header(HeaderDLQReason)
+	if len(dl.Value) != MaxDeadLetterValue || !bytes.Equal(dl.Value, huge[:MaxDeadLetterValue]) || string(size) != "1048576" || string(sha) != hex.EncodeToString(sum[:]) || len(reason) > 1024 {
+		t.Fatalf("dead letter of a 1 MiB record: %d value bytes, size %q, sha %q, reason %d bytes", len(dl.Value), size, sha, len(reason))
+	}
+	small := Message{Topic: "t", Value: []byte("v")}
+	if err := DeadLetter(t.Context(), f, "dlq", small, "r"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := f.msgs[1].Header(HeaderDLQValueSHA256); ok || string(f.msgs[1].Value) != "v" {
+		t.Fatalf("a small record's dead letter was changed: %+v", f.msgs[1])
 	}
 }
