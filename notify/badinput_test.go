@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"net/http/httptest"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/earshot/earshot/bus"
 	"github.com/earshot/earshot/event"
+	"github.com/earshot/earshot/internal/badinput"
 	"github.com/earshot/earshot/internal/bustest"
 )
 
@@ -118,5 +120,47 @@ func TestStageForgedAlertFirst(t *testing.T) {
 	}
 	if dls := dl.Topic(event.TopicDeadLetter); len(dls) != 1 || !bytes.Equal(dls[0].Value, fake.Value) {
 		t.Fatalf("%d dead letters, want the forged record", len(dls))
+	}
+}
+
+// TestStageBadInput: notify dead-letters and acks every record of the
+// bad-input corpus, skips an erased speaker's alert without a dead letter
+// (its minimal view is still delivered: moderators learn an alert was
+// raised), and delivers the good alert after them.
+func TestStageBadInput(t *testing.T) {
+	rcv := newReceiver(t)
+	srv := httptest.NewServer(rcv)
+	defer srv.Close()
+	key, _ := ParseSecret(testSecret)
+	wh, _ := NewWebhook(WebhookConfig{Name: "all", URL: srv.URL, Secret: key})
+	good := alertRecord(t, "r1_one", 0)
+	cases := badinput.Corpus(t, good, keys, keys.Shred)
+	feed := bustest.NewFeed()
+	var offs []int64
+	for _, c := range cases {
+		offs = append(offs, feed.Push(c.Msg)...)
+	}
+	goodOff := feed.Push(good)
+	dl := &bustest.Capture{}
+	st, err := NewStage(StageConfig{Consumer: feed, Sender: dl, Keys: keys, Logger: quiet(), Routes: []Route{{Notifier: wh}, {Notifier: NewStdout("stdout", &bytes.Buffer{}), Content: Full}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- st.Run(ctx) }()
+	feed.WaitAcked(t, append(offs, goodOff...)...)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	badinput.Check(t, cases, dl.Topic(event.TopicDeadLetter), func(i int) bool { return feed.Acked(offs[i]) })
+	_, ids, _ := rcv.got()
+	var goodID string
+	if e, err := event.Decode(good.Value); err == nil {
+		goodID = e.EventID
+	}
+	if !slices.Contains(ids, goodID) {
+		t.Fatalf("the good alert was not delivered after the corpus (delivered: %v)", ids)
 	}
 }

@@ -197,10 +197,13 @@ func (s *Stage) handle(ctx context.Context, d *bus.Delivery) {
 		err = fmt.Errorf("notify: %s on the alerts topic is not an alert", e.Type)
 	}
 	if err == nil {
-		// Before the dedupe: a forged record carrying a real alert's ID
-		// must not make the real one look delivered.
+		// Before the dedupe: a forged or broken record carrying a real
+		// alert's ID must not make the real one look delivered.
+		var p policy.AlertPayload
 		if verr := e.VerifySealed(ctx, s.cfg.Keys); verr != nil {
 			err = fmt.Errorf("notify: alert %s not sealed by this deployment: %w", e.EventID, verr)
+		} else if perr := e.DecodePayload(&p); perr != nil {
+			err = fmt.Errorf("notify: alert payload: %w", perr)
 		}
 	}
 	if err != nil {
@@ -238,9 +241,11 @@ func (s *Stage) handle(ctx context.Context, d *bus.Delivery) {
 				}
 				continue
 			}
-			ok := s.deliver(ctx, d, e)
-			if ok {
+			finished, delivered := s.deliver(ctx, d, e)
+			if delivered {
 				s.done.Add(e.EventID)
+			}
+			if finished {
 				d.Ack()
 			}
 			s.release(e.EventID)
@@ -270,13 +275,14 @@ func (s *Stage) release(id string) {
 
 // deliver sends one alert to its routes and reports whether the record is
 // finished (every route delivered or dead-lettered).
-func (s *Stage) deliver(ctx context.Context, d *bus.Delivery, e *event.Envelope) bool {
+func (s *Stage) deliver(ctx context.Context, d *bus.Delivery, e *event.Envelope) (finished, delivered bool) {
 	a, full, err := s.build(ctx, e)
 	if a == nil {
-		// Not even the minimal view decodes: no sink can be given
-		// anything. Dead-letter it once, whatever the routes.
+		// Not even the minimal view decodes (handle checked the payload:
+		// a fault of this build): no sink can be given anything.
+		// Dead-letter it once, and let a good record of the ID through.
 		s.log.Error("alert payload unreadable; dead-lettered", "alert", e.EventID, "error", err)
-		return s.deadLetter(ctx, d, "", fmt.Errorf("notify: alert payload: %w", err))
+		return s.deadLetter(ctx, d, "", fmt.Errorf("notify: alert payload: %w", err)), false
 	}
 	if err != nil {
 		s.log.Warn("alert not readable; sinks get what is readable", "alert", e.EventID, "error", err)
@@ -309,7 +315,7 @@ func (s *Stage) deliver(ctx context.Context, d *bus.Delivery, e *event.Envelope)
 	}
 	wg.Wait()
 	if ctx.Err() != nil {
-		return false // shutting down: delivered again after the restart
+		return false, false // shutting down: delivered again after the restart
 	}
 	slices.SortFunc(outs, func(a, b outcome) int { return a.route - b.route })
 	ok := true
@@ -325,7 +331,8 @@ func (s *Stage) deliver(ctx context.Context, d *bus.Delivery, e *event.Envelope)
 			ok = false
 		}
 	}
-	return ok
+	// Every route delivered or dead-lettered it: the alert is done with.
+	return ok, ok
 }
 
 // send delivers to one route with retries.
