@@ -64,7 +64,7 @@ bench: install
 	@trap 'testbed/stop.sh $(COMPONENTS)' EXIT; status=0; \
 	  EARSHOT_TESTBED=1 EARSHOT_E2E_DISRUPTIVE=1 $(GO) test -p 1 -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 60m ./... \
 	    | tee out/bench.txt || status=$$?; \
-	  testbed/figures.sh out/bench.txt; exit $$status
+	  testbed/figures.sh out/bench.txt || status=$$?; exit $$status
 
 ## whisper-smoke: build the `whisper`-tagged binary in a Debian sid root and smoke-test it (make test runs it too).
 whisper-smoke:

@@ -201,6 +201,11 @@ type Config struct {
 	// is unavailable. Default 1 s.
 	Retry  time.Duration
 	Logger *slog.Logger
+	// Keys, when set, are the deployment's: an event whose protected part
+	// was not sealed under them for that event is not archived (the
+	// archive keeps the first record of an ID, so a forged one must not
+	// take a real one's place).
+	Keys event.Keys
 }
 
 // Archiver consumes the archived topics into storage.
@@ -235,8 +240,14 @@ func (a *Archiver) Close() error { return a.cfg.Consumer.Close() }
 // redelivers it); when ctx ends it gives up without acknowledging.
 func (a *Archiver) Handle(ctx context.Context, d *bus.Delivery) {
 	e, err := event.Decode(d.Value)
+	if err == nil {
+		err = e.CheckPayload()
+	}
+	if err == nil && e.Protected != nil {
+		err = e.VerifySealed(ctx, a.cfg.Keys)
+	}
 	if err != nil {
-		a.log.Warn("not an event; dead-lettered", "topic", d.Topic, "offset", d.Offset, "err", err)
+		a.log.Warn("not an event to archive; dead-lettered", "topic", d.Topic, "offset", d.Offset, "err", err)
 		if a.cfg.DeadLetter != nil {
 			if derr := bus.DeadLetter(ctx, a.cfg.DeadLetter, event.TopicDeadLetter, d.Message, err.Error()); derr != nil {
 				a.log.Error("dead-letter failed; the record will be redelivered", "err", derr)
@@ -252,10 +263,20 @@ func (a *Archiver) Handle(ctx context.Context, d *bus.Delivery) {
 			d.Ack()
 			return
 		}
+		if errors.Is(err, storage.ErrErased) {
+			// The speaker was erased while the record waited: nothing of
+			// theirs is kept, and that is not a fault.
+			a.log.Info("event of an erased speaker not archived", "event_id", e.EventID)
+			d.Ack()
+			return
+		}
 		if errors.Is(err, storage.ErrInvalidKey) || errors.Is(err, storage.ErrInvalidMetadata) {
 			a.log.Error("event cannot be archived; dead-lettered", "event_id", e.EventID, "err", err)
 			if a.cfg.DeadLetter != nil {
-				_ = bus.DeadLetter(ctx, a.cfg.DeadLetter, event.TopicDeadLetter, d.Message, err.Error())
+				if derr := bus.DeadLetter(ctx, a.cfg.DeadLetter, event.TopicDeadLetter, d.Message, err.Error()); derr != nil {
+					a.log.Error("dead-letter failed; the record will be redelivered", "err", derr)
+					return
+				}
 			}
 			d.Ack()
 			return

@@ -89,3 +89,29 @@ func (refuseAll) Seal(context.Context, KeyRef, []byte, []byte) ([]byte, error) {
 func (refuseAll) Open(context.Context, KeyRef, []byte, []byte) ([]byte, error) {
 	return nil, errors.New("no")
 }
+
+func TestCheckPayload(t *testing.T) {
+	e, err := New(TypeAlert, Producer{Name: "t"}, nil, "r1_r", "ses_s", "p1_p", nil, Alert{Severity: "high"}, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.SetProtected(e.KeyRef().ID, AlertData{Text: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.CheckPayload(); err != nil {
+		t.Fatalf("a good alert: %v", err)
+	}
+	for name, mod := range map[string]func(e *Envelope){
+		"unknown type":   func(e *Envelope) { e.Type = "bogus.type" },
+		"no payload":     func(e *Envelope) { e.Payload = nil },
+		"wrong type":     func(e *Envelope) { e.Payload = []byte(`[1]`) },
+		"mistyped field": func(e *Envelope) { e.Payload = []byte(`{"severity": 3}`) },
+		"no protected":   func(e *Envelope) { e.Protected = nil },
+	} {
+		c := *e
+		mod(&c)
+		if c.CheckPayload() == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}

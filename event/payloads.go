@@ -219,3 +219,60 @@ func boundText(s string, limit int) string {
 	}
 	return strings.ToValidUTF8(s[:max(keep, 0)], "") + mark
 }
+
+// payloadOf returns a value of the payload type of typ, or nil for a type
+// this build does not know.
+func payloadOf(typ Type) any {
+	switch typ {
+	case TypeAudioChunk:
+		return new(AudioChunk)
+	case TypeSegmentStored:
+		return new(SegmentStored)
+	case TypeSessionStarted:
+		return new(SessionStarted)
+	case TypeSessionEnded:
+		return new(SessionEnded)
+	case TypeTrackStarted:
+		return new(TrackStarted)
+	case TypeTrackEnded:
+		return new(TrackEnded)
+	case TypeBotJoined, TypeBotLeft:
+		return new(BotPresence)
+	case TypeRecordingSkipped:
+		return new(RecordingSkipped)
+	case TypeTranscript:
+		return new(TranscriptSegment)
+	case TypeAlert:
+		return new(Alert)
+	case TypeAlertAction:
+		return new(AlertAction)
+	case TypeAudit:
+		return new(AuditEntry)
+	}
+	return nil
+}
+
+// carriesSpeech reports whether events of typ always have a protected
+// part (speech, its text, or a moderator's note).
+func carriesSpeech(typ Type) bool {
+	switch typ {
+	case TypeAudioChunk, TypeTranscript, TypeAlert, TypeAlertAction:
+		return true
+	}
+	return false
+}
+
+// CheckPayload reports whether the event is of a type this build knows,
+// its payload decodes as that type's, and it has the protected part its
+// type always carries: what a consumer that keeps or forwards events
+// without reading them (the archive) checks first.
+func (e *Envelope) CheckPayload() error {
+	v := payloadOf(e.Type)
+	if v == nil {
+		return fmt.Errorf("event: %s: unknown type %q", e.EventID, e.Type)
+	}
+	if carriesSpeech(e.Type) && e.Protected == nil {
+		return fmt.Errorf("event: %s %s has no protected part", e.Type, e.EventID)
+	}
+	return e.DecodePayload(v)
+}

@@ -134,7 +134,7 @@ func TestStageBadInput(t *testing.T) {
 	key, _ := ParseSecret(testSecret)
 	wh, _ := NewWebhook(WebhookConfig{Name: "all", URL: srv.URL, Secret: key})
 	good := alertRecord(t, "r1_one", 0)
-	cases := badinput.Corpus(t, good, keys, keys.Shred)
+	cases := badinput.Corpus(t, good, keys, func(r event.KeyRef) { keys.Shred(r.ID) })
 	feed := bustest.NewFeed()
 	var offs []int64
 	for _, c := range cases {

@@ -14,7 +14,7 @@ import (
 // of the good transcript after them.
 func TestStageBadInput(t *testing.T) {
 	good := transcriptOf(t, "p1_spk", "trk_t", 0, "if anyone leaks this i will find you and hurt you")
-	cases := badinput.Corpus(t, good, testKeys, testKeys.Shred)
+	cases := badinput.Corpus(t, good, testKeys, func(r event.KeyRef) { testKeys.Shred(r.ID) })
 	feed := bustest.NewFeed()
 	out := &bustest.Capture{}
 	p, err := Default()

@@ -134,7 +134,7 @@ func newComplianceStage(ctx context.Context, rt *Runtime) (Stage, error) {
 		if err != nil {
 			return nil, err
 		}
-		if st.archiver, err = archive.New(archive.Config{Consumer: cons, Store: rt.Store, DeadLetter: rt.Producer, Logger: rt.Log}); err != nil {
+		if st.archiver, err = archive.New(archive.Config{Consumer: cons, Store: rt.Store, DeadLetter: rt.Producer, Logger: rt.Log, Keys: rt.Keys}); err != nil {
 			return nil, err
 		}
 	}

@@ -31,9 +31,9 @@ const BrokerLimit = 1_000_000
 
 // Corpus returns bad variants of good, a valid record of the consumer's
 // topic whose protected part is sealed under keys. erase, when set,
-// destroys a key so that one case is a record of an erased speaker (the
-// caller's keyring decides how; nil leaves the case out).
-func Corpus(tb testing.TB, good bus.Message, keys event.Keys, erase func(keyID string)) []Case {
+// destroys a data key in keys, so that one case is a record of an erased
+// speaker (nil leaves that case out).
+func Corpus(tb testing.TB, good bus.Message, keys event.Keys, erase func(event.KeyRef)) []Case {
 	tb.Helper()
 	e, err := event.Decode(good.Value)
 	if err != nil {
@@ -117,7 +117,7 @@ func Corpus(tb testing.TB, good bus.Message, keys event.Keys, erase func(keyID s
 			if err := c.Seal(context.Background(), keys, raw); err != nil {
 				tb.Fatal(err)
 			}
-			erase(c.KeyRef().ID)
+			erase(c.KeyRef())
 		})
 		gone.Erased = true
 		cases = append(cases, gone)
