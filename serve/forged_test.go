@@ -4,8 +4,10 @@ import (
 	"context"
 	"testing"
 
+	"github.com/earshot/earshot/bus"
 	"github.com/earshot/earshot/crypt"
 	"github.com/earshot/earshot/event"
+	"github.com/earshot/earshot/internal/badinput"
 )
 
 // TestIndexRefusesForgedRecords: with keys required, a record carrying a
@@ -58,5 +60,35 @@ func TestIndexRefusesForgedRecords(t *testing.T) {
 	idx2.RequireSealed(erasedKeys)
 	if !idx2.Apply(&erased) {
 		t.Fatal("an erased speaker's alert was not indexed")
+	}
+}
+
+// TestIndexBadInput: of the bad-input corpus, the alert index applies
+// nothing but the erased speaker's alert (well formed, only unreadable),
+// and the good alert after them is applied as itself.
+func TestIndexBadInput(t *testing.T) {
+	h := newHarness(t)
+	v, err := h.alert.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := bus.Message{Topic: event.TopicAlerts, Value: v}
+	cases := badinput.Corpus(t, good, h.keys, func(r event.KeyRef) { h.keys.Shred(r.ID) })
+	idx := NewIndex(100)
+	idx.RequireSealed(h.keys)
+	for _, c := range cases {
+		e, err := event.Decode(c.Msg.Value)
+		if err != nil {
+			continue // the tail skips what does not decode
+		}
+		if applied := idx.Apply(e); applied != c.Erased {
+			t.Errorf("%s: applied %v", c.Name, applied)
+		}
+	}
+	if !idx.Apply(h.alert) {
+		t.Fatal("the good alert was not applied after the corpus")
+	}
+	if ent, ok := idx.Get(h.alert.EventID); !ok || ent.Alert.Severity != "high" {
+		t.Fatalf("indexed: %+v", ent.Alert)
 	}
 }
