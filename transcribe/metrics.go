@@ -9,6 +9,7 @@ type workerMetrics struct {
 	audioSeconds                          prometheus.Counter
 	utterances, transcripts, engineErrors prometheus.Counter
 	deadLetters, corrupt                  prometheus.Counter
+	erased                                prometheus.Counter
 	engineSeconds                         prometheus.Histogram
 	// engineAudioSeconds and pipelineSeconds give the engine's real-time
 	// factor and the worker's own overhead (wall time spent on a chunk
@@ -38,6 +39,7 @@ func newWorkerMetrics() *workerMetrics {
 		engineErrors: c("engine_errors_total", "Engine calls that failed after retries."),
 		deadLetters:  c("dead_letters_total", "Records sent to the dead-letter topic."),
 		corrupt:      c("corrupt_chunks_total", "Chunks with undecodable packets."),
+		erased:       c("erased_chunks_total", "Chunks of speakers erased (keys destroyed) before they were transcribed: skipped and acked."),
 		engineSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "earshot", Subsystem: "transcribe", Name: "engine_seconds",
 			Help: "Engine wall time per utterance.", Buckets: prometheus.ExponentialBuckets(0.05, 2, 10)}),
 		engineAudioSeconds: c("engine_audio_seconds_total", "Seconds of audio sent to the engine."),
@@ -72,7 +74,7 @@ func (m *workerMetrics) Collect(ch chan<- prometheus.Metric) {
 }
 
 func (m *workerMetrics) all() []prometheus.Collector {
-	return []prometheus.Collector{m.tracks, m.audioSeconds, m.utterances, m.transcripts, m.engineErrors, m.deadLetters, m.corrupt, m.engineSeconds,
+	return []prometheus.Collector{m.tracks, m.audioSeconds, m.utterances, m.transcripts, m.engineErrors, m.deadLetters, m.corrupt, m.erased, m.engineSeconds,
 		m.engineAudioSeconds, m.pipelineSeconds, m.produceSeconds, m.lag, m.overloaded, m.lagAlerts, m.skippedChunks, m.skippedSeconds,
 		m.settleBatches, m.settleTranscripts, m.settleDropped, m.settleErrors, m.settleSeconds, m.settlePending}
 }

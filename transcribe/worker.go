@@ -190,6 +190,9 @@ func (w *Worker) handle(ctx context.Context, d *bus.Delivery) {
 	if err == nil && (e.Type != event.TypeAudioChunk || e.Timeline == nil) {
 		err = fmt.Errorf("transcribe: %s on the audio topic is not an audio chunk", e.Type)
 	}
+	if err == nil {
+		err = e.CheckPayload()
+	}
 	if err != nil {
 		w.deadLetter(ctx, d, err)
 		return
@@ -398,6 +401,13 @@ func (t *trackWorker) chunk(ctx context.Context, it item) error {
 	t.endSkip()
 	var data event.AudioChunkData
 	if err := it.e.Open(ctx, t.w.cfg.Keys, &data); err != nil {
+		if errors.Is(err, event.ErrKeyDestroyed) {
+			// The speaker was erased: their audio is not transcribed, and
+			// that is not a fault.
+			t.w.m.erased.Inc()
+			it.d.Ack()
+			return nil
+		}
 		t.w.deadLetter(ctx, it.d, err)
 		return nil
 	}
