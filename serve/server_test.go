@@ -60,7 +60,7 @@ func (f *fakeAudit) last() event.AuditEntry {
 }
 
 type harness struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *httptest.Server
 	s      *Server
 	audit  *fakeAudit
@@ -76,7 +76,7 @@ type harness struct {
 // newHarness records the tones fixture as two speakers' tracks (the other
 // one starting 1 s later on the wall clock) and raises one alert on the
 // 880 Hz tone of the own track, with an excerpt line of each speaker.
-func newHarness(t *testing.T) *harness {
+func newHarness(t testing.TB) *harness {
 	t.Helper()
 	ctx := context.Background()
 	h := &harness{t: t, audit: &fakeAudit{}, sent: &bustest.Capture{}, keys: crypt.NewMemory(), logs: &testbed.SyncBuffer{}, ctxDur: time.Second}
