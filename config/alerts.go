@@ -51,7 +51,9 @@ type AlertSink struct {
 	// Type is webhook (Standard Webhooks, signed), slack (a Slack-compatible
 	// incoming webhook) or stdout (JSON lines).
 	Type string `yaml:"type"`
-	URL  string `yaml:"url"`
+	// URL is the receiver; chat webhook URLs carry their credential in the
+	// path, so it never prints.
+	URL Secret `yaml:"url"`
 	// SecretFile holds the signing secret, whsec_<base64> (webhook: needed;
 	// slack: optional).
 	SecretFile string `yaml:"secret_file"`
@@ -79,7 +81,7 @@ type AlertNotify struct {
 // Turning it on sends transcript text out of the deployment.
 type AlertClassifier struct {
 	Enabled    bool   `yaml:"enabled"`
-	URL        string `yaml:"url"` // e.g. https://api.openai.com/v1/moderations
+	URL        Secret `yaml:"url"` // e.g. https://api.openai.com/v1/moderations
 	APIKeyFile string `yaml:"api_key_file"`
 	Model      string `yaml:"model"`
 	// Timeout bounds one request; the segment waits for it.
@@ -127,8 +129,8 @@ func (x *Alerts) validate(bad func(key, format string, a ...any)) {
 		names[name] = true
 		switch s.Type {
 		case "webhook", "slack":
-			if u, err := url.Parse(s.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-				bad(key+".url", "%q is not an http(s) URL; set the receiver's address", redactURL(s.URL))
+			if u, err := url.Parse(s.URL.Reveal()); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				bad(key+".url", "%q is not an http(s) URL; set the receiver's address", redactedURL(s.URL))
 			}
 			if s.Type == "webhook" && s.SecretFile == "" {
 				bad(key+".secret_file", "is empty; point it at a file holding the signing secret (whsec_ followed by base64 of 24-64 random bytes)")
@@ -162,8 +164,8 @@ func (x *Alerts) validate(bad func(key, format string, a ...any)) {
 	}
 	c := x.Classifier
 	if c.Enabled {
-		if u, err := url.Parse(c.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			bad("alerts.classifier.url", "%q is not an http(s) URL; set the moderation endpoint, e.g. https://api.openai.com/v1/moderations", c.URL)
+		if u, err := url.Parse(c.URL.Reveal()); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("alerts.classifier.url", "%q is not an http(s) URL; set the moderation endpoint, e.g. https://api.openai.com/v1/moderations", redactedURL(c.URL))
 		}
 	}
 	if c.Timeout <= 0 || c.Timeout > time.Minute {
@@ -183,14 +185,4 @@ func (s AlertSink) SinkName(i int) string {
 		return s.Name
 	}
 	return s.Type + "-" + strconv.Itoa(i)
-}
-
-// redactURL keeps scheme and host: chat webhook URLs carry their
-// credential in the path.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.Host == "" {
-		return "(not a URL)"
-	}
-	return u.Scheme + "://" + u.Host + "/…"
 }

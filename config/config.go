@@ -80,8 +80,8 @@ type S3Storage struct {
 	Region        string `yaml:"region"`
 	Bucket        string `yaml:"bucket"`
 	Prefix        string `yaml:"prefix"`
-	AccessKey     string `yaml:"access_key"`
-	SecretKey     string `yaml:"secret_key"`
+	AccessKey     Secret `yaml:"access_key"`
+	SecretKey     Secret `yaml:"secret_key"`
 	SecretKeyFile string `yaml:"secret_key_file"`
 	UseTLS        bool   `yaml:"use_tls"`
 	PathStyle     bool   `yaml:"path_style"`
@@ -135,7 +135,7 @@ type RoomSelection struct {
 // Transcribe configures the transcription workers.
 type Transcribe struct {
 	Engine      string        `yaml:"engine"` // http or whisper
-	URL         string        `yaml:"url"`    // OpenAI-compatible server base URL
+	URL         Secret        `yaml:"url"`    // OpenAI-compatible server base URL (may carry a key)
 	Model       string        `yaml:"model"`
 	APIKeyFile  string        `yaml:"api_key_file"`
 	Language    string        `yaml:"language"` // "auto" or a code like "en", "ar"
@@ -367,8 +367,8 @@ func (c *Config) Validate() error {
 	}
 	switch c.Transcribe.Engine {
 	case "http":
-		if c.Transcribe.URL != "" && !strings.HasPrefix(c.Transcribe.URL, "http://") && !strings.HasPrefix(c.Transcribe.URL, "https://") {
-			bad("transcribe.url", "%q must start with http:// or https://", c.Transcribe.URL)
+		if u := c.Transcribe.URL.Reveal(); u != "" && !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+			bad("transcribe.url", "%q must start with http:// or https://", redactedURL(c.Transcribe.URL))
 		}
 	case "whisper":
 		if c.Transcribe.ModelPath == "" {

@@ -302,7 +302,7 @@ func addresses(stage string, cfg config.Config) map[string][]string {
 		as["ingest.janus.url"] = []string{cfg.Ingest.Janus.URL}
 	case "transcribe":
 		if cfg.Transcribe.Engine == "http" {
-			as["transcribe.url"] = []string{cfg.Transcribe.URL}
+			as["transcribe.url"] = []string{cfg.Transcribe.URL.Reveal()}
 		}
 	}
 	return as

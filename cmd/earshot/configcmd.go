@@ -9,13 +9,11 @@ import (
 	"github.com/earshot/earshot/config"
 )
 
-// printConfig writes the effective configuration as YAML with secret
-// values replaced, so it can be pasted into a bug report.
+// printConfig writes the effective configuration as YAML with secrets and
+// raw identities redacted (config.Shown), so it can be pasted into a bug
+// report.
 func printConfig(w io.Writer, cfg config.Config) error {
-	if cfg.Storage.S3.SecretKey != "" {
-		cfg.Storage.S3.SecretKey = "<redacted>"
-	}
-	b, err := yaml.Marshal(cfg)
+	b, err := yaml.Marshal(config.Shown(cfg))
 	if err != nil {
 		return fmt.Errorf("config show: %w", err)
 	}

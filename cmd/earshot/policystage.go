@@ -50,7 +50,7 @@ func newPolicyStage(_ context.Context, rt *Runtime) (Stage, error) {
 			return nil, err
 		}
 		classifier, err = policy.NewClassifier(policy.ClassifierConfig{
-			URL: c.URL, APIKey: key, Model: c.Model, Timeout: c.Timeout,
+			URL: c.URL.Reveal(), APIKey: key, Model: c.Model, Timeout: c.Timeout,
 			FailureThreshold: c.FailureThreshold, CoolDown: c.CoolDown, Logger: rt.Log,
 		})
 		if err != nil {
@@ -116,7 +116,7 @@ func newNotifier(rt *Runtime) (*notify.Stage, error) {
 			if s.Type == "slack" {
 				format = notify.FormatSlack
 			}
-			wh, err := notify.NewWebhook(notify.WebhookConfig{Name: name, URL: s.URL, Secret: key, Format: format, Timeout: ac.Notify.Timeout})
+			wh, err := notify.NewWebhook(notify.WebhookConfig{Name: name, URL: s.URL.Reveal(), Secret: key, Format: format, Timeout: ac.Notify.Timeout})
 			if err != nil {
 				return nil, fmt.Errorf("alerts.sinks[%d]: %w", i, err)
 			}

@@ -271,7 +271,7 @@ func openStore(ctx context.Context, c config.Storage) (storage.Store, error) {
 	case "local":
 		return storage.OpenLocal(c.Local.Dir)
 	case "s3":
-		secret := c.S3.SecretKey
+		secret := c.S3.SecretKey.Reveal()
 		if secret == "" {
 			b, err := os.ReadFile(c.S3.SecretKeyFile)
 			if err != nil {
@@ -281,7 +281,7 @@ func openStore(ctx context.Context, c config.Storage) (storage.Store, error) {
 		}
 		return storage.NewS3(ctx, storage.S3Config{
 			Endpoint: c.S3.Endpoint, Region: c.S3.Region, Bucket: c.S3.Bucket, Prefix: c.S3.Prefix,
-			AccessKey: c.S3.AccessKey, SecretKey: secret, UseTLS: c.S3.UseTLS, PathStyle: c.S3.PathStyle,
+			AccessKey: c.S3.AccessKey.Reveal(), SecretKey: secret, UseTLS: c.S3.UseTLS, PathStyle: c.S3.PathStyle,
 			SSE: c.S3.SSE, CreateBucket: c.S3.CreateBucket, Versioning: c.S3.Versioning, ObjectLock: c.S3.ObjectLock,
 		})
 	default:

@@ -181,7 +181,7 @@ func newEngine(rt *Runtime) (transcribe.Engine, func(), error) {
 		}
 		key = strings.TrimSpace(string(b))
 	}
-	eng, err := httpengine.New(httpengine.Config{BaseURL: c.URL, Model: c.Model, APIKey: key, Timeout: c.Timeout, Concurrency: c.Concurrency})
+	eng, err := httpengine.New(httpengine.Config{BaseURL: c.URL.Reveal(), Model: c.Model, APIKey: key, Timeout: c.Timeout, Concurrency: c.Concurrency})
 	if err != nil {
 		return nil, nil, err
 	}
