@@ -10,8 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/earshot/earshot/archive"
 	"github.com/earshot/earshot/audit"
 	"github.com/earshot/earshot/bus"
@@ -179,14 +177,14 @@ func topicRetention(r config.Retention) map[string]time.Duration {
 }
 
 func (s *complianceStage) Run(ctx context.Context) error {
-	g, gctx := errgroup.WithContext(ctx)
+	var parts []func(context.Context) error
 	if s.archiver != nil {
-		g.Go(func() error { return s.archiver.Run(gctx) })
+		parts = append(parts, s.archiver.Run)
 	}
 	if s.sweeper != nil {
-		g.Go(func() error { return s.sweeper.Run(gctx) })
+		parts = append(parts, s.sweeper.Run)
 	}
-	return g.Wait()
+	return runTogether(ctx, parts...)
 }
 
 func (s *complianceStage) Close() error {

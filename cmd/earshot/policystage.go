@@ -168,16 +168,14 @@ func readSecretFile(path, key string) (string, error) {
 }
 
 func (s *policyStage) Run(ctx context.Context) error {
+	parts := []func(context.Context) error{s.Stage.Run}
 	if s.loader != nil {
-		go func() { _ = s.loader.Run(ctx) }() // hot reload; a broken file keeps the old policy
+		parts = append(parts, s.loader.Run) // hot reload; a broken file keeps the old policy
 	}
-	if s.notifier == nil {
-		return s.Stage.Run(ctx)
+	if s.notifier != nil {
+		parts = append(parts, s.notifier.Run)
 	}
-	errs := make(chan error, 1)
-	go func() { errs <- s.notifier.Run(ctx) }()
-	err := s.Stage.Run(ctx)
-	return errors.Join(err, <-errs)
+	return runTogether(ctx, parts...)
 }
 
 func (s *policyStage) Close() error {

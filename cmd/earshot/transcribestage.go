@@ -7,8 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/earshot/earshot/bus"
 	"github.com/earshot/earshot/config"
 	"github.com/earshot/earshot/event"
@@ -103,15 +101,14 @@ type transcribeStage struct {
 }
 
 func (s *transcribeStage) Run(ctx context.Context) error {
-	g, gctx := errgroup.WithContext(ctx)
+	parts := []func(context.Context) error{s.Worker.Run}
 	if s.flags != nil {
-		g.Go(func() error { return s.flags.Run(gctx, s.flagSet.Handle) })
+		parts = append(parts, func(ctx context.Context) error { return s.flags.Run(ctx, s.flagSet.Handle) })
 	}
 	if s.final != nil {
-		g.Go(func() error { return s.final.Run(gctx) })
+		parts = append(parts, s.final.Run)
 	}
-	g.Go(func() error { return s.Worker.Run(gctx) })
-	return g.Wait()
+	return runTogether(ctx, parts...)
 }
 
 func (s *transcribeStage) Close() error {
