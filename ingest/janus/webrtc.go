@@ -107,7 +107,9 @@ func NewAPI(cfg WebRTCConfig) (*webrtc.API, error) {
 	// before Janus considers the pair usable, and is dropped; pion
 	// resends it only after its 1 s retransmission timer, which delayed a
 	// new subscription, and the first words of a room's first speaker,
-	// by a second in about half of the runs.
+	// by a second in 2 of 8 runs on the test bed; as server, ICE and DTLS
+	// take about 12 ms longer in the usual case and never a second (see
+	// docs/ingest.md).
 	if err := se.SetAnsweringDTLSRole(webrtc.DTLSRoleServer); err != nil {
 		return nil, fmt.Errorf("janus: dtls role: %w", err)
 	}
