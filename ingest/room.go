@@ -494,6 +494,10 @@ func (p *presence) startTrack(t *janus.RemoteTrack, speaker string, gate *gate) 
 	}()
 }
 
+// subscribeTimeout bounds subscribing (ICE and DTLS of a new subscription
+// take about 50 ms on the test bed) and adding streams to a subscription.
+const subscribeTimeout = 15 * time.Second
+
 // subscription follows a VideoRoom's publishers with one multistream
 // subscriber, created when the first publisher with audio appears.
 type subscription struct {
@@ -553,6 +557,11 @@ func (s *subscription) add(ctx context.Context, pubs []janus.PublisherInfo) erro
 	if len(refs) == 0 {
 		return nil
 	}
+	// The room's events wait while this runs: bound it, so a subscription
+	// whose ICE never completes does not hold up the room's other events
+	// until pion gives up.
+	ctx, cancel := context.WithTimeout(ctx, subscribeTimeout)
+	defer cancel()
 	if sub != nil {
 		if err := sub.Update(ctx, refs, nil); err != nil {
 			s.forget(refs) // so the next publishers event retries them
