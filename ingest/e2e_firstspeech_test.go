@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/earshot/earshot/event"
-	"github.com/earshot/earshot/ingest/janus"
 	kit "github.com/earshot/earshot/internal/e2e"
 	"github.com/earshot/earshot/internal/speakerbot"
 	"github.com/earshot/earshot/internal/speech"
@@ -49,35 +48,7 @@ func createRecordedRoom(t testing.TB, ep testbed.JanusEndpoint, room uint64) str
 	if err := os.Chmod(dir, 0o777); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, err := janus.New(janus.Config{URL: ep.URL, LocalAddr: ep.HostAddr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := c.CreateSession(ctx)
-	if err != nil {
-		t.Fatalf("janus session: %v", err)
-	}
-	h, err := s.Attach(ctx, "janus.plugin.videoroom")
-	if err != nil {
-		_ = s.Close()
-		t.Fatalf("janus attach: %v", err)
-	}
-	if _, err := h.Message(ctx, map[string]any{
-		"request": "create", "room": room, "publishers": 30, "audiocodec": "opus",
-		"description": "earshot first speech", "permanent": false,
-		"record": true, "rec_dir": dir,
-	}, nil); err != nil {
-		_ = s.Close()
-		t.Fatalf("janus create room: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_, _ = h.Message(ctx, map[string]any{"request": "destroy", "room": room}, nil)
-		_ = s.Close()
-	})
+	kit.CreateRoomWith(t, ep, room, map[string]any{"record": true, "rec_dir": dir, "description": "earshot first speech"})
 	return dir
 }
 
@@ -85,8 +56,15 @@ func createRecordedRoom(t testing.TB, ep testbed.JanusEndpoint, room uint64) str
 // room itself is created by the caller).
 func firstSpeechStage(t testing.TB) (uint64, *e2e, speech.Tools) {
 	t.Helper()
+	return firstSpeechStageWith(t, false)
+}
+
+// firstSpeechStageWith is firstSpeechStage, listing rooms at the stage's
+// shipped interval when shippedPoll is set.
+func firstSpeechStageWith(t testing.TB, shippedPoll bool) (uint64, *e2e, speech.Tools) {
+	t.Helper()
 	room := randomRoom()
-	return room, newE2E(t, e2eConfig{room: room, identity: "feed_id", segment: 2 * time.Second}), speechTools(t)
+	return room, newE2E(t, e2eConfig{room: room, identity: "feed_id", segment: 2 * time.Second, shippedPoll: shippedPoll}), speechTools(t)
 }
 
 // firstWordsScript starts speaking at its first sample: what is missed
@@ -367,12 +345,14 @@ func logSubscriptionTimes(t testing.TB, h *e2e) {
 // first sample (one join). What bounds it is room discovery: the stage
 // lists rooms every PollInterval, so it finds the room up to a poll
 // interval after it was created, then joins and subscribes (with the
-// publisher already there, a new subscription: ICE and DTLS). The test
-// harness polls every second; the shipped default is 5 s, which adds up to
-// 4 s to this figure. Janus's event handlers (a "created" event pushed to
-// the stage) would remove the polling wait; the stage does not use them.
+// publisher already there, a new subscription: ICE and DTLS). It runs the
+// shipped polling interval (5 s) and creates the room 3 s after the
+// stage's first listing, so about 2 s of the figure is the polling wait
+// (anywhere from 0 to 5 s in a deployment). Janus's event handlers (a
+// "created" event pushed to the stage) would remove that wait; the stage
+// does not use them.
 func BenchmarkE2ENewRoomFirstSpeech(b *testing.B) {
-	room, h, tools := firstSpeechStage(b)
+	room, h, tools := firstSpeechStageWith(b, true)
 	clips := synthesize(b, tools, b.TempDir(), map[string][]speech.Item{"new": firstWordsScript("en-us", 6)})
 	s := &speaker{name: "new", display: "nr-" + kit.RandHex(4), feed: randomFeedID(), clip: clips["new"]}
 	h.start()

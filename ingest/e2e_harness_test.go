@@ -48,6 +48,9 @@ type e2eConfig struct {
 	// holdUploads starts the uploader only once the stage has stopped, so
 	// that every segment can be inspected in the spool first.
 	holdUploads bool
+	// shippedPoll lists rooms at the stage's default interval (what the
+	// binary does) instead of the harness's 1 s.
+	shippedPoll bool
 }
 
 // e2e is one stage on the test bed, with everything around it.
@@ -145,6 +148,10 @@ func newE2E(t testing.TB, cfg e2eConfig) *e2e {
 		t.Fatalf("open bucket: %v", err)
 	}
 
+	poll := time.Second
+	if cfg.shippedPoll {
+		poll = 0 // the stage's default
+	}
 	prod := event.Producer{Name: "earshot-ingest", Version: "e2e", Instance: "e2e-" + kit.RandHex(4)}
 	producer, err := bus.NewProducer(bus.ProducerConfig{Brokers: h.brokers, Logger: h.log})
 	if err != nil {
@@ -165,7 +172,7 @@ func newE2E(t testing.TB, cfg e2eConfig) *e2e {
 		IdentityField:   cfg.identity,
 		BotDisplay:      botDisplay,
 		Rooms:           ingest.Selection{Mode: "list", List: []string{strconv.FormatUint(cfg.room, 10)}},
-		PollInterval:    time.Second,
+		PollInterval:    poll,
 		SegmentDuration: cfg.segment,
 		Pseudonym:       h.pseud,
 		Sender:          producer,

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"errors"
+	"maps"
 	"testing"
 	"time"
 
@@ -14,6 +15,13 @@ import (
 // and destroys it when the test ends. A room left by an earlier run that
 // crashed is reused.
 func CreateRoom(t testing.TB, ep testbed.JanusEndpoint, room uint64) {
+	t.Helper()
+	CreateRoomWith(t, ep, room, nil)
+}
+
+// CreateRoomWith is CreateRoom with more fields of Janus's create request
+// (e.g. "record" and "rec_dir" for Janus's own recording).
+func CreateRoomWith(t testing.TB, ep testbed.JanusEndpoint, room uint64, extra map[string]any) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -30,10 +38,12 @@ func CreateRoom(t testing.TB, ep testbed.JanusEndpoint, room uint64) {
 		_ = s.Close()
 		t.Fatalf("janus attach: %v", err)
 	}
-	_, err = h.Message(ctx, map[string]any{
-		"request": "create", "room": room, "publishers": 10, "audiocodec": "opus",
-		"description": "earshot transcribe e2e", "permanent": false,
-	}, nil)
+	req := map[string]any{
+		"request": "create", "room": room, "publishers": 30, "audiocodec": "opus",
+		"description": "earshot e2e", "permanent": false,
+	}
+	maps.Copy(req, extra)
+	_, err = h.Message(ctx, req, nil)
 	var pe *janus.PluginError
 	if err != nil && !(errors.As(err, &pe) && pe.Code == 427) { // 427: room exists
 		_ = s.Close()
