@@ -192,23 +192,28 @@ func TestE2EEvidence(t *testing.T) {
 	ing.Stop() // the spool drains: every segment is in the bucket
 	speakerP := ing.Speaker(feed)
 
-	// The alerts the pipeline owes: those the default policy finds in what
-	// the same engine hears offline in the recorded audio. The threat is
-	// always heard; whether a machine's tiny.en hears the phone number as
-	// ten digits is the model's, so its alert is checked where it is owed.
-	owed := offlineFindings(t, p, ing.Store, ing.RoomP)
+	// The alerts the pipeline owes: those the default policy finds in the
+	// transcripts it wrote (what the model heard is its input here). The
+	// threat is always heard; whether a machine's tiny.en hears the phone
+	// number as ten digits is the model's, so its alert is checked where
+	// it is owed.
+	said := spk.Lines(t)
+	if len(said) == 0 {
+		t.Fatal("the publish log has no line")
+	}
+	owed := owedFindings(t, p, said[len(said)-1].Start)
 	flagged := map[string]int{"abuse.threat": 0, "pii.phone": 1} // the script line each is about
 	var want []string
 	for _, c := range slices.Sorted(maps.Keys(flagged)) {
 		if text, ok := owed[c]; ok {
 			want = append(want, c)
-			t.Logf("offline the engine's text %q holds a %s finding", text, c)
+			t.Logf("the transcript %q holds a %s finding", text, c)
 		} else {
-			t.Logf("offline the engine's text holds no %s finding: its alert is not owed in this run", c)
+			t.Logf("no transcript holds a %s finding: its alert is not owed in this run", c)
 		}
 	}
 	if !slices.Contains(want, "abuse.threat") {
-		t.Fatalf("offline the engine's text holds no threat: the test has nothing to check (findings %v)", owed)
+		t.Fatalf("no transcript holds the threat: the test has nothing to check (findings %v)", owed)
 	}
 	var alerts []serve.AlertView
 	e2e.WaitFor(t, fmt.Sprintf("alerts of %v", want), 3*time.Minute, func() bool {
@@ -228,7 +233,6 @@ func TestE2EEvidence(t *testing.T) {
 		}
 		return true
 	})
-	said := spk.Lines(t)
 	for _, l := range said {
 		t.Logf("said %s–%s: %q", l.Start.Format("15:04:05.000"), l.End.Format("15:04:05.000"), l.Text)
 	}
@@ -286,6 +290,13 @@ func TestE2EEvidence(t *testing.T) {
 // publish log: timelines are anchored at arrival, and Whisper's word times
 // come in 20 ms steps and may overhang a little.
 const alignTolerance = 500 * time.Millisecond
+
+// placeTolerance bounds how far the evidence audio may start from where
+// the publish log puts it: both ends stamp the same packets (the bot as it
+// sends, the recorder's timeline as they arrive, over the test bed's
+// loopback), so they agree within a millisecond on an idle machine; five
+// packets of slack leave room for a loaded one.
+const placeTolerance = 100 * time.Millisecond
 
 // checkAlert checks one alert end to end: speaker, place on the timeline
 // (the flagged line's in the publish log), excerpt, the audio through a
@@ -347,6 +358,15 @@ func checkAlert(t *testing.T, api *client, links *serve.LinkSigner, a serve.Aler
 	alert := clipSpan{first: in.first + ctxS, end: in.end - ctxS}
 	tol := event.DurationToSamples(alignTolerance)
 	t.Logf("the evidence is clip samples %d-%d; the line %d-%d; the alert %d-%d", in.first, in.end, said.first, said.end, alert.first, alert.end)
+	// Where the publish log puts the window: the line's first sample left
+	// the bot at line.Start, so the window's start (the alert's start less
+	// the context) is that far from the line's start in the clip.
+	want := said.first + event.DurationToSamples(a.Start.Add(-ctxWidth).Sub(line.Start))
+	off := event.SamplesToDuration(in.first - want)
+	t.Logf("the evidence starts %v from where the publish log puts it", off)
+	if off.Abs() > placeTolerance {
+		t.Errorf("the evidence audio starts %v from where the publish log puts the alert's window (±%v): misplaced", off, placeTolerance)
+	}
 	if !in.contains(said) {
 		t.Errorf("the evidence audio (clip samples %d-%d) does not hold the whole flagged line (%d-%d)", in.first, in.end, said.first, said.end)
 	}
