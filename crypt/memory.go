@@ -32,32 +32,39 @@ func NewMemory() *Memory {
 	return &Memory{keys: map[string][]byte{}, dead: map[string]bool{}}
 }
 
-// Seal encrypts plaintext under ref's key, creating the key on first use.
-func (m *Memory) Seal(_ context.Context, ref event.KeyRef, plaintext, aad []byte) ([]byte, error) {
+// key returns ref's key, creating it when create is set and it was never
+// shredded.
+func (m *Memory) key(ref event.KeyRef, create bool) ([]byte, error) {
 	m.mu.Lock()
+	defer m.mu.Unlock()
 	k, ok := m.keys[ref.ID]
-	if !ok && !m.dead[ref.ID] {
+	if !ok && create && !m.dead[ref.ID] {
 		k = make([]byte, 32)
 		if _, err := rand.Read(k); err != nil {
-			m.mu.Unlock()
 			return nil, fmt.Errorf("crypt: new data key: %w", err)
 		}
 		m.keys[ref.ID] = k
 	}
-	m.mu.Unlock()
 	if k == nil {
-		return nil, fmt.Errorf("crypt: seal under %s: %w", ref.ID, ErrKeyDestroyed)
+		return nil, fmt.Errorf("crypt: data key %s: %w", ref.ID, ErrKeyDestroyed)
+	}
+	return k, nil
+}
+
+// Seal encrypts plaintext under ref's key, creating the key on first use.
+func (m *Memory) Seal(_ context.Context, ref event.KeyRef, plaintext, aad []byte) ([]byte, error) {
+	k, err := m.key(ref, true)
+	if err != nil {
+		return nil, err
 	}
 	return seal(k, plaintext, aad)
 }
 
 // Open decrypts ciphertext under ref's key.
 func (m *Memory) Open(_ context.Context, ref event.KeyRef, ciphertext, aad []byte) ([]byte, error) {
-	m.mu.Lock()
-	k := m.keys[ref.ID]
-	m.mu.Unlock()
-	if k == nil {
-		return nil, fmt.Errorf("crypt: open under %s: %w", ref.ID, ErrKeyDestroyed)
+	k, err := m.key(ref, false)
+	if err != nil {
+		return nil, err
 	}
 	return open(k, ciphertext, aad)
 }

@@ -37,9 +37,9 @@ import (
 )
 
 // SegmentSpool is where finished segments go: the local spool that the
-// uploader drains into object storage.
+// uploader drains into object storage, sealed under the speaker's key.
 type SegmentSpool interface {
-	Create() (*spool.Writer, error)
+	Create(ref event.KeyRef) (*spool.Writer, error)
 }
 
 var _ SegmentSpool = (*spool.Spool)(nil)

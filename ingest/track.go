@@ -341,7 +341,7 @@ func (t *trackRun) Chunk(c *record.Chunk) error {
 // OpenSegment implements record.SegmentSink: segment bytes stream into a
 // spool entry.
 func (t *trackRun) OpenSegment(s record.SegmentStart) (io.Writer, error) {
-	w, err := t.st.cfg.Spool.Create()
+	w, err := t.st.cfg.Spool.Create(event.KeyRef{ID: t.keyID, Room: t.room, Session: t.session, Speaker: t.speaker})
 	if err != nil {
 		return nil, err
 	}

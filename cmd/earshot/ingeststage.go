@@ -61,7 +61,8 @@ func newIngestStage(ctx context.Context, rt *Runtime) (Stage, error) {
 	if c.Ingest.Janus.URL == "" {
 		return nil, fmt.Errorf("ingest.janus.url is empty: point it at the Janus HTTP API: %w", errNotConfigured)
 	}
-	sp, err := spool.Open(spool.Config{Dir: c.Ingest.SpoolDir, Producer: rt.Self, Logger: rt.Log})
+	// Segments wait in the spool sealed under their speaker's key.
+	sp, err := spool.Open(spool.Config{Dir: c.Ingest.SpoolDir, Producer: rt.Self, Logger: rt.Log, Sealer: rt.Keyring})
 	if err != nil {
 		return nil, err
 	}

@@ -41,9 +41,15 @@ type Descriptor struct {
 	// Key is the object key, event.SegmentKey of the event's room, session
 	// and timeline.
 	Key string `json:"key"`
-	// Size and SHA256 (lower-case hex) describe segment.ogg.
+	// Size and SHA256 (lower-case hex) describe the segment (segment.ogg,
+	// or its plaintext when sealed).
 	Size   int64  `json:"size"`
 	SHA256 string `json:"sha256"`
+	// Sealed, when set, is the name segment.ogg was sealed for (under the
+	// speaker's data key, Config.Sealer); StoredSize is then its size on
+	// disk.
+	Sealed     string `json:"sealed,omitempty"`
+	StoredSize int64  `json:"stored_size,omitempty"`
 	// Spooled is when the entry was committed.
 	Spooled time.Time `json:"spooled"`
 	// Event is the audio.segment_stored envelope, built when the segment was
@@ -90,6 +96,12 @@ func (d *Descriptor) Validate() error {
 	}
 	if d.Spooled.IsZero() {
 		errs = append(errs, errors.New("spooled time is not set"))
+	}
+	if d.Sealed != "" && (d.StoredSize <= d.Size || d.StoredSize > 2*MaxSegmentBytes) {
+		errs = append(errs, fmt.Errorf("a sealed segment of %d bytes cannot take %d on disk", d.Size, d.StoredSize))
+	}
+	if d.Sealed == "" && d.StoredSize != 0 {
+		errs = append(errs, errors.New("stored_size is set on a segment that is not sealed"))
 	}
 	if e := d.Event; e == nil {
 		errs = append(errs, errors.New("event is missing"))

@@ -27,9 +27,17 @@
 // Each object carries the segment's pseudonyms as user metadata ("room",
 // "session", "speaker"); crypt.Store encrypts it under that speaker's key.
 //
+// On the ingest host's disk an entry is sealed too (Config.Sealer, the
+// deployment's keyring): the recorder's bytes are encrypted under the
+// speaker's data key as they are written, bound to a name kept in the
+// descriptor, and conflicts/ and rejected/ keep them sealed. Erasing the
+// speaker makes every host's spooled copies unreadable without reaching
+// the host; the uploader then drops them. Entries set aside are deleted
+// after Config.KeepAside (30 days).
+//
 // Layout under the spool folder:
 //
-//	pending/<name>/segment.ogg       the segment, byte for byte
+//	pending/<name>/segment.ogg       the segment (sealed, with a Sealer)
 //	pending/<name>/descriptor.json   the Descriptor
 //	conflicts/<name>/                entries whose key holds other bytes (+ reason.txt)
 //	rejected/<name>/                 entries that cannot be read (+ reason.txt)

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/earshot/earshot/bus"
+	"github.com/earshot/earshot/crypt"
 	"github.com/earshot/earshot/event"
 	"github.com/earshot/earshot/pseudonym"
 	"github.com/earshot/earshot/storage"
@@ -37,6 +38,9 @@ var (
 	testSession = event.SessionID(testRoom, 1764000000)
 	testOrigin  = time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
 	testProd    = event.Producer{Name: "earshot-ingest", Version: "test"}
+	// testKeys seal every test spool's entries, as a deployment's keyring
+	// does.
+	testKeys = crypt.NewMemory()
 )
 
 const segSamples = 30 * event.SampleRate
@@ -73,7 +77,7 @@ func sha(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:
 
 func openSpool(t *testing.T, dir string, mod ...func(*Config)) *Spool {
 	t.Helper()
-	cfg := Config{Dir: dir, Producer: testProd, Logger: testLogger(t)}
+	cfg := Config{Dir: dir, Producer: testProd, Logger: testLogger(t), Sealer: testKeys}
 	for _, m := range mod {
 		m(&cfg)
 	}
@@ -338,4 +342,30 @@ func checkNothingSpooled(t *testing.T, s *Spool) {
 	if u := s.Usage(); u != (Usage{}) {
 		t.Errorf("Usage = %+v", u)
 	}
+}
+
+// unsealed reads an entry's segment file at path, checks that it holds
+// nothing of the plaintext want in the clear, and returns what it opens
+// to under the speaker's key.
+func unsealed(t *testing.T, path string, e Entry, want []byte) []byte {
+	t.Helper()
+	onDisk, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Sealed == "" {
+		t.Fatalf("%s: entry not sealed", path)
+	}
+	if probe := want[len(want)/2:][:min(64, len(want)/2)]; len(probe) > 0 && bytes.Contains(onDisk, probe) {
+		t.Fatalf("%s: segment bytes on disk in the clear", path)
+	}
+	r, err := testKeys.OpenFrom(t.Context(), e.Event.KeyRef(), e.Sealed, bytes.NewReader(onDisk))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return got
 }

@@ -2,6 +2,7 @@ package spool
 
 import (
 	"cmp"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/earshot/earshot/event"
 	"github.com/earshot/earshot/internal/fsync"
+	"github.com/earshot/earshot/storage"
 )
 
 // Defaults for Config.
@@ -77,7 +79,34 @@ type Config struct {
 	// Logger receives a line for each entry moved aside; slog.Default()
 	// when nil.
 	Logger *slog.Logger
+	// Sealer encrypts every entry under its speaker's data key as it is
+	// written (package crypt's Keyring), so speech never rests on this disk
+	// in the clear, and erasing a speaker makes their waiting segments
+	// unreadable here too (the uploader then drops them). Nil keeps
+	// plaintext: for tests and tools without keys.
+	Sealer Sealer
+	// KeepAside is how long entries moved to conflicts/ or rejected/ are
+	// kept for an operator before ExpireAside deletes them (default 30
+	// days).
+	KeepAside time.Duration
 }
+
+// Sealer seals and opens spool entries (crypt.Keyring implements it).
+type Sealer interface {
+	// SealTo returns a writer that encrypts into w under ref's data key,
+	// bound to name; Close writes the final part.
+	SealTo(ctx context.Context, ref event.KeyRef, name string, w io.Writer) (io.WriteCloser, error)
+	// OpenFrom returns the plaintext of r; a destroyed key fails with
+	// event.ErrKeyDestroyed.
+	OpenFrom(ctx context.Context, ref event.KeyRef, name string, r io.Reader) (io.Reader, error)
+}
+
+// DefaultKeepAside is Config.KeepAside's default.
+const DefaultKeepAside = 30 * 24 * time.Hour
+
+// keyTimeout bounds a Sealer's key lookups (the keyring may read or
+// create a wrapped key in object storage).
+const keyTimeout = 30 * time.Second
 
 // Segment is what the recorder knows about a finished segment. It carries
 // pseudonyms only: room, session, speaker and track must be ID-shaped (see
@@ -123,6 +152,8 @@ type Usage struct {
 type Spool struct {
 	dir, pending, tmp string
 	producer          event.Producer
+	sealer            Sealer
+	keepAside         time.Duration
 	maxBytes          int64
 	maxEntries        int
 	log               *slog.Logger
@@ -154,6 +185,8 @@ func Open(cfg Config) (*Spool, error) {
 		pending:    filepath.Join(dir, pendingDir),
 		tmp:        filepath.Join(dir, tmpDir),
 		producer:   cfg.Producer,
+		sealer:     cfg.Sealer,
+		keepAside:  cmp.Or(cfg.KeepAside, DefaultKeepAside),
 		maxBytes:   cmp.Or(cfg.MaxBytes, DefaultMaxBytes),
 		maxEntries: cmp.Or(cfg.MaxEntries, DefaultMaxEntries),
 		log:        cmp.Or(cfg.Logger, slog.Default()),
@@ -237,7 +270,7 @@ func (s *Spool) Put(seg Segment, r io.Reader) (Entry, error) {
 	if err := checkSegment(seg); err != nil {
 		return Entry{}, fmt.Errorf("spool: put: %w", err)
 	}
-	w, err := s.Create()
+	w, err := s.Create(segmentRef(seg))
 	if err != nil {
 		return Entry{}, err
 	}
@@ -248,10 +281,18 @@ func (s *Spool) Put(seg Segment, r io.Reader) (Entry, error) {
 	return w.Commit(seg)
 }
 
-// Create starts a segment whose bytes are streamed in with Write; Commit
+// segmentRef is the data key reference of a segment's speaker (the
+// session key for a room's mix).
+func segmentRef(seg Segment) event.KeyRef {
+	return event.KeyRef{ID: event.KeyID(seg.Session, seg.Speaker), Room: seg.Room, Session: seg.Session, Speaker: seg.Speaker}
+}
+
+// Create starts a segment of the speaker ref names (room, session and
+// speaker pseudonyms) whose bytes are streamed in with Write; Commit
 // publishes it, Abort discards it. This matches the recorder's segment
-// sink, which learns a segment's end only after writing its bytes.
-func (s *Spool) Create() (*Writer, error) {
+// sink, which learns a segment's end only after writing its bytes. With a
+// Sealer the bytes are encrypted before they reach the disk.
+func (s *Spool) Create(ref event.KeyRef) (*Writer, error) {
 	s.mu.Lock()
 	closed := s.closed
 	s.mu.Unlock()
@@ -267,7 +308,32 @@ func (s *Spool) Create() (*Writer, error) {
 		os.RemoveAll(dir)
 		return nil, s.fsErr("create", err)
 	}
-	return &Writer{s: s, dir: dir, f: f, h: sha256.New()}, nil
+	w := &Writer{s: s, dir: dir, f: f, h: sha256.New(), ref: ref, out: &countWriter{w: f}}
+	if s.sealer != nil {
+		// The seal is bound to a name of the entry's own, kept in its
+		// descriptor: sealed bytes cannot be passed off as another entry's.
+		w.sealName = "spool-" + filepath.Base(dir) + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+		ctx, cancel := context.WithTimeout(context.Background(), keyTimeout)
+		defer cancel()
+		if w.sw, err = s.sealer.SealTo(ctx, ref, w.sealName, w.out); err != nil {
+			f.Close()
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("spool %s: create: seal under the speaker's key: %w", s.dir, err)
+		}
+	}
+	return w, nil
+}
+
+// countWriter counts the bytes that reach the segment file.
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // Writer streams one segment into the spool. It is not safe for concurrent
@@ -277,10 +343,14 @@ type Writer struct {
 	s        *Spool
 	dir      string // tmp/w-*: becomes pending/<name> on Commit
 	f        *os.File
-	h        hash.Hash
-	n        int64 // bytes written
-	reserved int64 // bytes counted in s.writing
-	err      error // sticky write error
+	out      *countWriter   // f, counted
+	sw       io.WriteCloser // the sealing writer over out; nil without a Sealer
+	sealName string
+	ref      event.KeyRef
+	h        hash.Hash // of the plaintext
+	n        int64     // bytes written (plaintext)
+	reserved int64     // bytes counted in s.writing
+	err      error     // sticky write error
 	done     bool
 }
 
@@ -303,7 +373,11 @@ func (w *Writer) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	w.reserved += int64(len(p))
-	n, err := w.f.Write(p)
+	var dst io.Writer = w.out
+	if w.sw != nil {
+		dst = w.sw
+	}
+	n, err := dst.Write(p)
 	w.h.Write(p[:n])
 	w.n += int64(n)
 	if err != nil {
@@ -353,6 +427,14 @@ func (w *Writer) commit(seg Segment) (Entry, error) {
 	if seg.SHA256 != "" && seg.SHA256 != sum {
 		return Entry{}, fmt.Errorf("spool: commit %s: %w: %d bytes written hash to %s, the recorder computed %s", key, ErrInvalidSegment, w.n, sum, seg.SHA256)
 	}
+	if ref := segmentRef(seg); ref.ID != w.ref.ID {
+		return Entry{}, fmt.Errorf("spool: commit %s: %w: the segment's speaker key is %s, the writer was created for %s", key, ErrInvalidSegment, ref.ID, w.ref.ID)
+	}
+	if w.sw != nil {
+		if err := w.sw.Close(); err != nil {
+			return Entry{}, s.fsErr("commit "+key, err)
+		}
+	}
 	if err := w.f.Sync(); err != nil {
 		return Entry{}, s.fsErr("commit "+key, err)
 	}
@@ -362,6 +444,9 @@ func (w *Writer) commit(seg Segment) (Entry, error) {
 	d, err := newDescriptor(s.producer, seg, key, w.n, sum, time.Now())
 	if err != nil {
 		return Entry{}, fmt.Errorf("spool: commit %s: %w", key, err)
+	}
+	if w.sw != nil {
+		d.Sealed, d.StoredSize = w.sealName, w.out.n
 	}
 	b, err := json.MarshalIndent(d, "", "  ")
 	if err != nil {
@@ -583,8 +668,12 @@ func (s *Spool) load(name string) (Entry, error) {
 	if err != nil {
 		return Entry{}, s.missing(dir, "segment file", err)
 	}
-	if !fi.Mode().IsRegular() || fi.Size() != d.Size {
-		return Entry{}, fmt.Errorf("%w: segment file has %d bytes, the descriptor says %d", ErrMalformed, fi.Size(), d.Size)
+	want := d.Size
+	if d.Sealed != "" {
+		want = d.StoredSize
+	}
+	if !fi.Mode().IsRegular() || fi.Size() != want {
+		return Entry{}, fmt.Errorf("%w: segment file has %d bytes, the descriptor says %d", ErrMalformed, fi.Size(), want)
 	}
 	return Entry{Name: name, Descriptor: *d}, nil
 }
@@ -612,8 +701,13 @@ func (s *Spool) verify(e Entry) error {
 	defer f.Close()
 	h := sha256.New()
 	n, err := io.Copy(h, f)
-	if err != nil {
+	var pe *fs.PathError
+	switch {
+	case err != nil && errors.As(err, &pe):
 		return s.fsErr("verify "+e.Name, err)
+	case err != nil:
+		// The sealed bytes do not open: altered or truncated.
+		return fmt.Errorf("%w: segment file: %w", ErrMalformed, err)
 	}
 	if sum := hex.EncodeToString(h.Sum(nil)); n != e.Size || sum != e.SHA256 {
 		return fmt.Errorf("%w: segment file (%d bytes, sha256 %s) does not match its descriptor (%d bytes, sha256 %s)", ErrMalformed, n, sum, e.Size, e.SHA256)
@@ -621,14 +715,36 @@ func (s *Spool) verify(e Entry) error {
 	return nil
 }
 
-// open opens the entry's segment file.
-func (s *Spool) open(e Entry) (*os.File, error) {
+// open opens the entry's segment, decrypting a sealed one. A sealed
+// entry whose speaker's key was destroyed fails with storage.ErrErased:
+// the speaker was erased while it waited.
+func (s *Spool) open(e Entry) (io.ReadCloser, error) {
 	dir := filepath.Join(s.pending, e.Name)
 	f, err := os.Open(filepath.Join(dir, dataFile))
 	if err != nil {
 		return nil, s.missing(dir, "segment file", err)
 	}
-	return f, nil
+	if e.Sealed == "" {
+		return f, nil
+	}
+	if s.sealer == nil {
+		f.Close()
+		return nil, fmt.Errorf("spool %s: entry %s is sealed and no keys are configured (Config.Sealer)", s.dir, e.Name)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), keyTimeout)
+	defer cancel()
+	r, err := s.sealer.OpenFrom(ctx, e.Event.KeyRef(), e.Sealed, f)
+	if err != nil {
+		f.Close()
+		if errors.Is(err, event.ErrKeyDestroyed) {
+			return nil, fmt.Errorf("spool: entry %s: %w (%w)", e.Name, err, storage.ErrErased)
+		}
+		return nil, fmt.Errorf("spool: entry %s: %w", e.Name, err)
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{r, f}, nil
 }
 
 // remove deletes an uploaded entry: one rename takes it out of pending/
@@ -690,6 +806,44 @@ func (s *Spool) moveAside(sub, name string, reason error) error {
 		return s.fsErr("move "+name+" to "+sub, err)
 	}
 	return nil
+}
+
+// ExpireAside deletes the entries moved to conflicts/ and rejected/ more
+// than KeepAside ago (by when they were moved), so that nothing of
+// people's speech stays on an ingest host longer than the deployment
+// keeps it anywhere. The uploader calls it while it runs. It returns how
+// many entries it deleted.
+func (s *Spool) ExpireAside(now time.Time) (int, error) {
+	n := 0
+	var errs []error
+	for _, sub := range []string{conflictsDir, rejectedDir} {
+		dir := filepath.Join(s.dir, sub)
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			errs = append(errs, s.fsErr("expire "+sub, err))
+			continue
+		}
+		for _, de := range ents {
+			fi, err := de.Info()
+			if err != nil || now.Sub(fi.ModTime()) <= s.keepAside {
+				continue
+			}
+			if err := os.RemoveAll(filepath.Join(dir, de.Name())); err != nil {
+				errs = append(errs, s.fsErr("expire "+sub+"/"+de.Name(), err))
+				continue
+			}
+			n++
+		}
+		if n > 0 {
+			if err := fsync.Dir(dir); err != nil {
+				errs = append(errs, s.fsErr("expire "+sub, err))
+			}
+		}
+	}
+	if n > 0 {
+		s.log.Info("spool: entries set aside past their keeping time deleted", "spool", s.dir, "count", n, "keep", s.keepAside)
+	}
+	return n, errors.Join(errs...)
 }
 
 // reject moves an unreadable entry to rejected/ and says so; it never fails

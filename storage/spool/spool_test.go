@@ -53,9 +53,8 @@ func TestPutThenPending(t *testing.T) {
 		if p.Seq != seg.Seq || p.PreSkip != seg.PreSkip || p.GapSamples != seg.GapSamples || p.KeyID != seg.KeyID {
 			t.Errorf("entry %d payload = %+v", i, p)
 		}
-		onDisk, err := os.ReadFile(filepath.Join(s.Dir(), pendingDir, e.Name, dataFile))
-		if err != nil || !bytes.Equal(onDisk, data) {
-			t.Errorf("entry %d segment file differs from what was put (%v)", i, err)
+		if got := unsealed(t, filepath.Join(s.Dir(), pendingDir, e.Name, dataFile), e, data); !bytes.Equal(got, data) {
+			t.Errorf("entry %d segment file opens to %d bytes, not what was put", i, len(got))
 		}
 	}
 	if u := s.Usage(); u.Entries != 3 || u.Bytes != total || u.Writing != 0 {
@@ -72,7 +71,7 @@ func TestWriterStreams(t *testing.T) {
 	seg := testSeg("alice", 4)
 	data := testData(seg)
 	seg.SHA256 = sha(data)
-	w, err := s.Create()
+	w, err := s.Create(segmentRef(testSeg("alice", 0)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +101,7 @@ func TestWriterStreams(t *testing.T) {
 
 func TestAbortLeavesNothing(t *testing.T) {
 	s := openSpool(t, t.TempDir())
-	w, err := s.Create()
+	w, err := s.Create(segmentRef(testSeg("alice", 0)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +209,7 @@ func TestOpenCleansLeftoversAndKeepsOrder(t *testing.T) {
 	e1 := put(t, a, testSeg("alice", 1))
 	// A crash mid-write: a writer with bytes but no commit, and a removal
 	// that had moved its entry to tmp/.
-	w, err := a.Create()
+	w, err := a.Create(segmentRef(testSeg("alice", 0)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,7 +254,7 @@ func TestOneProcessPerSpool(t *testing.T) {
 	if err := a.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
 	}
-	if _, err := a.Create(); !errors.Is(err, ErrClosed) {
+	if _, err := a.Create(segmentRef(testSeg("alice", 0))); !errors.Is(err, ErrClosed) {
 		t.Errorf("Create after Close = %v", err)
 	}
 	openSpool(t, dir)

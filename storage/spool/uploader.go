@@ -214,7 +214,14 @@ func (u *Uploader) Run(ctx context.Context) error {
 	u.log.Info("spool: uploader started", "pending", u.cfg.Spool.Usage().Entries, "workers", u.cfg.Workers)
 	tick := time.NewTicker(u.cfg.Rescan)
 	defer tick.Stop()
+	var expired time.Time
 	for stopCtx.Err() == nil {
+		if time.Since(expired) >= time.Hour {
+			expired = time.Now()
+			if _, err := u.cfg.Spool.ExpireAside(expired); err != nil {
+				u.log.Warn("spool: entries set aside could not all be expired", "err", err)
+			}
+		}
 		u.dispatch(stopCtx, queues)
 		select {
 		case <-stopCtx.Done():
@@ -331,7 +338,13 @@ func (u *Uploader) process(stop, hard context.Context, e Entry) {
 		return u.retry(stop, hard, log, what, op)
 	}
 
-	err := step("read spooled segment", func(context.Context) error { return u.cfg.Spool.verify(e) })
+	err := step("read spooled segment", func(context.Context) error {
+		err := u.cfg.Spool.verify(e)
+		if errors.Is(err, storage.ErrErased) {
+			return permanent{err} // the speaker was erased while it waited
+		}
+		return err
+	})
 	if err != nil {
 		u.giveUp(stop, hard, log, e, err)
 		return

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/earshot/earshot/crypt"
 	"github.com/earshot/earshot/event"
 	"github.com/earshot/earshot/storage"
 )
@@ -144,7 +146,7 @@ func testRestart(t *testing.T, local storage.Store) {
 		t.Fatal(err)
 	}
 	// ...and was writing another segment when it died.
-	w, err := a.Create()
+	w, err := a.Create(segmentRef(testSeg("alice", 0)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,9 +211,8 @@ func testConflict(t *testing.T, local storage.Store) {
 	if !bytes.Equal(got, other) {
 		t.Error("the conflicting object was overwritten")
 	}
-	kept, err := os.ReadFile(filepath.Join(s.Dir(), conflictsDir, entries[1].Name, dataFile))
-	if err != nil || !bytes.Equal(kept, testData(segs[1])) {
-		t.Errorf("conflicting segment not kept in conflicts/: %v", err)
+	if kept := unsealed(t, filepath.Join(s.Dir(), conflictsDir, entries[1].Name, dataFile), entries[1], testData(segs[1])); !bytes.Equal(kept, testData(segs[1])) {
+		t.Error("conflicting segment not kept in conflicts/")
 	}
 	reason, _ := os.ReadFile(filepath.Join(s.Dir(), conflictsDir, entries[1].Name, reasonFile))
 	if !strings.Contains(string(reason), sha(other)) || !strings.Contains(string(reason), sha(testData(segs[1]))) {
@@ -540,5 +541,58 @@ func TestMetrics(t *testing.T) {
 		if _, ok := got[name]; !ok {
 			t.Errorf("metric %s missing", name)
 		}
+	}
+}
+
+// A speaker erased while their segments wait: the spool's own copies no
+// longer open (their key is gone, whatever the store says), so they are
+// dropped, not stored, announced or kept aside, and the other speaker's
+// go through.
+func TestSpoolUnreadableAfterErasure(t *testing.T) {
+	local := openLocal(t)
+	keys := crypt.NewMemory()
+	s := openSpool(t, t.TempDir(), func(c *Config) { c.Sealer = keys })
+	erased := []Segment{testSeg("carol", 0), testSeg("carol", 1)}
+	kept := []Segment{testSeg("dave", 0)}
+	for _, seg := range append(slices.Clone(erased), kept...) {
+		put(t, s, seg)
+	}
+	keys.Shred(segmentRef(erased[0]).ID)
+	snd := &fakeSender{}
+	u, _ := startUploader(t, UploaderConfig{Spool: s, Store: local, Sender: snd})
+	waitFor(t, "the spool to drain", func() bool { return s.Usage().Entries == 0 && u.Stats().Uploaded == 1 })
+	checkAnnounced(t, announced(t, snd.sent()), kept...)
+	for _, seg := range erased {
+		if _, err := local.Stat(t.Context(), segKey(seg)); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("erased segment stored: %v", err)
+		}
+	}
+	if st := u.Stats(); st.Erased != 2 || st.Rejected != 0 {
+		t.Errorf("Stats = %+v, want 2 erased", st)
+	}
+	if r := dirNames(t, filepath.Join(s.Dir(), rejectedDir)); len(r) != 0 {
+		t.Errorf("rejected/ = %v", r)
+	}
+}
+
+// Entries set aside are deleted once older than KeepAside, not before.
+func TestExpireAside(t *testing.T) {
+	s := openSpool(t, t.TempDir(), func(c *Config) { c.KeepAside = time.Hour })
+	old, young := put(t, s, testSeg("alice", 0)), put(t, s, testSeg("alice", 1))
+	for _, e := range []Entry{old, young} {
+		if err := s.moveAside(rejectedDir, e.Name, errors.New("test")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	past := time.Now().Add(-2 * time.Hour)
+	if err := os.Chtimes(filepath.Join(s.Dir(), rejectedDir, old.Name), past, past); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.ExpireAside(time.Now())
+	if err != nil || n != 1 {
+		t.Fatalf("ExpireAside = %d, %v; want 1", n, err)
+	}
+	if left := dirNames(t, filepath.Join(s.Dir(), rejectedDir)); !slices.Equal(left, []string{young.Name}) {
+		t.Fatalf("rejected/ after expiry: %v, want %s", left, young.Name)
 	}
 }
