@@ -49,16 +49,13 @@ func TestArchiverBadInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rctx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- a.Run(rctx) }()
+	stop := bustest.Start(t, a.Run)
 	var offs []int64
 	for _, c := range cases {
 		offs = append(offs, feed.Push(c.Msg)...)
 	}
 	feed.WaitAcked(t, append(offs, feed.Push(good)...)...)
 	stop()
-	<-done
 	badinput.Check(t, cases, dl.Topic(event.TopicDeadLetter), func(i int) bool { return feed.Acked(offs[i]) })
 	rc, _, err := store.Get(ctx, archive.Key(alert))
 	if err != nil {

@@ -2,7 +2,6 @@ package notify
 
 import (
 	"bytes"
-	"context"
 	"net/http/httptest"
 	"slices"
 	"testing"
@@ -47,16 +46,11 @@ func TestStageUnreadablePayload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- st.Run(ctx) }()
+	stop := bustest.Start(t, st.Run)
 	cons.WaitAcked(t, offs...)
 	waitFor(t, func() bool { return rcv.calls.Load() >= 1 })
 	time.Sleep(100 * time.Millisecond)
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	stop()
 	if n := rcv.calls.Load(); n != 1 {
 		t.Errorf("receiver got %d alerts, want 1 (the readable one)", n)
 	}
@@ -107,14 +101,9 @@ func TestStageForgedAlertFirst(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- st.Run(ctx) }()
+	stop := bustest.Start(t, st.Run)
 	cons.WaitAcked(t, offs...)
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	stop()
 	if n := rcv.calls.Load(); n != 1 {
 		t.Fatalf("receiver got %d alerts, want the real one", n)
 	}
@@ -146,14 +135,9 @@ func TestStageBadInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- st.Run(ctx) }()
+	stop := bustest.Start(t, st.Run)
 	feed.WaitAcked(t, append(offs, goodOff...)...)
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	stop()
 	badinput.Check(t, cases, dl.Topic(event.TopicDeadLetter), func(i int) bool { return feed.Acked(offs[i]) })
 	_, ids, _ := rcv.got()
 	var goodID string

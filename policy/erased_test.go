@@ -5,7 +5,6 @@ import (
 	"errors"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/earshot/earshot/bus"
 	"github.com/earshot/earshot/event"
@@ -15,21 +14,7 @@ import (
 // transcriptOf is a live transcript of speaker on track trk.
 func transcriptOf(t *testing.T, speaker, trk string, first int64, text string) bus.Message {
 	t.Helper()
-	tl := event.Timeline{Track: trk, FirstSample: first, LastSample: first + 3*event.SampleRate - 1,
-		Origin: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC), Anchor: event.AnchorArrival}
-	e, err := event.New(event.TypeTranscript, event.Producer{Name: "test"}, &event.Processing{Engine: "e", Model: "m"},
-		"r1_room", "ses_s", speaker, &tl, event.TranscriptSegment{Language: "en", AvgLogProb: -0.2, NoSpeechProb: 0.01, Speech: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Seal(context.Background(), testKeys, event.TranscriptSegmentData{Text: text}); err != nil {
-		t.Fatal(err)
-	}
-	b, err := e.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return bus.Message{Topic: event.TopicTranscripts, Key: []byte("r1_room"), Value: b}
+	return transcriptMsg(t, transcriptSpec{speaker: speaker, track: trk, first: first, text: text})
 }
 
 // TestAlertWithErasedSpeakerInExcerpt: a speaker erased while their line
@@ -37,26 +22,8 @@ func transcriptOf(t *testing.T, speaker, trk string, first int64, text string) b
 // alert is raised, not dropped. A transcript of an erased speaker is
 // skipped and acked, not dead-lettered.
 func TestAlertWithErasedSpeakerInExcerpt(t *testing.T) {
-	feed := bustest.NewFeed()
-	out := &bustest.Capture{}
-	p, err := Default()
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := NewStage(StageConfig{Consumer: feed, Sender: out, Policy: Fixed{P: p}, Producer: event.Producer{Name: "t"}, Keys: testKeys})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- st.Run(ctx) }()
-	defer func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-		_ = st.Close()
-	}()
+	st, feed, out := feedStage(t, StageConfig{})
+	bustest.Start(t, st.Run)
 
 	const erased, speaker = "p1_erased", "p1_spk"
 	feed.WaitAcked(t, feed.Push(transcriptOf(t, erased, "trk_e", 0, "has anyone seen the new schedule"))...)
@@ -101,25 +68,10 @@ func (failingSeal) Seal(context.Context, event.KeyRef, []byte, []byte) ([]byte, 
 // reason but erasure sends its transcript to the dead letters with the
 // reason, instead of acking it in silence.
 func TestAlertNotBuiltIsDeadLettered(t *testing.T) {
-	feed := bustest.NewFeed()
-	out := &bustest.Capture{}
-	p, err := Default()
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := NewStage(StageConfig{Consumer: feed, Sender: out, Policy: Fixed{P: p}, Producer: event.Producer{Name: "t"}, Keys: failingSeal{testKeys}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- st.Run(ctx) }()
+	st, feed, out := feedStage(t, StageConfig{Keys: failingSeal{testKeys}})
+	stop := bustest.Start(t, st.Run)
 	feed.WaitAcked(t, feed.Push(transcriptOf(t, "p1_spk", "trk_t", 0, "if anyone leaks this i will find you and hurt you"))...)
 	stop()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	_ = st.Close()
 	dl := out.Topic(event.TopicDeadLetter)
 	if len(dl) != 1 || len(out.Topic(event.TopicAlerts)) != 0 {
 		t.Fatalf("%d dead letters and %d alerts, want 1 and 0", len(dl), len(out.Topic(event.TopicAlerts)))

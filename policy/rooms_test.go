@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"context"
 	"fmt"
 	"sync"
 	"testing"
@@ -15,21 +14,7 @@ import (
 // roomTranscript is a live transcript of room.
 func roomTranscript(t *testing.T, room string, text string) bus.Message {
 	t.Helper()
-	tl := event.Timeline{Track: "trk_" + room, FirstSample: 0, LastSample: 3*event.SampleRate - 1,
-		Origin: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC), Anchor: event.AnchorArrival}
-	e, err := event.New(event.TypeTranscript, event.Producer{Name: "test"}, &event.Processing{Engine: "e"},
-		room, "ses_"+room, "p1_spk", &tl, event.TranscriptSegment{Language: "en", Speech: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Seal(context.Background(), testKeys, event.TranscriptSegmentData{Text: text}); err != nil {
-		t.Fatal(err)
-	}
-	b, err := e.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return bus.Message{Topic: event.TopicTranscripts, Key: []byte(room), Value: b}
+	return transcriptMsg(t, transcriptSpec{room: room, session: "ses_" + room, track: "trk_" + room, text: text})
 }
 
 // TestRoomWindowsBounded: the stage keeps windows of the rooms live now,
@@ -41,20 +26,8 @@ func TestRoomWindowsBounded(t *testing.T) {
 	)
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	advance := func(d time.Duration) { mu.Lock(); defer mu.Unlock(); now = now.Add(d) }
-	feed := bustest.NewFeed()
-	p, err := Default()
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := NewStage(StageConfig{Consumer: feed, Sender: &bustest.Capture{}, Policy: Fixed{P: p}, Producer: event.Producer{Name: "t"},
-		Keys: testKeys, Rooms: RoomLimits{Idle: 5 * time.Minute, Max: 10}, Now: clock})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- st.Run(ctx) }()
-	defer func() { stop(); <-done }()
+	st, feed, _ := feedStage(t, StageConfig{Rooms: RoomLimits{Idle: 5 * time.Minute, Max: 10}, Now: clock})
+	bustest.Start(t, st.Run)
 
 	for i := range 50 {
 		advance(time.Second)

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"cmp"
 	"context"
 	"testing"
 	"time"
@@ -18,22 +19,64 @@ func transcriptRecord(t *testing.T, first int64, text string, speech bool) bus.M
 // transcriptRecordBy is transcriptRecord from the given processing.
 func transcriptRecordBy(t *testing.T, proc *event.Processing, first int64, text string, speech bool) bus.Message {
 	t.Helper()
-	tl := event.Timeline{Track: "trk_t", FirstSample: first, LastSample: first + 3*event.SampleRate - 1,
+	return transcriptMsg(t, transcriptSpec{proc: proc, first: first, text: text, noSpeech: !speech})
+}
+
+// transcriptSpec describes a 3 s live transcript; zero fields take the
+// tests' usual room, session, speaker and track.
+type transcriptSpec struct {
+	room, session, speaker, track string
+	proc                          *event.Processing
+	first                         int64
+	text                          string
+	noSpeech                      bool
+}
+
+// transcriptMsg is the transcript record s describes, sealed under
+// testKeys and keyed by its room.
+func transcriptMsg(t *testing.T, s transcriptSpec) bus.Message {
+	t.Helper()
+	s.room, s.session, s.speaker, s.track = cmp.Or(s.room, "r1_room"), cmp.Or(s.session, "ses_s"), cmp.Or(s.speaker, "p1_spk"), cmp.Or(s.track, "trk_t")
+	if s.proc == nil {
+		s.proc = &event.Processing{Engine: "e", Model: "m"}
+	}
+	tl := event.Timeline{Track: s.track, FirstSample: s.first, LastSample: s.first + 3*event.SampleRate - 1,
 		Origin: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC), Anchor: event.AnchorArrival}
-	e, err := event.New(event.TypeTranscript, event.Producer{Name: "test"}, proc,
-		"r1_room", "ses_s", "p1_spk", &tl, event.TranscriptSegment{Language: "en", AvgLogProb: -0.2, NoSpeechProb: 0.01, Speech: speech})
+	e, err := event.New(event.TypeTranscript, event.Producer{Name: "test"}, s.proc,
+		s.room, s.session, s.speaker, &tl, event.TranscriptSegment{Language: "en", AvgLogProb: -0.2, NoSpeechProb: 0.01, Speech: !s.noSpeech})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.Hops.Recorded = event.Stamp(time.Now())
-	if err := e.Seal(context.Background(), testKeys, event.TranscriptSegmentData{Text: text}); err != nil {
+	if err := e.Seal(context.Background(), testKeys, event.TranscriptSegmentData{Text: s.text}); err != nil {
 		t.Fatal(err)
 	}
 	b, err := e.Marshal()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return bus.Message{Topic: event.TopicTranscripts, Key: []byte("r1_room"), Value: b}
+	return bus.Message{Topic: event.TopicTranscripts, Key: []byte(s.room), Value: b}
+}
+
+// feedStage is a policy stage with the default policy on a stand-in
+// consumer, running until the test ends; its output is captured.
+func feedStage(t *testing.T, cfg StageConfig) (*Stage, *bustest.Feed, *bustest.Capture) {
+	t.Helper()
+	p, err := Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	feed, out := bustest.NewFeed(), &bustest.Capture{}
+	cfg.Consumer, cfg.Sender, cfg.Policy, cfg.Producer = feed, out, Fixed{P: p}, event.Producer{Name: "t"}
+	if cfg.Keys == nil {
+		cfg.Keys = testKeys
+	}
+	st, err := NewStage(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	return st, feed, out
 }
 
 func TestStageRaisesAlerts(t *testing.T) {

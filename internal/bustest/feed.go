@@ -2,6 +2,7 @@ package bustest
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -78,4 +79,25 @@ func (f *Feed) WaitAcked(tb testing.TB, offs ...int64) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
+}
+
+// Start runs run (a stage's Run) until the returned stop is called; stop
+// cancels it, waits for it and fails the test on its error. Only the first
+// call counts; the test's cleanup calls it too.
+func Start(tb testing.TB, run func(context.Context) error) (stop func()) {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+				tb.Errorf("stage: %v", err)
+			}
+		})
+	}
+	tb.Cleanup(stop)
+	return stop
 }
