@@ -22,7 +22,7 @@ all: build
 build:
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/earshot ./cmd/earshot
-	$(GO) build -o $(BIN)/speakerbot ./testbed/speakerbot
+	$(GO) build -o $(BIN)/speakerbot ./cmd/speakerbot
 
 ## install: everything the tests and the demo need (apt, go install, mvn, pip); quiet when present.
 install:

@@ -17,7 +17,7 @@ import (
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
 
-	"github.com/earshot/earshot/config"
+	"github.com/earshot/earshot/internal/config"
 )
 
 // stages are the Earshot stages a deployment runs, one service each (the

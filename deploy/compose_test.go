@@ -11,11 +11,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/earshot/earshot/crypt"
-	"github.com/earshot/earshot/export"
+	"github.com/earshot/earshot/compliance/export"
+	"github.com/earshot/earshot/ingest/pseudonym"
 	"github.com/earshot/earshot/internal/testbed"
-	"github.com/earshot/earshot/pseudonym"
 	"github.com/earshot/earshot/serve"
+	"github.com/earshot/earshot/storage/crypt"
 )
 
 const repoRoot = ".."

@@ -21,19 +21,19 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/earshot/earshot/bus"
-	"github.com/earshot/earshot/crypt"
 	"github.com/earshot/earshot/event"
 	"github.com/earshot/earshot/ingest"
 	"github.com/earshot/earshot/ingest/janus"
 	"github.com/earshot/earshot/ingest/lease"
+	"github.com/earshot/earshot/ingest/pseudonym"
 	"github.com/earshot/earshot/internal/bustest"
 	kit "github.com/earshot/earshot/internal/e2e"
 	"github.com/earshot/earshot/internal/speakerbot"
 	"github.com/earshot/earshot/internal/speech"
 	"github.com/earshot/earshot/internal/testbed"
-	"github.com/earshot/earshot/pseudonym"
+	"github.com/earshot/earshot/record/spool"
 	"github.com/earshot/earshot/storage"
-	"github.com/earshot/earshot/storage/spool"
+	"github.com/earshot/earshot/storage/crypt"
 )
 
 // These tests run stages with the coordination, AudioBridge and manifest

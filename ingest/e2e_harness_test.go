@@ -17,14 +17,14 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/earshot/earshot/bus"
-	"github.com/earshot/earshot/crypt"
 	"github.com/earshot/earshot/event"
 	"github.com/earshot/earshot/ingest"
+	"github.com/earshot/earshot/ingest/pseudonym"
 	kit "github.com/earshot/earshot/internal/e2e"
 	"github.com/earshot/earshot/internal/testbed"
-	"github.com/earshot/earshot/pseudonym"
+	"github.com/earshot/earshot/record/spool"
 	"github.com/earshot/earshot/storage"
-	"github.com/earshot/earshot/storage/spool"
+	"github.com/earshot/earshot/storage/crypt"
 )
 
 // The end-to-end tests run the ingest stage as `earshot ingest` wires it

@@ -22,12 +22,12 @@ import (
 
 	"github.com/earshot/earshot/bus"
 	"github.com/earshot/earshot/event"
+	"github.com/earshot/earshot/ingest/pseudonym"
 	kit "github.com/earshot/earshot/internal/e2e"
 	"github.com/earshot/earshot/internal/speech"
 	"github.com/earshot/earshot/internal/testbed"
-	"github.com/earshot/earshot/pseudonym"
+	"github.com/earshot/earshot/record/spool"
 	"github.com/earshot/earshot/storage"
-	"github.com/earshot/earshot/storage/spool"
 )
 
 // The fault tests of issue 3: kill -9 of `earshot ingest` and a restart,

@@ -13,8 +13,8 @@ import (
 
 	"github.com/earshot/earshot/event"
 	"github.com/earshot/earshot/record"
+	"github.com/earshot/earshot/record/spool"
 	"github.com/earshot/earshot/storage"
-	"github.com/earshot/earshot/storage/spool"
 )
 
 // ManifestVersion is the manifest format this build writes.

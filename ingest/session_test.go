@@ -11,15 +11,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/earshot/earshot/crypt"
 	"github.com/earshot/earshot/event"
 	"github.com/earshot/earshot/ingest/janus"
 	"github.com/earshot/earshot/ingest/lease"
+	"github.com/earshot/earshot/ingest/pseudonym"
 	"github.com/earshot/earshot/internal/bustest"
-	"github.com/earshot/earshot/pseudonym"
 	"github.com/earshot/earshot/record"
+	"github.com/earshot/earshot/record/spool"
 	"github.com/earshot/earshot/storage"
-	"github.com/earshot/earshot/storage/spool"
+	"github.com/earshot/earshot/storage/crypt"
 )
 
 // newTestStage builds a stage that is never run against Janus: enough to

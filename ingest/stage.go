@@ -30,10 +30,10 @@ import (
 	"github.com/earshot/earshot/event"
 	"github.com/earshot/earshot/ingest/janus"
 	"github.com/earshot/earshot/ingest/lease"
+	"github.com/earshot/earshot/ingest/pseudonym"
 	"github.com/earshot/earshot/internal/clock"
-	"github.com/earshot/earshot/pseudonym"
+	"github.com/earshot/earshot/record/spool"
 	"github.com/earshot/earshot/storage"
-	"github.com/earshot/earshot/storage/spool"
 )
 
 // SegmentSpool is where finished segments go: the local spool that the

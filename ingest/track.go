@@ -16,7 +16,7 @@ import (
 	"github.com/earshot/earshot/event"
 	"github.com/earshot/earshot/ingest/janus"
 	"github.com/earshot/earshot/record"
-	"github.com/earshot/earshot/storage/spool"
+	"github.com/earshot/earshot/record/spool"
 )
 
 // tickInterval is how often a track's timeline is advanced when no packet

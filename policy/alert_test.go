@@ -7,9 +7,9 @@ import (
 	"time"
 
 	"github.com/earshot/earshot/bus"
-	"github.com/earshot/earshot/crypt"
 	"github.com/earshot/earshot/event"
 	"github.com/earshot/earshot/internal/bustest"
+	"github.com/earshot/earshot/storage/crypt"
 )
 
 // fakeConsumer hands a fixed list of records to the handler, then waits

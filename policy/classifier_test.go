@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/earshot/earshot/bus"
-	"github.com/earshot/earshot/crypt"
+	"github.com/earshot/earshot/storage/crypt"
 )
 
 // moderation is an OpenAI-moderation-compatible server: it flags a text

@@ -6,9 +6,9 @@ import (
 	"time"
 
 	"github.com/earshot/earshot/bus"
-	"github.com/earshot/earshot/crypt"
 	"github.com/earshot/earshot/event"
 	"github.com/earshot/earshot/internal/testbed"
+	"github.com/earshot/earshot/storage/crypt"
 )
 
 // TestRebuildEmbedded runs the restart scenario on the in-process broker.

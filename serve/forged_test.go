@@ -5,9 +5,9 @@ import (
 	"testing"
 
 	"github.com/earshot/earshot/bus"
-	"github.com/earshot/earshot/crypt"
 	"github.com/earshot/earshot/event"
 	"github.com/earshot/earshot/internal/badinput"
+	"github.com/earshot/earshot/storage/crypt"
 )
 
 // TestIndexRefusesForgedRecords: with keys required, a record carrying a

@@ -24,8 +24,8 @@ import (
 
 	"github.com/earshot/earshot/bus"
 	"github.com/earshot/earshot/event"
-	"github.com/earshot/earshot/evidence"
 	"github.com/earshot/earshot/policy"
+	"github.com/earshot/earshot/serve/evidence"
 )
 
 // Config configures a Server.

@@ -16,11 +16,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/earshot/earshot/crypt"
 	"github.com/earshot/earshot/event"
-	"github.com/earshot/earshot/evidence/evidencetest"
 	"github.com/earshot/earshot/internal/bustest"
 	"github.com/earshot/earshot/internal/testbed"
+	"github.com/earshot/earshot/serve/evidence/evidencetest"
+	"github.com/earshot/earshot/storage/crypt"
 )
 
 const (

@@ -52,8 +52,8 @@ engine_url=${DEMO_WHISPER_URL:-$WHISPER_URL}
 
 say "building earshot and the speaker bot"
 go build -o "$out/bin/earshot" ./cmd/earshot
-go build -o "$out/bin/speakerbot" ./testbed/speakerbot
-go build -o "$out/bin/synth" ./testbed/synth
+go build -o "$out/bin/speakerbot" ./cmd/speakerbot
+go build -o "$out/bin/synth" ./cmd/synth
 
 say "rendering the scripted conversation (espeak-ng → Opus)"
 "$out/bin/synth" -script "$SCRIPT" -out "$out/audio" | while IFS=$'\t' read -r who path secs; do

@@ -15,8 +15,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/earshot/earshot/config"
 	"github.com/earshot/earshot/event"
+	"github.com/earshot/earshot/internal/config"
 	"github.com/earshot/earshot/serve"
 )
 

@@ -11,11 +11,11 @@ import (
 	"time"
 
 	"github.com/earshot/earshot/bus"
-	"github.com/earshot/earshot/crypt"
 	"github.com/earshot/earshot/event"
-	"github.com/earshot/earshot/evidence/evidencetest"
 	"github.com/earshot/earshot/internal/bustest"
 	"github.com/earshot/earshot/serve"
+	"github.com/earshot/earshot/serve/evidence/evidencetest"
+	"github.com/earshot/earshot/storage/crypt"
 )
 
 // testAlert returns a sealed alert.raised event.

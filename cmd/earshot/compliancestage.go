@@ -10,14 +10,14 @@ import (
 	"sync"
 	"time"
 
-	"github.com/earshot/earshot/archive"
-	"github.com/earshot/earshot/audit"
 	"github.com/earshot/earshot/bus"
-	"github.com/earshot/earshot/config"
-	"github.com/earshot/earshot/erasure"
+	"github.com/earshot/earshot/compliance/archive"
+	"github.com/earshot/earshot/compliance/audit"
+	"github.com/earshot/earshot/compliance/erasure"
+	"github.com/earshot/earshot/compliance/retention"
 	"github.com/earshot/earshot/event"
-	"github.com/earshot/earshot/pseudonym"
-	"github.com/earshot/earshot/retention"
+	"github.com/earshot/earshot/ingest/pseudonym"
+	"github.com/earshot/earshot/internal/config"
 	"github.com/earshot/earshot/storage"
 )
 

@@ -13,11 +13,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/earshot/earshot/audit"
-	"github.com/earshot/earshot/crypt"
-	"github.com/earshot/earshot/erasure"
+	"github.com/earshot/earshot/compliance/audit"
+	"github.com/earshot/earshot/compliance/erasure"
 	"github.com/earshot/earshot/internal/compliancetest"
 	"github.com/earshot/earshot/storage"
+	"github.com/earshot/earshot/storage/crypt"
 )
 
 var (

@@ -6,7 +6,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/earshot/earshot/config"
+	"github.com/earshot/earshot/internal/config"
 )
 
 // printConfig writes the effective configuration as YAML with secrets and

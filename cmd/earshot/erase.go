@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/earshot/earshot/erasure"
-	"github.com/earshot/earshot/pseudonym"
+	"github.com/earshot/earshot/compliance/erasure"
+	"github.com/earshot/earshot/ingest/pseudonym"
 )
 
 func init() {

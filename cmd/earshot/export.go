@@ -13,8 +13,8 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
-	"github.com/earshot/earshot/export"
-	"github.com/earshot/earshot/pseudonym"
+	"github.com/earshot/earshot/compliance/export"
+	"github.com/earshot/earshot/ingest/pseudonym"
 )
 
 func init() {

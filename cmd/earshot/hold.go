@@ -7,10 +7,10 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/earshot/earshot/audit"
+	"github.com/earshot/earshot/compliance/audit"
+	"github.com/earshot/earshot/compliance/retention"
 	"github.com/earshot/earshot/event"
-	"github.com/earshot/earshot/pseudonym"
-	"github.com/earshot/earshot/retention"
+	"github.com/earshot/earshot/ingest/pseudonym"
 )
 
 func init() {

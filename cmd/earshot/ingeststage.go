@@ -10,8 +10,8 @@ import (
 	"github.com/earshot/earshot/event"
 	"github.com/earshot/earshot/ingest"
 	"github.com/earshot/earshot/ingest/lease"
-	"github.com/earshot/earshot/pseudonym"
-	"github.com/earshot/earshot/storage/spool"
+	"github.com/earshot/earshot/ingest/pseudonym"
+	"github.com/earshot/earshot/record/spool"
 )
 
 func init() {

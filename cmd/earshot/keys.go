@@ -6,7 +6,7 @@ import (
 	"flag"
 	"fmt"
 
-	"github.com/earshot/earshot/audit"
+	"github.com/earshot/earshot/compliance/audit"
 	"github.com/earshot/earshot/event"
 )
 

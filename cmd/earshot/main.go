@@ -26,7 +26,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/earshot/earshot/config"
+	"github.com/earshot/earshot/internal/config"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".

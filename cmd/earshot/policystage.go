@@ -9,8 +9,8 @@ import (
 
 	"github.com/earshot/earshot/bus"
 	"github.com/earshot/earshot/event"
-	"github.com/earshot/earshot/notify"
 	"github.com/earshot/earshot/policy"
+	"github.com/earshot/earshot/policy/notify"
 )
 
 func init() { stageBuilders["policy"] = newPolicyStage }

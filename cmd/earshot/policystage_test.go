@@ -13,9 +13,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/earshot/earshot/bus"
-	"github.com/earshot/earshot/config"
-	"github.com/earshot/earshot/crypt"
-	"github.com/earshot/earshot/pseudonym"
+	"github.com/earshot/earshot/ingest/pseudonym"
+	"github.com/earshot/earshot/internal/config"
+	"github.com/earshot/earshot/storage/crypt"
 )
 
 func TestPolicyStageWiresSinks(t *testing.T) {

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/earshot/earshot/audit"
+	"github.com/earshot/earshot/compliance/audit"
 	"github.com/earshot/earshot/event"
 	"github.com/earshot/earshot/transcribe"
 )

@@ -4,9 +4,9 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/earshot/earshot/config"
 	"github.com/earshot/earshot/event"
-	"github.com/earshot/earshot/notify"
+	"github.com/earshot/earshot/internal/config"
+	"github.com/earshot/earshot/policy/notify"
 	"github.com/earshot/earshot/serve"
 )
 

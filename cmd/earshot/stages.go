@@ -18,11 +18,11 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/earshot/earshot/bus"
-	"github.com/earshot/earshot/config"
-	"github.com/earshot/earshot/crypt"
 	"github.com/earshot/earshot/event"
-	"github.com/earshot/earshot/pseudonym"
+	"github.com/earshot/earshot/ingest/pseudonym"
+	"github.com/earshot/earshot/internal/config"
 	"github.com/earshot/earshot/storage"
+	"github.com/earshot/earshot/storage/crypt"
 )
 
 // Stage is one pipeline stage as the binary runs it: Run blocks until ctx

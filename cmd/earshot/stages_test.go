@@ -9,9 +9,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/earshot/earshot/config"
-	"github.com/earshot/earshot/crypt"
+	"github.com/earshot/earshot/internal/config"
 	"github.com/earshot/earshot/storage"
+	"github.com/earshot/earshot/storage/crypt"
 )
 
 func testConfig(t *testing.T, dir string, sets ...string) config.Config {

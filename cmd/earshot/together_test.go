@@ -9,8 +9,8 @@ import (
 	"github.com/earshot/earshot/bus"
 	"github.com/earshot/earshot/event"
 	"github.com/earshot/earshot/internal/bustest"
-	"github.com/earshot/earshot/notify"
 	"github.com/earshot/earshot/policy"
+	"github.com/earshot/earshot/policy/notify"
 )
 
 // failingConsumer fails at once, as a consumer refused by the brokers does.

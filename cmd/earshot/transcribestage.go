@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/earshot/earshot/bus"
-	"github.com/earshot/earshot/config"
 	"github.com/earshot/earshot/event"
-	"github.com/earshot/earshot/pseudonym"
+	"github.com/earshot/earshot/ingest/pseudonym"
+	"github.com/earshot/earshot/internal/config"
 	"github.com/earshot/earshot/transcribe"
 	"github.com/earshot/earshot/transcribe/httpengine"
 	"github.com/earshot/earshot/transcribe/whispercpp"

@@ -6,9 +6,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/earshot/earshot/audit"
-	"github.com/earshot/earshot/config"
-	"github.com/earshot/earshot/pseudonym"
+	"github.com/earshot/earshot/compliance/audit"
+	"github.com/earshot/earshot/ingest/pseudonym"
+	"github.com/earshot/earshot/internal/config"
 	"github.com/earshot/earshot/storage"
 )
 

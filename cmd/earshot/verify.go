@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/earshot/earshot/export"
+	"github.com/earshot/earshot/compliance/export"
 )
 
 func init() {

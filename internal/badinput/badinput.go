@@ -12,8 +12,8 @@ import (
 	"testing"
 
 	"github.com/earshot/earshot/bus"
-	"github.com/earshot/earshot/crypt"
 	"github.com/earshot/earshot/event"
+	"github.com/earshot/earshot/storage/crypt"
 )
 
 // Case is one record of the corpus.

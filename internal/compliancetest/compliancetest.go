@@ -12,11 +12,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/earshot/earshot/archive"
-	"github.com/earshot/earshot/crypt"
+	"github.com/earshot/earshot/compliance/archive"
+	"github.com/earshot/earshot/compliance/retention"
 	"github.com/earshot/earshot/event"
-	"github.com/earshot/earshot/retention"
 	"github.com/earshot/earshot/storage"
+	"github.com/earshot/earshot/storage/crypt"
 )
 
 // Keyring is an in-memory keyring with the index and shredding of the

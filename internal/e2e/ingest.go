@@ -13,10 +13,10 @@ import (
 	"github.com/earshot/earshot/bus"
 	"github.com/earshot/earshot/event"
 	"github.com/earshot/earshot/ingest"
+	"github.com/earshot/earshot/ingest/pseudonym"
 	"github.com/earshot/earshot/internal/testbed"
-	"github.com/earshot/earshot/pseudonym"
+	"github.com/earshot/earshot/record/spool"
 	"github.com/earshot/earshot/storage"
-	"github.com/earshot/earshot/storage/spool"
 )
 
 // IngestConfig says how to run the ingest stage for a test.

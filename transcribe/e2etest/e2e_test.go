@@ -16,8 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/earshot/earshot/bus"
-	"github.com/earshot/earshot/config"
 	"github.com/earshot/earshot/event"
+	"github.com/earshot/earshot/internal/config"
 	"github.com/earshot/earshot/internal/e2e"
 	"github.com/earshot/earshot/internal/speakerbot"
 	"github.com/earshot/earshot/internal/speech"

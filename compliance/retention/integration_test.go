@@ -1,0 +1,236 @@
+package retention_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/earshot/earshot/bus"
+	"github.com/earshot/earshot/compliance/audit"
+	"github.com/earshot/earshot/compliance/retention"
+	"github.com/earshot/earshot/internal/compliancetest"
+	"github.com/earshot/earshot/internal/config"
+	"github.com/earshot/earshot/internal/testbed"
+	"github.com/earshot/earshot/storage"
+	"github.com/earshot/earshot/storage/crypt"
+)
+
+// TestEphemeralSweepOnTestbed: in a versioned versitygw bucket, an
+// ephemeral room's session without alerts has no audio object or version
+// left once its end plus the (2 s) grace period has passed; a session with
+// an alert keeps its audio. The sweep is audited.
+func TestEphemeralSweepOnTestbed(t *testing.T) {
+	s3 := compliancetest.NewS3(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	keys, store := compliancetest.NewCrypt(t, s3.Store, filepath.Join(t.TempDir(), "kek.key"))
+	cfg := config.Default().Retention
+	cfg.Classes["ephemeral"] = config.RetentionClass{Mode: config.RetentionEphemeral, Grace: 2 * time.Second, Days: 30, ConfirmedDays: 90}
+	pol, err := retention.NewPolicy(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := time.Now().UTC()
+	quiet := compliancetest.Build(t, store, keys, compliancetest.Session{Room: "r1_lobby", ID: "ses_quiet", Speakers: []string{"p1_a", "p1_b"}, Start: end.Add(-time.Minute), Ended: end, Class: "ephemeral"})
+	loud := compliancetest.Build(t, store, keys, compliancetest.Session{Room: "r1_lobby", ID: "ses_loud", Speakers: []string{"p1_a"}, Start: end.Add(-time.Minute), Ended: end, Class: "ephemeral", Alert: true})
+	// A second version of each of the quiet session's segments.
+	for _, k := range quiet.Audio {
+		rc, info, err := store.Get(ctx, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(rc)
+		rc.Close()
+		md := map[string]string{}
+		for k, v := range info.Metadata {
+			if !strings.HasPrefix(k, "crypt-") {
+				md[k] = v
+			}
+		}
+		if _, err := store.Put(ctx, k, bytes.NewReader(b), int64(len(b)), storage.PutOptions{Metadata: md}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	log, err := audit.New(ctx, audit.Config{Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sw, err := retention.NewSweeper(retention.SweeperConfig{Store: store, Holds: &retention.Holds{Store: store}, Policy: pol, Audit: log, Keys: retention.CryptKeys(keys)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	versions := func(prefix string) int { return len(s3.Versions(t, prefix)) }
+	if rep, err := sw.Sweep(ctx); err != nil || rep.Expired != 0 {
+		t.Fatalf("sweep within grace: %+v %v", rep, err)
+	}
+	if n := versions("audio/r1_lobby/ses_quiet/"); n != 2*len(quiet.Audio) {
+		t.Fatalf("quiet session has %d audio versions within grace, want %d", n, 2*len(quiet.Audio))
+	}
+	time.Sleep(time.Until(end.Add(2*time.Second + 100*time.Millisecond)))
+	rep, err := sw.Sweep(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Expired != 1 {
+		t.Fatalf("sweep after grace: %+v", rep)
+	}
+	if n := versions("audio/r1_lobby/ses_quiet/"); n != 0 {
+		t.Fatalf("quiet ephemeral session: %d audio versions left after end+grace", n)
+	}
+	if n := versions("events/r1_lobby/ses_quiet/"); n != 0 {
+		t.Fatalf("quiet ephemeral session: %d event versions left", n)
+	}
+	if n := versions("audio/r1_lobby/ses_loud/"); n != len(loud.Audio) {
+		t.Fatalf("alerted ephemeral session: %d audio versions, want %d", n, len(loud.Audio))
+	}
+	// The expired session's keys are shredded: its copies elsewhere (Kafka)
+	// no longer open; the kept session's still do.
+	for _, e := range append(quiet.Envelopes, loud.Envelopes...) {
+		if e.Protected == nil {
+			continue
+		}
+		var v map[string]any
+		err := e.Open(ctx, keys, &v)
+		if e.Session == "ses_quiet" && !errors.Is(err, crypt.ErrKeyDestroyed) {
+			t.Fatalf("expired %s still opens: %v", e.Type, err)
+		}
+		if e.Session == "ses_loud" && err != nil {
+			t.Fatalf("kept %s does not open: %v", e.Type, err)
+		}
+	}
+	if rep.Keys != 2 {
+		t.Fatalf("shredded %d keys, want 2 (one per speaker of the quiet session)", rep.Keys)
+	}
+	var last string
+	for e, err := range audit.Entries(ctx, store) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = e.Action + " " + e.Subject + " " + e.Outcome
+	}
+	if last != retention.ActionExpire+" ses_quiet ok" {
+		t.Fatalf("audit: %q", last)
+	}
+}
+
+// TestKafkaTopicRetentionOnTestbed: the sweeper sets retention.ms of a
+// topic to the configured value, and leaves it when it already matches.
+func TestKafkaTopicRetentionOnTestbed(t *testing.T) {
+	brokers := testbed.KafkaBrokers(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	topic := compliancetest.Unique("compliance-helper-retention-")
+	if err := bus.EnsureTopics(ctx, brokers, bus.TopicSpec{Name: topic, Partitions: 1, Retention: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	compliancetest.DeleteTopicAtEnd(t, brokers, topic)
+	kt := &retention.KafkaTopics{Brokers: brokers, Retention: map[string]time.Duration{topic: 3 * time.Hour}}
+	for range 2 {
+		if err := kt.Apply(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	rcs, err := kadm.NewClient(cl).DescribeTopicConfigs(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := rcs.On(topic, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := ""
+	for _, c := range rc.Configs {
+		if c.Key == "retention.ms" && c.Value != nil {
+			got = *c.Value
+		}
+	}
+	if got != "10800000" {
+		t.Fatalf("retention.ms = %q, want 10800000", got)
+	}
+}
+
+// TestObjectLockHoldOnTestbed: with object lock on the bucket, a hold puts
+// an S3 legal hold on every version in its scope, so the bucket itself
+// refuses to delete them (storage.ErrLocked); lifting the hold releases
+// them.
+func TestObjectLockHoldOnTestbed(t *testing.T) {
+	s3 := compliancetest.NewLockedS3(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	keys, store := compliancetest.NewCrypt(t, s3.Store, filepath.Join(t.TempDir(), "kek.key"))
+	b := compliancetest.Build(t, store, keys, compliancetest.Session{Room: "r1_held", ID: "ses_h", Speakers: []string{"p1_a"}, Start: time.Now(), Ended: time.Now()})
+	free := compliancetest.Build(t, store, keys, compliancetest.Session{Room: "r1_free", ID: "ses_f", Speakers: []string{"p1_a"}, Start: time.Now(), Ended: time.Now()})
+	holds := &retention.Holds{Store: store, Lock: s3.Store}
+	scope := retention.Scope{Room: "r1_held"}
+	if err := holds.Set(ctx, retention.Hold{Scope: scope, Reason: "case", Operator: "legal"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.DeleteAll(ctx, b.Audio[0]); !errors.Is(err, storage.ErrLocked) {
+		t.Fatalf("deleting held audio: %v, want ErrLocked", err)
+	}
+	// The sweeper, were the marker gone, would still be stopped by the bucket.
+	c, err := retention.Purge(ctx, store, "audio/r1_held/", nil)
+	if err != nil || c.Locked != len(b.Audio) || c.Objects != 0 {
+		t.Fatalf("purge of held audio: %+v %v", c, err)
+	}
+	if c, err := retention.Purge(ctx, store, "audio/r1_free/", nil); err != nil || c.Objects != len(free.Audio) {
+		t.Fatalf("purge of free audio: %+v %v", c, err)
+	}
+	if _, err := holds.Lift(ctx, scope); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := retention.Purge(ctx, store, "audio/r1_held/", nil); err != nil || c.Objects != len(b.Audio) || c.Locked != 0 {
+		t.Fatalf("purge after lift: %+v %v", c, err)
+	}
+}
+
+// TestObjectLockSpeakerHoldOnTestbed: a hold on one person puts the S3
+// legal hold on every version of every track of theirs, the tracks of a
+// rejoin and of the bot's stay after a restart (ordinal 100,000) too, and
+// on nobody else's.
+func TestObjectLockSpeakerHoldOnTestbed(t *testing.T) {
+	s3 := compliancetest.NewLockedS3(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	keys, store := compliancetest.NewCrypt(t, s3.Store, filepath.Join(t.TempDir(), "kek.key"))
+	b := compliancetest.Build(t, store, keys, compliancetest.Session{Room: "r1_room", ID: "ses_s", Speakers: []string{"p1_a", "p1_b"}, Start: time.Now(), Ended: time.Now()})
+	holds := &retention.Holds{Store: store, Lock: s3.Store}
+	if err := holds.Set(ctx, retention.Hold{Scope: retention.Scope{Speaker: "p1_b"}, Reason: "case", Operator: "legal"}); err != nil {
+		t.Fatal(err)
+	}
+	held := compliancetest.Tracks("ses_s", "p1_b")
+	var locked, freed int
+	for _, k := range b.Audio {
+		a, _ := retention.ParseAudioKey(k)
+		err := store.DeleteAll(ctx, k)
+		switch {
+		case held[a.Track] && !errors.Is(err, storage.ErrLocked):
+			t.Errorf("held speaker's %s: delete gave %v, want ErrLocked", k, err)
+		case !held[a.Track] && err != nil:
+			t.Errorf("free speaker's %s: %v", k, err)
+		case held[a.Track]:
+			locked++
+		default:
+			freed++
+		}
+	}
+	if locked != freed || locked != len(b.Audio)/2 {
+		t.Fatalf("%d objects locked, %d deleted, of %d", locked, freed, len(b.Audio))
+	}
+	if _, err := holds.Lift(ctx, retention.Scope{Speaker: "p1_b"}); err != nil {
+		t.Fatal(err)
+	}
+}
