@@ -4,7 +4,7 @@ SHELL := /bin/bash
 # CI runs with a plain environment: make sure the Go toolchain is on PATH.
 export PATH := $(PATH):/usr/local/go/bin
 GO ?= go
-BIN := bin
+BIN := out/bin
 COMPONENTS ?= janus kafka s3 whisper speech
 GOTESTFLAGS ?= -race -timeout 40m
 # Tests that restart a shared component (Janus): run alone, after the rest.
@@ -95,4 +95,4 @@ fuzz:
 	done
 
 clean:
-	rm -rf $(BIN) out earshot-data
+	rm -rf $(BIN) out/demo-* earshot-data

@@ -20,7 +20,7 @@
 #   DEMO_WHISPER_URL          transcription engine URL (the Whisper fixture's)
 #   DEMO_DRAIN_S              seconds to let the pipeline drain (8)
 #   DEMO_USE_RUNNING_TESTBED  1: start nothing, use the running test bed's
-#                             Janus and Whisper (their .testbed/*.env files)
+#                             Janus and Whisper (their out/testbed/*.env files)
 set -euo pipefail
 TB_COMPONENT=demo
 # shellcheck source=testbed/lib.sh

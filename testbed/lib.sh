@@ -6,7 +6,7 @@
 #   TB_COMPONENT=kafka            # names the log, pid and env files
 #
 # Layout (see the brief and internal/testbed):
-#   $TB_STATE  = ${EARSHOT_TESTBED_DIR:-<repo>/.testbed}   per-clone state
+#   $TB_STATE  = ${EARSHOT_TESTBED_DIR:-<repo>/out/testbed}   per-clone state
 #   $TB_LOGS   = $TB_STATE/logs                          <component>.log
 #   $TB_STATE/<component>.pid                            "pid starttime"
 #   $TB_STATE/<component>.env                            written when ready
@@ -50,7 +50,7 @@ fi
 TB_LIB_LOADED=1
 
 TB_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-TB_STATE=${EARSHOT_TESTBED_DIR:-$TB_REPO/.testbed}
+TB_STATE=${EARSHOT_TESTBED_DIR:-$TB_REPO/out/testbed}
 TB_CACHE=${EARSHOT_CACHE:-/var/cache/earshot}
 TB_LOGS=$TB_STATE/logs
 TB_COMPONENT=${TB_COMPONENT:-testbed}

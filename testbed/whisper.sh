@@ -30,6 +30,8 @@ SRC_DIR=$TB_REPO/testbed/whisper
 REQUIREMENTS=$SRC_DIR/requirements.txt
 VENV=$TB_CACHE/whisper-venv
 PY=$VENV/bin/python
+# Bytecode caches would land beside the fixture's source: keep the tree clean.
+export PYTHONDONTWRITEBYTECODE=1
 STAMP=$VENV/.earshot-requirements.sha256
 
 req_hash() { sha256sum "$REQUIREMENTS" | cut -d' ' -f1; }

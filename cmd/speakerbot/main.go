@@ -6,8 +6,8 @@
 //	    -file hello.ogg -log hello.publog.jsonl
 //
 // The Janus endpoint defaults to $JANUS_URL, $JANUS_HOST_IFACE and
-// $JANUS_HOST_ADDR (the keys of .testbed/janus.env, so
-// `set -a; . .testbed/janus.env; set +a` works).
+// $JANUS_HOST_ADDR (the keys of out/testbed/janus.env, so
+// `set -a; . out/testbed/janus.env; set +a` works).
 package main
 
 import (

@@ -30,13 +30,13 @@ const (
 // (EARSHOT_TESTBED=1): then a missing component is a failure, not a skip.
 func Enabled() bool { return os.Getenv("EARSHOT_TESTBED") == "1" }
 
-// Dir is the test bed's state folder: EARSHOT_TESTBED_DIR, or .testbed at
+// Dir is the test bed's state folder: EARSHOT_TESTBED_DIR, or out/testbed at
 // the module root.
 func Dir() string {
 	if d := os.Getenv("EARSHOT_TESTBED_DIR"); d != "" {
 		return d
 	}
-	return filepath.Join(RepoRoot(), ".testbed")
+	return filepath.Join(RepoRoot(), "out", "testbed")
 }
 
 // RepoRoot returns the module root (the nearest folder with go.mod above the
