@@ -34,8 +34,32 @@ type PartitionRange struct {
 
 // Offsets returns the retained range of every partition of topic, by
 // partition: what readers that rebuild state from a topic (no consumer
-// group) start from and stop at.
+// group) start from and stop at. A partition whose leader is still being
+// settled (a topic created moments ago, a broker restarting) is asked
+// again for up to 5 s.
 func (l LogReader) Offsets(ctx context.Context, topic string) (map[int]PartitionRange, error) {
+	give := time.Now().Add(5 * time.Second)
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+		out, err := l.offsets(ctx, topic)
+		if err == nil || !leaderMoving(err) || time.Now().Add(wait).After(give) {
+			return out, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(wait):
+		}
+	}
+}
+
+// leaderMoving tells the errors a partition answers while its leadership
+// is being settled.
+func leaderMoving(err error) bool {
+	return errors.Is(err, kafka.NotLeaderForPartition) || errors.Is(err, kafka.LeaderNotAvailable) ||
+		errors.Is(err, kafka.FencedLeaderEpoch) || errors.Is(err, kafka.UnknownLeaderEpoch) || errors.Is(err, kafka.OffsetNotAvailable)
+}
+
+func (l LogReader) offsets(ctx context.Context, topic string) (map[int]PartitionRange, error) {
 	c, done := l.client()
 	defer done()
 	md, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})

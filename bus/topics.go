@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -36,11 +35,8 @@ func (s *TopicSpec) configs() []kafka.ConfigEntry {
 	if s.Compact {
 		cfg["cleanup.policy"] = "compact"
 	}
-	switch {
-	case s.Retention < 0:
-		cfg["retention.ms"] = "-1"
-	case s.Retention > 0:
-		cfg["retention.ms"] = strconv.FormatInt(s.Retention.Milliseconds(), 10)
+	if s.Retention != 0 {
+		cfg[ConfigRetentionMS] = RetentionMS(s.Retention)
 	}
 	maps.Copy(cfg, s.Config)
 	entries := make([]kafka.ConfigEntry, 0, len(cfg))
@@ -67,9 +63,11 @@ func EnsureTopics(ctx context.Context, brokers []string, specs ...TopicSpec) err
 		ctx, cancel = context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
 	}
-	tr := &kafka.Transport{ClientID: "earshot-admin", DialTimeout: 5 * time.Second, MetadataTTL: time.Second}
-	defer tr.CloseIdleConnections()
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Transport: tr}
+	client, done, err := adminClient(brokers)
+	if err != nil {
+		return fmt.Errorf("bus: ensure topics: %w", err)
+	}
+	defer done()
 	where := strings.Join(brokers, ",")
 
 	req := &kafka.CreateTopicsRequest{}

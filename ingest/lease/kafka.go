@@ -7,8 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/earshot/earshot/bus"
 )
 
 // KafkaConfig configures a Manager on a Kafka topic.
@@ -27,9 +26,10 @@ type KafkaConfig struct {
 
 // NewKafka reads the state topic from the start (all partitions, no
 // consumer group) until it has caught up with the end, and returns a
-// Manager that keeps applying it. It uses franz-go rather than kafka-go
-// (bus): it needs a group-less reader of every partition and the offset of
-// each produced record, which kgo gives directly.
+// Manager that keeps applying it. Claims are written with a bus.Appender,
+// which says at which offset each landed, so the writer can wait until it
+// has read its own claim back. The topic's partition count must not change
+// while instances run: a key's partition follows from it.
 func NewKafka(ctx context.Context, cfg KafkaConfig) (*Manager, error) {
 	if len(cfg.Brokers) == 0 || cfg.Topic == "" {
 		return nil, errors.New("lease: kafka: Brokers and Topic are required")
@@ -41,42 +41,30 @@ func NewKafka(ctx context.Context, cfg KafkaConfig) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(cfg.Brokers...),
-		kgo.ClientID("earshot-lease"),
-		kgo.ConsumeTopics(cfg.Topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchMaxWait(time.Second),
-		kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.ProducerLinger(0),
-		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)), // murmur2, as bus and the Java client
-		kgo.RecordRetries(3),
-	)
+	app, err := bus.NewAppender(bus.AppenderConfig{Brokers: cfg.Brokers, Topic: cfg.Topic, ClientID: "earshot-lease"})
 	if err != nil {
-		return nil, fmt.Errorf("lease: kafka client: %w", err)
+		return nil, fmt.Errorf("lease: kafka: %w", err)
 	}
-	be := &kafkaBackend{m: m, cl: cl, topic: cfg.Topic, applied: map[int32]int64{}, changed: make(chan struct{})}
-	m.be = be
+	lr := bus.LogReader{Brokers: cfg.Brokers, ClientID: "earshot-lease"}
 	lctx, cancel := context.WithTimeout(ctx, cfg.CatchUp)
 	defer cancel()
-	ends, err := kadm.NewClient(cl).ListEndOffsets(lctx, cfg.Topic)
-	if err == nil {
-		err = ends.Error()
-	}
+	ranges, err := lr.Offsets(lctx, cfg.Topic)
 	if err != nil {
-		cl.Close()
+		_ = app.Close()
 		return nil, fmt.Errorf("lease: end offsets of %s: %w", cfg.Topic, err)
 	}
+	be := &kafkaBackend{m: m, app: app, lr: lr, topic: cfg.Topic, applied: map[int]int64{}, changed: make(chan struct{})}
+	m.be = be
 	pollCtx, stop := context.WithCancel(context.Background())
 	be.stop = stop
-	be.wg.Add(1)
-	go be.poll(pollCtx)
 	var waits []position
-	ends.Each(func(o kadm.ListedOffset) {
-		if o.Offset > 0 {
-			waits = append(waits, position{partition: int(o.Partition), offset: o.Offset - 1})
+	for p, r := range ranges {
+		be.wg.Add(1)
+		go be.follow(pollCtx, p, r.First)
+		if r.End > r.First {
+			waits = append(waits, position{partition: p, offset: r.End - 1})
 		}
-	})
+	}
 	for _, p := range waits {
 		if err := be.waitApplied(lctx, p); err != nil {
 			// A compacted-away tail (a deleted tombstone) leaves nothing to
@@ -90,51 +78,68 @@ func NewKafka(ctx context.Context, cfg KafkaConfig) (*Manager, error) {
 
 type kafkaBackend struct {
 	m     *Manager
-	cl    *kgo.Client
+	app   *bus.Appender
+	lr    bus.LogReader
 	topic string
 	stop  context.CancelFunc
 	wg    sync.WaitGroup
 
 	mu      sync.Mutex
-	applied map[int32]int64 // next offset to apply, per partition
-	changed chan struct{}   // closed and replaced when applied moves
+	applied map[int]int64 // next offset to apply, per partition
+	changed chan struct{} // closed and replaced when applied moves
 }
 
-func (b *kafkaBackend) poll(ctx context.Context) {
+// Bounds of the wait before a failed partition reader starts again.
+const (
+	refollowMin = 500 * time.Millisecond
+	refollowMax = 5 * time.Second
+)
+
+// follow applies partition's records from offset from on until ctx ends,
+// starting again after a failed fetch where it stopped.
+func (b *kafkaBackend) follow(ctx context.Context, partition int, from int64) {
 	defer b.wg.Done()
-	for ctx.Err() == nil {
-		fs := b.cl.PollFetches(ctx)
-		if fs.IsClientClosed() {
-			return
-		}
-		fs.EachError(func(t string, p int32, err error) {
-			if ctx.Err() == nil && !errors.Is(err, context.Canceled) {
-				b.m.log.Warn("state topic fetch failed", "partition", p, "error", err)
-			}
-		})
-		fs.EachRecord(func(r *kgo.Record) {
-			b.m.apply(string(r.Key), r.Value, r.Timestamp)
+	next, wait := from, refollowMin
+	for {
+		err := b.lr.Follow(ctx, b.topic, partition, next, func(r bus.Message) error {
+			b.m.apply(string(r.Key), r.Value, r.Time)
 			b.mu.Lock()
-			b.applied[r.Partition] = r.Offset + 1
+			b.applied[partition] = r.Offset + 1
 			close(b.changed)
 			b.changed = make(chan struct{})
 			b.mu.Unlock()
+			next, wait = r.Offset+1, refollowMin
+			return nil
 		})
+		if ctx.Err() != nil {
+			return
+		}
+		b.m.log.Warn("state topic fetch failed", "partition", partition, "offset", next, "retry_in", wait, "error", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, refollowMax)
+		// Retention may have removed the records from next on.
+		if ranges, err := b.lr.Offsets(ctx, b.topic); err == nil && ranges[partition].First > next {
+			next = ranges[partition].First
+		}
 	}
 }
 
 func (b *kafkaBackend) append(ctx context.Context, key string, value []byte) (position, error) {
-	r, err := b.cl.ProduceSync(ctx, &kgo.Record{Topic: b.topic, Key: []byte(key), Value: value}).First()
+	p, off, err := b.app.Append(ctx, []byte(key), value)
 	if err != nil {
 		return position{}, err
 	}
-	return position{partition: int(r.Partition), offset: r.Offset}, nil
+	return position{partition: p, offset: off}, nil
 }
 
 func (b *kafkaBackend) waitApplied(ctx context.Context, pos position) error {
 	for {
 		b.mu.Lock()
-		done := b.applied[int32(pos.partition)] > pos.offset
+		done := b.applied[pos.partition] > pos.offset
 		ch := b.changed
 		b.mu.Unlock()
 		if done {
@@ -150,20 +155,14 @@ func (b *kafkaBackend) waitApplied(ctx context.Context, pos position) error {
 
 func (b *kafkaBackend) close() error {
 	b.stop()
-	b.cl.Close()
 	b.wg.Wait()
-	return nil
+	return b.app.Close()
 }
 
 // DeleteTopic deletes a topic, best effort: tests use it to remove the
 // state topics they create.
 func DeleteTopic(brokers []string, topic string) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		return
-	}
-	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	_, _ = kadm.NewClient(cl).DeleteTopics(ctx, topic)
+	_ = bus.DeleteTopics(ctx, brokers, topic)
 }

@@ -42,8 +42,22 @@ func newKafka(t *testing.T, brokers []string, topic, instance string) *Manager {
 // TestKafkaLease runs the lease protocol on the test bed's Kafka: one
 // holder at a time, takeover after a crash, and a restarted instance that
 // takes its lease back at once; the session record survives in the topic.
-func TestKafkaLease(t *testing.T) {
-	brokers := testbed.KafkaBrokers(t)
+func TestKafkaLease(t *testing.T) { leaseScenario(t, testbed.KafkaBrokers(t)) }
+
+// TestEmbeddedKafkaLease runs the same protocol on the in-process broker
+// that `earshot run` uses by default.
+func TestEmbeddedKafkaLease(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	e, err := bus.NewEmbedded(ctx, bus.EmbeddedConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Close() })
+	leaseScenario(t, e.Brokers())
+}
+
+func leaseScenario(t *testing.T, brokers []string) {
 	topic := stateTopic(t, brokers)
 	ctx := context.Background()
 	a := newKafka(t, brokers, topic, "inst-a")
