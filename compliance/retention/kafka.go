@@ -7,13 +7,10 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/earshot/earshot/bus"
 )
 
 // KafkaTopics keeps retention.ms of Kafka topics at configured values
@@ -37,61 +34,34 @@ func (k *KafkaTopics) Apply(ctx context.Context) error {
 	if log == nil {
 		log = slog.Default()
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(k.Brokers...), kgo.ClientID("earshot-retention"))
-	if err != nil {
-		return fmt.Errorf("retention: kafka client: %w", err)
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
 	topics := slices.Sorted(maps.Keys(k.Retention))
-	want := func(t string) string {
-		d := k.Retention[t]
-		if d < 0 {
-			return "-1"
-		}
-		return strconv.FormatInt(d.Milliseconds(), 10)
-	}
-	cur, err := adm.DescribeTopicConfigs(ctx, topics...)
-	if err != nil && !denied(err) {
+	cur, err := bus.TopicConfigs(ctx, k.Brokers, topics...)
+	if err != nil && !errors.Is(err, bus.ErrNotAllowed) {
 		return fmt.Errorf("retention: describe topic configs: %w", err)
 	}
 	var change []string
 	for _, t := range topics {
-		rc, err := cur.On(t, nil)
-		if err != nil || rc.Err != nil {
-			if err == nil {
-				err = rc.Err
-			}
-			if errors.Is(err, kerr.UnknownTopicOrPartition) {
+		tc, ok := cur[t]
+		if !ok || tc.Err != nil {
+			if ok && errors.Is(tc.Err, bus.ErrUnknownTopic) {
 				log.Warn("retention: topic does not exist; its retention is set when it does", "topic", t)
 				continue
 			}
 			change = append(change, t)
 			continue
 		}
-		have := ""
-		for _, c := range rc.Configs {
-			if c.Key == "retention.ms" && c.Value != nil {
-				have = *c.Value
-			}
-		}
-		if have != want(t) {
+		if tc.Configs[bus.ConfigRetentionMS] != bus.RetentionMS(k.Retention[t]) {
 			change = append(change, t)
 		}
 	}
 	var errs []error
 	for _, t := range change {
-		v := want(t)
-		res, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "retention.ms", Value: &v}}, t)
-		if err == nil {
-			if r, rerr := res.On(t, nil); rerr == nil {
-				err = r.Err
-			}
-		}
+		v := bus.RetentionMS(k.Retention[t])
+		err := bus.AlterTopicConfigs(ctx, k.Brokers, t, map[string]string{bus.ConfigRetentionMS: v})
 		switch {
 		case err == nil:
 			log.Info("kafka topic retention set", "topic", t, "retention_ms", v)
-		case denied(err):
+		case errors.Is(err, bus.ErrNotAllowed):
 			k.once.Do(func() {
 				log.Warn("retention: the brokers do not allow altering topic configs; set retention.ms on the topics yourself or grant ALTER_CONFIGS", "topic", t, "err", err)
 			})
@@ -104,9 +74,4 @@ func (k *KafkaTopics) Apply(ctx context.Context) error {
 		return fmt.Errorf("retention: set kafka topic retention: %w", errors.Join(errs...))
 	}
 	return nil
-}
-
-func denied(err error) bool {
-	return errors.Is(err, kerr.TopicAuthorizationFailed) || errors.Is(err, kerr.ClusterAuthorizationFailed) ||
-		errors.Is(err, kerr.PolicyViolation) || errors.Is(err, kerr.UnsupportedVersion) || errors.Is(err, kerr.InvalidRequest)
 }

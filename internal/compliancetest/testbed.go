@@ -4,17 +4,16 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"github.com/earshot/earshot/storage/storagetest"
 	"io"
 	"testing"
 	"time"
 
 	"github.com/minio/minio-go/v7"
-	"github.com/segmentio/kafka-go"
 
 	"github.com/earshot/earshot/bus"
 	"github.com/earshot/earshot/event"
 	"github.com/earshot/earshot/storage"
+	"github.com/earshot/earshot/storage/storagetest"
 )
 
 // Unique returns prefix plus random hex, for buckets, topics and groups of
@@ -133,7 +132,6 @@ func DeleteTopicAtEnd(tb testing.TB, brokers []string, topic string) {
 	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		c := &kafka.Client{Addr: kafka.TCP(brokers...)}
-		_, _ = c.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: []string{topic}})
+		_ = bus.DeleteTopics(ctx, brokers, topic)
 	})
 }
