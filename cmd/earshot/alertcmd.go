@@ -20,10 +20,6 @@ import (
 	"github.com/earshot/earshot/serve"
 )
 
-func init() {
-	commands["alert"] = command{"act on an alert: alert ack|confirm|dismiss ID --note TEXT [--server URL --token-file F]", runAlert}
-}
-
 // runAlert records a moderator's action on an alert. With --server it goes
 // through the moderator API (the operator is whoever the token belongs
 // to); otherwise it writes the alert.action event to Kafka itself, for
@@ -72,7 +68,7 @@ func runAlert(ctx context.Context, e *env) error {
 	}
 
 	log := newLogger(cfg, e.stderr)
-	rt, err := newRuntime(ctx, cfg, log)
+	rt, err := commandRuntime(ctx, cfg, log)
 	if err != nil {
 		return err
 	}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/earshot/earshot/bus"
@@ -18,14 +17,7 @@ import (
 	"github.com/earshot/earshot/event"
 	"github.com/earshot/earshot/ingest/pseudonym"
 	"github.com/earshot/earshot/internal/config"
-	"github.com/earshot/earshot/storage"
 )
-
-func init() {
-	stageBuilders["compliance"] = newComplianceStage
-	commands["compliance"] = command{"run the compliance stage: event archive and retention sweeper", runStages("compliance")}
-	commands["audit"] = command{"check the audit log's hash chain (audit verify) or print it (audit list)", runAudit}
-}
 
 // compliance holds what the compliance commands and the stage share.
 type compliance struct {
@@ -48,16 +40,14 @@ func shredKeys(rt *Runtime) (erasure.Keyring, error) {
 	return retention.CryptKeys(rt.Keyring), nil
 }
 
-// auditLogs holds one hash-chained audit log per Runtime, so that every
-// stage of a process appends through the same chain head.
-var auditLogs sync.Map // *Runtime -> *audit.Log
-
 // auditLog returns the process's audit log (package audit): entries stored
-// under audit/ and published on earshot.audit. Stages that audit (serve,
-// alert actions) should record through it.
+// under audit/ and published on earshot.audit. Every stage of a process
+// appends through this one log, so through one chain head.
 func auditLog(ctx context.Context, rt *Runtime) (*audit.Log, error) {
-	if l, ok := auditLogs.Load(rt); ok {
-		return l.(*audit.Log), nil
+	rt.auditMu.Lock()
+	defer rt.auditMu.Unlock()
+	if rt.audit != nil {
+		return rt.audit, nil
 	}
 	var sender bus.Sender
 	if !rt.Config.Kafka.Embedded && rt.Producer != nil {
@@ -69,11 +59,8 @@ func auditLog(ctx context.Context, rt *Runtime) (*audit.Log, error) {
 	if err != nil {
 		return nil, err
 	}
-	actual, loaded := auditLogs.LoadOrStore(rt, l)
-	if !loaded {
-		rt.closers = append(rt.closers, func() error { auditLogs.Delete(rt); return nil })
-	}
-	return actual.(*audit.Log), nil
+	rt.audit = l
+	return l, nil
 }
 
 // newCompliance builds the audit log, holds and eraser on rt.
@@ -87,11 +74,7 @@ func newCompliance(ctx context.Context, rt *Runtime) (*compliance, error) {
 	if rt.Config.Storage.Backend == "s3" && rt.Config.Storage.S3.ObjectLock {
 		// Legal holds go on the stored versions themselves: the raw S3
 		// store under the encrypting one.
-		var raw any = rt.Store
-		if in, ok := rt.Store.(interface{ Inner() storage.Store }); ok {
-			raw = in.Inner()
-		}
-		if lh, ok := raw.(retention.LegalHolder); ok {
+		if lh, ok := rt.Raw.(retention.LegalHolder); ok {
 			c.holds.Lock = lh
 		} else {
 			rt.Log.Warn("storage.s3.object_lock is set but this build's S3 store cannot set legal holds; holds are kept as markers only")
@@ -112,9 +95,10 @@ func newCompliance(ctx context.Context, rt *Runtime) (*compliance, error) {
 type complianceStage struct {
 	archiver *archive.Archiver // nil when compliance.archive is off
 	sweeper  *retention.Sweeper
+	cleanup  *cleanup // the parts above, released newest first
 }
 
-func newComplianceStage(ctx context.Context, rt *Runtime) (Stage, error) {
+func newComplianceStage(ctx context.Context, rt *Runtime) (_ Stage, err error) {
 	cc := rt.Config.Compliance
 	if !cc.Archive && !cc.Sweep {
 		return nil, fmt.Errorf("compliance stage: %w: compliance.archive and compliance.sweep are both off", errNotConfigured)
@@ -123,18 +107,19 @@ func newComplianceStage(ctx context.Context, rt *Runtime) (Stage, error) {
 	if err != nil {
 		return nil, err
 	}
-	st := &complianceStage{}
+	var cl cleanup
+	defer cl.onError(&err)
+	st := &complianceStage{cleanup: &cl}
 	if cc.Archive {
-		cons, err := bus.NewConsumer(bus.ConsumerConfig{
-			Brokers: rt.Brokers, GroupID: cc.ConsumerGroup, Topics: archive.Topics,
-			StartOffset: bus.FirstOffset, ClientID: rt.Config.Kafka.ClientID, Logger: rt.Log,
-		})
+		cons, err := rt.consumer(cc.ConsumerGroup, archive.Topics...)
 		if err != nil {
 			return nil, err
 		}
+		cl.push(cons.Close)
 		if st.archiver, err = archive.New(archive.Config{Consumer: cons, Store: rt.Store, DeadLetter: rt.Producer, Logger: rt.Log, Keys: rt.Keys}); err != nil {
 			return nil, err
 		}
+		cl.push(st.archiver.Close)
 	}
 	if cc.Sweep {
 		pol, err := retention.NewPolicy(rt.Config.Retention, func(raw string) []string { return rt.Pseudonym.All(pseudonym.KindRoom, raw) })
@@ -156,6 +141,7 @@ func newComplianceStage(ctx context.Context, rt *Runtime) (Stage, error) {
 		if st.sweeper, err = retention.NewSweeper(scfg); err != nil {
 			return nil, err
 		}
+		cl.push(st.sweeper.Close)
 	}
 	rt.Log.Info("compliance stage started", "archive", cc.Archive, "sweep", cc.Sweep, "interval", rt.Config.Retention.SweepInterval)
 	return st, nil
@@ -187,16 +173,8 @@ func (s *complianceStage) Run(ctx context.Context) error {
 	return runTogether(ctx, parts...)
 }
 
-func (s *complianceStage) Close() error {
-	var errs []error
-	if s.archiver != nil {
-		errs = append(errs, s.archiver.Close())
-	}
-	if s.sweeper != nil {
-		errs = append(errs, s.sweeper.Close())
-	}
-	return errors.Join(errs...)
-}
+// Close stops the sweeper and the archiver.
+func (s *complianceStage) Close() error { return s.cleanup.release() }
 
 // complianceCommand loads the configuration and the runtime for a
 // compliance subcommand.
@@ -209,7 +187,7 @@ func complianceCommand(ctx context.Context, e *env, name string, flags func(*fla
 	if cfg.Log.Level == "info" {
 		cfg.Log.Level = "warn"
 	}
-	rt, err := newRuntime(ctx, cfg, newLogger(cfg, e.stderr))
+	rt, err := commandRuntime(ctx, cfg, newLogger(cfg, e.stderr))
 	if err != nil {
 		return nil, fs, nil, err
 	}

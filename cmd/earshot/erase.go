@@ -14,10 +14,6 @@ import (
 	"github.com/earshot/earshot/ingest/pseudonym"
 )
 
-func init() {
-	commands["erase"] = command{"erase a person (--person) or a room (--room): destroy keys, delete objects and versions, print a receipt", runErase}
-}
-
 func runErase(ctx context.Context, e *env) error {
 	var (
 		person, room, reason string

@@ -17,11 +17,6 @@ import (
 	"github.com/earshot/earshot/ingest/pseudonym"
 )
 
-func init() {
-	commands["export"] = command{"write a signed compliance bundle (export --room R [--session S] [--speaker P] --out bundle.tar)", runExport}
-	commands["signing-key"] = command{"print the public key that verifies this deployment's export bundles (--pem for PEM)", runSigningKey}
-}
-
 func runExport(ctx context.Context, e *env) error {
 	var (
 		room, session, speaker, out, reason string

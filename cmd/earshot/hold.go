@@ -13,10 +13,6 @@ import (
 	"github.com/earshot/earshot/ingest/pseudonym"
 )
 
-func init() {
-	commands["hold"] = command{"set, lift or list legal holds (hold set|lift|list --room R [--session S] [--speaker P] --reason ...)", runHold}
-}
-
 func runHold(ctx context.Context, e *env) error {
 	if len(e.args) == 0 || (e.args[0] != "set" && e.args[0] != "lift" && e.args[0] != "list") {
 		return usageError{errors.New("usage: earshot hold set|lift|list [--room R] [--session S] [--speaker P] --reason ... [--operator ...]")}

@@ -14,11 +14,6 @@ import (
 	"github.com/earshot/earshot/record/spool"
 )
 
-func init() {
-	stageBuilders["ingest"] = newIngestStage
-	commands["pseudonym"] = command{"print the pseudonym of participant identities (for ingest.participants.skip)", runPseudonym}
-}
-
 // runPseudonym prints, for each identity argument, the pseudonym the
 // ingest stage gives it with this deployment's secret, so operators can
 // list participants who must not be recorded without the identity itself
@@ -53,30 +48,13 @@ type ingestStage struct {
 	bots     *ingest.Stage
 	spool    *spool.Spool
 	uploader *spool.Uploader
-	leases   *lease.Manager // nil when ingest.lease.enabled is false
+	cleanup  *cleanup // everything above, and the lease when enabled
 }
 
-func newIngestStage(ctx context.Context, rt *Runtime) (Stage, error) {
+func newIngestStage(ctx context.Context, rt *Runtime) (_ Stage, err error) {
 	c := rt.Config
 	if c.Ingest.Janus.URL == "" {
 		return nil, fmt.Errorf("ingest.janus.url is empty: point it at the Janus HTTP API: %w", errNotConfigured)
-	}
-	// Segments wait in the spool sealed under their speaker's key.
-	sp, err := spool.Open(spool.Config{Dir: c.Ingest.SpoolDir, Producer: rt.Self, Logger: rt.Log, Sealer: rt.Keyring})
-	if err != nil {
-		return nil, err
-	}
-	up, err := spool.NewUploader(spool.UploaderConfig{Spool: sp, Store: rt.Store, Sender: rt.Producer, Topic: event.TopicSegments, Logger: rt.Log})
-	if err != nil {
-		sp.Close()
-		return nil, err
-	}
-	var pattern, skipDisplay *regexp.Regexp
-	if c.Ingest.Rooms.Mode == "pattern" {
-		pattern = regexp.MustCompile(c.Ingest.Rooms.Pattern) // validated at start-up
-	}
-	if c.Ingest.Participants.SkipDisplay != "" {
-		skipDisplay = regexp.MustCompile(c.Ingest.Participants.SkipDisplay) // validated at start-up
 	}
 	var connectors []string
 	if c.Ingest.Janus.VideoRoom {
@@ -86,29 +64,43 @@ func newIngestStage(ctx context.Context, rt *Runtime) (Stage, error) {
 		connectors = append(connectors, ingest.ConnectorAudioBridge)
 	}
 	if len(connectors) == 0 {
-		up.Close()
-		sp.Close()
 		return nil, fmt.Errorf("ingest.janus.videoroom and ingest.janus.audiobridge are both false: enable at least one: %w", errNotConfigured)
 	}
-	var leases *lease.Manager
+	var pattern, skipDisplay *regexp.Regexp
+	if c.Ingest.Rooms.Mode == "pattern" {
+		pattern = regexp.MustCompile(c.Ingest.Rooms.Pattern) // validated at start-up
+	}
+	if c.Ingest.Participants.SkipDisplay != "" {
+		skipDisplay = regexp.MustCompile(c.Ingest.Participants.SkipDisplay) // validated at start-up
+	}
+	var cl cleanup
+	defer cl.onError(&err)
+	st := &ingestStage{cleanup: &cl}
+	// Segments wait in the spool sealed under their speaker's key.
+	if st.spool, err = spool.Open(spool.Config{Dir: c.Ingest.SpoolDir, Producer: rt.Self, Logger: rt.Log, Sealer: rt.Keyring}); err != nil {
+		return nil, err
+	}
+	cl.push(st.spool.Close)
+	if st.uploader, err = spool.NewUploader(spool.UploaderConfig{Spool: st.spool, Store: rt.Store, Sender: rt.Producer, Topic: event.TopicSegments, Logger: rt.Log}); err != nil {
+		return nil, err
+	}
+	cl.push(st.uploader.Close)
 	var coord ingest.Coordinator
 	if l := c.Ingest.Lease; l.Enabled {
 		inst := l.Instance
 		if inst == "" {
 			inst = rt.Self.Instance
 		}
-		leases, err = lease.NewKafka(ctx, lease.KafkaConfig{
+		leases, err := lease.NewKafka(ctx, lease.KafkaConfig{
 			Config:  lease.Config{Instance: inst, TTL: l.TTL, Renew: l.Renew, Logger: rt.Log},
 			Brokers: rt.Brokers, Topic: event.TopicState,
 		})
 		if err != nil {
-			up.Close()
-			sp.Close()
 			return nil, fmt.Errorf("ingest lease: %w", err)
 		}
-		coord = leases
+		coord = closer(&cl, leases)
 	}
-	bots, err := ingest.New(ingest.Config{
+	st.bots, err = ingest.New(ingest.Config{
 		JanusURL:      c.Ingest.Janus.URL,
 		Interface:     c.Ingest.Janus.Interface,
 		IdentityField: c.Ingest.Janus.IdentityField,
@@ -121,21 +113,18 @@ func newIngestStage(ctx context.Context, rt *Runtime) (Stage, error) {
 		SkipParticipants: ingest.ParticipantSkip{Pseudonyms: c.Ingest.Participants.Skip, Display: skipDisplay},
 		RoomDescription:  c.Ingest.Participants.RoomDescription,
 		Manifests:        rt.Store,
-		Pseudonym:        rt.Pseudonym, Sender: rt.Producer, Spool: sp, Producer: rt.Self, Keys: rt.Keys,
+		Pseudonym:        rt.Pseudonym, Sender: rt.Producer, Spool: st.spool, Producer: rt.Self, Keys: rt.Keys,
 		Logger: rt.Log, Metrics: rt.Metrics,
 	})
 	if err != nil {
-		if leases != nil {
-			leases.Close()
-		}
-		up.Close()
-		sp.Close()
 		return nil, err
 	}
-	if err := rt.Metrics.Register(up); err != nil {
+	// Bots close first: their tracks flush final segments into the spool.
+	cl.push(st.bots.Close)
+	if err := rt.Metrics.Register(st.uploader); err != nil {
 		rt.Log.Warn("spool metrics not registered", "error", err)
 	}
-	return &ingestStage{bots: bots, spool: sp, uploader: up, leases: leases}, nil
+	return st, nil
 }
 
 func (s *ingestStage) Run(ctx context.Context) error {
@@ -159,12 +148,6 @@ func (s *ingestStage) Run(ctx context.Context) error {
 	return errors.Join(botErr, <-upErr)
 }
 
-func (s *ingestStage) Close() error {
-	var leaseErr error
-	if s.leases != nil {
-		// Run has released the leases of the rooms it left; this stops
-		// the reader.
-		leaseErr = s.leases.Close()
-	}
-	return errors.Join(s.bots.Close(), leaseErr, s.uploader.Close(), s.spool.Close())
-}
+// Close releases the bots, the lease, the uploader and the spool, in that
+// order.
+func (s *ingestStage) Close() error { return s.cleanup.release() }

@@ -10,10 +10,6 @@ import (
 	"github.com/earshot/earshot/event"
 )
 
-func init() {
-	commands["keys"] = command{"keys rewrap: finish a KEK rotation (re-wrap every data key under crypto.kek_file)", runKeys}
-}
-
 // runKeys is `earshot keys rewrap`. The data keys stay the same; only
 // their wrapping changes, so nothing stored is re-encrypted.
 func runKeys(ctx context.Context, e *env) error {

@@ -46,7 +46,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
-	cmd, ok := commands[args[0]]
+	cmd, ok := commandTable()[args[0]]
 	if !ok {
 		fmt.Fprintf(stderr, "earshot: unknown command %q\n\n", args[0])
 		usage(stderr)
@@ -73,25 +73,34 @@ type command struct {
 	run     func(ctx context.Context, e *env) error
 }
 
-// commands holds every subcommand. It is initialised before any init
-// function runs, so files that add a command register it from their own
-// init (commands["serve"] = ...), keeping one writer per file.
-var commands = map[string]command{
-	"run":        {"run every stage in one process", runStages(runOrder...)},
-	"ingest":     {"run the listener bots and the recorder", runStages("ingest")},
-	"transcribe": {"run transcription workers", runStages("transcribe")},
-	"policy":     {"run the policy engine", runStages("policy")},
-	"config":     {"print the effective configuration (config show), check it (config check) or list keys (config keys)", runConfig},
-	"version":    {"print the build version", runVersion},
+// commandTable lists every subcommand, written out in one place so that a
+// reader sees what the binary does without chasing registrations.
+func commandTable() map[string]command {
+	return map[string]command{
+		"run":         {"run every stage in one process", runStages(stageNames()...)},
+		"ingest":      {"run the listener bots and the recorder", runStages("ingest")},
+		"transcribe":  {"run transcription workers, or re-transcribe a stored session (-replay room/session)", runTranscribe},
+		"policy":      {"run the policy engine", runStages("policy")},
+		"serve":       {"run the moderator API (evidence, alert list, alert actions)", runStages("serve")},
+		"compliance":  {"run the compliance stage: event archive and retention sweeper", runStages("compliance")},
+		"alert":       {"act on an alert: alert ack|confirm|dismiss ID --note TEXT [--server URL --token-file F]", runAlert},
+		"audit":       {"check the audit log's hash chain (audit verify) or print it (audit list)", runAudit},
+		"hold":        {"set, lift or list legal holds (hold set|lift|list --room R [--session S] [--speaker P] --reason ...)", runHold},
+		"erase":       {"erase a person (--person) or a room (--room): destroy keys, delete objects and versions, print a receipt", runErase},
+		"export":      {"write a signed compliance bundle (export --room R [--session S] [--speaker P] --out bundle.tar)", runExport},
+		"verify":      {"check a compliance bundle against a trusted public key (verify bundle.tar --key KEY); exit 1 on failure", runVerify},
+		"signing-key": {"print the public key that verifies this deployment's export bundles (--pem for PEM)", runSigningKey},
+		"keys":        {"keys rewrap: finish a KEK rotation (re-wrap every data key under crypto.kek_file)", runKeys},
+		"pseudonym":   {"print the pseudonym of participant identities (for ingest.participants.skip)", runPseudonym},
+		"config":      {"print the effective configuration (config show), check it (config check) or list keys (config keys)", runConfig},
+		"version":     {"print the build version", runVersion},
+	}
 }
-
-// runOrder is the order in which `earshot run` starts the stages that are
-// registered (stageBuilders) and configured.
-var runOrder = []string{"ingest", "transcribe", "policy", "serve", "compliance"}
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: earshot <command> [-config file.yaml] [-set key.path=value ...]")
 	fmt.Fprintln(w, "\ncommands:")
+	commands := commandTable()
 	names := make([]string, 0, len(commands))
 	for name := range commands {
 		names = append(names, name)

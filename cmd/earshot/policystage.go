@@ -2,18 +2,14 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"strings"
 
-	"github.com/earshot/earshot/bus"
 	"github.com/earshot/earshot/event"
 	"github.com/earshot/earshot/policy"
 	"github.com/earshot/earshot/policy/notify"
 )
-
-func init() { stageBuilders["policy"] = newPolicyStage }
 
 // policyStage is the evaluator, the policy file watcher it reads, and the
 // notifier that delivers its alerts to the configured sinks.
@@ -21,19 +17,20 @@ type policyStage struct {
 	*policy.Stage
 	loader   *policy.Loader // nil with the built-in default policy
 	notifier *notify.Stage  // nil without sinks
+	cleanup  *cleanup       // the parts above, released newest first
 }
 
-func newPolicyStage(_ context.Context, rt *Runtime) (Stage, error) {
-	var (
-		src    policy.Provider
-		loader *policy.Loader
-	)
+func newPolicyStage(_ context.Context, rt *Runtime) (_ Stage, err error) {
+	var cl cleanup
+	defer cl.onError(&err)
+	ps := &policyStage{cleanup: &cl}
+	var src policy.Provider
 	if f := rt.Config.Policy.File; f != "" {
 		l, err := policy.NewLoader(policy.LoaderConfig{Path: f, Logger: rt.Log})
 		if err != nil {
 			return nil, err
 		}
-		src, loader = l, l
+		src, ps.loader = l, closer(&cl, l)
 	} else {
 		p, err := policy.Default()
 		if err != nil {
@@ -61,14 +58,12 @@ func newPolicyStage(_ context.Context, rt *Runtime) (Stage, error) {
 	if limit.Every == 0 {
 		limit.Every = -1 // 0s in the configuration turns the limit off
 	}
-	cons, err := bus.NewConsumer(bus.ConsumerConfig{
-		Brokers: rt.Brokers, GroupID: "earshot-policy", Topics: []string{event.TopicTranscripts},
-		StartOffset: bus.FirstOffset, ClientID: rt.Config.Kafka.ClientID, Logger: rt.Log,
-	})
+	cons, err := rt.consumer("earshot-policy", event.TopicTranscripts)
 	if err != nil {
 		return nil, err
 	}
-	st, err := policy.NewStage(policy.StageConfig{
+	cl.push(cons.Close)
+	ps.Stage, err = policy.NewStage(policy.StageConfig{
 		Consumer: cons, Sender: rt.Producer, Policy: src, Producer: rt.Self, Keys: rt.Keys, Logger: rt.Log,
 		ExcerptContext: ac.ExcerptContext, RateLimit: limit, Classifier: classifier, Metrics: rt.Metrics,
 		Rebuild: policy.RebuildConfig{
@@ -79,12 +74,12 @@ func newPolicyStage(_ context.Context, rt *Runtime) (Stage, error) {
 	if err != nil {
 		return nil, err
 	}
-	ps := &policyStage{Stage: st, loader: loader}
+	cl.push(ps.Stage.Close)
 	if len(ac.Sinks) > 0 {
 		if ps.notifier, err = newNotifier(rt); err != nil {
-			_ = st.Close()
 			return nil, err
 		}
+		cl.push(ps.notifier.Close)
 	}
 	return ps, nil
 }
@@ -143,16 +138,18 @@ func newNotifier(rt *Runtime) (*notify.Stage, error) {
 		return nil, fmt.Errorf("evidence links: %w", err)
 	}
 	var linker notify.Linker = evidenceLinks{signer}
-	cons, err := bus.NewConsumer(bus.ConsumerConfig{
-		Brokers: rt.Brokers, GroupID: "earshot-notify", Topics: []string{event.TopicAlerts},
-		StartOffset: bus.FirstOffset, ClientID: rt.Config.Kafka.ClientID, Logger: rt.Log,
-	})
+	cons, err := rt.consumer("earshot-notify", event.TopicAlerts)
 	if err != nil {
 		return nil, err
 	}
-	return notify.NewStage(notify.StageConfig{
+	st, err := notify.NewStage(notify.StageConfig{
 		Consumer: cons, Sender: rt.Producer, Routes: routes, Keys: rt.Keys, Linker: linker, Logger: rt.Log, Metrics: rt.Metrics,
 	})
+	if err != nil {
+		_ = cons.Close()
+		return nil, err
+	}
+	return st, nil
 }
 
 // readSecretFile reads a one-line secret; an empty path is no secret.
@@ -178,13 +175,6 @@ func (s *policyStage) Run(ctx context.Context) error {
 	return runTogether(ctx, parts...)
 }
 
-func (s *policyStage) Close() error {
-	var lerr, nerr error
-	if s.loader != nil {
-		lerr = s.loader.Close()
-	}
-	if s.notifier != nil {
-		nerr = s.notifier.Close()
-	}
-	return errors.Join(s.Stage.Close(), nerr, lerr)
-}
+// Close stops the notifier, the evaluator and the policy file watcher,
+// newest first.
+func (s *policyStage) Close() error { return s.cleanup.release() }

@@ -37,7 +37,7 @@ func runTranscribe(ctx context.Context, e *env) error {
 		return usageError{fmt.Errorf("-replay %q: want <room>/<session>, e.g. r1_.../ses_...", replay)}
 	}
 	log := newLogger(cfg, e.stderr)
-	rt, err := newRuntime(ctx, cfg, log)
+	rt, err := commandRuntime(ctx, cfg, log)
 	if err != nil {
 		return err
 	}

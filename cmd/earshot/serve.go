@@ -10,11 +10,6 @@ import (
 	"github.com/earshot/earshot/serve"
 )
 
-func init() {
-	commands["serve"] = command{"run the moderator API (evidence, alert list, alert actions)", runStages("serve")}
-	stageBuilders["serve"] = newServeStage
-}
-
 // newServeStage builds the moderator API. Its alert index is rebuilt from
 // earshot.alerts and earshot.alert-actions on every start.
 func newServeStage(ctx context.Context, rt *Runtime) (Stage, error) {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,6 +19,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/earshot/earshot/bus"
+	"github.com/earshot/earshot/compliance/audit"
 	"github.com/earshot/earshot/event"
 	"github.com/earshot/earshot/ingest/pseudonym"
 	"github.com/earshot/earshot/internal/config"
@@ -51,13 +53,56 @@ type Runtime struct {
 	// Keyring is Keys with its erasure side (Shred, ShredSpeaker,
 	// ShredRoom, List), for the compliance stage and commands.
 	Keyring *crypt.Keyring
+	// Raw is the backend under Store, for what must act on the stored
+	// objects themselves (S3 legal holds on versions). Never for speech.
+	Raw storage.Store
 
 	closers []func() error
+
+	auditMu sync.Mutex
+	audit   *audit.Log // built on first use by auditLog
 }
 
-// stageBuilders maps a stage name to its constructor. Stages that later
-// issues build are registered as they land.
-var stageBuilders = map[string]func(ctx context.Context, rt *Runtime) (Stage, error){}
+// stageBuilder builds one stage on the process's runtime. A builder that
+// fails releases what it opened itself (see cleanup).
+type stageBuilder func(ctx context.Context, rt *Runtime) (Stage, error)
+
+// stageTable lists the pipeline stages in the order `earshot run` starts
+// them (producers before their consumers).
+func stageTable() []struct {
+	name  string
+	build stageBuilder
+} {
+	return []struct {
+		name  string
+		build stageBuilder
+	}{
+		{"ingest", newIngestStage},
+		{"transcribe", newTranscribeStage},
+		{"policy", newPolicyStage},
+		{"serve", newServeStage},
+		{"compliance", newComplianceStage},
+	}
+}
+
+// stageNames returns the stages' names in start order.
+func stageNames() []string {
+	var names []string
+	for _, s := range stageTable() {
+		names = append(names, s.name)
+	}
+	return names
+}
+
+// stageByName returns the builder of the named stage.
+func stageByName(name string) (stageBuilder, bool) {
+	for _, s := range stageTable() {
+		if s.name == name {
+			return s.build, true
+		}
+	}
+	return nil, false
+}
 
 // errNotConfigured marks a stage whose required settings are missing:
 // `earshot run` then runs the other stages, a single-stage command fails.
@@ -77,8 +122,22 @@ func runStages(names ...string) func(ctx context.Context, e *env) error {
 			return err
 		}
 		log := newLogger(cfg, e.stderr)
-		rt, err := newRuntime(ctx, cfg, log)
+		// The metrics and health endpoint comes up first, so that a probe
+		// sees why a process that is still connecting is not ready.
+		hl := newHealth()
+		hl.set("stages", "starting")
+		reg := newRegistry()
+		runCtx, cancel := context.WithCancel(ctx)
+		g, gctx := errgroup.WithContext(runCtx)
+		defer func() { cancel(); _ = g.Wait() }()
+		if cfg.Metrics.Listen != "" {
+			g.Go(func() error { return serveMetrics(gctx, cfg.Metrics.Listen, reg, hl, log) })
+		}
+		rt, err := newRuntime(gctx, cfg, log, reg, hl)
 		if err != nil {
+			if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+				return nil // stopped while connecting
+			}
 			return err
 		}
 		defer rt.Close()
@@ -88,11 +147,11 @@ func runStages(names ...string) func(ctx context.Context, e *env) error {
 			running []string
 		)
 		for _, n := range names {
-			build, ok := stageBuilders[n]
+			build, ok := stageByName(n)
 			if !ok {
-				continue // not built into this binary yet
+				return usageError{fmt.Errorf("unknown stage %q", n)}
 			}
-			s, err := build(ctx, rt)
+			s, err := build(gctx, rt)
 			if errors.Is(err, errNotConfigured) && len(names) > 1 {
 				log.Warn("stage not configured; it is skipped", "stage", n, "reason", err)
 				continue
@@ -109,12 +168,9 @@ func runStages(names ...string) func(ctx context.Context, e *env) error {
 		}
 		log.Info("earshot started", "stages", running, "version", Version(),
 			"kafka", brokerMode(cfg), "storage", cfg.Storage.Backend)
-		g, gctx := errgroup.WithContext(ctx)
+		hl.set("stages", "")
 		for _, s := range stages {
 			g.Go(func() error { return s.Run(gctx) })
-		}
-		if cfg.Metrics.Listen != "" {
-			g.Go(func() error { return serveMetrics(gctx, cfg.Metrics.Listen, rt.Metrics, log) })
 		}
 		<-gctx.Done()
 		if ctx.Err() != nil {
@@ -141,9 +197,8 @@ func brokerMode(cfg config.Config) string {
 
 // newRuntime connects the shared clients. An embedded broker is started
 // here when configured, so every stage uses the same kafka-go code path.
-func newRuntime(ctx context.Context, cfg config.Config, log *slog.Logger) (*Runtime, error) {
-	rt := &Runtime{Config: cfg, Log: log, Metrics: prometheus.NewRegistry()}
-	rt.Metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+func newRuntime(ctx context.Context, cfg config.Config, log *slog.Logger, reg *prometheus.Registry, hl *health) (*Runtime, error) {
+	rt := &Runtime{Config: cfg, Log: log, Metrics: reg}
 	host, _ := os.Hostname()
 	rt.Self = event.Producer{Name: "earshot", Version: Version(), Instance: host}
 	fail := func(err error) (*Runtime, error) { rt.Close(); return nil, err }
@@ -169,10 +224,11 @@ func newRuntime(ctx context.Context, cfg config.Config, log *slog.Logger) (*Runt
 	if cfg.Kafka.CreateTopics {
 		var specs []bus.TopicSpec
 		for _, t := range event.Topics(cfg.Kafka.Partitions) {
-			specs = append(specs, bus.TopicSpec{Name: t.Name, Partitions: t.Partitions, Compact: t.Compact, Retention: t.Retention, Config: t.Config})
+			specs = append(specs, bus.TopicSpec{Name: t.Name, Partitions: t.Partitions, ReplicationFactor: cfg.Kafka.ReplicationFactor,
+				Compact: t.Compact, Retention: t.Retention, Config: t.Config})
 		}
-		if err := bus.EnsureTopics(ctx, rt.Brokers, specs...); err != nil {
-			return fail(fmt.Errorf("create topics: %w", err))
+		if err := ensureTopics(ctx, rt.Brokers, specs, hl, log); err != nil {
+			return fail(err)
 		}
 	}
 	rt.Producer, err = bus.NewProducer(bus.ProducerConfig{Brokers: rt.Brokers, BatchTimeout: cfg.Kafka.BatchTimeout, ClientID: cfg.Kafka.ClientID, Logger: log})
@@ -190,8 +246,18 @@ func newRuntime(ctx context.Context, cfg config.Config, log *slog.Logger) (*Runt
 	}
 	rt.closers = append(rt.closers, rt.Keyring.Close)
 	rt.Keys = rt.Keyring
+	rt.Raw = raw
 	rt.Store = crypt.NewStore(raw, rt.Keyring)
 	return rt, nil
+}
+
+// consumer joins group on topics, reading from the start of retention
+// when the group has no committed offset.
+func (rt *Runtime) consumer(group string, topics ...string) (*bus.Consumer, error) {
+	return bus.NewConsumer(bus.ConsumerConfig{
+		Brokers: rt.Brokers, GroupID: group, Topics: topics,
+		StartOffset: bus.FirstOffset, ClientID: rt.Config.Kafka.ClientID, Logger: rt.Log,
+	})
 }
 
 // openKeyring loads the KEK and returns the keyring whose wrapped data keys
@@ -227,6 +293,56 @@ func openKeyring(ctx context.Context, c config.Crypto, raw storage.Store, log *s
 	return k, nil
 }
 
+// commandRuntime is the runtime of a one-shot command (erase, export,
+// alert, ...): no metrics endpoint, nobody probing its health.
+func commandRuntime(ctx context.Context, cfg config.Config, log *slog.Logger) (*Runtime, error) {
+	return newRuntime(ctx, cfg, log, newRegistry(), newHealth())
+}
+
+// newRegistry is the process's metrics registry with the Go runtime and
+// process collectors.
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// ensureTopics creates Earshot's topics, waiting for the cluster with
+// backoff while it cannot be reached (the stage starts once it can, and
+// /healthz says why it has not yet), and failing at once when the brokers
+// refuse the request itself: no retry would change that.
+func ensureTopics(ctx context.Context, brokers []string, specs []bus.TopicSpec, hl *health, log *slog.Logger) error {
+	const maxBackoff = 30 * time.Second
+	backoff := 500 * time.Millisecond
+	for {
+		err := bus.EnsureTopics(ctx, brokers, specs...)
+		if err == nil && len(specs) > 0 {
+			// Topics that existed already keep their replica count: say so
+			// when it is less than the deployment asks for.
+			names := make([]string, len(specs))
+			for i, s := range specs {
+				names[i] = s.Name
+			}
+			err = bus.CheckReplication(ctx, brokers, names, specs[0].ReplicationFactor)
+		}
+		if err == nil {
+			hl.set("kafka", "")
+			return nil
+		}
+		if bus.Permanent(err) || ctx.Err() != nil {
+			return fmt.Errorf("create topics: %w", err)
+		}
+		hl.set("kafka", fmt.Sprintf("cannot create topics yet (retrying in %s): %v", backoff, err))
+		log.Warn("kafka not ready; retrying", "error", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("create topics: %w (last: %v)", ctx.Err(), err)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
 // Close releases the shared clients in reverse order of creation.
 func (rt *Runtime) Close() error {
 	var errs []error
@@ -244,9 +360,10 @@ func loadSecret(id config.Identity) ([]byte, error) {
 	return pseudonym.LoadOrCreateSecret(id.SecretFile)
 }
 
-func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, log *slog.Logger) error {
+func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, hl *health, log *slog.Logger) error {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.Handle("/healthz", hl)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {

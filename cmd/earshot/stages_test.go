@@ -34,7 +34,7 @@ func TestRuntimeEncryptsStorage(t *testing.T) {
 	dir := t.TempDir()
 	cfg := testConfig(t, dir)
 	log := slog.New(slog.DiscardHandler)
-	rt, err := newRuntime(t.Context(), cfg, log)
+	rt, err := commandRuntime(t.Context(), cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +71,7 @@ func TestRuntimeEncryptsStorage(t *testing.T) {
 		t.Fatalf("stored segment (%v) holds plaintext: %q", err, raw)
 	}
 
-	rt, err = newRuntime(t.Context(), cfg, log) // a restart
+	rt, err = commandRuntime(t.Context(), cfg, log) // a restart
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +94,7 @@ func TestRuntimeEncryptsStorage(t *testing.T) {
 func TestRuntimeRequiresKEK(t *testing.T) {
 	dir := t.TempDir()
 	cfg := testConfig(t, dir, "crypto.create_kek=false")
-	_, err := newRuntime(t.Context(), cfg, slog.New(slog.DiscardHandler))
+	_, err := commandRuntime(t.Context(), cfg, slog.New(slog.DiscardHandler))
 	if err == nil || !strings.Contains(err.Error(), cfg.Crypto.KEKFile) {
 		t.Fatalf("start without the KEK file: %v; want an error naming %s", err, cfg.Crypto.KEKFile)
 	}
@@ -107,13 +107,13 @@ func TestRuntimeRequiresKEK(t *testing.T) {
 func TestRuntimeRefusesOtherKEK(t *testing.T) {
 	dir := t.TempDir()
 	cfg := testConfig(t, dir)
-	rt, err := newRuntime(t.Context(), cfg, slog.New(slog.DiscardHandler))
+	rt, err := commandRuntime(t.Context(), cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
 	rt.Close()
 	cfg.Crypto.KEKFile = filepath.Join(dir, "secrets", "other.key") // created anew
-	if _, err := newRuntime(t.Context(), cfg, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "crypto.kek_file") {
+	if _, err := commandRuntime(t.Context(), cfg, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "crypto.kek_file") {
 		t.Fatalf("start with another KEK: %v; want a refusal naming crypto.kek_file", err)
 	}
 }

@@ -22,18 +22,21 @@ type runSummary struct {
 	Alerts          map[string]int64 // alerts raised, by category
 }
 
-// summaryMetrics maps the metric families a summary reads to its fields.
-var summaryMetrics = map[string]func(*runSummary) *int64{
-	"earshot_spool_uploaded_total":                func(s *runSummary) *int64 { return &s.SegmentsStored },
-	"earshot_transcribe_transcripts_total":        func(s *runSummary) *int64 { return &s.TranscriptLines },
-	"earshot_transcribe_settle_transcripts_total": func(s *runSummary) *int64 { return &s.SettledLines },
-	"earshot_transcribe_engine_errors_total":      func(s *runSummary) *int64 { return &s.EngineErrors },
+// summaryFields maps the metric families a summary reads to its fields.
+func summaryFields() map[string]func(*runSummary) *int64 {
+	return map[string]func(*runSummary) *int64{
+		"earshot_spool_uploaded_total":                func(s *runSummary) *int64 { return &s.SegmentsStored },
+		"earshot_transcribe_transcripts_total":        func(s *runSummary) *int64 { return &s.TranscriptLines },
+		"earshot_transcribe_settle_transcripts_total": func(s *runSummary) *int64 { return &s.SettledLines },
+		"earshot_transcribe_engine_errors_total":      func(s *runSummary) *int64 { return &s.EngineErrors },
+	}
 }
 
 // summarize reads a summary from the process's metrics. A stage that did
 // not run contributes zeros.
 func summarize(g prometheus.Gatherer) (runSummary, error) {
 	s := runSummary{Alerts: map[string]int64{}}
+	fields := summaryFields()
 	mfs, err := g.Gather()
 	if err != nil {
 		return s, fmt.Errorf("summary: gather metrics: %w", err)
@@ -49,7 +52,7 @@ func summarize(g prometheus.Gatherer) (runSummary, error) {
 			}
 			continue
 		}
-		field, ok := summaryMetrics[mf.GetName()]
+		field, ok := fields[mf.GetName()]
 		if !ok {
 			continue
 		}

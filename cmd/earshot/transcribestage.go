@@ -16,47 +16,35 @@ import (
 	"github.com/earshot/earshot/transcribe/whispercpp"
 )
 
-func init() {
-	stageBuilders["transcribe"] = newTranscribeStage
-	commands["transcribe"] = command{"run transcription workers, or re-transcribe a stored session (-replay room/session)", runTranscribe}
-}
-
-func newTranscribeStage(_ context.Context, rt *Runtime) (Stage, error) {
+func newTranscribeStage(_ context.Context, rt *Runtime) (_ Stage, err error) {
 	c := rt.Config.Transcribe
+	var cl cleanup
+	defer cl.onError(&err)
+	st := &transcribeStage{cleanup: &cl}
 	eng, closeEngine, err := newEngine(rt)
 	if err != nil {
 		return nil, err
 	}
-	cons, err := bus.NewConsumer(bus.ConsumerConfig{
-		Brokers: rt.Brokers, GroupID: "earshot-transcribe", Topics: []string{event.TopicAudio},
-		StartOffset: bus.FirstOffset, ClientID: rt.Config.Kafka.ClientID, Logger: rt.Log,
-	})
+	cl.push(func() error { closeEngine(); return nil })
+	cons, err := rt.consumer("earshot-transcribe", event.TopicAudio)
 	if err != nil {
-		closeEngine()
 		return nil, err
 	}
-	st := &transcribeStage{closeEngine: closeEngine}
+	cl.push(cons.Close)
 	backlog := transcribe.Backlog{LagAlert: int64(c.Backlog.LagAlert), CheckInterval: c.Backlog.CheckInterval, CapacityMode: c.Backlog.CapacityMode}
 	if c.Backlog.CapacityMode {
 		var fixed []string
 		for _, r := range c.Backlog.FlaggedRooms {
 			fixed = append(fixed, roomPseudonym(rt.Pseudonym, r))
 		}
-		flags := transcribe.NewRoomSet(c.Backlog.FlagTTL, fixed...)
-		backlog.Flagged = flags
+		st.flagSet = transcribe.NewRoomSet(c.Backlog.FlagTTL, fixed...)
+		backlog.Flagged = st.flagSet
 		// Every worker needs every flag, so each reads the alert topics in
 		// a group of its own, from the start of their retention.
-		st.flags, err = bus.NewConsumer(bus.ConsumerConfig{
-			Brokers: rt.Brokers, GroupID: "earshot-transcribe-flags-" + rt.Self.Instance,
-			Topics: []string{event.TopicAlerts, event.TopicAlertActions}, StartOffset: bus.FirstOffset,
-			ClientID: rt.Config.Kafka.ClientID, Logger: rt.Log,
-		})
-		if err != nil {
-			_ = cons.Close()
-			closeEngine()
+		if st.flags, err = rt.consumer("earshot-transcribe-flags-"+rt.Self.Instance, event.TopicAlerts, event.TopicAlertActions); err != nil {
 			return nil, err
 		}
-		st.flagSet = flags
+		cl.push(st.flags.Close)
 	}
 	var settle transcribe.SettleConfig
 	if c.Settle.Enabled {
@@ -68,24 +56,22 @@ func newTranscribeStage(_ context.Context, rt *Runtime) (Stage, error) {
 		Producer: rt.Self, Keys: rt.Keys, Logger: rt.Log, Metrics: rt.Metrics, LogText: rt.Config.Log.Transcripts,
 	})
 	if err != nil {
-		_ = cons.Close()
-		closeEngine()
 		return nil, err
 	}
+	cl.push(st.Worker.Close)
 	if c.Final.Enabled {
-		fcons, err := bus.NewConsumer(bus.ConsumerConfig{
-			Brokers: rt.Brokers, GroupID: "earshot-transcribe-final", Topics: []string{event.TopicLifecycle},
-			StartOffset: bus.FirstOffset, ClientID: rt.Config.Kafka.ClientID, Logger: rt.Log,
-		})
-		if err == nil {
-			st.final, err = transcribe.NewFinal(transcribe.FinalConfig{Consumer: fcons, Wait: c.Final.Wait, Logger: rt.Log,
-				Replay: transcribe.ReplayConfig{Store: rt.Store, Engine: eng, Sender: rt.Producer, Producer: rt.Self, Keys: rt.Keys,
-					Language: c.Language, RoomLanguage: roomLanguages(c.Rooms, rt.Pseudonym), Batch: c.Final.Batch}})
-		}
+		fcons, err := rt.consumer("earshot-transcribe-final", event.TopicLifecycle)
 		if err != nil {
-			_ = st.Close()
 			return nil, err
 		}
+		cl.push(fcons.Close)
+		st.final, err = transcribe.NewFinal(transcribe.FinalConfig{Consumer: fcons, Wait: c.Final.Wait, Logger: rt.Log,
+			Replay: transcribe.ReplayConfig{Store: rt.Store, Engine: eng, Sender: rt.Producer, Producer: rt.Self, Keys: rt.Keys,
+				Language: c.Language, RoomLanguage: roomLanguages(c.Rooms, rt.Pseudonym), Batch: c.Final.Batch}})
+		if err != nil {
+			return nil, err
+		}
+		cl.push(st.final.Close)
 	}
 	return st, nil
 }
@@ -94,10 +80,10 @@ func newTranscribeStage(_ context.Context, rt *Runtime) (Stage, error) {
 // mode, the consumer that keeps the set of flagged rooms.
 type transcribeStage struct {
 	*transcribe.Worker
-	final       *transcribe.Final // nil when transcribe.final is off
-	flags       *bus.Consumer
-	flagSet     *transcribe.RoomSet
-	closeEngine func()
+	final   *transcribe.Final // nil when transcribe.final is off
+	flags   *bus.Consumer
+	flagSet *transcribe.RoomSet
+	cleanup *cleanup // the parts above and the engine, released newest first
 }
 
 func (s *transcribeStage) Run(ctx context.Context) error {
@@ -111,17 +97,9 @@ func (s *transcribeStage) Run(ctx context.Context) error {
 	return runTogether(ctx, parts...)
 }
 
-func (s *transcribeStage) Close() error {
-	err := s.Worker.Close()
-	if s.flags != nil {
-		_ = s.flags.Close()
-	}
-	if s.final != nil {
-		_ = s.final.Close()
-	}
-	s.closeEngine()
-	return err
-}
+// Close stops the final pass and the worker, then closes their consumers
+// and the engine.
+func (s *transcribeStage) Close() error { return s.cleanup.release() }
 
 // roomPseudonym takes a room pseudonym as it is and pseudonymises a raw
 // room ID, with the same secret the ingest stage uses.

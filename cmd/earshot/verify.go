@@ -11,10 +11,6 @@ import (
 	"github.com/earshot/earshot/compliance/export"
 )
 
-func init() {
-	commands["verify"] = command{"check a compliance bundle against a trusted public key (verify bundle.tar --key KEY); exit 1 on failure", runVerify}
-}
-
 // errVerifyFailed exits 1 after the failures were printed.
 var errVerifyFailed = errors.New("bundle does not verify")
 

@@ -59,7 +59,10 @@ type Kafka struct {
 	ClientID     string        `yaml:"client_id"`
 	BatchTimeout time.Duration `yaml:"batch_timeout"`
 	Partitions   int           `yaml:"partitions"` // for topics Earshot creates
-	CreateTopics bool          `yaml:"create_topics"`
+	// ReplicationFactor is the replica count of topics Earshot creates;
+	// 0 leaves it to the broker's default.replication.factor.
+	ReplicationFactor int  `yaml:"replication_factor"`
+	CreateTopics      bool `yaml:"create_topics"`
 }
 
 // Storage configures the object store.
@@ -300,6 +303,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Kafka.BatchTimeout <= 0 || c.Kafka.BatchTimeout > time.Second {
 		bad("kafka.batch_timeout", "%v must be between 1ms and 1s (each hop waits up to this long; 5ms is a good value)", c.Kafka.BatchTimeout)
+	}
+	if c.Kafka.ReplicationFactor < 0 {
+		bad("kafka.replication_factor", "%d must be 0 (the broker's default) or more", c.Kafka.ReplicationFactor)
 	}
 	if c.Kafka.Partitions < 1 {
 		bad("kafka.partitions", "%d must be at least 1", c.Kafka.Partitions)
