@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -142,6 +144,30 @@ func (l LogReader) OffsetAt(ctx context.Context, topic string, partition int, t 
 // It fetches directly, without a consumer group or commits.
 func (l LogReader) ReadRange(ctx context.Context, topic string, partition int, from, end int64, fn func(Message) error) error {
 	return l.read(ctx, topic, partition, from, end, false, fn)
+}
+
+// ReadTopic returns the records of every partition of topic, in partition
+// then offset order, from the offsets in from (a partition not in it, or
+// an offset before the oldest retained record, starts at the oldest) up
+// to the end each partition had when ReadTopic was called: for checking
+// what a topic holds.
+func (l LogReader) ReadTopic(ctx context.Context, topic string, from map[int]int64) ([]Message, error) {
+	ranges, err := l.Offsets(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	var out []Message
+	for _, p := range slices.Sorted(maps.Keys(ranges)) {
+		r := ranges[p]
+		err := l.ReadRange(ctx, topic, p, max(from[p], r.First), r.End, func(m Message) error {
+			out = append(out, m)
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // Follow calls fn, in offset order, for every record of topic/partition

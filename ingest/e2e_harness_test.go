@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"strconv"
@@ -14,7 +13,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/segmentio/kafka-go"
 
 	"github.com/earshot/earshot/bus"
 	"github.com/earshot/earshot/event"
@@ -395,30 +393,12 @@ func (m *stallMonitor) result() (time.Duration, int) {
 
 // --- Kafka -----------------------------------------------------------------
 
-func kafkaClient(brokers []string) *kafka.Client {
-	return &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 30 * time.Second}
-}
-
 // partitions lists a topic's partitions; topic "" lists every topic's.
 func partitions(ctx context.Context, brokers []string, topic string) (map[string][]int, error) {
-	req := &kafka.MetadataRequest{}
-	if topic != "" {
-		req.Topics = []string{topic}
+	if topic == "" {
+		return bus.TopicPartitions(ctx, brokers)
 	}
-	md, err := kafkaClient(brokers).Metadata(ctx, req)
-	if err != nil {
-		return nil, err
-	}
-	out := map[string][]int{}
-	for _, tp := range md.Topics {
-		if tp.Error != nil {
-			return nil, fmt.Errorf("topic %s: %w", tp.Name, tp.Error)
-		}
-		for _, p := range tp.Partitions {
-			out[tp.Name] = append(out[tp.Name], p.ID)
-		}
-	}
-	return out, nil
+	return bus.TopicPartitions(ctx, brokers, topic)
 }
 
 // events reads the run's events on topic: those of this test's room,

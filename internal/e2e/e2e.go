@@ -13,13 +13,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"maps"
-	"slices"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/segmentio/kafka-go"
 
 	"github.com/earshot/earshot/bus"
 	"github.com/earshot/earshot/event"
@@ -119,7 +115,7 @@ type Record struct {
 	Time      time.Time // the producer's timestamp
 	Key       []byte
 	Value     []byte
-	Headers   []kafka.Header
+	Headers   []bus.Header
 }
 
 // EndOffsets returns, per partition, the offset the next record of topic
@@ -139,24 +135,13 @@ func EndOffsets(ctx context.Context, brokers []string, topic string) (map[int]in
 // ReadTopic reads topic from the offsets in from (0 for partitions not in
 // it) to its current end.
 func ReadTopic(ctx context.Context, brokers []string, topic string, from map[int]int64) ([]Record, error) {
-	lr := bus.LogReader{Brokers: brokers, ClientID: "earshot-e2e"}
-	ranges, err := lr.Offsets(ctx, topic)
+	msgs, err := (bus.LogReader{Brokers: brokers, ClientID: "earshot-e2e"}).ReadTopic(ctx, topic, from)
 	if err != nil {
 		return nil, err
 	}
-	var out []Record
-	for _, p := range slices.Sorted(maps.Keys(ranges)) {
-		err := lr.ReadRange(ctx, topic, p, max(from[p], ranges[p].First), ranges[p].End, func(m bus.Message) error {
-			rec := Record{Topic: topic, Partition: p, Offset: m.Offset, Time: m.Time, Key: m.Key, Value: m.Value}
-			for _, h := range m.Headers {
-				rec.Headers = append(rec.Headers, kafka.Header{Key: h.Key, Value: h.Value})
-			}
-			out = append(out, rec)
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
+	out := make([]Record, len(msgs))
+	for i, m := range msgs {
+		out[i] = Record{Topic: topic, Partition: m.Partition, Offset: m.Offset, Time: m.Time, Key: m.Key, Value: m.Value, Headers: m.Headers}
 	}
 	return out, nil
 }

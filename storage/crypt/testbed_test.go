@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7"
-	"github.com/segmentio/kafka-go"
 
 	"github.com/earshot/earshot/bus"
 	"github.com/earshot/earshot/event"
@@ -262,6 +261,11 @@ func TestKafkaRecordsHoldNoSpeech(t *testing.T) {
 	if err := bus.EnsureTopics(ctx, brokers, bus.TopicSpec{Name: audioTopic, Partitions: 1}, bus.TopicSpec{Name: transcriptTopic, Partitions: 1}); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = bus.DeleteTopics(ctx, brokers, audioTopic, transcriptTopic)
+	})
 	room, session, speaker := "room_"+id, event.SessionID("room_"+id, 1), "spk_"+id
 	tl := event.Timeline{Track: event.TrackID(session, speaker, 0), FirstSample: 0, LastSample: 47999, Origin: time.Now().UTC(), Anchor: event.AnchorRTCP}
 	prodName := event.Producer{Name: "crypt-test", Version: "test"}
@@ -309,12 +313,11 @@ func TestKafkaRecordsHoldNoSpeech(t *testing.T) {
 		forbidden = append(forbidden, []byte(base64.StdEncoding.EncodeToString(p)[:24]))
 	}
 	read := func(topic string) *event.Envelope {
-		r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: 0, MaxWait: 200 * time.Millisecond})
-		defer r.Close()
-		m, err := r.ReadMessage(ctx)
-		if err != nil {
-			t.Fatalf("read %s: %v", topic, err)
+		msgs, err := (bus.LogReader{Brokers: brokers}).ReadTopic(ctx, topic, nil)
+		if err != nil || len(msgs) != 1 {
+			t.Fatalf("read %s: %d records, %v; want the one written", topic, len(msgs), err)
 		}
+		m := msgs[0]
 		e, err := event.Decode(m.Value)
 		if err != nil {
 			t.Fatal(err)
