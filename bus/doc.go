@@ -1,7 +1,11 @@
-// Package bus is Earshot's Kafka wiring: a synchronous producer, a
-// consumer-group member that commits only what is finished, a bounded
-// event-ID dedupe set, a dead-letter helper, topic creation, and an
-// in-process broker for evaluation and tests.
+// Package bus is Earshot's Kafka wiring and the only package that imports a
+// Kafka client: a synchronous producer, a consumer-group member that commits
+// only what is finished, a bounded event-ID dedupe set, a dead-letter
+// helper, topic admin (creation, configs such as retention.ms, deletion),
+// group-less log reads ([LogReader]: ranges, whole topics, following a
+// partition), an [Appender] that says where a record landed (for state kept
+// in a compacted topic, such as room leases), and an in-process broker for
+// evaluation and tests. Tests and test kits elsewhere use these too.
 //
 // The package knows no topic names; the event package defines them.
 //
@@ -12,8 +16,11 @@
 // order are never skipped after a restart or a rebalance; some are delivered
 // again, which consumers absorb by deduplicating on the event ID ([Dedupe]).
 //
-// Both sides speak the Kafka protocol through github.com/segmentio/kafka-go,
-// against a real cluster or against [Embedded] (franz-go's kfake), which
-// keeps records in memory unless given a data folder: it is for evaluation
-// and tests, not production.
+// Everything speaks the Kafka protocol through one client library,
+// github.com/segmentio/kafka-go, against a real cluster or against
+// [Embedded]. franz-go is used for one thing only, its kfake broker behind
+// [Embedded]: kafka-go has no broker of its own, and kfake serves the whole
+// protocol kafka-go needs (consumer groups, admin, fetch waits) in process.
+// Embedded keeps records in memory unless given a data folder: it is for
+// evaluation and tests, not production.
 package bus
