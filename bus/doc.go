@@ -21,6 +21,8 @@
 // [Embedded]. franz-go is used for one thing only, its kfake broker behind
 // [Embedded]: kafka-go has no broker of its own, and kfake serves the whole
 // protocol kafka-go needs (consumer groups, admin, fetch waits) in process.
+// (A test also uses franz-go's partitioner as an independent reference for
+// which partition a key lands in.)
 // Embedded keeps records in memory unless given a data folder: it is for
 // evaluation and tests, not production.
 package bus
