@@ -107,7 +107,7 @@ func (t *Track) emitChunk(final bool) {
 	// Segment bytes reach the sink about once a chunk: one write (one
 	// system call for a file) instead of one per packet.
 	if t.seg.open {
-		if err := t.seg.flush(false); err != nil {
+		if err := t.seg.flush(); err != nil {
 			t.abortSegment(err)
 		}
 	}

@@ -49,10 +49,10 @@ const (
 	// originTolerance: later sender reports move the origin only when they
 	// disagree with it by more than this, so the origin does not jitter.
 	originTolerance = 20 * time.Millisecond
-	// warmupSamples is the Opus pre-skip of every segment: pion's oggwriter
-	// always writes 3840 (80 ms, the decoder pre-roll RFC 7845 §4.6
-	// recommends), so every segment starts with exactly 3840 samples of
-	// warm-up packets that decoders discard.
+	// warmupSamples is the Opus pre-skip of every segment: 3840 (80 ms,
+	// the decoder pre-roll RFC 7845 §4.6 recommends), so every segment
+	// starts with exactly 3840 samples of warm-up packets that decoders
+	// discard.
 	warmupSamples = 3840
 	// minChunk keeps every chunk at least 80 ms long (a chunk may end up
 	// to 120 ms short of its nominal length), so the previous and current

@@ -63,13 +63,13 @@
 // boundaries do not drift. It is emitted when the first packet of the next
 // one is written (or by Close, with Final set): so the last chunk and
 // segment of a track always carry Final. Each segment is a complete Ogg/Opus
-// stream written by pion's oggwriter, with OpusTags naming room, session,
-// speaker (pseudonyms), track, segment number, first sample and origin.
+// stream written by package ogg (one page per packet), with OpusTags naming
+// room, session, speaker (pseudonyms), track, segment number, first sample
+// and origin.
 //
-// Segments join sample-exactly. oggwriter always writes an OpusHead
-// pre-skip of 3840 samples (80 ms, the decoder pre-roll RFC 7845
-// recommends), so every segment starts with exactly 3840 samples of
-// warm-up: the packets that preceded the segment on the timeline (up to
+// Segments join sample-exactly. Every OpusHead has a pre-skip of 3840
+// samples (80 ms, the decoder pre-roll RFC 7845 recommends), so every
+// segment starts with exactly 3840 samples of warm-up: the packets that preceded the segment on the timeline (up to
 // 80 ms), led by silence frames when there are fewer (always, for the
 // first segment). Decoders drop the pre-skip, so a segment decodes to
 // exactly its Timeline.Samples(), starting from a decoder state that has

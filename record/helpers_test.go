@@ -16,6 +16,7 @@ import (
 	"github.com/pion/webrtc/v4/pkg/media/oggwriter"
 
 	"github.com/earshot/earshot/internal/testbed"
+	"github.com/earshot/earshot/record/ogg"
 )
 
 // memChunks keeps deep copies of every chunk.
@@ -160,7 +161,7 @@ func packetsSamples(t testing.TB, pkts [][]byte) int64 {
 	t.Helper()
 	var n int64
 	for _, p := range pkts {
-		k, err := PacketSamples(p)
+		k, err := packetSamples(p)
 		if err != nil {
 			t.Fatalf("packet %x: %v", p, err)
 		}
@@ -202,7 +203,8 @@ func oggOf(t testing.TB, pkts [][]byte) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lead := [][]byte{silencePackets[0].packet, silencePackets[0].packet, silencePackets[0].packet, silencePackets[0].packet}
+	silence, _ := ogg.Silence(960)
+	lead := [][]byte{silence, silence, silence, silence}
 	for _, p := range append(lead, pkts...) {
 		if err := tr.WriteRTP(&rtp.Packet{Header: rtp.Header{SSRC: 1}, Payload: p}); err != nil {
 			t.Fatal(err)

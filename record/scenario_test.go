@@ -261,7 +261,7 @@ func checkChunks(t *testing.T, r runResult) [][]byte {
 			if c.Data.Offsets[k] != off {
 				t.Fatalf("chunk %d packet %d at offset %d, want %d", i, k, c.Data.Offsets[k], off)
 			}
-			n, err := PacketSamples(p)
+			n, err := packetSamples(p)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -325,7 +325,7 @@ func checkSegments(t *testing.T, r runResult, timeline [][]byte) {
 		var warm int64
 		w := 0
 		for warm < 3840 {
-			n, err := PacketSamples(o.packets[w])
+			n, err := packetSamples(o.packets[w])
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -4,17 +4,13 @@ import (
 	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
-	"errors"
 	"fmt"
-	"github.com/earshot/earshot/internal/oggcrc"
 	"io"
 	"strconv"
 	"time"
 
-	"github.com/pion/rtp"
-	"github.com/pion/webrtc/v4/pkg/media/oggwriter"
-
 	"github.com/earshot/earshot/event"
+	"github.com/earshot/earshot/record/ogg"
 )
 
 // Ogg/Opus tags each segment carries (RFC 7845 §5.2 user comments).
@@ -33,15 +29,12 @@ const (
 // vendor is OpusTags' vendor string.
 const vendor = "earshot"
 
-// oggSSRC is the SSRC the recorder gives the packets it hands to pion's
-// oggwriter (which checks that a track's packets share one).
-const oggSSRC = 1
-
-// segmentWriter writes the current segment through pion's oggwriter into
+// segmentWriter writes the current segment, one Ogg page per packet, into
 // an in-memory buffer that is flushed to the sink's writer about once a
-// chunk. The buffer keeps the newest page until the segment ends, so it
-// can be marked end-of-stream in place, and the SHA-256 is taken over bytes
-// as they leave the buffer, final.
+// chunk. The Ogg writer holds the newest page back until the segment ends,
+// so that it can be marked end-of-stream, and the SHA-256 is taken over
+// bytes as they leave the buffer, final. A page per packet means a crash
+// loses at most the newest packet of the open segment.
 type segmentWriter struct {
 	cfg       *TrackConfig
 	open      bool
@@ -50,20 +43,14 @@ type segmentWriter struct {
 	end       int64 // nominal end (exclusive)
 	skipUntil int64 // after a failure, no segment opens before this sample
 	out       io.Writer
-	w         *oggwriter.Writer
-	tr        *oggwriter.Track
+	w         *ogg.OpusWriter
 	buf       segBuffer
 	gaps      Gaps
 	packets   int
-	pkt       rtp.Packet
 	out2      Segment
 }
 
-func (s *segmentWriter) init(cfg *TrackConfig) {
-	s.cfg = cfg
-	s.pkt.Version = 2
-	s.pkt.SSRC = oggSSRC
-}
+func (s *segmentWriter) init(cfg *TrackConfig) { s.cfg = cfg }
 
 func (s *segmentWriter) skipping(pos int64) bool { return pos < s.skipUntil }
 
@@ -93,38 +80,35 @@ func (t *Track) openSegment(pos int64) {
 }
 
 func (s *segmentWriter) begin(tl event.Timeline, recent *chunkBuilder) error {
-	tags := []oggwriter.UserComment{
-		{Comment: TagTrack, Value: s.cfg.Track},
-		{Comment: TagSegment, Value: strconv.FormatInt(s.start.Seq, 10)},
-		{Comment: TagFirstSample, Value: strconv.FormatInt(s.start.FirstSample, 10)},
-		{Comment: TagSampleRate, Value: strconv.Itoa(event.SampleRate)},
-		{Comment: TagOrigin, Value: tl.Origin.UTC().Format(time.RFC3339Nano)},
-		{Comment: TagAnchor, Value: string(tl.Anchor)},
+	tags := []ogg.Comment{
+		{Name: TagTrack, Value: s.cfg.Track},
+		{Name: TagSegment, Value: strconv.FormatInt(s.start.Seq, 10)},
+		{Name: TagFirstSample, Value: strconv.FormatInt(s.start.FirstSample, 10)},
+		{Name: TagSampleRate, Value: strconv.Itoa(event.SampleRate)},
+		{Name: TagOrigin, Value: tl.Origin.UTC().Format(time.RFC3339Nano)},
+		{Name: TagAnchor, Value: string(tl.Anchor)},
 	}
 	for _, kv := range [...][2]string{{TagRoom, s.cfg.Room}, {TagSession, s.cfg.Session}, {TagSpeaker, s.cfg.Speaker}} {
 		if kv[1] != "" {
-			tags = append(tags, oggwriter.UserComment{Comment: kv[0], Value: kv[1]})
+			tags = append(tags, ogg.Comment{Name: kv[0], Value: kv[1]})
 		}
-	}
-	w, err := oggwriter.NewWriter(&s.buf,
-		oggwriter.WithChannelCount(uint16(s.cfg.Channels)),
-		oggwriter.WithVendor(vendor),
-		oggwriter.WithUserComments(tags...))
-	if err != nil {
-		return fmt.Errorf("oggwriter: %w", err)
 	}
 	// A deterministic serial keeps a segment's bytes (and SHA-256) a pure
 	// function of its content.
 	sum := sha256.Sum256([]byte(s.cfg.Track + "/" + strconv.FormatInt(s.start.Seq, 10)))
-	tr, err := w.NewTrack(oggSSRC, oggwriter.WithSerial(binary.BigEndian.Uint32(sum[:4])))
+	w, err := ogg.NewOpusWriter(&s.buf, ogg.OpusWriterConfig{
+		Serial: binary.BigEndian.Uint32(sum[:4]),
+		Head:   ogg.Head{Channels: s.cfg.Channels, PreSkip: warmupSamples, InputRate: event.SampleRate},
+		Tags:   ogg.Tags{Vendor: vendor, Comments: tags},
+	})
 	if err != nil {
-		return fmt.Errorf("oggwriter track: %w", err)
+		return err
 	}
-	s.w, s.tr = w, tr
+	s.w = w
 	var warm int
 	recent.recent(warmupSamples, func(_ []byte, n int) { warm += n })
 	for lead := int64(warmupSamples - warm); lead > 0; {
-		p, n := silenceFor(lead)
+		p, n := ogg.Silence(lead)
 		if err := s.writeRaw(p); err != nil {
 			return err
 		}
@@ -140,11 +124,8 @@ func (s *segmentWriter) begin(tl event.Timeline, recent *chunkBuilder) error {
 }
 
 func (s *segmentWriter) writeRaw(p []byte) error {
-	s.pkt.Payload = p
-	if err := s.tr.WriteRTP(&s.pkt); err != nil {
-		return fmt.Errorf("oggwriter: %w", err)
-	}
-	return nil
+	_, err := s.w.WritePacket(p)
+	return err
 }
 
 func (s *segmentWriter) write(p []byte, n int, c cause) error {
@@ -153,23 +134,17 @@ func (s *segmentWriter) write(p []byte, n int, c cause) error {
 	return s.writeRaw(p)
 }
 
-// flush hands the finished bytes to the sink's writer: all of them, or all
-// but the newest page (which the segment's end marks end-of-stream).
-func (s *segmentWriter) flush(all bool) error {
-	upto := s.buf.lastPage
-	if all {
-		upto = s.buf.base + int64(len(s.buf.b))
-	}
-	n := upto - s.buf.base
-	if n <= 0 {
+// flush hands the pages written so far to the sink's writer (all but the
+// newest, which the Ogg writer holds until the next one or the end).
+func (s *segmentWriter) flush() error {
+	if len(s.buf.b) == 0 {
 		return nil
 	}
-	chunk := s.buf.b[:n]
-	if k, err := s.out.Write(chunk); err != nil || k != len(chunk) {
+	if k, err := s.out.Write(s.buf.b); err != nil || k != len(s.buf.b) {
 		return fmt.Errorf("write: %w", cmp.Or(err, io.ErrShortWrite))
 	}
-	s.buf.b = s.buf.b[:copy(s.buf.b, s.buf.b[n:])]
-	s.buf.base = upto
+	s.buf.base += int64(len(s.buf.b))
+	s.buf.b = s.buf.b[:0]
 	return nil
 }
 
@@ -177,16 +152,13 @@ func (s *segmentWriter) flush(all bool) error {
 // now, and hands it to the sink.
 func (t *Track) finishSegment(final bool) {
 	s := &t.seg
-	// Not s.w.Close(): on a plain writer it appends an empty end-of-stream
-	// page whose granule position opusinfo flags; with WithSeekableOutput
-	// it rewrites the last page but costs a copy of every page. Setting the
-	// flag on the last page here gives the same bytes cheaply.
-	if err := s.buf.markEOS(); err != nil {
+	err := s.w.Close()
+	s.w = nil
+	if err != nil {
 		t.abortSegment(err)
 		return
 	}
-	s.w, s.tr = nil, nil
-	if err := s.flush(true); err != nil {
+	if err := s.flush(); err != nil {
 		t.abortSegment(err)
 		return
 	}
@@ -214,7 +186,7 @@ func (t *Track) abortSegment(err error) {
 	s := &t.seg
 	s.open = false
 	s.skipUntil = s.end
-	s.w, s.tr = nil, nil
+	s.w = nil
 	t.stats.SegmentErrors++
 	err = fmt.Errorf("record: segment %d of %s: %w", s.start.Seq, t.cfg.Track, err)
 	t.errs = append(t.errs, err)
@@ -222,38 +194,14 @@ func (t *Track) abortSegment(err error) {
 }
 
 // segBuffer is the in-memory tail of a segment: bytes from offset base on.
-// oggwriter writes each page with one Write call, so the start of the
-// newest one is known.
 type segBuffer struct {
-	base     int64
-	b        []byte
-	lastPage int64 // offset of the newest page written
+	base int64
+	b    []byte
 }
 
-func (s *segBuffer) reset() { s.base, s.b, s.lastPage = 0, s.b[:0], 0 }
+func (s *segBuffer) reset() { s.base, s.b = 0, s.b[:0] }
 
 func (s *segBuffer) Write(p []byte) (int, error) {
-	s.lastPage = s.base + int64(len(s.b))
 	s.b = append(s.b, p...)
 	return len(p), nil
-}
-
-// markEOS sets the end-of-stream flag on the newest page and updates its
-// CRC (RFC 3533 §6).
-func (s *segBuffer) markEOS() error {
-	page := s.b[s.lastPage-s.base:]
-	if len(page) < 27 || string(page[:4]) != "OggS" || len(page) < 27+int(page[26]) {
-		return errors.New("record: the segment's last write is not an Ogg page")
-	}
-	size := 27 + int(page[26])
-	for _, l := range page[27:size] {
-		size += int(l)
-	}
-	if size != len(page) {
-		return errors.New("record: the segment's last write is not one Ogg page")
-	}
-	page[5] |= 0x04
-	binary.LittleEndian.PutUint32(page[22:], 0)
-	binary.LittleEndian.PutUint32(page[22:], oggcrc.Checksum(page))
-	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/pion/rtp"
 
 	"github.com/earshot/earshot/event"
+	"github.com/earshot/earshot/record/ogg"
 )
 
 // ErrClosed is returned by Push, Tick and SenderReport after Close.
@@ -185,7 +186,7 @@ func (t *Track) validate(pkt *rtp.Packet) (int, error) {
 	case t.haveSSRC && pkt.SSRC != t.ssrc:
 		return 0, fmt.Errorf("%w: SSRC %08x on a track of SSRC %08x", ErrMalformed, pkt.SSRC, t.ssrc)
 	}
-	return PacketSamples(pkt.Payload)
+	return packetSamples(pkt.Payload)
 }
 
 // receive runs reorder and de-duplication, then places what is ready.
@@ -440,7 +441,7 @@ func (t *Track) place(payload []byte, samples int, ts uint32, arrival time.Durat
 func (t *Track) fill(to int64, c cause, now time.Duration) {
 	from := t.written
 	for t.written < to {
-		p, n := silenceFor(to - t.written)
+		p, n := ogg.Silence(to - t.written)
 		if n == 0 {
 			break
 		}

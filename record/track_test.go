@@ -385,7 +385,7 @@ func TestMixedDurations(t *testing.T) {
 	arrival := t0
 	for i := range 200 {
 		p := kinds[i%len(kinds)]
-		n, _ := PacketSamples(p)
+		n, _ := packetSamples(p)
 		mustPush(t, tr, pkt(uint16(i), ts, p), arrival)
 		ts += uint32(n)
 		arrival = arrival.Add(event.SamplesToDuration(int64(n)))
