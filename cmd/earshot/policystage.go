@@ -92,32 +92,13 @@ func newNotifier(rt *Runtime) (*notify.Stage, error) {
 	var routes []notify.Route
 	for i, s := range ac.Sinks {
 		name := s.SinkName(i)
-		var n notify.Notifier
-		switch s.Type {
-		case "stdout":
-			n = notify.NewStdout(name, os.Stdout)
-		case "webhook", "slack":
-			var key []byte
-			if s.SecretFile != "" {
-				secret, err := readSecretFile(s.SecretFile, fmt.Sprintf("alerts.sinks[%d].secret_file", i))
-				if err != nil {
-					return nil, err
-				}
-				if key, err = notify.ParseSecret(secret); err != nil {
-					return nil, fmt.Errorf("alerts.sinks[%d].secret_file: %w", i, err)
-				}
-			}
-			format := notify.FormatStandard
-			if s.Type == "slack" {
-				format = notify.FormatSlack
-			}
-			wh, err := notify.NewWebhook(notify.WebhookConfig{Name: name, URL: s.URL.Reveal(), Secret: key, Format: format, Timeout: ac.Notify.Timeout})
-			if err != nil {
-				return nil, fmt.Errorf("alerts.sinks[%d]: %w", i, err)
-			}
-			n = wh
-		default:
-			return nil, fmt.Errorf("alerts.sinks[%d].type %q is not webhook, slack or stdout", i, s.Type)
+		secret, err := readSecretFile(s.SecretFile, fmt.Sprintf("alerts.sinks[%d].secret_file", i))
+		if err != nil {
+			return nil, err
+		}
+		n, err := notify.NewSink(notify.SinkConfig{Name: name, Type: s.Type, URL: s.URL.Reveal(), Secret: secret, Timeout: ac.Notify.Timeout, Stdout: os.Stdout})
+		if err != nil {
+			return nil, fmt.Errorf("alerts.sinks[%d]: %w", i, err)
 		}
 		// Alerts carry room pseudonyms; the configuration names rooms as
 		// the room server does.
