@@ -17,7 +17,6 @@ package evidence
 import (
 	"cmp"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -29,6 +28,7 @@ import (
 
 	"github.com/earshot/earshot/event"
 	"github.com/earshot/earshot/record"
+	"github.com/earshot/earshot/record/ogg"
 	"github.com/earshot/earshot/storage"
 )
 
@@ -48,7 +48,11 @@ const PreRoll = 3840
 var ErrNoAudio = errors.New("evidence: no stored audio in the window")
 
 // grid is the shortest Opus frame (2.5 ms); every packet lasts a multiple.
-const grid = 120
+const grid = ogg.MinPacketSamples
+
+// pageBytes: an output page ends once its body reaches this size (about a
+// second of speech at WebRTC bit rates), keeping the Ogg overhead small.
+const pageBytes = 4096
 
 // Request names the stretch to cut: the inclusive sample range
 // [First, Last] on one track's 48 kHz timeline.
@@ -177,7 +181,7 @@ type assembler struct {
 	req      Request
 	target   int64 // first sample of pre-roll wanted (First - PreRoll)
 	out      *countWriter
-	pw       *pageWriter
+	pw       *ogg.OpusWriter
 	started  bool
 	s0       int64 // timeline sample of the output's first decoded sample
 	cursor   int64 // timeline sample the next packet must start at
@@ -198,32 +202,21 @@ func (a *assembler) segment(ctx context.Context, src Source, s segmentRef) error
 		return fmt.Errorf("evidence: read %s: %w", s.key, err)
 	}
 	defer rc.Close()
-	pr := NewPacketReader(rc)
-	head, err := pr.Next()
-	if err != nil {
-		a.res.Damaged = append(a.res.Damaged, s.key)
-		return nil
-	}
-	preSkip, channels, err := parseOpusHead(head.Data)
-	if err != nil {
-		a.res.Damaged = append(a.res.Damaged, s.key)
-		return nil
-	}
-	tags, err := pr.Next()
+	rd, err := ogg.NewOpusReader(rc)
 	if err != nil {
 		a.res.Damaged = append(a.res.Damaged, s.key)
 		return nil
 	}
 	if a.res.Origin.IsZero() {
-		a.res.Origin = tagTime(tags.Data, record.TagOrigin)
+		a.res.Origin = tagTime(rd.Tags, record.TagOrigin)
 	}
 	if a.channels == 0 {
-		a.channels = channels
+		a.channels = rd.Head.Channels
 	}
 	a.used = false
-	pos := s.first - int64(preSkip)
+	pos := s.first - int64(rd.Head.PreSkip)
 	for !a.full() {
-		pk, err := pr.Next()
+		pk, err := rd.Next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
@@ -232,19 +225,15 @@ func (a *assembler) segment(ctx context.Context, src Source, s segmentRef) error
 				return ctx.Err()
 			}
 			// A crash leaves a segment without its end (or a damaged
-			// page): use what came before, the rest becomes a gap.
+			// page or packet): use what came before, the rest becomes a
+			// gap.
 			a.res.Damaged = append(a.res.Damaged, s.key)
 			break
 		}
-		n, err := record.PacketSamples(pk.Data)
-		if err != nil {
-			a.res.Damaged = append(a.res.Damaged, s.key)
-			break
-		}
-		if err := a.packet(pos, n, pk.Data); err != nil {
+		if err := a.packet(pos, pk.Samples, pk.Data); err != nil {
 			return err
 		}
-		pos += int64(n)
+		pos += int64(pk.Samples)
 		if pos > a.req.Last && a.started {
 			break
 		}
@@ -285,7 +274,8 @@ func (a *assembler) packet(pos int64, n int, data []byte) error {
 	}
 	a.cursor += int64(n)
 	a.used = true
-	return a.pw.add(data, a.cursor-a.s0)
+	_, err := a.pw.WritePacket(data)
+	return err
 }
 
 // begin writes the stream headers once the output's start is known.
@@ -298,34 +288,42 @@ func (a *assembler) begin() error {
 	// A serial derived from the request: the same cut gives the same bytes.
 	h := fnv.New32a()
 	h.Write([]byte(a.req.Track + "/" + strconv.FormatInt(a.req.First, 10) + "/" + strconv.FormatInt(a.req.Last, 10)))
-	a.pw = &pageWriter{w: a.out, serial: h.Sum32()}
-	if err := a.pw.header(opusHead(a.channels, a.res.PreSkip), flagBOS); err != nil {
-		return err
-	}
-	tags := [][2]string{
-		{record.TagTrack, a.req.Track},
-		{record.TagRoom, a.req.Room},
-		{record.TagSession, a.req.Session},
-		{record.TagFirstSample, strconv.FormatInt(a.req.First, 10)},
-		{record.TagSampleRate, strconv.Itoa(event.SampleRate)},
+	tags := []ogg.Comment{
+		{Name: record.TagTrack, Value: a.req.Track},
+		{Name: record.TagRoom, Value: a.req.Room},
+		{Name: record.TagSession, Value: a.req.Session},
+		{Name: record.TagFirstSample, Value: strconv.FormatInt(a.req.First, 10)},
+		{Name: record.TagSampleRate, Value: strconv.Itoa(event.SampleRate)},
 	}
 	if !a.res.Origin.IsZero() {
-		tags = append(tags, [2]string{record.TagOrigin, a.res.Origin.UTC().Format(time.RFC3339Nano)})
+		tags = append(tags, ogg.Comment{Name: record.TagOrigin, Value: a.res.Origin.UTC().Format(time.RFC3339Nano)})
 	}
-	tags = append(tags, a.req.Tags...)
-	return a.pw.header(opusTags(tags), 0)
+	for _, t := range a.req.Tags {
+		tags = append(tags, ogg.Comment{Name: t[0], Value: t[1]})
+	}
+	pw, err := ogg.NewOpusWriter(a.out, ogg.OpusWriterConfig{
+		Serial:    h.Sum32(),
+		Head:      ogg.Head{Channels: a.channels, PreSkip: a.res.PreSkip, InputRate: event.SampleRate},
+		Tags:      ogg.Tags{Vendor: "earshot", Comments: tags},
+		PageBytes: pageBytes,
+	})
+	if err != nil {
+		return fmt.Errorf("evidence: %w", err)
+	}
+	a.pw = pw
+	return nil
 }
 
 // silence fills the output from the cursor up to pos with silence frames
 // (rounded down to the 2.5 ms grid).
 func (a *assembler) silence(pos int64) error {
 	for pos-a.cursor >= grid {
-		p, n := silenceFor(pos - a.cursor)
+		p, n := ogg.Silence(pos - a.cursor)
 		a.cursor += int64(n)
 		if a.cursor > a.req.First {
 			a.res.SilenceSamples += min(int64(n), a.cursor-a.req.First)
 		}
-		if err := a.pw.add(p, a.cursor-a.s0); err != nil {
+		if _, err := a.pw.WritePacket(p); err != nil {
 			return err
 		}
 	}
@@ -338,7 +336,7 @@ func (a *assembler) finish() (Result, error) {
 	}
 	a.res.First = a.req.First
 	a.res.Last = min(a.req.Last, a.cursor-1)
-	if err := a.pw.finish(a.res.Last + 1 - a.s0); err != nil {
+	if err := a.pw.CloseAt(a.res.Last + 1 - a.s0); err != nil {
 		return a.res, err
 	}
 	a.res.Bytes = a.out.n
@@ -347,110 +345,9 @@ func (a *assembler) finish() (Result, error) {
 
 func roundUp(v, m int64) int64 { return (v + m - 1) / m * m }
 
-// silencePackets are CELT-only fullband silence frames (TOC config 31, 30,
-// 29, 28; payload 0xFF 0xFE, the silence flag) for 20, 10, 5 and 2.5 ms,
-// as the recorder fills gaps with.
-var silencePackets = []struct {
-	samples int
-	packet  []byte
-}{
-	{960, []byte{0xF8, 0xFF, 0xFE}},
-	{480, []byte{0xF0, 0xFF, 0xFE}},
-	{240, []byte{0xE8, 0xFF, 0xFE}},
-	{120, []byte{0xE0, 0xFF, 0xFE}},
-}
-
-// silenceFor returns the longest silence packet that fits in n samples.
-func silenceFor(n int64) ([]byte, int) {
-	for _, s := range silencePackets {
-		if int64(s.samples) <= n {
-			return s.packet, s.samples
-		}
-	}
-	return silencePackets[len(silencePackets)-1].packet, grid
-}
-
-// opusHead builds an OpusHead packet (RFC 7845 §5.1), mapping family 0.
-func opusHead(channels, preSkip int) []byte {
-	b := append([]byte("OpusHead"), 1, byte(channels))
-	b = binary.LittleEndian.AppendUint16(b, uint16(preSkip))
-	b = binary.LittleEndian.AppendUint32(b, event.SampleRate)
-	b = binary.LittleEndian.AppendUint16(b, 0) // output gain
-	return append(b, 0)                        // mapping family
-}
-
-// parseOpusHead returns the pre-skip and channel count of an OpusHead.
-func parseOpusHead(p []byte) (preSkip, channels int, err error) {
-	if len(p) < 19 || string(p[:8]) != "OpusHead" || p[8]>>4 != 0 {
-		return 0, 0, fmt.Errorf("%w: not an OpusHead packet", ErrCorrupt)
-	}
-	channels = int(p[9])
-	if channels < 1 || channels > 2 {
-		return 0, 0, fmt.Errorf("%w: %d channels", ErrCorrupt, channels)
-	}
-	return int(binary.LittleEndian.Uint16(p[10:])), channels, nil
-}
-
-// opusTags builds an OpusTags packet (RFC 7845 §5.2).
-func opusTags(tags [][2]string) []byte {
-	const vendor = "earshot"
-	b := append([]byte("OpusTags"), 0, 0, 0, 0)
-	binary.LittleEndian.PutUint32(b[8:], uint32(len(vendor)))
-	b = append(b, vendor...)
-	b = binary.LittleEndian.AppendUint32(b, uint32(len(tags)))
-	for _, t := range tags {
-		c := t[0] + "=" + t[1]
-		b = binary.LittleEndian.AppendUint32(b, uint32(len(c)))
-		b = append(b, c...)
-	}
-	return b
-}
-
-// parseOpusTags returns an OpusTags packet's comments by name (upper-cased).
-func parseOpusTags(p []byte) (map[string]string, error) {
-	if len(p) < 16 || string(p[:8]) != "OpusTags" {
-		return nil, fmt.Errorf("%w: not an OpusTags packet", ErrCorrupt)
-	}
-	p = p[8:]
-	next := func() ([]byte, bool) {
-		if len(p) < 4 {
-			return nil, false
-		}
-		n := binary.LittleEndian.Uint32(p)
-		p = p[4:]
-		if uint64(n) > uint64(len(p)) {
-			return nil, false
-		}
-		v := p[:n]
-		p = p[n:]
-		return v, true
-	}
-	if _, ok := next(); !ok {
-		return nil, fmt.Errorf("%w: OpusTags vendor", ErrCorrupt)
-	}
-	if len(p) < 4 {
-		return nil, fmt.Errorf("%w: OpusTags count", ErrCorrupt)
-	}
-	count := binary.LittleEndian.Uint32(p)
-	p = p[4:]
-	out := map[string]string{}
-	for i := uint32(0); i < count; i++ {
-		c, ok := next()
-		if !ok {
-			return nil, fmt.Errorf("%w: OpusTags comment %d", ErrCorrupt, i)
-		}
-		k, v, _ := strings.Cut(string(c), "=")
-		out[strings.ToUpper(k)] = v
-	}
-	return out, nil
-}
-
-func tagTime(tagsPacket []byte, name string) time.Time {
-	tags, err := parseOpusTags(tagsPacket)
-	if err != nil {
-		return time.Time{}
-	}
-	t, err := time.Parse(time.RFC3339Nano, tags[name])
+// tagTime is the time in comment name of tags; zero if absent or invalid.
+func tagTime(tags ogg.Tags, name string) time.Time {
+	t, err := time.Parse(time.RFC3339Nano, tags.Map()[name])
 	if err != nil {
 		return time.Time{}
 	}
@@ -472,14 +369,12 @@ func Origin(ctx context.Context, src Source, room, session, track string) (time.
 		if err != nil {
 			return time.Time{}, fmt.Errorf("evidence: read %s: %w", info.Key, err)
 		}
-		pr := NewPacketReader(rc)
-		_, err1 := pr.Next()
-		tags, err2 := pr.Next()
+		rd, err := ogg.NewOpusReader(rc)
 		rc.Close()
-		if err := errors.Join(err1, err2); err != nil {
+		if err != nil {
 			return time.Time{}, fmt.Errorf("evidence: read %s headers: %w", info.Key, err)
 		}
-		if t := tagTime(tags.Data, record.TagOrigin); !t.IsZero() {
+		if t := tagTime(rd.Tags, record.TagOrigin); !t.IsZero() {
 			return t, nil
 		}
 		return time.Time{}, fmt.Errorf("evidence: %s has no %s tag", info.Key, record.TagOrigin)

@@ -6,7 +6,6 @@ package evidencetest
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"io"
 	"iter"
@@ -22,7 +21,7 @@ import (
 	"github.com/earshot/earshot/event"
 	"github.com/earshot/earshot/internal/speakerbot"
 	"github.com/earshot/earshot/record"
-	"github.com/earshot/earshot/serve/evidence"
+	"github.com/earshot/earshot/record/ogg"
 	"github.com/earshot/earshot/storage"
 	"github.com/earshot/earshot/transcribe/opus"
 )
@@ -189,17 +188,13 @@ func (noChunks) Chunk(*record.Chunk) error { return nil }
 // Decode16k decodes an Ogg/Opus stream with libopus at 16 kHz mono and
 // applies its pre-skip and end trim as RFC 7845 says (what a player
 // outputs).
-func Decode16k(t testing.TB, ogg []byte) []float32 {
+func Decode16k(t testing.TB, stream []byte) []float32 {
 	t.Helper()
-	pr := evidence.NewPacketReader(bytes.NewReader(ogg))
-	head, err := pr.Next()
-	if err != nil || len(head.Data) < 19 || string(head.Data[:8]) != "OpusHead" {
-		t.Fatalf("no OpusHead: %v", err)
+	rd, err := ogg.NewOpusReader(bytes.NewReader(stream))
+	if err != nil {
+		t.Fatalf("no Ogg/Opus headers: %v", err)
 	}
-	preSkip := int64(binary.LittleEndian.Uint16(head.Data[10:]))
-	if _, err := pr.Next(); err != nil { // OpusTags
-		t.Fatal(err)
-	}
+	preSkip := int64(rd.Head.PreSkip)
 	dec, err := opus.NewDecoder()
 	if err != nil {
 		t.Fatal(err)
@@ -209,7 +204,7 @@ func Decode16k(t testing.TB, ogg []byte) []float32 {
 	buf := make([]float32, opus.MaxPacketSamples)
 	final := int64(-1)
 	for {
-		p, err := pr.Next()
+		p, err := rd.Next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
