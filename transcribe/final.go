@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/earshot/earshot/bus"
@@ -40,9 +41,16 @@ type FinalConfig struct {
 	// Poll is how often the manifest's segments are looked for (2 s).
 	Poll time.Duration
 	// Retry is the pause after a failed replay before it is tried again
-	// (30 s); the record is acknowledged only once its replay succeeded.
-	Retry  time.Duration
-	Logger *slog.Logger
+	// (30 s), doubling with each attempt up to 10 min.
+	Retry time.Duration
+	// Attempts bounds the replays of one session (default 6: about half
+	// an hour of retries at the default pause). After the last failure the
+	// session_ended record is dead-lettered, with the reason, and acked:
+	// one session whose audio cannot be replayed must not hold back every
+	// later session on its partition. `earshot transcribe -replay` redoes
+	// it by hand.
+	Attempts int
+	Logger   *slog.Logger
 }
 
 // Final replays every ended session in batches as a final revision of its
@@ -71,6 +79,9 @@ func NewFinal(cfg FinalConfig) (*Final, error) {
 	}
 	if cfg.Retry <= 0 {
 		cfg.Retry = 30 * time.Second
+	}
+	if cfg.Attempts <= 0 {
+		cfg.Attempts = 6
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -101,10 +112,22 @@ func (f *Final) handle(ctx context.Context, d *bus.Delivery) {
 		return
 	}
 	var p event.SessionEnded
-	_ = e.DecodePayload(&p)
+	if err := e.CheckPayload(); err != nil {
+		f.deadLetter(ctx, d, fmt.Sprintf("final pass: session_ended: %v", err))
+		return
+	}
+	if err := e.DecodePayload(&p); err != nil {
+		f.deadLetter(ctx, d, fmt.Sprintf("final pass: session_ended payload: %v", err))
+		return
+	}
+	if !safeName(e.Room) || !safeName(e.Session) {
+		f.deadLetter(ctx, d, "final pass: session_ended names no room and session usable in a storage key")
+		return
+	}
 	log := f.log.With("room", e.Room, "session", e.Session)
 	f.awaitSegments(ctx, log, p.Manifest, e.Time)
-	for {
+	pause := f.cfg.Retry
+	for attempt := 1; ; attempt++ {
 		st, err := Replay(ctx, f.cfg.Replay, e.Room, e.Session)
 		switch {
 		case err == nil:
@@ -118,12 +141,34 @@ func (f *Final) handle(ctx context.Context, d *bus.Delivery) {
 			return
 		case ctx.Err() != nil:
 			return // not acked: the next start does it
-		}
-		log.Warn("final pass failed; retrying", "retry_in", f.cfg.Retry, "error", err)
-		if !clock.Sleep(ctx, f.cfg.Retry) {
+		case attempt >= f.cfg.Attempts:
+			log.Error("final pass failed; giving up on this session", "attempts", attempt, "error", err)
+			f.deadLetter(ctx, d, fmt.Sprintf("final pass failed %d times: %v", attempt, err))
 			return
 		}
+		log.Warn("final pass failed; retrying", "attempt", attempt, "of", f.cfg.Attempts, "retry_in", pause, "error", err)
+		if !clock.Sleep(ctx, pause) {
+			return
+		}
+		pause = min(2*pause, 10*time.Minute)
 	}
+}
+
+// safeName reports whether a room or session pseudonym can name a storage
+// prefix: not empty, no path separators or dot segments.
+func safeName(s string) bool {
+	return s != "" && s != "." && s != ".." && !strings.ContainsAny(s, "/\\\x00")
+}
+
+// deadLetter copies the record to the dead-letter topic with reason and
+// acks it once that is durable; if the dead letter cannot be written the
+// record stays unacked and comes back after a restart.
+func (f *Final) deadLetter(ctx context.Context, d *bus.Delivery, reason string) {
+	if err := bus.DeadLetter(ctx, f.cfg.Replay.Sender, event.TopicDeadLetter, d.Message, reason); err != nil {
+		f.log.Error("dead letter not written; the record stays unacked", "error", err, "reason", reason)
+		return
+	}
+	d.Ack()
 }
 
 // awaitSegments waits until every segment the manifest lists is stored,

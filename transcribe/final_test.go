@@ -3,6 +3,9 @@ package transcribe
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -84,5 +87,96 @@ func TestNewFinalChecksConfig(t *testing.T) {
 	cons := &bus.Consumer{}
 	if _, err := NewFinal(FinalConfig{Consumer: cons, Replay: ReplayConfig{Store: &storage.Local{}, Engine: &wordEngine{}, Sender: &bustest.Capture{}}}); err == nil {
 		t.Error("no batch accepted")
+	}
+}
+
+// failingEngine fails every call, as an engine that is down does.
+type failingEngine struct{ calls atomic.Int32 }
+
+func (e *failingEngine) Transcribe(context.Context, Audio) (Result, error) {
+	e.calls.Add(1)
+	return Result{}, errors.New("engine unavailable")
+}
+func (e *failingEngine) Name() string  { return "failing" }
+func (e *failingEngine) Model() string { return "test" }
+
+// TestFinalPassDeadLettersWhatItCannotReplay: a session_ended record that
+// is malformed, or whose session cannot be replayed after the configured
+// attempts, is dead-lettered with a reason and acked, so that the
+// sessions after it on the partition still get their final revision.
+func TestFinalPassDeadLettersWhatItCannotReplay(t *testing.T) {
+	fs := newFoxSession(t, "ses_g", 2)
+	fs.putSegments(t, fs.keys...)
+	ended := func(room, session string, mutate func(m map[string]any)) bus.Message {
+		e, err := event.New(event.TypeSessionEnded, event.Producer{Name: "t"}, nil, "r1_room", session, "", nil, event.SessionEnded{Reason: "room closed"}, "end-"+session)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.Room = room
+		b, _ := e.Marshal()
+		if mutate != nil {
+			var m map[string]any
+			_ = json.Unmarshal(b, &m)
+			mutate(m)
+			b, _ = json.Marshal(m)
+		}
+		return bus.Message{Topic: event.TopicLifecycle, Key: []byte(room), Value: b}
+	}
+	tests := []struct {
+		name   string
+		bad    bus.Message
+		engine Engine
+		reason string
+	}{
+		{"room with a path", ended("../r1_room", "ses_x", nil), &wordEngine{}, "storage key"},
+		{"payload of the wrong type", ended("r1_room", "ses_x", func(m map[string]any) { m["payload"] = []any{true} }), &wordEngine{}, "session_ended"},
+		{"engine down for every attempt", ended("r1_room", "ses_g", nil), &failingEngine{}, "failed 3 times"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			feed, out := bustest.NewFeed(), &bustest.Capture{}
+			f, err := NewFinal(FinalConfig{Consumer: feed, Poll: 10 * time.Millisecond, Wait: 10 * time.Millisecond, Retry: 5 * time.Millisecond, Attempts: 3,
+				Replay: ReplayConfig{Store: fs.store, Engine: tt.engine, Sender: out, Producer: event.Producer{Name: "t"}, Keys: testKeys, Language: "en", Batch: 25 * time.Second}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- f.Run(ctx) }()
+			offs := feed.Push(tt.bad)
+			feed.WaitAcked(t, offs...)
+			cancel()
+			<-done
+			dead := out.Topic(event.TopicDeadLetter)
+			if len(dead) != 1 {
+				t.Fatalf("%d dead letters, want 1", len(dead))
+			}
+			if r, _ := dead[0].Header(bus.HeaderDLQReason); !strings.Contains(string(r), tt.reason) {
+				t.Errorf("reason %q, want it to mention %q", r, tt.reason)
+			}
+			if fe, ok := tt.engine.(*failingEngine); ok && fe.calls.Load() != 3 {
+				t.Errorf("%d engine calls, want one per attempt (3)", fe.calls.Load())
+			}
+		})
+	}
+	// And a good session after a bad one is replayed.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	feed, out := bustest.NewFeed(), &bustest.Capture{}
+	f, err := NewFinal(FinalConfig{Consumer: feed, Poll: 10 * time.Millisecond, Wait: 10 * time.Millisecond, Retry: 5 * time.Millisecond, Attempts: 2,
+		Replay: ReplayConfig{Store: fs.store, Engine: &wordEngine{}, Sender: out, Producer: event.Producer{Name: "t"}, Keys: testKeys, Language: "en", Batch: 25 * time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- f.Run(ctx) }()
+	offs := feed.Push(ended("../r1_room", "ses_x", nil), ended("r1_room", "ses_g", nil))
+	feed.WaitAcked(t, offs...)
+	cancel()
+	<-done
+	if len(out.Topic(event.TopicDeadLetter)) != 1 || len(out.Topic(event.TopicTranscripts)) == 0 {
+		t.Fatalf("%d dead letters and %d transcripts: want the bad record dead-lettered and the good session replayed",
+			len(out.Topic(event.TopicDeadLetter)), len(out.Topic(event.TopicTranscripts)))
 	}
 }
