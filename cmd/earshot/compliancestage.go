@@ -122,7 +122,7 @@ func newComplianceStage(ctx context.Context, rt *Runtime) (_ Stage, err error) {
 		cl.push(st.archiver.Close)
 	}
 	if cc.Sweep {
-		pol, err := retention.NewPolicy(rt.Config.Retention, func(raw string) []string { return rt.Pseudonym.All(pseudonym.KindRoom, raw) })
+		pol, err := retention.NewPolicy(rt.Config.Retention.Rules(), func(raw string) []string { return rt.Pseudonym.All(pseudonym.KindRoom, raw) })
 		if err != nil {
 			return nil, err
 		}

@@ -32,7 +32,7 @@ func TestEphemeralSweepOnTestbed(t *testing.T) {
 	keys, store := compliancetest.NewCrypt(t, s3.Store, filepath.Join(t.TempDir(), "kek.key"))
 	cfg := config.Default().Retention
 	cfg.Classes["ephemeral"] = config.RetentionClass{Mode: config.RetentionEphemeral, Grace: 2 * time.Second, Days: 30, ConfirmedDays: 90}
-	pol, err := retention.NewPolicy(cfg, nil)
+	pol, err := retention.NewPolicy(cfg.Rules(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

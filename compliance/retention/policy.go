@@ -5,8 +5,50 @@ import (
 	"regexp"
 	"time"
 
-	"github.com/earshot/earshot/internal/config"
 )
+
+// Retention modes of a Class.
+const (
+	// ModeEphemeral keeps a session's data only Grace after it ended,
+	// unless an alert was raised.
+	ModeEphemeral = "ephemeral"
+	// ModeFixed keeps data Days after the session ended.
+	ModeFixed = "fixed"
+)
+
+// Class is one class of rooms: how long their data is kept.
+type Class struct {
+	Mode string `yaml:"mode"` // ModeEphemeral or ModeFixed
+	// Grace (ephemeral) is how long after the session's end its audio
+	// stays, so that late alerts still find it.
+	Grace time.Duration `yaml:"grace"`
+	// Days (fixed; ephemeral sessions with an alert) keeps data this many
+	// days after the session ended. An ephemeral class without it keeps
+	// alerted sessions DefaultAlertDays.
+	Days int `yaml:"days"`
+	// ConfirmedDays replaces Days once an alert of the session is confirmed
+	// (alert.action "confirm").
+	ConfirmedDays int `yaml:"confirmed_days"`
+}
+
+// RoomRule assigns a class to rooms.
+type RoomRule struct {
+	Class string `yaml:"class"`
+	// Rooms are raw room IDs (pseudonymised with the deployment's secret at
+	// start, never logged) or room pseudonyms.
+	Rooms []string `yaml:"rooms"`
+	// Pattern is a regular expression on the raw room ID. Only ingest sees
+	// raw IDs: it applies to sessions whose session_started metadata names
+	// the class (MetaClass), and to the pseudonyms otherwise.
+	Pattern string `yaml:"pattern"`
+}
+
+// Rules are the classes and the rules that give rooms their class.
+type Rules struct {
+	DefaultClass string
+	Classes      map[string]Class
+	Rooms        []RoomRule
+}
 
 // MetaClass is the session_started metadata key that names a session's
 // retention class. Ingest, which sees raw room IDs, can set it from
@@ -16,7 +58,7 @@ const MetaClass = "retention_class"
 // Policy maps rooms to retention classes and says when data expires.
 type Policy struct {
 	def     string
-	classes map[string]config.RetentionClass
+	classes map[string]Class
 	rules   []rule
 }
 
@@ -27,10 +69,10 @@ type rule struct {
 	pattern *regexp.Regexp
 }
 
-// NewPolicy builds the policy from the configuration. pseudonyms returns
+// NewPolicy builds the policy from the rules. pseudonyms returns
 // every pseudonym of a raw room ID (pseudonym.Pseudonymizer.All); it lets
 // rules list raw IDs without the sweeper ever seeing them in data.
-func NewPolicy(cfg config.Retention, pseudonyms func(rawRoom string) []string) (*Policy, error) {
+func NewPolicy(cfg Rules, pseudonyms func(rawRoom string) []string) (*Policy, error) {
 	p := &Policy{def: cfg.DefaultClass, classes: cfg.Classes}
 	if _, ok := p.classes[p.def]; !ok {
 		return nil, fmt.Errorf("retention: default class %q is not defined", p.def)
@@ -64,7 +106,7 @@ func NewPolicy(cfg config.Retention, pseudonyms func(rawRoom string) []string) (
 // ClassOf returns the class of a session: the one its session_started
 // metadata names, else the first rule matching the room pseudonym, else the
 // default.
-func (p *Policy) ClassOf(room string, meta map[string]string) (string, config.RetentionClass) {
+func (p *Policy) ClassOf(room string, meta map[string]string) (string, Class) {
 	if name := meta[MetaClass]; name != "" {
 		if c, ok := p.classes[name]; ok {
 			return name, c
@@ -103,8 +145,8 @@ const DefaultAlertDays = 30
 // Expires returns when a session of class c with facts f expires.
 //   - ephemeral without alerts: Grace after the end;
 //   - otherwise Days after the end, ConfirmedDays once an alert is confirmed.
-func Expires(c config.RetentionClass, f Facts) time.Time {
-	if c.Mode == config.RetentionEphemeral && f.Alerts == 0 {
+func Expires(c Class, f Facts) time.Time {
+	if c.Mode == ModeEphemeral && f.Alerts == 0 {
 		return f.Ended.Add(c.Grace)
 	}
 	days := c.Days

@@ -28,7 +28,7 @@ func policy(t *testing.T) *retention.Policy {
 	cfg := config.Default().Retention
 	cfg.Classes["ephemeral"] = config.RetentionClass{Mode: config.RetentionEphemeral, Grace: 2 * time.Second, Days: 30, ConfirmedDays: 90}
 	cfg.Rooms = []config.RoomClass{{Class: "ephemeral", Rooms: []string{"r1_eph", "r1_eph2"}}}
-	p, err := retention.NewPolicy(cfg, nil)
+	p, err := retention.NewPolicy(cfg.Rules(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +209,7 @@ func TestPolicyClassOf(t *testing.T) {
 		{Class: "ephemeral", Pattern: "^lobby-"},
 	}
 	pseud := func(raw string) []string { return []string{"r1_" + raw} }
-	p, err := retention.NewPolicy(cfg, pseud)
+	p, err := retention.NewPolicy(cfg.Rules(), pseud)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,16 +5,18 @@ import (
 	"regexp"
 	"sort"
 	"time"
+
+	"github.com/earshot/earshot/compliance/retention"
 )
 
 // Retention modes of a room class (RetentionClass.Mode).
 const (
 	// RetentionEphemeral deletes a session's audio and events a grace period
 	// after the session ended, unless an alert, a report or a hold keeps them.
-	RetentionEphemeral = "ephemeral"
+	RetentionEphemeral = retention.ModeEphemeral
 	// RetentionFixed keeps a session's data a fixed number of days after it
 	// ended, longer once an alert is confirmed.
-	RetentionFixed = "fixed"
+	RetentionFixed = retention.ModeFixed
 )
 
 // Retention sets how long audio and events are kept, per room class. The
@@ -42,31 +44,15 @@ type Retention struct {
 	ApplyKafka bool `yaml:"apply_kafka"`
 }
 
-// RetentionClass is one class of rooms.
-type RetentionClass struct {
-	Mode string `yaml:"mode"` // ephemeral or fixed
-	// Grace (ephemeral) is how long after the session's end its audio
-	// stays, so that late alerts still find it. Default 15m.
-	Grace time.Duration `yaml:"grace"`
-	// Days (fixed; ephemeral sessions with an alert) keeps data this many
-	// days after the session ended. An ephemeral class without it keeps
-	// alerted sessions 30 days.
-	Days int `yaml:"days"`
-	// ConfirmedDays replaces Days once an alert of the session is confirmed
-	// (alert.action "confirm").
-	ConfirmedDays int `yaml:"confirmed_days"`
-}
+// RetentionClass is one class of rooms (package retention owns the type).
+type RetentionClass = retention.Class
 
 // RoomClass assigns a class to rooms.
-type RoomClass struct {
-	Class string `yaml:"class"`
-	// Rooms are raw room IDs (pseudonymised with the deployment's secret at
-	// start, never logged) or room pseudonyms.
-	Rooms []string `yaml:"rooms"`
-	// Pattern is a regular expression on the raw room ID. Only ingest sees
-	// raw IDs: it applies to sessions whose session_started metadata names
-	// the class ("retention_class"), and to the pseudonyms otherwise.
-	Pattern string `yaml:"pattern"`
+type RoomClass = retention.RoomRule
+
+// Rules returns the classes and room rules, for retention.NewPolicy.
+func (x Retention) Rules() retention.Rules {
+	return retention.Rules{DefaultClass: x.DefaultClass, Classes: x.Classes, Rooms: x.Rooms}
 }
 
 func defaultRetention() Retention {
