@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"regexp"
 	"time"
-
 )
 
 // Retention modes of a Class.
