@@ -15,8 +15,8 @@ func readFixture(t testing.TB) []byte {
 	return b
 }
 
-// The fixture is opusenc output (1.2 s, 20 ms frames, up to 1 s per page),
-// so pages hold many packets: this checks the split by lacing values.
+// The fixture is opusenc output (1.2 s, 20 ms frames, up to 1 s per page):
+// pages of many packets, a final granule position that trims the end.
 func TestReadOpusFile(t *testing.T) {
 	f, err := ReadOpusFile(bytes.NewReader(readFixture(t)))
 	if err != nil {
@@ -66,37 +66,6 @@ func TestReadOpusFileRejectsDamage(t *testing.T) {
 	}
 }
 
-func TestOpusPacketSamples(t *testing.T) {
-	cases := []struct {
-		name string
-		pkt  []byte
-		want int
-		err  bool
-	}{
-		{"silk 10ms", []byte{0 << 3}, 480, false},
-		{"silk 60ms", []byte{3 << 3}, 2880, false},
-		{"hybrid 20ms", []byte{13 << 3}, 960, false},
-		{"celt 2.5ms", []byte{16 << 3}, 120, false},
-		{"celt 20ms", []byte{31 << 3}, 960, false},
-		{"two frames code 1", []byte{31<<3 | 1}, 1920, false},
-		{"two frames code 2", []byte{31<<3 | 2, 5}, 1920, false},
-		{"code 3, 3 frames", []byte{31<<3 | 3, 3}, 2880, false},
-		{"code 3, 120ms of 2.5ms", []byte{16<<3 | 3, 48}, 5760, false},
-		{"code 3 over 120ms", []byte{31<<3 | 3, 7}, 0, true},
-		{"code 3 without count", []byte{31<<3 | 3}, 0, true},
-		{"code 3 zero frames", []byte{31<<3 | 3, 0}, 0, true},
-		{"empty", nil, 0, true},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			got, err := OpusPacketSamples(c.pkt)
-			if (err != nil) != c.err || got != c.want {
-				t.Fatalf("got %d, %v; want %d, error %v", got, err, c.want, c.err)
-			}
-		})
-	}
-}
-
 func FuzzReadOpusFile(f *testing.F) {
 	good := readFixture(f)
 	f.Add(good)
@@ -116,17 +85,6 @@ func FuzzReadOpusFile(f *testing.F) {
 		}
 		if file.DurationSamples() < 0 || file.DurationSamples() > file.Samples {
 			t.Fatalf("duration %d of %d samples", file.DurationSamples(), file.Samples)
-		}
-	})
-}
-
-func FuzzOpusPacketSamples(f *testing.F) {
-	f.Add([]byte{0xf8, 0xff})
-	f.Add([]byte{0x03, 0x01})
-	f.Fuzz(func(t *testing.T, b []byte) {
-		n, err := OpusPacketSamples(b)
-		if err == nil && (n < 120 || n > 5760) {
-			t.Fatalf("%d samples", n)
 		}
 	})
 }
