@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -15,8 +14,8 @@ import (
 	"github.com/pion/webrtc/v4/pkg/media/oggreader"
 	"github.com/pion/webrtc/v4/pkg/media/oggwriter"
 
-	"github.com/earshot/earshot/internal/testbed"
 	"github.com/earshot/earshot/record/ogg"
+	"github.com/earshot/earshot/record/ogg/oggtest"
 )
 
 // memChunks keeps deep copies of every chunk.
@@ -216,53 +215,12 @@ func oggOf(t testing.TB, pkts [][]byte) []byte {
 	return buf.Bytes()
 }
 
-// decode decodes an Ogg/Opus stream with opusdec (libopusfile), which
-// honours pre-skip and end trimming, to 48 kHz mono samples.
-func decode(t testing.TB, ogg []byte) []int16 {
-	t.Helper()
-	env := testbed.Require(t, testbed.Speech)
-	opusdec := env["OPUSDEC"]
-	if opusdec == "" {
-		opusdec = "opusdec"
-	}
-	dir := t.TempDir()
-	in, out := filepath.Join(dir, "in.opus"), filepath.Join(dir, "out.raw")
-	if err := os.WriteFile(in, ogg, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(opusdec, "--quiet", "--rate", "48000", "--no-dither", in, out)
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("opusdec rejected the stream: %v\n%s", err, msg)
-	}
-	raw, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pcm := make([]int16, len(raw)/2)
-	for i := range pcm {
-		pcm[i] = int16(binary.LittleEndian.Uint16(raw[2*i:]))
-	}
-	return pcm
-}
+// decode decodes a stream with opusdec (libopusfile), which honours
+// pre-skip and end trimming, to 48 kHz mono samples.
+func decode(t testing.TB, ogg []byte) []int16 { return oggtest.Decode(t, ogg) }
 
 // opusinfo runs opusinfo on a stream and fails on errors or warnings.
-func opusinfo(t testing.TB, ogg []byte) string {
-	t.Helper()
-	env := testbed.Require(t, testbed.Speech)
-	bin := "opusinfo"
-	if d := env["OPUSDEC"]; d != "" {
-		bin = filepath.Join(filepath.Dir(d), "opusinfo")
-	}
-	in := filepath.Join(t.TempDir(), "in.opus")
-	if err := os.WriteFile(in, ogg, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command(bin, in).CombinedOutput()
-	if err != nil || bytes.Contains(out, []byte("WARNING")) || bytes.Contains(out, []byte("ERROR")) {
-		t.Fatalf("opusinfo: %v\n%s", err, out)
-	}
-	return string(out)
-}
+func opusinfo(t testing.TB, ogg []byte) string { return oggtest.Opusinfo(t, ogg) }
 
 func readFixture(t testing.TB) []byte {
 	t.Helper()

@@ -2,7 +2,6 @@ package ogg
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"io"
 	"os"
@@ -10,21 +9,12 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/earshot/earshot/internal/testbed"
+	"github.com/earshot/earshot/record/ogg/oggtest"
 )
 
 // These tests check this package against independent implementations from
 // the speech test bed (testbed/speech.sh): libogg, through sox's Vorbis
 // writer, and libopusfile, through opusdec and opusinfo.
-
-func speechTool(t *testing.T, key string) string {
-	t.Helper()
-	env := testbed.Require(t, testbed.Speech)
-	if env[key] == "" {
-		testbed.Unavailable(t, "speech.env lacks "+key+": run testbed/speech.sh start")
-	}
-	return env[key]
-}
 
 // TestLibogg rewrites streams that libogg paginated (sox writes Ogg Vorbis
 // with ogg_stream_pageout and ogg_stream_flush; libopusenc, behind
@@ -35,7 +25,7 @@ func speechTool(t *testing.T, key string) string {
 // tens of kilobytes, which libogg continues over pages of 255 lacing
 // values.
 func TestLibogg(t *testing.T) {
-	sox := speechTool(t, "SOX")
+	sox := oggtest.Tool(t, "SOX")
 	tests := []struct {
 		name      string
 		args      []string
@@ -158,33 +148,11 @@ func fixturePackets(t testing.TB) [][]byte {
 	}
 }
 
-// decode runs opusinfo (which must not warn) and opusdec on a stream and
-// returns the 48 kHz mono samples opusdec outputs: pre-skip and end trim
-// applied, as a player does.
+// decode checks a stream with opusinfo and decodes it with opusdec.
 func decode(t *testing.T, stream []byte) []int16 {
 	t.Helper()
-	opusdec := speechTool(t, "OPUSDEC")
-	dir := t.TempDir()
-	in, out := filepath.Join(dir, "in.opus"), filepath.Join(dir, "out.raw")
-	if err := os.WriteFile(in, stream, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	info, err := exec.Command(filepath.Join(filepath.Dir(opusdec), "opusinfo"), in).CombinedOutput()
-	if err != nil || bytes.Contains(info, []byte("WARNING")) || bytes.Contains(info, []byte("ERROR")) {
-		t.Fatalf("opusinfo: %v\n%s", err, info)
-	}
-	if msg, err := exec.Command(opusdec, "--quiet", "--rate", "48000", "--no-dither", in, out).CombinedOutput(); err != nil {
-		t.Fatalf("opusdec rejected the stream: %v\n%s", err, msg)
-	}
-	raw, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pcm := make([]int16, len(raw)/2)
-	for i := range pcm {
-		pcm[i] = int16(binary.LittleEndian.Uint16(raw[2*i:]))
-	}
-	return pcm
+	oggtest.Opusinfo(t, stream)
+	return oggtest.Decode(t, stream)
 }
 
 // TestOpusdecSampleCount writes real speech packets, a gap filled with
