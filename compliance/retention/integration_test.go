@@ -119,21 +119,43 @@ func TestEphemeralSweepOnTestbed(t *testing.T) {
 	}
 }
 
-// TestKafkaTopicRetentionOnTestbed: the sweeper sets retention.ms of a
-// topic to the configured value, and leaves it when it already matches.
+// TestKafkaTopicRetentionOnTestbed: the sweeper sets retention.ms of
+// topics to the configured values (forever too), leaves them when they
+// already match, and passes over a topic that does not exist.
 func TestKafkaTopicRetentionOnTestbed(t *testing.T) {
-	brokers := testbed.KafkaBrokers(t)
+	topicRetentionScenario(t, testbed.KafkaBrokers(t))
+}
+
+// TestKafkaTopicRetentionEmbedded: the same on the in-process broker.
+func TestKafkaTopicRetentionEmbedded(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	topic := compliancetest.Unique("compliance-helper-retention-")
-	if err := bus.EnsureTopics(ctx, brokers, bus.TopicSpec{Name: topic, Partitions: 1, Retention: time.Hour}); err != nil {
+	e, err := bus.NewEmbedded(ctx, bus.EmbeddedConfig{})
+	if err != nil {
 		t.Fatal(err)
 	}
-	compliancetest.DeleteTopicAtEnd(t, brokers, topic)
+	t.Cleanup(func() { _ = e.Close() })
+	topicRetentionScenario(t, e.Brokers())
+}
+
+func topicRetentionScenario(t *testing.T, brokers []string) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	hours, forever, missing := compliancetest.Unique("compliance-helper-retention-"), compliancetest.Unique("compliance-helper-retention-"), compliancetest.Unique("compliance-helper-retention-")
+	if err := bus.EnsureTopics(ctx, brokers, bus.TopicSpec{Name: hours, Partitions: 1, Retention: time.Hour}, bus.TopicSpec{Name: forever, Partitions: 1, Retention: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	compliancetest.DeleteTopicAtEnd(t, brokers, hours)
+	compliancetest.DeleteTopicAtEnd(t, brokers, forever)
 	var logs bytes.Buffer
-	kt := &retention.KafkaTopics{Brokers: brokers, Retention: map[string]time.Duration{topic: 3 * time.Hour}, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
-	// The first Apply changes the topic, the second finds it as configured.
-	for i, want := range []int{1, 0} {
+	kt := &retention.KafkaTopics{
+		Brokers:   brokers,
+		Retention: map[string]time.Duration{hours: 3 * time.Hour, forever: -1, missing: 2 * time.Hour},
+		Logger:    slog.New(slog.NewTextHandler(&logs, nil)),
+	}
+	// The first Apply changes both topics, the second finds them as
+	// configured; both pass over the missing one with a warning.
+	for i, want := range []int{2, 0} {
 		logs.Reset()
 		if err := kt.Apply(ctx); err != nil {
 			t.Fatal(err)
@@ -141,16 +163,21 @@ func TestKafkaTopicRetentionOnTestbed(t *testing.T) {
 		if n := strings.Count(logs.String(), "kafka topic retention set"); n != want {
 			t.Fatalf("apply %d set retention %d times, want %d; log:\n%s", i+1, n, want, logs.String())
 		}
+		if !strings.Contains(logs.String(), "topic does not exist") || !strings.Contains(logs.String(), missing) {
+			t.Fatalf("apply %d: no warning about the missing topic; log:\n%s", i+1, logs.String())
+		}
 	}
-	cfgs, err := bus.TopicConfigs(ctx, brokers, topic)
+	cfgs, err := bus.TopicConfigs(ctx, brokers, hours, forever)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cfgs[topic].Err; err != nil {
-		t.Fatal(err)
-	}
-	if got := cfgs[topic].Configs["retention.ms"]; got != "10800000" {
-		t.Fatalf("retention.ms = %q, want 10800000", got)
+	for topic, want := range map[string]string{hours: "10800000", forever: "-1"} {
+		if err := cfgs[topic].Err; err != nil {
+			t.Fatal(err)
+		}
+		if got := cfgs[topic].Configs["retention.ms"]; got != want {
+			t.Fatalf("retention.ms of %s = %q, want %s", topic, got, want)
+		}
 	}
 }
 

@@ -160,7 +160,7 @@ func (b *kafkaBackend) close() error {
 }
 
 // DeleteTopic deletes a topic, best effort: tests use it to remove the
-// state topics they create.
+// state topics they create. New code calls bus.DeleteTopics.
 func DeleteTopic(brokers []string, topic string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -23,7 +23,11 @@ func stateTopic(t *testing.T, brokers []string) string {
 	if err := bus.EnsureTopics(ctx, brokers, bus.TopicSpec{Name: name, Partitions: 3, Compact: true}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { DeleteTopic(brokers, name) })
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = bus.DeleteTopics(ctx, brokers, name)
+	})
 	return name
 }
 
