@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"net"
 	"testing"
 	"time"
 
@@ -111,5 +112,66 @@ func leaseScenario(t *testing.T, brokers []string) {
 	c := newKafka(t, brokers, topic, "inst-c")
 	if _, err := c.Acquire(ctx, "room1"); err != nil {
 		t.Fatalf("c after release: %v", err)
+	}
+}
+
+// freePort returns a loopback port nothing listens on now.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// TestKafkaLeaseFollowsAcrossBrokerRestart: when the broker goes away and
+// comes back (same address and data), a running Manager keeps reading the
+// state topic: it sees a claim made after the restart.
+func TestKafkaLeaseFollowsAcrossBrokerRestart(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cfg := bus.EmbeddedConfig{Port: freePort(t), DataDir: t.TempDir()}
+	e1, err := bus.NewEmbedded(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	topic := stateTopic(t, e1.Brokers())
+	a := newKafka(t, e1.Brokers(), topic, "inst-a")
+	if _, err := a.Acquire(ctx, "room1"); err != nil {
+		t.Fatal(err)
+	}
+	_ = e1.Close()
+	e2, err := bus.NewEmbedded(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e2.Close() })
+
+	b := newKafka(t, e2.Brokers(), topic, "inst-b")
+	if _, err := b.Acquire(ctx, "room1"); !errors.Is(err, ErrHeld) {
+		t.Fatalf("b acquired room1, held by a before the restart: %v", err)
+	}
+	if _, err := b.Acquire(ctx, "room2"); err != nil {
+		t.Fatal(err)
+	}
+	// a's readers failed while the broker was away; once they are back, a
+	// sees b's claim.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		actx, acancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := a.Acquire(actx, "room2")
+		acancel()
+		if errors.Is(err, ErrHeld) {
+			break
+		}
+		if err == nil {
+			t.Fatal("a acquired room2, which b holds: a no longer reads the state topic")
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a does not see b's claim on room2 30 s after the broker came back: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
