@@ -246,7 +246,11 @@ func TestE2ELeaseOneBotPerRoom(t *testing.T) {
 	if err := bus.EnsureTopics(ctx, brokers, bus.TopicSpec{Name: topic, Partitions: 3, Compact: true}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { lease.DeleteTopic(brokers, topic) })
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = bus.DeleteTopics(ctx, brokers, topic)
+	})
 	leaseCfg := func(name string) *lease.Manager {
 		m, err := lease.NewKafka(ctx, lease.KafkaConfig{
 			Config: lease.Config{Instance: name, TTL: 3 * time.Second, Renew: time.Second}, Brokers: brokers, Topic: topic,

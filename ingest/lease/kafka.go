@@ -158,11 +158,3 @@ func (b *kafkaBackend) close() error {
 	b.wg.Wait()
 	return b.app.Close()
 }
-
-// DeleteTopic deletes a topic, best effort: tests use it to remove the
-// state topics they create. New code calls bus.DeleteTopics.
-func DeleteTopic(brokers []string, topic string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	_ = bus.DeleteTopics(ctx, brokers, topic)
-}
