@@ -296,29 +296,38 @@ func TestOpusWriterRoundTrip(t *testing.T) {
 }
 
 func TestOpusReaderRefuses(t *testing.T) {
-	var b bytes.Buffer
-	w := NewWriter(&b, WriterConfig{Serial: 1})
-	for _, p := range [][]byte{Head{Channels: 1}.Append(nil), Tags{}.Append(nil), {0xF8}, {0xFB, 0}, {0xF8}} {
-		if err := w.WritePacket(p, 0); err != nil {
+	var stream []byte
+	for _, pageBytes := range []int{0, 1 << 20} { // the bad packet alone on its page, or among others
+		var b bytes.Buffer
+		w := NewWriter(&b, WriterConfig{Serial: 1, PageBytes: pageBytes})
+		for i, p := range [][]byte{Head{Channels: 1}.Append(nil), Tags{}.Append(nil), {0xF8}, {0xFB, 0}, {0xF8}} {
+			if err := w.WritePacket(p, 0); err != nil {
+				t.Fatal(err)
+			}
+			if i < 2 {
+				if err := w.EndPage(); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if err := w.Close(); err != nil {
 			t.Fatal(err)
 		}
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	o, err := NewOpusReader(bytes.NewReader(b.Bytes()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := o.Next(); err != nil {
-		t.Fatal(err)
-	}
-	for range 2 {
-		if _, err := o.Next(); !errors.Is(err, ErrPacket) {
-			t.Fatalf("bad audio packet: %v, want ErrPacket (twice)", err)
+		stream = b.Bytes()
+		o, err := NewOpusReader(bytes.NewReader(stream))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := o.Next(); err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			if _, err := o.Next(); !errors.Is(err, ErrPacket) {
+				t.Fatalf("pages of %d bytes: bad audio packet: %v, want ErrPacket (twice)", pageBytes, err)
+			}
 		}
 	}
-	for name, in := range map[string][]byte{"empty": nil, "headers only up to OpusHead": b.Bytes()[:HeaderLen+1+headLen]} {
+	for name, in := range map[string][]byte{"empty": nil, "headers only up to OpusHead": stream[:HeaderLen+1+headLen]} {
 		if _, err := NewOpusReader(bytes.NewReader(in)); !errors.Is(err, ErrMalformed) {
 			t.Errorf("%s: %v, want ErrMalformed", name, err)
 		}

@@ -29,6 +29,7 @@ type OpusReader struct {
 	// position cuts off the end of the packets read.
 	base, trim int64
 	haveBase   bool
+	err        error // sticky: a packet that is not Opus
 }
 
 // NewOpusReader reads the headers of the first logical stream of src.
@@ -63,15 +64,17 @@ func headerErr(what string, err error) error {
 // Next returns the next audio packet, io.EOF after the last one. A packet
 // whose framing is not Opus gives ErrPacket; the reader stops there.
 func (o *OpusReader) Next() (OpusPacket, error) {
+	if o.err != nil {
+		return OpusPacket{}, o.err
+	}
 	p, err := o.r.Next()
 	if err != nil {
 		return OpusPacket{}, err
 	}
 	n, err := PacketSamples(p.Data)
 	if err != nil {
-		err = fmt.Errorf("audio packet %d: %w", o.n, err)
-		o.r.err = err
-		return OpusPacket{}, err
+		o.err = fmt.Errorf("audio packet %d: %w", o.n, err)
+		return OpusPacket{}, o.err
 	}
 	o.n++
 	op := OpusPacket{Packet: p, Start: o.pos, Samples: n}
