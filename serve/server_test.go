@@ -81,7 +81,7 @@ func newHarness(t testing.TB) *harness {
 	ctx := context.Background()
 	h := &harness{t: t, audit: &fakeAudit{}, sent: &bustest.Capture{}, keys: crypt.NewMemory(), logs: &testbed.SyncBuffer{}, ctxDur: time.Second}
 	store := evidencetest.NewStore()
-	fixture := filepath.Join("..", "evidence", "testdata", "tones.opus")
+	fixture := filepath.Join("evidence", "testdata", "tones.opus")
 	h.rec = evidencetest.Record(t, store, fixture, evidencetest.Track{Room: room, Session: session, Track: ownTrack, Speaker: speaker, SegmentDuration: 2 * time.Second})
 	evidencetest.Record(t, store, fixture, evidencetest.Track{Room: room, Session: session, Track: othTrack, Speaker: other,
 		SegmentDuration: 2 * time.Second, Origin: h.rec.Origin.Add(time.Second)})
