@@ -137,6 +137,9 @@ type rule struct {
 	signal   bool
 	minScore float64
 	pii      bool
+	// validated says the detector checks what it matched (libphonenumber
+	// validity, Luhn, mod-97): see evalState.confidence.
+	validated bool
 	// context suppression: a suppress term within `within` tokens drops
 	// the match.
 	suppress bool
@@ -311,6 +314,10 @@ func (c *checker) compile(doc *fileDoc) *Policy {
 			r.kind = kindDetector
 			r.pii = true
 			var d detect.Detector
+			switch fr.Detector {
+			case "phone", "card", "iban":
+				r.validated = true
+			}
 			switch fr.Detector {
 			case "phone":
 				if len(regions) == 0 && len(doc.PhoneRegions) == 0 {
