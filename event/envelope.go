@@ -40,6 +40,7 @@ const (
 	TypeTranscript       Type = "transcript.segment"
 	TypeAlert            Type = "alert.raised"
 	TypeAlertAction      Type = "alert.action"
+	TypeAlertUpdated     Type = "alert.updated"
 	TypeAudit            Type = "audit.entry"
 )
 

@@ -144,6 +144,27 @@ type ExcerptLine struct {
 	Sealed      []byte `json:"sealed,omitempty"`
 }
 
+// Reasons of an alert.updated event (AlertUpdated.Reason).
+const (
+	// UpdateNotInRevision: a later revision of the transcript (settled or
+	// final, AlertUpdated.Pass) covers the alert's words and the policy
+	// no longer finds the alert's category there.
+	UpdateNotInRevision = "not_in_revision"
+)
+
+// AlertUpdated is the payload of TypeAlertUpdated, on earshot.alerts (key =
+// room): something learnt about an alert after it was raised. It is shown
+// with the alert and never withdraws it, and sinks do not notify it again.
+// Its envelope carries the alert's room, session, speaker and timeline.
+type AlertUpdated struct {
+	Alert  string `json:"alert"`  // the alert's event ID
+	Reason string `json:"reason"` // UpdateNotInRevision
+	// Pass is the revision the update comes from ("settled", "final").
+	Pass string `json:"pass"`
+	// Note says it for people: "not in settled text".
+	Note string `json:"note"`
+}
+
 // Alert actions a moderator can take (AlertAction.Action).
 const (
 	ActionAck     = "ack"     // seen, being looked at
@@ -246,6 +267,8 @@ func payloadOf(typ Type) any {
 		return new(Alert)
 	case TypeAlertAction:
 		return new(AlertAction)
+	case TypeAlertUpdated:
+		return new(AlertUpdated)
 	case TypeAudit:
 		return new(AuditEntry)
 	}

@@ -19,6 +19,24 @@ type AlertPayload struct {
 	// the rate limiter held back since the previous alert of that key: this
 	// alert stands for them too.
 	Suppressed int `json:"suppressed,omitempty"`
+	// Pass is the transcript revision that raised the alert: "live",
+	// "settled" or "final" (a later revision heard what the live text
+	// missed).
+	Pass string `json:"pass,omitempty"`
+	// DelayS is the time in seconds from the end of the matched speech to
+	// the alert being built (how late a later revision's alert is).
+	DelayS float64 `json:"delay_s,omitempty"`
+	// Spans are the matched stretches per track: what the stage
+	// recognises a later revision's finding by after a restart.
+	Spans []AlertSpan `json:"spans,omitempty"`
+}
+
+// AlertSpan is one stretch of a track an alert's words cover (inclusive
+// samples on the track's timeline).
+type AlertSpan struct {
+	Track       string `json:"track"`
+	FirstSample int64  `json:"first_sample"`
+	LastSample  int64  `json:"last_sample"`
 }
 
 // AlertID is the event ID of the alert a finding raises. It derives from

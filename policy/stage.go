@@ -66,7 +66,9 @@ type RebuildConfig struct {
 	// spans at most WindowConfig.MaxSpan).
 	Transcripts time.Duration
 	// Alerts is how far back the alerts already raised are read, for
-	// de-duplication and the rate limiter (default 30 min).
+	// de-duplication across revisions and the rate limiter (default 24 h,
+	// Ledger.MaxAge's default: a session's final revision may come hours
+	// after its live one, and alerts are few).
 	Alerts time.Duration
 }
 
@@ -75,7 +77,7 @@ func (r *RebuildConfig) defaults() {
 		r.Transcripts = 2 * time.Minute
 	}
 	if r.Alerts <= 0 {
-		r.Alerts = 30 * time.Minute
+		r.Alerts = 24 * time.Hour
 	}
 }
 
@@ -107,6 +109,9 @@ type StageConfig struct {
 	Metrics prometheus.Registerer
 	// Rooms bounds the room windows kept in memory.
 	Rooms RoomLimits
+	// Ledger bounds the memory of findings alerted per session, kept until
+	// the session's final revision is done.
+	Ledger LedgerConfig
 	// Now defaults to time.Now (tests pin it).
 	Now func() time.Time
 }
@@ -142,23 +147,29 @@ type Stage struct {
 	log     *slog.Logger
 	limit   *limiter
 	raised  *bus.Dedupe
+	ledger  *ledger
 	metrics stageMetrics
 
 	mu        sync.Mutex
-	windows   map[string]*Window   // by room pseudonym
-	roomPart  map[string]int       // partition each room's transcripts came from
-	roomUsed  map[string]time.Time // when each room's window was last used
+	windows   map[winKey]*Window   // by room pseudonym and revision pass
+	roomPart  map[winKey]int       // partition each room's transcripts came from
+	roomUsed  map[winKey]time.Time // when each window was last used
 	lastEvict time.Time
 	next      map[int]int64 // next expected offset per partition
 
 	closeOnce sync.Once
 }
 
+// winKey names a context window: a room's transcripts of one revision
+// pass. Revisions are not mixed in one window: the same words twice would
+// join into matches nobody said.
+type winKey struct{ room, pass string }
+
 type stageMetrics struct {
 	alerts, suppressed, duplicates *prometheus.CounterVec
+	updates                        *prometheus.CounterVec
 	rebuilds, rebuildErrors        prometheus.Counter
 	classifierErrors               prometheus.Counter
-	secondPassSkipped              prometheus.Counter
 	erasedSkipped                  prometheus.Counter
 	roomsEvicted                   prometheus.Counter
 }
@@ -166,26 +177,26 @@ type stageMetrics struct {
 func newStageMetrics(reg prometheus.Registerer) stageMetrics {
 	m := stageMetrics{
 		alerts: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "earshot", Subsystem: "policy", Name: "alerts_total",
-			Help: "Alerts raised, by category."}, []string{"category"}),
+			Help: "Alerts raised, by category and the transcript revision that raised them (live, settled, final)."}, []string{"category", "pass"}),
+		updates: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "earshot", Subsystem: "policy", Name: "alert_updates_total",
+			Help: "alert.updated events: alerts a later revision (settled, final) no longer supports, by category and pass."}, []string{"category", "pass"}),
 		suppressed: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "earshot", Subsystem: "policy", Name: "alerts_suppressed_total",
 			Help: "Findings held back by the rate limit (folded into the next alert of their room, rule and speaker), by category."}, []string{"category"}),
 		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "earshot", Subsystem: "policy", Name: "alerts_duplicate_total",
-			Help: "Findings whose alert was already raised (a redelivered or re-transcribed transcript), by category."}, []string{"category"}),
+			Help: "Findings already alerted (a redelivered or re-transcribed transcript, a later revision hearing the same thing), by category."}, []string{"category"}),
 		rebuilds: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "earshot", Subsystem: "policy", Name: "rebuilds_total",
 			Help: "State rebuilds from Kafka (start-up, rebalance, redelivery)."}),
 		rebuildErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "earshot", Subsystem: "policy", Name: "rebuild_errors_total",
 			Help: "Rebuilds that failed; the stage went on with the state it had."}),
 		classifierErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "earshot", Subsystem: "policy", Name: "classifier_errors_total",
 			Help: "Segments the external classifier did not answer for (errors, timeouts, open circuit)."}),
-		secondPassSkipped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "earshot", Subsystem: "policy", Name: "final_pass_skipped_total",
-			Help: "Transcript segments of a final or settled revision, not evaluated (live transcripts raise the alerts)."}),
 		erasedSkipped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "earshot", Subsystem: "policy", Name: "erased_skipped_total",
 			Help: "Transcripts and alerts of speakers erased (keys destroyed) before they were evaluated or raised: skipped and acked."}),
 		roomsEvicted: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "earshot", Subsystem: "policy", Name: "rooms_evicted_total",
 			Help: "Room windows dropped from memory: idle past policy rooms.idle, or the least recently used past rooms.max."}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.alerts, m.suppressed, m.duplicates, m.rebuilds, m.rebuildErrors, m.classifierErrors, m.secondPassSkipped, m.erasedSkipped, m.roomsEvicted} {
+		for _, c := range []prometheus.Collector{m.alerts, m.suppressed, m.duplicates, m.updates, m.rebuilds, m.rebuildErrors, m.classifierErrors, m.erasedSkipped, m.roomsEvicted} {
 			if err := reg.Register(c); err != nil {
 				var are prometheus.AlreadyRegisteredError
 				if !errors.As(err, &are) {
@@ -216,8 +227,8 @@ func NewStage(cfg StageConfig) (*Stage, error) {
 	}
 	return &Stage{
 		cfg: cfg, log: cfg.Logger.With("stage", "policy"),
-		limit: newLimiter(cfg.RateLimit), raised: bus.NewDedupe(0), metrics: newStageMetrics(cfg.Metrics),
-		windows: map[string]*Window{}, roomPart: map[string]int{}, roomUsed: map[string]time.Time{}, next: map[int]int64{},
+		limit: newLimiter(cfg.RateLimit), raised: bus.NewDedupe(0), ledger: newLedger(cfg.Ledger), metrics: newStageMetrics(cfg.Metrics),
+		windows: map[winKey]*Window{}, roomPart: map[winKey]int{}, roomUsed: map[winKey]time.Time{}, next: map[int]int64{},
 	}, nil
 }
 
@@ -235,26 +246,26 @@ func (s *Stage) Close() error {
 	return err
 }
 
-func (s *Stage) window(room string, partition int) *Window {
+func (s *Stage) window(k winKey, partition int) *Window {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.cfg.Now()
-	w, ok := s.windows[room]
+	w, ok := s.windows[k]
 	if !ok {
 		w = NewWindow(s.cfg.Window)
-		s.windows[room] = w
+		s.windows[k] = w
 	}
-	s.roomPart[room] = partition
-	s.roomUsed[room] = now
+	s.roomPart[k] = partition
+	s.roomUsed[k] = now
 	if len(s.windows) > s.cfg.Rooms.Max || now.Sub(s.lastEvict) >= time.Minute {
-		s.evict(now, room)
+		s.evict(now, k)
 	}
 	return w
 }
 
 // evict drops the windows of rooms idle for longer than Rooms.Idle, then
 // the least recently used ones past Rooms.Max; keep is the room in hand.
-func (s *Stage) evict(now time.Time, keep string) {
+func (s *Stage) evict(now time.Time, keep winKey) {
 	s.lastEvict = now
 	for room, used := range s.roomUsed {
 		if room != keep && now.Sub(used) > s.cfg.Rooms.Idle {
@@ -262,28 +273,28 @@ func (s *Stage) evict(now time.Time, keep string) {
 		}
 	}
 	if over := len(s.windows) - s.cfg.Rooms.Max; over > 0 {
-		rooms := make([]string, 0, len(s.windows))
+		rooms := make([]winKey, 0, len(s.windows))
 		for room := range s.windows {
 			if room != keep {
 				rooms = append(rooms, room)
 			}
 		}
-		slices.SortFunc(rooms, func(a, b string) int { return s.roomUsed[a].Compare(s.roomUsed[b]) })
+		slices.SortFunc(rooms, func(a, b winKey) int { return s.roomUsed[a].Compare(s.roomUsed[b]) })
 		for _, room := range rooms[:min(over, len(rooms))] {
 			s.dropRoom(room)
 		}
 	}
 }
 
-// dropRoom forgets a room's window (under s.mu).
-func (s *Stage) dropRoom(room string) {
+// dropRoom forgets a window (under s.mu).
+func (s *Stage) dropRoom(room winKey) {
 	delete(s.windows, room)
 	delete(s.roomPart, room)
 	delete(s.roomUsed, room)
 	s.metrics.roomsEvicted.Inc()
 }
 
-// Rooms is how many room windows the stage holds.
+// Rooms is how many windows (rooms × revision passes) the stage holds.
 func (s *Stage) Rooms() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -294,8 +305,10 @@ func (s *Stage) Rooms() int {
 func (s *Stage) forgetSpeaker(room, speaker string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if w, ok := s.windows[room]; ok {
-		w.DropSpeaker(speaker)
+	for k, w := range s.windows {
+		if k.room == room {
+			w.DropSpeaker(speaker)
+		}
 	}
 }
 
@@ -311,7 +324,14 @@ func (s *Stage) discontinuous(d *bus.Delivery) bool {
 }
 
 // handle runs on the partition's goroutine, in order. A room lives on one
-// partition, so its window is only touched from here.
+// partition, so its windows are only touched from here.
+//
+// Every revision is evaluated: live, settled and final, each in its own
+// window. A finding the ledger knows (same session and category on an
+// overlapping stretch of a track, from any revision) is not alerted again;
+// a new one is, marked with its pass and its delay after the speech. An
+// alert a later pass covered without finding it again gets an
+// alert.updated ("not in settled text"), once per pass.
 func (s *Stage) handle(ctx context.Context, d *bus.Delivery) {
 	if s.discontinuous(d) && s.cfg.Rebuild.Tail != nil {
 		s.rebuild(ctx, d)
@@ -319,14 +339,6 @@ func (s *Stage) handle(ctx context.Context, d *bus.Delivery) {
 	e, err := event.Decode(d.Value)
 	if err == nil && (e.Type != event.TypeTranscript || e.Timeline == nil) {
 		err = fmt.Errorf("policy: %s on the transcripts topic is not a transcript", e.Type)
-	}
-	if err == nil && e.Processing.IsSecondPass() {
-		// The final and settled revisions re-state what live transcripts
-		// said (and alerted on); evaluating them would raise each finding
-		// again wherever the engine cut its segments differently.
-		s.metrics.secondPassSkipped.Inc()
-		d.Ack()
-		return
 	}
 	var seg Segment
 	if err == nil {
@@ -343,10 +355,15 @@ func (s *Stage) handle(ctx context.Context, d *bus.Delivery) {
 		s.deadLetter(ctx, d, err)
 		return
 	}
+	pass := passOf(e.Processing)
+	now := s.cfg.Now()
+	s.ledger.sweep(now)
 	p := s.cfg.Policy.Policy()
-	w := s.window(e.Room, d.Partition)
+	w := s.window(winKey{e.Room, pass}, d.Partition)
 	findings := w.Push(p, seg)
-	if s.cfg.Classifier != nil && p.Speech(&seg) {
+	if s.cfg.Classifier != nil && pass == PassLive && p.Speech(&seg) {
+		// Live text only: the later revisions would send the same speech
+		// out of the deployment twice more.
 		hits, err := s.cfg.Classifier.Classify(ctx, seg.Text)
 		if err != nil {
 			s.metrics.classifierErrors.Inc()
@@ -358,10 +375,17 @@ func (s *Stage) handle(ctx context.Context, d *bus.Delivery) {
 			}
 		}
 	}
+	findings = s.known(findings, pass)
+	var stale []*ledgerEntry
+	if p.Speech(&seg) {
+		stale = s.ledger.cover(seg.Session, pass, seg.Timeline, now)
+	}
 	var (
-		msgs   []bus.Message
-		ids    []string
-		failed []error
+		msgs    []bus.Message
+		raised  []Finding
+		ids     []string
+		updated []*ledgerEntry
+		failed  []error
 	)
 	for _, f := range findings {
 		id := AlertID(f)
@@ -371,11 +395,14 @@ func (s *Stage) handle(ctx context.Context, d *bus.Delivery) {
 		}
 		ok, folded := s.limit.allow(limitKey{f.Room, f.RuleID, f.Spans[0].Speaker}, f.Spans[0].Timeline.Start(), id)
 		if !ok {
+			// Remembered as decided, so a later revision hearing it again
+			// is not counted (or folded) twice.
+			s.ledger.add(f, "", pass, now)
 			s.metrics.suppressed.WithLabelValues(f.Category).Inc()
 			s.log.Debug("finding held back by the rate limit", "category", f.Category, "rule", f.RuleID, "room", f.Room)
 			continue
 		}
-		m, err := s.alert(ctx, e, w, f, id, folded)
+		m, err := s.alert(ctx, e, w, f, id, folded, pass)
 		if errors.Is(err, event.ErrKeyDestroyed) {
 			s.metrics.erasedSkipped.Inc() // the alert's own speaker was erased meanwhile
 			continue
@@ -386,7 +413,17 @@ func (s *Stage) handle(ctx context.Context, d *bus.Delivery) {
 			continue
 		}
 		msgs = append(msgs, m)
+		raised = append(raised, f)
 		ids = append(ids, id)
+	}
+	for _, le := range stale {
+		m, err := s.update(le, pass)
+		if err != nil {
+			failed = append(failed, fmt.Errorf("update of %s: %w", le.id, err))
+			continue
+		}
+		msgs = append(msgs, m)
+		updated = append(updated, le)
 	}
 	if len(msgs) > 0 {
 		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
@@ -398,8 +435,14 @@ func (s *Stage) handle(ctx context.Context, d *bus.Delivery) {
 			s.log.Error("alerts not produced; the transcript will be redelivered", "error", err)
 			return
 		}
-		for _, id := range ids {
+		for i, id := range ids {
 			s.raised.Add(id)
+			s.ledger.add(raised[i], id, pass, now)
+			s.metrics.alerts.WithLabelValues(raised[i].Category, pass).Inc()
+		}
+		for _, le := range updated {
+			s.ledger.markUpdated(le.id, pass)
+			s.metrics.updates.WithLabelValues(le.category, pass).Inc()
 		}
 	}
 	if len(failed) > 0 {
@@ -411,14 +454,58 @@ func (s *Stage) handle(ctx context.Context, d *bus.Delivery) {
 	d.Ack()
 }
 
-// alert turns a finding into an alert.raised event on the alerts topic.
-func (s *Stage) alert(ctx context.Context, src *event.Envelope, w *Window, f Finding, id string, folded int) (bus.Message, error) {
+// known drops the findings the ledger already holds (alerted or held back
+// from this or an earlier revision), noting which later passes found them
+// again.
+func (s *Stage) known(fs []Finding, pass string) []Finding {
+	out := fs[:0]
+	for _, f := range fs {
+		if le := s.ledger.match(f); le != nil {
+			s.ledger.foundAgain(le, pass)
+			s.metrics.duplicates.WithLabelValues(f.Category).Inc()
+			continue
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+// update is the alert.updated event for an alert that pass covered
+// without finding it again. Its ID derives from the alert and the pass, so
+// a redelivery writes the same event.
+func (s *Stage) update(le *ledgerEntry, pass string) (bus.Message, error) {
+	tl := le.timeline
+	proc := &event.Processing{PolicyVersion: le.policyVersion}
+	e, err := event.New(event.TypeAlertUpdated, s.cfg.Producer, proc, le.room, le.session, le.speaker, &tl, event.AlertUpdated{
+		Alert: le.id, Reason: event.UpdateNotInRevision, Pass: pass, Note: "not in " + pass + " text",
+	}, le.id, pass)
+	if err != nil {
+		return bus.Message{}, err
+	}
+	b, err := e.Marshal()
+	if err != nil {
+		return bus.Message{}, err
+	}
+	s.log.Info("alert not supported by a later revision", "alert", le.id, "category", le.category, "pass", pass)
+	return bus.Message{Topic: s.cfg.Topics.Alerts, Key: []byte(le.room), Value: b}, nil
+}
+
+// alert turns a finding of revision pass into an alert.raised event on
+// the alerts topic.
+func (s *Stage) alert(ctx context.Context, src *event.Envelope, w *Window, f Finding, id string, folded int, pass string) (bus.Message, error) {
 	first := f.Spans[0]
 	tl := first.Timeline
 	segs := make([]string, 0, len(f.Spans))
+	spans := make([]AlertSpan, 0, len(f.Spans))
+	end := tl.End()
 	for _, sp := range f.Spans {
 		segs = append(segs, sp.Segment)
+		spans = append(spans, AlertSpan{Track: sp.Timeline.Track, FirstSample: sp.Timeline.FirstSample, LastSample: sp.Timeline.LastSample})
+		if t := sp.Timeline.End(); t.After(end) {
+			end = t
+		}
 	}
+	now := time.Now()
 	proc := &event.Processing{PolicyVersion: f.PolicyVersion}
 	e, err := event.New(event.TypeAlert, s.cfg.Producer, proc, f.Room, f.Session, first.Speaker, &tl, AlertPayload{
 		Alert: event.Alert{
@@ -426,6 +513,9 @@ func (s *Stage) alert(ctx context.Context, src *event.Envelope, w *Window, f Fin
 			Score: f.Score, Confidence: f.Confidence, Segments: segs,
 		},
 		Suppressed: folded,
+		Pass:       pass,
+		DelayS:     max(now.Sub(end).Seconds(), 0),
+		Spans:      spans,
 	}, f.RuleID)
 	if err != nil {
 		return bus.Message{}, err
@@ -433,7 +523,6 @@ func (s *Stage) alert(ctx context.Context, src *event.Envelope, w *Window, f Fin
 	// event.New derived the ID from the word-level timeline and the rule;
 	// AlertID is the revision-independent one (see there).
 	e.EventID = id
-	now := time.Now()
 	e.Hops = src.Hops
 	e.Hops.Evaluated = event.Stamp(now)
 	e.Hops.Alerted = event.Stamp(now)
@@ -448,8 +537,7 @@ func (s *Stage) alert(ctx context.Context, src *event.Envelope, w *Window, f Fin
 	if err != nil {
 		return bus.Message{}, err
 	}
-	s.metrics.alerts.WithLabelValues(f.Category).Inc()
-	s.log.Info("alert", "category", f.Category, "severity", f.Severity.String(), "rule", f.RuleID,
+	s.log.Info("alert", "category", f.Category, "severity", f.Severity.String(), "rule", f.RuleID, "pass", pass,
 		"room", f.Room, "speaker", first.Speaker, "score", fmt.Sprintf("%.2f", f.Score), "alert", e.EventID, "suppressed_before", folded)
 	return bus.Message{Topic: s.cfg.Topics.Alerts, Key: []byte(f.Room), Value: b}, nil
 }

@@ -93,12 +93,12 @@ func (w *Window) Push(p *Policy, s Segment) []Finding {
 
 // Replay adds a segment read back from Kafka after a restart: it
 // evaluates like Push but remembers only the findings raised returns true
-// for (those whose alerts are on the alerts topic) and returns nothing. A
+// for (those whose alerts are on the alerts topic), and returns those. A
 // finding that was evaluated but never alerted (the stage stopped before
 // producing it) is thus not remembered, and is reported when its
 // transcript is delivered again.
-func (w *Window) Replay(p *Policy, s Segment, raised func(Finding) bool) {
-	w.push(p, s, raised)
+func (w *Window) Replay(p *Policy, s Segment, raised func(Finding) bool) []Finding {
+	return w.push(p, s, raised)
 }
 
 func (w *Window) push(p *Policy, s Segment, keep func(Finding) bool) []Finding {
@@ -147,15 +147,20 @@ func (w *Window) push(p *Policy, s Segment, keep func(Finding) bool) []Finding {
 			out = append(out, f)
 		}
 	}
-	for _, f := range out {
-		if keep == nil || keep(f) {
+	if keep == nil {
+		for _, f := range out {
 			w.remember(f)
 		}
+		return out
 	}
-	if keep != nil {
-		return nil
+	kept := out[:0]
+	for _, f := range out {
+		if keep(f) {
+			w.remember(f)
+			kept = append(kept, f)
+		}
 	}
-	return out
+	return kept
 }
 
 // evict keeps at most MaxSegments and drops those that ended more than

@@ -22,6 +22,19 @@ type Entry struct {
 	Env     *event.Envelope // the alert.raised event, protected data still sealed
 	Alert   event.Alert
 	Actions []ActionRecord // in time order
+	// Updates are what later transcript revisions said about the alert
+	// (alert.updated: "not in settled text"), in arrival order. They never
+	// change its status.
+	Updates []UpdateRecord
+}
+
+// UpdateRecord is one alert.updated event on an alert.
+type UpdateRecord struct {
+	ID     string    `json:"id"`
+	Pass   string    `json:"pass"`
+	Reason string    `json:"reason"`
+	Note   string    `json:"note"`
+	Time   time.Time `json:"time"`
 }
 
 // ActionRecord is one action taken on an alert (its note stays sealed in
@@ -93,7 +106,9 @@ func NewIndex(max int) *Index {
 	return &Index{max: max, alerts: map[string]*Entry{}, pending: map[string][]ActionRecord{}, seen: map[string]bool{}}
 }
 
-// Apply adds an alert.raised or alert.action event; anything else, and
+// Apply adds an alert.raised, alert.action or alert.updated event (an
+// update of an alert not in the index is dropped: it follows its alert on
+// the same partition); anything else, and
 // repeats of an event already applied, are ignored. It reports whether the
 // index changed.
 func (x *Index) Apply(e *event.Envelope) bool {
@@ -122,6 +137,20 @@ func (x *Index) Apply(e *event.Envelope) bool {
 			delete(x.alerts, x.order[0])
 			x.order = x.order[1:]
 		}
+		return true
+	case event.TypeAlertUpdated:
+		var u event.AlertUpdated
+		if e.DecodePayload(&u) != nil || u.Alert == "" {
+			return false
+		}
+		x.mu.Lock()
+		defer x.mu.Unlock()
+		ent, ok := x.alerts[u.Alert]
+		if !ok || x.seen[e.EventID] {
+			return false
+		}
+		x.seen[e.EventID] = true
+		ent.Updates = append(ent.Updates, UpdateRecord{ID: e.EventID, Pass: u.Pass, Reason: u.Reason, Note: u.Note, Time: e.Time})
 		return true
 	case event.TypeAlertAction:
 		var a event.AlertAction
@@ -180,6 +209,7 @@ func (x *Index) Get(id string) (Entry, bool) {
 	}
 	c := *e
 	c.Actions = slices.Clone(e.Actions)
+	c.Updates = slices.Clone(e.Updates)
 	return c, true
 }
 
@@ -208,6 +238,7 @@ func (x *Index) List(f Filter) []Entry {
 		}
 		c := *e
 		c.Actions = slices.Clone(e.Actions)
+		c.Updates = slices.Clone(e.Updates)
 		out = append(out, c)
 	}
 	return out

@@ -341,6 +341,7 @@ type AlertView struct {
 	Raised        time.Time      `json:"raised"`
 	Status        string         `json:"status"`
 	Actions       []ActionRecord `json:"actions,omitempty"`
+	Updates       []UpdateRecord `json:"updates,omitempty"`
 }
 
 func view(e Entry) AlertView {
@@ -349,7 +350,7 @@ func view(e Entry) AlertView {
 		ID: e.Env.EventID, Room: e.Env.Room, Session: e.Env.Session, Speaker: e.Env.Speaker,
 		Track: tl.Track, FirstSample: tl.FirstSample, LastSample: tl.LastSample, Start: tl.Start(), End: tl.End(),
 		Severity: e.Alert.Severity, Category: e.Alert.Category, RuleID: e.Alert.RuleID,
-		Score: e.Alert.Score, Confidence: e.Alert.Confidence, Raised: e.Env.Time, Status: e.Status(), Actions: e.Actions,
+		Score: e.Alert.Score, Confidence: e.Alert.Confidence, Raised: e.Env.Time, Status: e.Status(), Actions: e.Actions, Updates: e.Updates,
 	}
 	if e.Env.Processing != nil {
 		v.PolicyVersion = e.Env.Processing.PolicyVersion

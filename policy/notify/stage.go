@@ -193,6 +193,12 @@ func (s *Stage) Close() error {
 
 func (s *Stage) handle(ctx context.Context, d *bus.Delivery) {
 	e, err := event.Decode(d.Value)
+	if err == nil && e.Type == event.TypeAlertUpdated {
+		// Shown with its alert, never notified again: the moderators
+		// already have the alert, and an update never withdraws it.
+		d.Ack()
+		return
+	}
 	if err == nil && e.Type != event.TypeAlert {
 		err = fmt.Errorf("notify: %s on the alerts topic is not an alert", e.Type)
 	}
