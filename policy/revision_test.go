@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -92,6 +93,7 @@ func TestRevisionsAlertOncePerThingSaid(t *testing.T) {
 		name        string
 		lines       []said
 		rooms       RoomLimits
+		limit       RateLimit // Every -1 (off) unless the case is about the limit
 		wantAlerts  map[string]int
 		wantUpdates map[string]int
 		suppressed  float64
@@ -142,7 +144,7 @@ func TestRevisionsAlertOncePerThingSaid(t *testing.T) {
 				{proc: procSettled, at: 0, text: "i will kill you"},
 				{proc: procSettled, at: 10, text: "i will kill you"},
 			},
-			wantAlerts: map[string]int{PassLive: 1}, suppressed: 1},
+			limit: RateLimit{Every: time.Minute}, wantAlerts: map[string]int{PassLive: 1}, suppressed: 1},
 		{name: "memory outlives the room window",
 			rooms: RoomLimits{Max: 1},
 			lines: []said{
@@ -156,7 +158,11 @@ func TestRevisionsAlertOncePerThingSaid(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			reg := prometheus.NewRegistry()
-			st, feed, out := feedStage(t, StageConfig{Logger: quiet(), Metrics: reg, Rooms: tc.rooms})
+			if tc.limit.Every == 0 {
+				// Off: the rate limit would hide a duplicate.
+				tc.limit.Every = -1
+			}
+			st, feed, out := feedStage(t, StageConfig{Logger: quiet(), Metrics: reg, Rooms: tc.rooms, RateLimit: tc.limit})
 			stop := startStage(t, st)
 			var msgs []bus.Message
 			for _, l := range tc.lines {

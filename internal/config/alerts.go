@@ -39,7 +39,8 @@ type AlertRebuild struct {
 	// record delivered is replayed into the room windows.
 	Transcripts time.Duration `yaml:"transcripts"`
 	// Alerts is how much of the alerts topic is read back for
-	// de-duplication and the rate limiter.
+	// de-duplication (across transcript revisions too: a session's final
+	// revision may come hours after its live one) and the rate limiter.
 	Alerts time.Duration `yaml:"alerts"`
 }
 
@@ -96,7 +97,7 @@ func defaultAlerts() Alerts {
 	return Alerts{
 		RateLimit:      AlertRateLimit{Every: time.Minute, Burst: 1},
 		ExcerptContext: 10 * time.Second,
-		Rebuild:        AlertRebuild{Transcripts: 2 * time.Minute, Alerts: 30 * time.Minute},
+		Rebuild:        AlertRebuild{Transcripts: 2 * time.Minute, Alerts: 24 * time.Hour},
 		Notify:         AlertNotify{Attempts: 6, Backoff: time.Second, MaxBackoff: time.Minute, Timeout: 10 * time.Second},
 		Classifier:     AlertClassifier{Timeout: 2 * time.Second, FailureThreshold: 5, CoolDown: 30 * time.Second},
 	}
