@@ -66,14 +66,14 @@ type Processing struct {
 // PassFinal is the value of Processing.Options["pass"] on a final
 // revision: a session's stored audio transcribed again, in batches, after
 // it ended (package transcribe). It is a better record of what was said;
-// live transcripts raise the alerts, so the policy stage does not evaluate
-// it (a replay run by hand carries no pass and is evaluated).
+// the policy stage evaluates it too, alerting on what the earlier
+// revisions missed (docs/alerts.md).
 const PassFinal = "final"
 
 // PassSettled is the value of Processing.Options["pass"] on a settled
 // revision: a track's live utterances transcribed again in batches of
 // speech by the worker while the room is live (package transcribe). Like
-// the final revision, it is not evaluated by the policy stage.
+// the final revision, the policy stage evaluates it too.
 const PassSettled = "settled"
 
 // IsFinalPass reports whether the processing is a final pass.

@@ -23,9 +23,9 @@ import (
 // ended, Final replays its stored audio in batches of speech (Replay with
 // Batch): a second revision of the session's transcripts, close to what
 // the whole file gives (3.0 %), which exports and evidence can prefer.
-// Its processing carries pass=final (event.PassFinal): the policy stage
-// leaves it alone, since live transcripts raise the alerts and the same
-// finding heard twice would be two alerts.
+// Its processing carries pass=final (event.PassFinal); the policy stage
+// alerts on what it finds that the earlier revisions did not, and
+// recognises what they already alerted on (docs/alerts.md).
 
 // FinalConfig configures a Final.
 type FinalConfig struct {
