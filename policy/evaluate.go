@@ -2,8 +2,11 @@ package policy
 
 import (
 	"cmp"
+	"fmt"
+	"maps"
 	"math"
 	"slices"
+	"strings"
 
 	"github.com/earshot/earshot/policy/detect"
 	"github.com/earshot/earshot/policy/normalize"
@@ -20,6 +23,9 @@ type evalState struct {
 	factor  []bool
 	matches []detect.Match
 	scored  []scored
+	// trace, when set, records every candidate match and why it did or
+	// did not become a finding (Policy.Explain); nil on the hot path.
+	trace *[]Candidate
 }
 
 type scored struct {
@@ -83,6 +89,7 @@ func (p *Policy) evaluate(st *evalState, touch int) []Finding {
 	for _, m := range ms {
 		r := p.byDetect[m.Rule]
 		if r.suppress && p.suppressed(st, r, m) {
+			st.note(p, r, m, 0, 0, StatusSuppressed, fmt.Sprintf("a context term of the rule (%q) is within %d words", p.suppressor(st, r, m), r.within))
 			continue
 		}
 		keep = append(keep, m)
@@ -110,6 +117,7 @@ func (p *Policy) evaluate(st *evalState, touch int) []Finding {
 				}
 			}
 			if best < 0 {
+				st.note(p, r, ms[i], 0, 0, StatusNoContext, fmt.Sprintf("needs a match of %s within %d words; there is none", strings.Join(slices.Sorted(maps.Keys(r.near)), " or "), r.nearDist))
 				ms[i].Rule = nil // dropped below
 				continue
 			}
@@ -125,16 +133,36 @@ func (p *Policy) evaluate(st *evalState, touch int) []Finding {
 		}
 		r := p.byDetect[m.Rule]
 		if r.signal {
+			st.note(p, r, m, 0, 0, StatusSignal, "a signal: context for other rules (near:), never an alert on its own")
 			continue
 		}
 		conf := st.confidence(m.First, m.Last, r.validated)
 		score := r.Strength * conf
 		if score < r.minScore {
+			st.note(p, r, m, conf, score, StatusLowScore, fmt.Sprintf("score %.2f (strength %.2f × confidence %.2f) is below min_score %.2f", score, r.Strength, conf, r.minScore))
 			continue
 		}
 		sc = append(sc, scored{m: m, r: r, conf: conf, score: score})
 	}
-	sc = mergeCategory(sc)
+	if st.trace != nil {
+		before := append([]scored(nil), sc...)
+		sc = mergeCategory(sc)
+		for _, b := range before {
+			status, why := StatusFired, ""
+			for _, w := range sc {
+				if w.r == b.r && w.m.First <= b.m.First && b.m.Last <= w.m.Last {
+					break
+				}
+				if w.r.Category == b.r.Category && b.m.First <= w.m.Last && w.m.First <= b.m.Last {
+					status, why = StatusMerged, fmt.Sprintf("overlaps %s (same category, higher score): one alert", w.r.ID)
+					break
+				}
+			}
+			st.note(p, b.r, b.m, b.conf, b.score, status, why)
+		}
+	} else {
+		sc = mergeCategory(sc)
+	}
 	st.scored = sc
 	var out []Finding
 	for _, s := range sc {
