@@ -2,24 +2,30 @@ package policy_test
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"log/slog"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/earshot/earshot/bus"
+	"github.com/earshot/earshot/config"
 	"github.com/earshot/earshot/event"
 	"github.com/earshot/earshot/internal/e2e"
 	"github.com/earshot/earshot/internal/speech"
 	"github.com/earshot/earshot/internal/testbed"
+	"github.com/earshot/earshot/notify"
 	"github.com/earshot/earshot/policy"
 	"github.com/earshot/earshot/transcribe"
 	"github.com/earshot/earshot/transcribe/httpengine"
@@ -44,12 +50,27 @@ var threats = []string{
 
 // BenchmarkAlertLatency runs the live pipeline on the test bed: a speaker
 // bot says violating utterances into a Janus room, the ingest stage records
-// them into Kafka, a transcription worker sends them to the Whisper
-// fixture, the policy stage raises alerts. Latency is from the end of each
-// utterance in the bot's publish log (when its last sample was sent) to the
-// alert event (its hops.alerted). It takes real time (about 3 s per
-// utterance), so it runs once whatever b.N is; run it under the real-time
-// lock:
+// them into Kafka, a transcription worker (with the settled pass, as
+// shipped) sends them to the Whisper fixture, the policy stage raises
+// alerts, and the notifier posts them to a webhook receiver in the test.
+// It reports:
+//
+//   - alert_latency_p50_s, alert_latency_p95_s: from the end of each
+//     utterance in the bot's publish log (when its last sample was sent)
+//     to the alert event (its hops.alerted), for alerts the live revision
+//     raised, over the utterances alerted (alerted_utterances);
+//   - speech_to_webhook_live_p50_s, speech_to_webhook_live_p95_s: from
+//     the end of each utterance to the webhook receiver getting the POST
+//     of the live revision's alert, over every utterance: one without
+//     (no alert, or one only a later revision raised) is a miss and counts
+//     as the time from its end to the end of the run, a lower bound;
+//   - alert_revision_delay_p50_s: for alerts first raised by a later
+//     revision (settled, final), their delay after the speech (the
+//     alert's delay_s); reported when there are any.
+//
+// It takes real time (about 3 s per utterance, then up to a minute for
+// the settled revision), so it runs once whatever b.N is; run it under the
+// real-time lock:
 //
 //	flock /tmp/earshot-realtime.lock go test -run '^$' -bench AlertLatency ./policy/
 //
@@ -120,6 +141,7 @@ func BenchmarkAlertLatency(b *testing.B) {
 		Consumer: tcons, Sender: producer, Engine: eng, Language: "en",
 		Producer: event.Producer{Name: "earshot-transcribe", Version: "bench"}, Keys: keys, Logger: log, Metrics: prometheus.NewRegistry(),
 		Topics: transcribe.Topics{Transcripts: topics.Of(event.TopicTranscripts), DeadLetter: topics.Of(event.TopicDeadLetter), Alerts: topics.Of(event.TopicAlerts)},
+		Settle: shippedSettle(b),
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -149,9 +171,34 @@ func BenchmarkAlertLatency(b *testing.B) {
 	defer st.Close()
 	run("policy", st)
 
+	// The notifier, posting every alert to a webhook receiver here.
+	hook := newHookReceiver()
+	srv := httptest.NewServer(hook)
+	defer srv.Close()
+	secret, err := notify.ParseSecret("whsec_" + base64.StdEncoding.EncodeToString([]byte(e2e.RandHex(16))))
+	if err != nil {
+		b.Fatal(err)
+	}
+	wh, err := notify.NewWebhook(notify.WebhookConfig{Name: "bench", URL: srv.URL, Secret: secret})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ncons, err := bus.NewConsumer(bus.ConsumerConfig{Brokers: brokers, GroupID: "policy-helper-latency-notify-" + e2e.RandHex(4),
+		Topics: []string{topics.Of(event.TopicAlerts)}, Logger: log})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ns, err := notify.NewStage(notify.StageConfig{Consumer: ncons, Sender: sender, Routes: []notify.Route{{Notifier: wh}}, Keys: keys,
+		DeadLetterTopic: topics.Of(event.TopicDeadLetter), Logger: log, Metrics: prometheus.NewRegistry()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ns.Close()
+	run("notify", ns)
+
 	// Both consumers hold their partitions before anyone speaks: a group's
 	// first join takes seconds, which is start-up, not alert latency.
-	for name, c := range map[string]*bus.Consumer{"transcribe": tcons, "policy": pcons} {
+	for name, c := range map[string]*bus.Consumer{"transcribe": tcons, "policy": pcons, "notify": ncons} {
 		e2e.WaitFor(b, "the "+name+" consumer joins its group", 2*time.Minute, func() bool {
 			lctx, lcancel := context.WithTimeout(ctx, 5*time.Second)
 			defer lcancel()
@@ -169,10 +216,11 @@ func BenchmarkAlertLatency(b *testing.B) {
 		b.Fatalf("publish log has %d speech lines, want %d", len(lines), n)
 	}
 
-	// Wait until the alerts stop coming (the tail of the pipeline drains).
+	// Wait until the alerts stop coming (the tail of the pipeline drains,
+	// the settled revision included: it comes about half a minute late).
 	alerted := func() ([]*event.Envelope, []e2e.Record) { return e2e.Events(b, brokers, topics.Of(event.TopicAlerts)) }
 	last, stable := -1, time.Now()
-	for time.Since(stable) < 20*time.Second {
+	for time.Since(stable) < 60*time.Second {
 		es, _ := alerted()
 		if len(es) != last {
 			last, stable = len(es), time.Now()
@@ -180,18 +228,29 @@ func BenchmarkAlertLatency(b *testing.B) {
 		time.Sleep(time.Second)
 	}
 	b.StopTimer()
+	runEnd := time.Now()
 
 	// Each utterance's first alert: the alert whose matched words start
 	// within the utterance (±0.5 s) on the pacing schedule.
 	first := make([]time.Duration, n)
+	hook1 := make([]time.Duration, n) // to the webhook, live alerts
 	hops := make([]event.Hops, n)
 	for i := range first {
-		first[i] = -1
+		first[i], hook1[i] = -1, -1
 	}
 	es, _ := alerted()
 	unmatched := 0
+	var revDelay []float64
 	for _, e := range es {
-		if e.Timeline == nil || e.Hops.Alerted == nil {
+		if e.Type != event.TypeAlert || e.Timeline == nil || e.Hops.Alerted == nil {
+			continue
+		}
+		var pl policy.AlertPayload
+		if err := e.DecodePayload(&pl); err != nil {
+			b.Fatal(err)
+		}
+		if pl.Pass != "" && pl.Pass != policy.PassLive {
+			revDelay = append(revDelay, pl.DelayS)
 			continue
 		}
 		at := e.Timeline.Start()
@@ -206,6 +265,11 @@ func BenchmarkAlertLatency(b *testing.B) {
 		if first[i] < 0 || lat < first[i] {
 			first[i] = lat
 			hops[i] = e.Hops
+		}
+		if at, ok := hook.at(e.EventID); ok {
+			if d := at.Sub(lines[i].End); hook1[i] < 0 || d < hook1[i] {
+				hook1[i] = d
+			}
 		}
 	}
 	var lat []float64
@@ -248,5 +312,72 @@ func BenchmarkAlertLatency(b *testing.B) {
 	b.ReportMetric(q(0.50), "alert_latency_p50_s")
 	b.ReportMetric(q(0.95), "alert_latency_p95_s")
 	b.ReportMetric(float64(len(lat)), "alerted_utterances")
+	var toHook []float64
+	hookMissed := 0
+	for i, d := range hook1 {
+		if d < 0 {
+			hookMissed++
+			d = runEnd.Sub(lines[i].End)
+		}
+		toHook = append(toHook, d.Seconds())
+	}
+	slices.Sort(toHook)
+	qh := func(p float64) float64 { return toHook[max(0, int(math.Ceil(p*float64(len(toHook))))-1)] }
+	b.Logf("speech to webhook, live alerts: %d of %d utterances missed (counted as the time to the end of the run); %d POSTs received",
+		hookMissed, n, hook.count())
+	b.ReportMetric(qh(0.50), "speech_to_webhook_live_p50_s")
+	b.ReportMetric(qh(0.95), "speech_to_webhook_live_p95_s")
+	if len(revDelay) > 0 {
+		slices.Sort(revDelay)
+		b.Logf("%d alerts first raised by a later revision, delays %v s", len(revDelay), revDelay)
+		b.ReportMetric(revDelay[max(0, int(math.Ceil(0.5*float64(len(revDelay))))-1)], "alert_revision_delay_p50_s")
+	} else {
+		b.Logf("no alert was first raised by a later revision: alert_revision_delay_p50_s not reported")
+	}
 	fmt.Fprintf(os.Stderr, "alert_latency_p50_s=%.3f alert_latency_p95_s=%.3f utterances=%d alerted=%d\n", q(0.50), q(0.95), n, len(lat))
+}
+
+// shippedSettle is the settled pass as the earshot binary runs it.
+func shippedSettle(tb testing.TB) transcribe.SettleConfig {
+	tb.Helper()
+	s := config.Default().Transcribe.Settle
+	if !s.Enabled {
+		tb.Fatal("transcribe.settle is off by default")
+	}
+	return transcribe.SettleConfig{Batch: s.Batch, Quiet: s.Quiet, Queue: s.Queue}
+}
+
+// hookReceiver is a webhook endpoint that notes when each alert's first
+// POST arrived (by webhook-id, the alert's event ID).
+type hookReceiver struct {
+	mu    sync.Mutex
+	first map[string]time.Time
+	posts int
+}
+
+func newHookReceiver() *hookReceiver { return &hookReceiver{first: map[string]time.Time{}} }
+
+func (h *hookReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	now := time.Now()
+	id := r.Header.Get("webhook-id")
+	h.mu.Lock()
+	h.posts++
+	if _, ok := h.first[id]; !ok && id != "" {
+		h.first[id] = now
+	}
+	h.mu.Unlock()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (h *hookReceiver) at(id string) (time.Time, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	t, ok := h.first[id]
+	return t, ok
+}
+
+func (h *hookReceiver) count() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.posts
 }
