@@ -235,6 +235,9 @@ func (l *ledger) markUpdated(id, pass string) {
 func (l *ledger) cover(session, pass string, tl event.Timeline, now time.Time) []*ledgerEntry {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if _, ok := l.sessions[session]; !ok && pass == PassLive {
+		return nil // nothing to keep for a session without findings
+	}
 	s := l.session(session, now)
 	if pass == event.PassFinal {
 		s.finalSeen = true
