@@ -20,13 +20,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/earshot/earshot/bus"
-	"github.com/earshot/earshot/config"
 	"github.com/earshot/earshot/event"
+	"github.com/earshot/earshot/internal/config"
 	"github.com/earshot/earshot/internal/e2e"
 	"github.com/earshot/earshot/internal/speech"
 	"github.com/earshot/earshot/internal/testbed"
-	"github.com/earshot/earshot/notify"
 	"github.com/earshot/earshot/policy"
+	"github.com/earshot/earshot/policy/notify"
 	"github.com/earshot/earshot/transcribe"
 	"github.com/earshot/earshot/transcribe/httpengine"
 )

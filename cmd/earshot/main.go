@@ -92,6 +92,7 @@ func commandTable() map[string]command {
 		"signing-key": {"print the public key that verifies this deployment's export bundles (--pem for PEM)", runSigningKey},
 		"keys":        {"keys rewrap: finish a KEK rotation (re-wrap every data key under crypto.kek_file)", runKeys},
 		"pseudonym":   {"print the pseudonym of participant identities (for ingest.participants.skip)", runPseudonym},
+		"rules":       {"tools for rule authors: rules test SET.jsonl | rules explain \"text\" | rules check policy.yaml", runRules},
 		"config":      {"print the effective configuration (config show), check it (config check) or list keys (config keys)", runConfig},
 		"version":     {"print the build version", runVersion},
 	}

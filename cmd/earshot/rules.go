@@ -17,10 +17,6 @@ import (
 	"github.com/earshot/earshot/policy"
 )
 
-func init() {
-	commands["rules"] = command{"tools for rule authors: rules test SET.jsonl | rules explain \"text\" | rules check policy.yaml", runRules}
-}
-
 func runRules(ctx context.Context, e *env) error {
 	if len(e.args) == 0 {
 		return usageError{errors.New("usage: earshot rules test|explain|check ...")}

@@ -8,11 +8,11 @@ import (
 	"time"
 
 	"github.com/earshot/earshot/bus"
-	"github.com/earshot/earshot/crypt"
 	"github.com/earshot/earshot/event"
 	"github.com/earshot/earshot/internal/bustest"
 	"github.com/earshot/earshot/internal/testbed"
 	"github.com/earshot/earshot/policy"
+	"github.com/earshot/earshot/storage/crypt"
 )
 
 // TestRevisionsExactlyOnceEmbedded runs the revisions scenario on the
