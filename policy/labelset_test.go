@@ -118,3 +118,60 @@ func FuzzExplain(f *testing.F) {
 		}
 	})
 }
+
+// TestSpokenSetShape checks the spoken alert-quality set: at least 120
+// utterances, at least five positives and five look-alike negatives per
+// alerting category, halves of equal size per stratum.
+func TestSpokenSetShape(t *testing.T) {
+	f, err := os.Open("testdata/spoken/spoken.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	set, err := ReadLabelled(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(set) < 120 {
+		t.Fatalf("%d utterances, want ≥ 120", len(set))
+	}
+	pos, neg := map[string]int{}, map[string]int{}
+	halves := map[string][2]int{}
+	for _, l := range set {
+		stratum := "neg-" + strings.TrimPrefix(l.Tag, "lookalike-")
+		if len(l.Labels) > 0 {
+			stratum = l.Labels[0]
+			for _, c := range l.Labels {
+				pos[c]++
+			}
+		} else {
+			if !strings.HasPrefix(l.Tag, "lookalike-") {
+				t.Errorf("%s: a negative without its look-alike category", l.ID)
+			}
+			neg[strings.TrimPrefix(l.Tag, "lookalike-")]++
+		}
+		h := halves[stratum]
+		switch l.Split {
+		case "tune":
+			h[0]++
+		case "heldout":
+			h[1]++
+		default:
+			t.Errorf("%s: split %q", l.ID, l.Split)
+		}
+		halves[stratum] = h
+	}
+	for cat := range Categories {
+		if cat == "pii.address" {
+			continue // a signal, never alerted on its own
+		}
+		if pos[cat] < 5 || neg[cat] < 5 {
+			t.Errorf("%s: %d positives, %d look-alike negatives; want ≥ 5 of each", cat, pos[cat], neg[cat])
+		}
+	}
+	for k, h := range halves {
+		if d := h[0] - h[1]; d < 0 || d > 1 {
+			t.Errorf("stratum %s: %d tune, %d held out", k, h[0], h[1])
+		}
+	}
+}
