@@ -115,7 +115,7 @@ func (x *Alerts) validate(bad func(key, format string, a ...any)) {
 		bad("alerts.excerpt_context", "%v must be between 0s and 5m (e.g. 10s)", x.ExcerptContext)
 	}
 	if x.Rebuild.Transcripts < 0 || x.Rebuild.Alerts < 0 {
-		bad("alerts.rebuild", "durations must not be negative (transcripts e.g. 2m, alerts e.g. 30m)")
+		bad("alerts.rebuild", "durations must not be negative (transcripts e.g. 2m, alerts e.g. 24h)")
 	}
 	if x.Rebuild.Alerts > 0 && x.Rebuild.Alerts < x.RateLimit.Every {
 		bad("alerts.rebuild.alerts", "%v is shorter than alerts.rate_limit.every %v; read back at least one rate-limit window", x.Rebuild.Alerts, x.RateLimit.Every)
