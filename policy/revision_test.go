@@ -249,3 +249,40 @@ func startStage(t *testing.T, st *Stage) (stop func()) {
 	t.Cleanup(stop)
 	return stop
 }
+
+// The ledger keeps a session's findings until its final revision is done
+// (final text seen, then quiet for Idle), or for MaxAge when no final pass
+// comes, whatever happens to the room windows.
+func TestLedgerKeptUntilFinalPass(t *testing.T) {
+	p := mustDefault(t)
+	s := seg("evt_1", "p1_a", "trk_a", 0, "i will kill you", 0.9)
+	fs := p.Evaluate(&s)
+	if len(fs) != 1 {
+		t.Fatalf("%d findings", len(fs))
+	}
+	t0 := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name  string
+		final bool          // a final-revision segment of the session is seen at t0
+		after time.Duration // when the sweep runs
+		kept  bool
+	}{
+		{"live session, an hour on", false, time.Hour, true},
+		{"no final pass, a day on", false, 25 * time.Hour, false},
+		{"final pass seen, still running", true, 10 * time.Minute, true},
+		{"final pass done", true, 16 * time.Minute, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newLedger(LedgerConfig{})
+			l.add(fs[0], "evt_alert", PassLive, t0)
+			if tc.final {
+				l.cover(s.Session, event.PassFinal, s.Timeline, t0)
+			}
+			l.sweep(t0.Add(tc.after))
+			if got := l.match(fs[0]) != nil; got != tc.kept {
+				t.Fatalf("kept %v, want %v", got, tc.kept)
+			}
+		})
+	}
+}
