@@ -86,9 +86,9 @@ func BenchmarkAlertLatency(b *testing.B) {
 		n = v
 	}
 	need := min(100, n)
-	brokers := testbed.KafkaBrokers(b)
+	testbed.KafkaBrokers(b)
 	testbed.Require(b, testbed.Janus)
-	whisperURL := testbed.WhisperURL(b)
+	testbed.WhisperURL(b)
 	tools := e2e.SpeechTools(b)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
@@ -102,131 +102,7 @@ func BenchmarkAlertLatency(b *testing.B) {
 		b.Fatal(err)
 	}
 
-	logs := &testbed.SyncBuffer{}
-	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	b.Cleanup(func() {
-		if b.Failed() {
-			b.Logf("pipeline log (last 40 lines):\n%s", e2e.Tail(logs.String(), 40))
-		}
-	})
-	topics := e2e.NewTopics(b, brokers, "policy-helper-latency", 1)
-	keys := e2e.DerivedKeys{Secret: []byte(e2e.RandHex(16))}
-	ep := testbed.JanusServer(b)
-	e2e.CreateRoom(b, ep, latencyRoom)
-	producer, err := bus.NewProducer(bus.ProducerConfig{Brokers: brokers, Logger: log})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer producer.Close()
-	sender := topics.Sender(producer)
-	run := func(name string, r interface{ Run(context.Context) error }) {
-		go func() {
-			if err := r.Run(ctx); err != nil && ctx.Err() == nil {
-				b.Errorf("%s: %v", name, err)
-			}
-		}()
-	}
-
-	// Transcription worker on the Whisper fixture.
-	eng, err := httpengine.New(httpengine.Config{BaseURL: whisperURL, Model: "tiny.en", Timeout: 2 * time.Minute})
-	if err != nil {
-		b.Fatal(err)
-	}
-	tcons, err := bus.NewConsumer(bus.ConsumerConfig{Brokers: brokers, GroupID: "policy-helper-latency-tr-" + e2e.RandHex(4),
-		Topics: []string{topics.Of(event.TopicAudio)}, Logger: log})
-	if err != nil {
-		b.Fatal(err)
-	}
-	w, err := transcribe.NewWorker(transcribe.WorkerConfig{
-		Consumer: tcons, Sender: producer, Engine: eng, Language: "en",
-		Producer: event.Producer{Name: "earshot-transcribe", Version: "bench"}, Keys: keys, Logger: log, Metrics: prometheus.NewRegistry(),
-		Topics: transcribe.Topics{Transcripts: topics.Of(event.TopicTranscripts), DeadLetter: topics.Of(event.TopicDeadLetter), Alerts: topics.Of(event.TopicAlerts)},
-		Settle: shippedSettle(b),
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer w.Close()
-	run("transcribe", w)
-
-	// Policy stage, rate limit off: every utterance should alert.
-	p, err := policy.Default()
-	if err != nil {
-		b.Fatal(err)
-	}
-	pcons, err := bus.NewConsumer(bus.ConsumerConfig{Brokers: brokers, GroupID: "policy-helper-latency-pol-" + e2e.RandHex(4),
-		Topics: []string{topics.Of(event.TopicTranscripts)}, Logger: log})
-	if err != nil {
-		b.Fatal(err)
-	}
-	st, err := policy.NewStage(policy.StageConfig{
-		Consumer: pcons, Sender: sender, Policy: policy.Fixed{P: p}, Producer: event.Producer{Name: "earshot-policy", Version: "bench"},
-		Keys: keys, Logger: log, RateLimit: policy.RateLimit{Every: -1},
-		Topics:  policy.Topics{Transcripts: topics.Of(event.TopicTranscripts), Alerts: topics.Of(event.TopicAlerts), DeadLetter: topics.Of(event.TopicDeadLetter)},
-		Rebuild: policy.RebuildConfig{Tail: &policy.KafkaTail{Brokers: brokers}},
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
-	run("policy", st)
-
-	// The notifier, posting every alert to a webhook receiver here.
-	hook := newHookReceiver()
-	srv := httptest.NewServer(hook)
-	defer srv.Close()
-	secret, err := notify.ParseSecret("whsec_" + base64.StdEncoding.EncodeToString([]byte(e2e.RandHex(16))))
-	if err != nil {
-		b.Fatal(err)
-	}
-	wh, err := notify.NewWebhook(notify.WebhookConfig{Name: "bench", URL: srv.URL, Secret: secret})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ncons, err := bus.NewConsumer(bus.ConsumerConfig{Brokers: brokers, GroupID: "policy-helper-latency-notify-" + e2e.RandHex(4),
-		Topics: []string{topics.Of(event.TopicAlerts)}, Logger: log})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ns, err := notify.NewStage(notify.StageConfig{Consumer: ncons, Sender: sender, Routes: []notify.Route{{Notifier: wh}}, Keys: keys,
-		DeadLetterTopic: topics.Of(event.TopicDeadLetter), Logger: log, Metrics: prometheus.NewRegistry()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ns.Close()
-	run("notify", ns)
-
-	// Both consumers hold their partitions before anyone speaks: a group's
-	// first join takes seconds, which is start-up, not alert latency.
-	for name, c := range map[string]*bus.Consumer{"transcribe": tcons, "policy": pcons, "notify": ncons} {
-		e2e.WaitFor(b, "the "+name+" consumer joins its group", 2*time.Minute, func() bool {
-			lctx, lcancel := context.WithTimeout(ctx, 5*time.Second)
-			defer lcancel()
-			l, err := c.Lag(lctx)
-			return err == nil && len(l) > 0
-		})
-	}
-	ing := e2e.StartIngest(b, e2e.IngestConfig{Room: latencyRoom, Brokers: brokers, Topics: topics, Keys: keys})
-	ing.WaitJoined()
-	sp := &e2e.Speaker{Name: "mallory", Feed: 1601, Clip: clip}
-	b.ResetTimer()
-	e2e.Talk(b, ep, latencyRoom, []*e2e.Speaker{sp}, time.Duration(n)*10*time.Second+time.Minute)
-	lines := sp.Lines(b)
-	if len(lines) != n {
-		b.Fatalf("publish log has %d speech lines, want %d", len(lines), n)
-	}
-
-	// Wait until the alerts stop coming (the tail of the pipeline drains,
-	// the settled revision included: it comes about half a minute late).
-	alerted := func() ([]*event.Envelope, []e2e.Record) { return e2e.Events(b, brokers, topics.Of(event.TopicAlerts)) }
-	last, stable := -1, time.Now()
-	for time.Since(stable) < 60*time.Second {
-		es, _ := alerted()
-		if len(es) != last {
-			last, stable = len(es), time.Now()
-		}
-		time.Sleep(time.Second)
-	}
+	lines, es, hook := runAlertPipeline(b, ctx, latencyRoom, "policy-helper-latency", clip, n, time.Duration(n)*10*time.Second+time.Minute)
 	b.StopTimer()
 	runEnd := time.Now()
 
@@ -238,7 +114,6 @@ func BenchmarkAlertLatency(b *testing.B) {
 	for i := range first {
 		first[i], hook1[i] = -1, -1
 	}
-	es, _ := alerted()
 	unmatched := 0
 	var revDelay []float64
 	for _, e := range es {
@@ -380,4 +255,151 @@ func (h *hookReceiver) count() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.posts
+}
+
+// runAlertPipeline runs the live pipeline on the test bed for one speaker
+// bot saying clip (n speech lines) into Janus room: ingest, a
+// transcription worker on the Whisper fixture with the settled pass as
+// shipped, the policy stage (rate limit off) and the notifier posting to a
+// webhook receiver here. It returns the bot's publish log lines, the
+// events on the alerts topic once they stop coming (a minute without a new
+// one: the settled revision comes about half a minute late) and the
+// receiver. name prefixes the topics and consumer groups.
+func runAlertPipeline(b *testing.B, ctx context.Context, room uint64, name string, clip speech.Clip, n int, talkFor time.Duration) (lines []e2e.Line, es []*event.Envelope, hook *hookReceiver) {
+	b.Helper()
+	brokers := testbed.KafkaBrokers(b)
+	testbed.Require(b, testbed.Janus)
+	whisperURL := testbed.WhisperURL(b)
+	// The stages stop (their contexts end) before they are closed, when
+	// this returns.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	logs := &testbed.SyncBuffer{}
+	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	b.Cleanup(func() {
+		if b.Failed() {
+			b.Logf("pipeline log (last 40 lines):\n%s", e2e.Tail(logs.String(), 40))
+		}
+	})
+	topics := e2e.NewTopics(b, brokers, name, 1)
+	keys := e2e.DerivedKeys{Secret: []byte(e2e.RandHex(16))}
+	ep := testbed.JanusServer(b)
+	e2e.CreateRoom(b, ep, room)
+	producer, err := bus.NewProducer(bus.ProducerConfig{Brokers: brokers, Logger: log})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer producer.Close()
+	sender := topics.Sender(producer)
+	run := func(name string, r interface{ Run(context.Context) error }) {
+		go func() {
+			if err := r.Run(ctx); err != nil && ctx.Err() == nil {
+				b.Errorf("%s: %v", name, err)
+			}
+		}()
+	}
+
+	// Transcription worker on the Whisper fixture.
+	eng, err := httpengine.New(httpengine.Config{BaseURL: whisperURL, Model: "tiny.en", Timeout: 2 * time.Minute})
+	if err != nil {
+		b.Fatal(err)
+	}
+	tcons, err := bus.NewConsumer(bus.ConsumerConfig{Brokers: brokers, GroupID: name + "-tr-" + e2e.RandHex(4),
+		Topics: []string{topics.Of(event.TopicAudio)}, Logger: log})
+	if err != nil {
+		b.Fatal(err)
+	}
+	w, err := transcribe.NewWorker(transcribe.WorkerConfig{
+		Consumer: tcons, Sender: producer, Engine: eng, Language: "en",
+		Producer: event.Producer{Name: "earshot-transcribe", Version: "bench"}, Keys: keys, Logger: log, Metrics: prometheus.NewRegistry(),
+		Topics: transcribe.Topics{Transcripts: topics.Of(event.TopicTranscripts), DeadLetter: topics.Of(event.TopicDeadLetter), Alerts: topics.Of(event.TopicAlerts)},
+		Settle: shippedSettle(b),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer w.Close()
+	run("transcribe", w)
+
+	// Policy stage, rate limit off: every utterance should alert.
+	p, err := policy.Default()
+	if err != nil {
+		b.Fatal(err)
+	}
+	pcons, err := bus.NewConsumer(bus.ConsumerConfig{Brokers: brokers, GroupID: name + "-pol-" + e2e.RandHex(4),
+		Topics: []string{topics.Of(event.TopicTranscripts)}, Logger: log})
+	if err != nil {
+		b.Fatal(err)
+	}
+	st, err := policy.NewStage(policy.StageConfig{
+		Consumer: pcons, Sender: sender, Policy: policy.Fixed{P: p}, Producer: event.Producer{Name: "earshot-policy", Version: "bench"},
+		Keys: keys, Logger: log, RateLimit: policy.RateLimit{Every: -1},
+		Topics:  policy.Topics{Transcripts: topics.Of(event.TopicTranscripts), Alerts: topics.Of(event.TopicAlerts), DeadLetter: topics.Of(event.TopicDeadLetter)},
+		Rebuild: policy.RebuildConfig{Tail: &policy.KafkaTail{Brokers: brokers}},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	run("policy", st)
+
+	// The notifier, posting every alert to a webhook receiver here.
+	hook = newHookReceiver()
+	srv := httptest.NewServer(hook)
+	defer srv.Close()
+	secret, err := notify.ParseSecret("whsec_" + base64.StdEncoding.EncodeToString([]byte(e2e.RandHex(16))))
+	if err != nil {
+		b.Fatal(err)
+	}
+	wh, err := notify.NewWebhook(notify.WebhookConfig{Name: "bench", URL: srv.URL, Secret: secret})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ncons, err := bus.NewConsumer(bus.ConsumerConfig{Brokers: brokers, GroupID: name + "-notify-" + e2e.RandHex(4),
+		Topics: []string{topics.Of(event.TopicAlerts)}, Logger: log})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ns, err := notify.NewStage(notify.StageConfig{Consumer: ncons, Sender: sender, Routes: []notify.Route{{Notifier: wh}}, Keys: keys,
+		DeadLetterTopic: topics.Of(event.TopicDeadLetter), Logger: log, Metrics: prometheus.NewRegistry()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ns.Close()
+	run("notify", ns)
+
+	// Both consumers hold their partitions before anyone speaks: a group's
+	// first join takes seconds, which is start-up, not alert latency.
+	for name, c := range map[string]*bus.Consumer{"transcribe": tcons, "policy": pcons, "notify": ncons} {
+		e2e.WaitFor(b, "the "+name+" consumer joins its group", 2*time.Minute, func() bool {
+			lctx, lcancel := context.WithTimeout(ctx, 5*time.Second)
+			defer lcancel()
+			l, err := c.Lag(lctx)
+			return err == nil && len(l) > 0
+		})
+	}
+	ing := e2e.StartIngest(b, e2e.IngestConfig{Room: room, Brokers: brokers, Topics: topics, Keys: keys})
+	ing.WaitJoined()
+	sp := &e2e.Speaker{Name: "mallory", Feed: room, Clip: clip}
+	b.ResetTimer()
+	e2e.Talk(b, ep, room, []*e2e.Speaker{sp}, talkFor)
+	lines = sp.Lines(b)
+	if len(lines) != n {
+		b.Fatalf("publish log has %d speech lines, want %d", len(lines), n)
+	}
+
+	// Wait until the alerts stop coming (the tail of the pipeline drains,
+	// the settled revision included: it comes about half a minute late).
+	alerted := func() ([]*event.Envelope, []e2e.Record) { return e2e.Events(b, brokers, topics.Of(event.TopicAlerts)) }
+	last, stable := -1, time.Now()
+	for time.Since(stable) < 60*time.Second {
+		es, _ := alerted()
+		if len(es) != last {
+			last, stable = len(es), time.Now()
+		}
+		time.Sleep(time.Second)
+	}
+	es, _ = alerted()
+	cancel()
+	return lines, es, hook
 }
