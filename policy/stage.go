@@ -123,7 +123,8 @@ type RoomLimits struct {
 	// (default 10 min; a window spans seconds, so nothing a later
 	// transcript could join is lost).
 	Idle time.Duration
-	// Max is how many room windows are kept (default 20,000); past it the
+	// Max is how many windows are kept (a room has one per revision pass;
+	// default 20,000); past it the
 	// least recently used goes.
 	Max int
 }
