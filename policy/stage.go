@@ -124,8 +124,7 @@ type RoomLimits struct {
 	// transcript could join is lost).
 	Idle time.Duration
 	// Max is how many windows are kept (a room has one per revision pass;
-	// default 20,000); past it the
-	// least recently used goes.
+	// default 20,000); past it the least recently used goes.
 	Max int
 }
 
