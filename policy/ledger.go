@@ -174,12 +174,32 @@ func (l *ledger) match(f Finding) *ledgerEntry {
 	return nil
 }
 
-// foundAgain records that pass found entry e's finding again.
-func (l *ledger) foundAgain(e *ledgerEntry, pass string) {
+// supportSlack is how far apart on the track a later revision's finding
+// and an alert's words may be and still be the same thing said, for
+// support only (not for de-duplication): Whisper's word times in a long
+// batch drift by a second or so, and calling a real alert "not in settled
+// text" is worse than missing an update.
+const supportSlack = event.SampleRate
+
+// found records that pass found f: every alert of its session and
+// category whose words are on a track f covers, within supportSlack, is
+// supported by pass.
+func (l *ledger) found(f Finding, pass string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if pass != e.pass {
-		e.found[pass] = true
+	s, ok := l.sessions[f.Session]
+	if !ok {
+		return
+	}
+	wide := spansOf(f)
+	for i := range wide {
+		wide[i].first -= supportSlack
+		wide[i].last += supportSlack
+	}
+	for _, e := range s.entries {
+		if e.category == f.Category && e.pass != pass && overlapping(e.spans, wide) {
+			e.found[pass] = true
+		}
 	}
 }
 

@@ -96,9 +96,7 @@ func (s *Stage) rebuild(ctx context.Context, d *bus.Delivery) {
 		}
 		pass := passOf(e.Processing)
 		for _, f := range s.window(winKey{e.Room, pass}, d.Partition).Replay(p, seg, raised) {
-			if le := s.ledger.match(f); le != nil {
-				s.ledger.foundAgain(le, pass)
-			}
+			s.ledger.found(f, pass)
 		}
 		if p.Speech(&seg) {
 			// What the pass covered before the restart counts, so an

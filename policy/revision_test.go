@@ -286,3 +286,51 @@ func TestLedgerKeptUntilFinalPass(t *testing.T) {
 		})
 	}
 }
+
+// segmentMsg is the transcript record of s (word timings kept) made by
+// proc, sealed under testKeys.
+func segmentMsg(t *testing.T, s Segment, proc *event.Processing) bus.Message {
+	t.Helper()
+	tl := s.Timeline
+	e, err := event.New(event.TypeTranscript, event.Producer{Name: "test"}, proc, s.Room, s.Session, s.Speaker, &tl,
+		event.TranscriptSegment{Language: "en", AvgLogProb: s.AvgLogProb, NoSpeechProb: s.NoSpeechProb, Speech: s.Speech})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := event.TranscriptSegmentData{Text: s.Text}
+	for _, w := range s.Words {
+		data.Words = append(data.Words, event.TranscriptWord{Word: w.Text, FirstSample: w.FirstSample, LastSample: w.LastSample, Probability: w.Probability})
+	}
+	if err := e.Seal(context.Background(), testKeys, data); err != nil {
+		t.Fatal(err)
+	}
+	b, err := e.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bus.Message{Topic: event.TopicTranscripts, Key: []byte(s.Room), Value: b}
+}
+
+// A settled batch puts two live lines in one segment, with its word times
+// drifted by about a second (as Whisper's are in a long batch): both live
+// alerts are still supported, none is marked "not in settled text".
+func TestRevisionWordDriftIsNoUpdate(t *testing.T) {
+	live1 := seg("", "p1_m", "trk_m", 0, "i know where you live", 0.9)
+	live2 := seg("", "p1_m", "trk_m", 2.5, "i am going to kill you", 0.9)
+	settled := seg("", "p1_m", "trk_m", 0, "i know where you live i am going to kill you", 0.9)
+	for i := range settled.Words { // 0.2 s a word: the second line lands 1.5 s early
+		settled.Words[i].FirstSample = int64(i) * 9600
+		settled.Words[i].LastSample = int64(i)*9600 + 9599
+	}
+	settled.Timeline.LastSample = settled.Words[len(settled.Words)-1].LastSample
+	next := seg("", "p1_m", "trk_m", 8, "see you at the game tonight", 0.9)
+	st, feed, out := feedStage(t, StageConfig{Logger: quiet(), RateLimit: RateLimit{Every: -1}})
+	stop := startStage(t, st)
+	msgs := []bus.Message{segmentMsg(t, live1, procLive), segmentMsg(t, live2, procLive), segmentMsg(t, settled, procSettled), segmentMsg(t, next, procSettled)}
+	feed.WaitAcked(t, feed.Push(msgs...)...)
+	stop()
+	got := decodeRevisionOutput(t, out.Topic(event.TopicAlerts))
+	if got.alerts[PassLive] != 2 || len(got.updated) != 0 || got.alerts[event.PassSettled] != 0 {
+		t.Fatalf("alerts by pass %v, updates %+v; want two live alerts and nothing else", got.alerts, got.updated)
+	}
+}

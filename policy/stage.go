@@ -360,7 +360,7 @@ func (s *Stage) handle(ctx context.Context, d *bus.Delivery) {
 	s.ledger.sweep(now)
 	p := s.cfg.Policy.Policy()
 	w := s.window(winKey{e.Room, pass}, d.Partition)
-	findings := w.Push(p, seg)
+	findings, evaluated := w.pushAll(p, seg)
 	if s.cfg.Classifier != nil && pass == PassLive && p.Speech(&seg) {
 		// Live text only: the later revisions would send the same speech
 		// out of the deployment twice more.
@@ -375,7 +375,10 @@ func (s *Stage) handle(ctx context.Context, d *bus.Delivery) {
 			}
 		}
 	}
-	findings = s.known(findings, pass)
+	for _, f := range evaluated {
+		s.ledger.found(f, pass)
+	}
+	findings = s.known(findings)
 	var stale []*ledgerEntry
 	if p.Speech(&seg) {
 		stale = s.ledger.cover(seg.Session, pass, seg.Timeline, now)
@@ -455,13 +458,11 @@ func (s *Stage) handle(ctx context.Context, d *bus.Delivery) {
 }
 
 // known drops the findings the ledger already holds (alerted or held back
-// from this or an earlier revision), noting which later passes found them
-// again.
-func (s *Stage) known(fs []Finding, pass string) []Finding {
+// from this or an earlier revision).
+func (s *Stage) known(fs []Finding) []Finding {
 	out := fs[:0]
 	for _, f := range fs {
-		if le := s.ledger.match(f); le != nil {
-			s.ledger.foundAgain(le, pass)
+		if s.ledger.match(f) != nil {
 			s.metrics.duplicates.WithLabelValues(f.Category).Inc()
 			continue
 		}

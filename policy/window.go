@@ -88,26 +88,36 @@ func (w *Window) DropSpeaker(speaker string) {
 // without detected speech is not added. A segment already in the window
 // (same ID: a redelivered record) adds nothing.
 func (w *Window) Push(p *Policy, s Segment) []Finding {
+	out, _ := w.push(p, s, nil)
+	return out
+}
+
+// pushAll is Push that also returns every finding the evaluation made
+// that touches the segment, those reported before included: what the
+// stage checks earlier revisions' alerts against.
+func (w *Window) pushAll(p *Policy, s Segment) (fresh, all []Finding) {
 	return w.push(p, s, nil)
 }
 
 // Replay adds a segment read back from Kafka after a restart: it
 // evaluates like Push but remembers only the findings raised returns true
-// for (those whose alerts are on the alerts topic), and returns those. A
+// for (those whose alerts are on the alerts topic), and returns every
+// finding the evaluation made that touches the segment. A
 // finding that was evaluated but never alerted (the stage stopped before
 // producing it) is thus not remembered, and is reported when its
 // transcript is delivered again.
 func (w *Window) Replay(p *Policy, s Segment, raised func(Finding) bool) []Finding {
-	return w.push(p, s, raised)
+	_, all := w.push(p, s, raised)
+	return all
 }
 
-func (w *Window) push(p *Policy, s Segment, keep func(Finding) bool) []Finding {
+func (w *Window) push(p *Policy, s Segment, keep func(Finding) bool) (out, all []Finding) {
 	if !p.Speech(&s) {
-		return nil
+		return nil, nil
 	}
 	for _, o := range w.segs {
 		if s.ID != "" && o.ID == s.ID {
-			return nil
+			return nil, nil
 		}
 	}
 	seg := &s
@@ -141,8 +151,8 @@ func (w *Window) push(p *Policy, s Segment, keep func(Finding) bool) []Finding {
 	// Check all against earlier pushes before remembering any: findings of
 	// one evaluation are distinct (overlaps of a category were merged),
 	// even two in one segment without word timings.
-	var out []Finding
-	for _, f := range p.evaluate(st, touch) {
+	all = p.evaluate(st, touch)
+	for _, f := range all {
 		if !w.seen(f) {
 			out = append(out, f)
 		}
@@ -151,16 +161,16 @@ func (w *Window) push(p *Policy, s Segment, keep func(Finding) bool) []Finding {
 		for _, f := range out {
 			w.remember(f)
 		}
-		return out
+		return out, all
 	}
-	kept := out[:0]
+	kept := out[:0:0]
 	for _, f := range out {
 		if keep(f) {
 			w.remember(f)
 			kept = append(kept, f)
 		}
 	}
-	return kept
+	return kept, all
 }
 
 // evict keeps at most MaxSegments and drops those that ended more than
