@@ -141,7 +141,7 @@ var allowed = map[string][]string{
 
 // helpers are internal packages any layer may use: no imports of their
 // own from the module's layers.
-var helpers = []string{"internal/clock", "internal/fsync", "internal/oggcrc", "internal/wer", "internal/speech", "internal/speakerbot"}
+var helpers = []string{"internal/clock", "internal/fsync", "internal/wer", "internal/speech", "internal/speakerbot"}
 
 // TestImportsRunDown checks every non-test import inside the module
 // against allowed, and that helpers import no layer above bus/storage.

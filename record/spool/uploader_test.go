@@ -560,7 +560,12 @@ func TestSpoolUnreadableAfterErasure(t *testing.T) {
 	keys.Shred(segmentRef(erased[0]).ID)
 	snd := &fakeSender{}
 	u, _ := startUploader(t, UploaderConfig{Spool: s, Store: local, Sender: snd})
-	waitFor(t, "the spool to drain", func() bool { return s.Usage().Entries == 0 && u.Stats().Uploaded == 1 })
+	// The uploader counts a dropped entry after deleting it: wait for the
+	// count too, or the spool can be empty a moment before it is 2.
+	waitFor(t, "the spool to drain", func() bool {
+		st := u.Stats()
+		return s.Usage().Entries == 0 && st.Uploaded == 1 && st.Erased+st.Rejected == 2
+	})
 	checkAnnounced(t, announced(t, snd.sent()), kept...)
 	for _, seg := range erased {
 		if _, err := local.Stat(t.Context(), segKey(seg)); !errors.Is(err, storage.ErrNotFound) {
