@@ -321,3 +321,130 @@ func melToHz(m float64) float64 {
 	}
 	return melMinLogF * math.Exp(melLogStep*(m-melMinLog))
 }
+
+// Tensor types whisper.cpp's ggml files use for Whisper weights.
+const (
+	TypeF32 int32 = 0
+	TypeF16 int32 = 1
+)
+
+// maxTensorDims is ggml's GGML_MAX_DIMS; whisper.cpp reads at most 4.
+const maxTensorDims = 4
+
+// maxTensorName bounds a tensor's name on reading.
+const maxTensorName = 1 << 10
+
+// TypeSize is the size in bytes of one element of a tensor type (only F32
+// and F16: what Whisper's converters write unquantised), 0 for others.
+func TypeSize(typ int32) int {
+	switch typ {
+	case TypeF32:
+		return 4
+	case TypeF16:
+		return 2
+	}
+	return 0
+}
+
+// Tensor is one tensor record of a model file.
+type Tensor struct {
+	Name string
+	// Dims is the shape in PyTorch order (outermost first), as the
+	// converters name it; the file stores it reversed (ggml's ne).
+	Dims []int
+	Type int32
+	// Data is the elements, little-endian, in row-major order of Dims
+	// (from ReadTensors only when asked for).
+	Data []byte
+	// Size is the data's length in bytes.
+	Size int64
+}
+
+// Elements is the product of t.Dims.
+func (t Tensor) Elements() int64 {
+	n := int64(1)
+	for _, d := range t.Dims {
+		n *= int64(d)
+	}
+	return n
+}
+
+// WriteTensor writes one tensor record: int32 n_dims, name length and type,
+// the dims innermost first (ggml's ne), the name, then the data.
+func WriteTensor(w io.Writer, t Tensor) error {
+	if len(t.Dims) == 0 || len(t.Dims) > maxTensorDims {
+		return fmt.Errorf("ggmlmodel: tensor %s: %d dimensions", t.Name, len(t.Dims))
+	}
+	if size := TypeSize(t.Type); size == 0 || int64(len(t.Data)) != t.Elements()*int64(size) {
+		return fmt.Errorf("ggmlmodel: tensor %s: %d bytes of type %d for shape %v", t.Name, len(t.Data), t.Type, t.Dims)
+	}
+	le := binary.LittleEndian
+	b := make([]byte, 0, 12+4*len(t.Dims)+len(t.Name))
+	b = le.AppendUint32(b, uint32(len(t.Dims)))
+	b = le.AppendUint32(b, uint32(len(t.Name)))
+	b = le.AppendUint32(b, uint32(t.Type))
+	for i := len(t.Dims) - 1; i >= 0; i-- {
+		b = le.AppendUint32(b, uint32(t.Dims[i]))
+	}
+	b = append(b, t.Name...)
+	if _, err := w.Write(b); err != nil {
+		return fmt.Errorf("ggmlmodel: tensor %s: %w", t.Name, err)
+	}
+	if _, err := w.Write(t.Data); err != nil {
+		return fmt.Errorf("ggmlmodel: tensor %s: %w", t.Name, err)
+	}
+	return nil
+}
+
+// ReadTensors reads the tensor records that follow a model's head (see
+// Read) up to the end of r: names, shapes, types and sizes, in file order,
+// and the data too when withData is set. It checks each record the way
+// whisper.cpp's loader does (known type, data present).
+func ReadTensors(r io.Reader, withData bool) ([]Tensor, error) {
+	br := bufio.NewReader(r)
+	var out []Tensor
+	for {
+		var head [3]int32
+		if err := binary.Read(br, binary.LittleEndian, &head); err != nil {
+			if errors.Is(err, io.EOF) {
+				return out, nil
+			}
+			return nil, fmt.Errorf("%w: tensor %d header: %w", ErrFormat, len(out), err)
+		}
+		nDims, nameLen, typ := head[0], head[1], head[2]
+		if nDims < 1 || nDims > maxTensorDims || nameLen < 1 || nameLen > maxTensorName || TypeSize(typ) == 0 {
+			return nil, fmt.Errorf("%w: tensor %d: %d dims, name of %d bytes, type %d", ErrFormat, len(out), nDims, nameLen, typ)
+		}
+		ne := make([]int32, nDims)
+		if err := binary.Read(br, binary.LittleEndian, ne); err != nil {
+			return nil, fmt.Errorf("%w: tensor %d shape: %w", ErrFormat, len(out), err)
+		}
+		name := make([]byte, nameLen)
+		if _, err := io.ReadFull(br, name); err != nil {
+			return nil, fmt.Errorf("%w: tensor %d name: %w", ErrFormat, len(out), err)
+		}
+		t := Tensor{Name: string(name), Type: typ, Dims: make([]int, nDims)}
+		for i, d := range ne {
+			if d < 1 {
+				return nil, fmt.Errorf("%w: tensor %s: dimension %d", ErrFormat, t.Name, d)
+			}
+			t.Dims[int(nDims)-1-i] = int(d)
+		}
+		if t.Elements() > 1<<40 {
+			return nil, fmt.Errorf("%w: tensor %s: shape %v", ErrFormat, t.Name, t.Dims)
+		}
+		t.Size = t.Elements() * int64(TypeSize(typ))
+		dst := io.Discard
+		var data bytes.Buffer
+		if withData {
+			dst = &data
+		}
+		if n, err := io.CopyN(dst, br, t.Size); err != nil {
+			return nil, fmt.Errorf("%w: tensor %s: %d of %d data bytes: %w", ErrFormat, t.Name, n, t.Size, err)
+		}
+		if withData {
+			t.Data = data.Bytes()
+		}
+		out = append(out, t)
+	}
+}
