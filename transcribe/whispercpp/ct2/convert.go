@@ -31,7 +31,7 @@ const ctGELU = 3
 type Result struct {
 	// Hyperparameters, as whisper.cpp reads them.
 	Vocab, AudioCtx, AudioState, AudioHeads, AudioLayers int
-	TextCtx, TextState, TextHeads, TextLayers, Mels     int
+	TextCtx, TextState, TextHeads, TextLayers, Mels      int
 	// Tokens is how many vocabulary strings the file holds (up to and
 	// including <|endoftext|>; whisper.cpp names the special tokens after
 	// it itself).
