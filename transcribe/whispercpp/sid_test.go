@@ -3,21 +3,34 @@
 package whispercpp
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"mime/multipart"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/earshot/earshot/internal/speech"
 	"github.com/earshot/earshot/internal/testbed"
 )
 
 // TestWhisperBuildInSidRoot is the CI check that the `whisper`-tagged build
-// compiles, links and runs: testbed/whisper-sid.sh smoke makes (or reuses)
-// the Debian sid root, builds the tagged binaries in it and runs this
-// package's smoke test (TestSmoke, whisper tag) there.
+// compiles, links and runs, and transcribes like faster-whisper:
+// testbed/whisper-sid.sh smoke makes (or reuses) the Debian sid root,
+// converts the fixture's tiny.en to ggml, builds the tagged binaries in the
+// root and runs this package's tagged tests there (TestSmoke, TestModel,
+// and TestRealWeights on the references this test prepares first).
 func TestWhisperBuildInSidRoot(t *testing.T) {
 	if !testbed.Enabled() {
 		t.Skip("set EARSHOT_TESTBED=1 (make test does) to build the whisper-tagged binaries in a Debian sid root and smoke-test them: testbed/whisper-sid.sh smoke")
@@ -31,8 +44,11 @@ func TestWhisperBuildInSidRoot(t *testing.T) {
 		ctx, cancel = context.WithDeadline(ctx, d.Add(-30*time.Second))
 		defer cancel()
 	}
+	refDir := filepath.Join(testbed.Dir(), "whisper-sid", "reference")
+	prepareReference(ctx, t, refDir)
 	script := filepath.Join(testbed.RepoRoot(), "testbed", "whisper-sid.sh")
 	cmd := exec.CommandContext(ctx, "bash", script, "smoke")
+	cmd.Env = append(os.Environ(), "EARSHOT_WHISPER_REF="+refDir)
 	// The script's children (the chroot'd test binary) go with it on
 	// timeout: they share its process group.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -43,4 +59,177 @@ func TestWhisperBuildInSidRoot(t *testing.T) {
 		t.Fatalf("%s smoke: %v\n%s", script, err, out)
 	}
 	t.Logf("%s", out)
+	// The root's test output: the comparison's figures.
+	if log, err := os.ReadFile(filepath.Join(testbed.Dir(), "whisper-sid", "smoke.log")); err == nil {
+		for _, line := range strings.Split(string(log), "\n") {
+			if strings.Contains(line, "realweights:") || strings.HasPrefix(line, "--- ") {
+				t.Log(strings.TrimSpace(line))
+			}
+		}
+	}
+}
+
+// prepareReference renders each benchmark line (speech.BenchSentences) as
+// its own utterance, plus silence and noise, as 16 kHz WAV files in dir,
+// and records the faster-whisper fixture's transcript of each, decoded as
+// Earshot's HTTP engine asks for it (language en, temperature 0 with the
+// fixture's fallback ladder, word timestamps).
+func prepareReference(ctx context.Context, t *testing.T, dir string) {
+	t.Helper()
+	url := testbed.WhisperURL(t)
+	tools, err := speech.ToolsFromEnv(testbed.Require(t, testbed.Speech))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ref := reference{Decoding: "language en, greedy (beam 1, best of 1), temperature 0 falling back by 0.2 to 1.0, log-probability threshold -1, no-speech threshold 0.6, blank and non-speech tokens suppressed, no previous-text context"}
+	tmp := t.TempDir()
+	for i, line := range speech.BenchSentences {
+		name := fmt.Sprintf("line%02d", i)
+		clip, err := tools.Synthesize(ctx, []speech.Item{
+			{Kind: speech.KindPause, DurMS: 300},
+			{Kind: speech.KindSpeech, Text: line},
+			{Kind: speech.KindPause, DurMS: 300},
+		}, filepath.Join(tmp, name+".ogg"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// opusdec resamples to 16 kHz, the rate both engines work at.
+		wav := filepath.Join(dir, name+".wav")
+		if out, err := exec.CommandContext(ctx, tools.Opusdec, "--quiet", "--rate", "16000", clip.Path, wav).CombinedOutput(); err != nil {
+			t.Fatalf("opusdec: %v\n%s", err, out)
+		}
+		ref.Utterances = append(ref.Utterances, refUtterance{Name: name, Script: line, WAV: name + ".wav"})
+	}
+	// Silence, and white noise at -30 dBFS RMS: no speech in either.
+	rng := rand.New(rand.NewPCG(16, 16))
+	for _, u := range []struct {
+		name string
+		gen  func() float64
+	}{
+		{"silence", func() float64 { return 0 }},
+		{"noise", func() float64 { return rng.NormFloat64() * 0.0316 }},
+	} {
+		samples := make([]int16, 3*16000)
+		for i := range samples {
+			samples[i] = int16(max(-32768, min(32767, math.Round(u.gen()*32767))))
+		}
+		if err := writeWAV(filepath.Join(dir, u.name+".wav"), samples); err != nil {
+			t.Fatal(err)
+		}
+		ref.Utterances = append(ref.Utterances, refUtterance{Name: u.name, WAV: u.name + ".wav"})
+	}
+	for i := range ref.Utterances {
+		u := &ref.Utterances[i]
+		t0 := time.Now()
+		v := fixtureTranscribe(ctx, t, url, filepath.Join(dir, u.WAV))
+		u.EngineSeconds = time.Since(t0).Seconds()
+		u.Seconds, u.Text = v.Duration, strings.TrimSpace(v.Text)
+		for _, s := range v.Segments {
+			for _, id := range s.Tokens {
+				if id < tinyEnEOT {
+					u.Tokens = append(u.Tokens, id)
+				}
+			}
+		}
+		if len(v.Words) > 0 {
+			u.LastWordEnd = v.Words[len(v.Words)-1].End
+		}
+	}
+	if err := writeReference(dir, ref); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tinyEnEOT is <|endoftext|> in the English-only vocabulary: ids below are
+// text.
+const tinyEnEOT = 50256
+
+// fixtureJSON is the part of the fixture's verbose_json the reference
+// keeps.
+type fixtureJSON struct {
+	Duration float64 `json:"duration"`
+	Text     string  `json:"text"`
+	Segments []struct {
+		Tokens []int `json:"tokens"`
+	} `json:"segments"`
+	Words []struct {
+		End float64 `json:"end"`
+	} `json:"words"`
+}
+
+func fixtureTranscribe(ctx context.Context, t *testing.T, baseURL, path string) fixtureJSON {
+	t.Helper()
+	audio, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	fw, err := mw.CreateFormFile("file", filepath.Base(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fw.Write(audio)
+	for _, kv := range [][2]string{
+		{"model", "tiny.en"}, {"language", "en"}, {"temperature", "0"},
+		{"response_format", "verbose_json"},
+		{"timestamp_granularities[]", "word"}, {"timestamp_granularities[]", "segment"},
+	} {
+		if err := mw.WriteField(kv[0], kv[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := mw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, baseURL+"/v1/audio/transcriptions", &body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("POST to the Whisper fixture: %v", err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("Whisper fixture answered %s: %s", resp.Status, raw)
+	}
+	var v fixtureJSON
+	if err := json.Unmarshal(raw, &v); err != nil {
+		t.Fatalf("decode verbose_json: %v\n%s", err, raw)
+	}
+	return v
+}
+
+// writeWAV writes 16 kHz mono 16-bit PCM.
+func writeWAV(path string, samples []int16) error {
+	le := binary.LittleEndian
+	n := uint32(2 * len(samples))
+	b := []byte("RIFF")
+	b = le.AppendUint32(b, 36+n)
+	b = append(b, "WAVEfmt "...)
+	b = le.AppendUint32(b, 16)
+	b = le.AppendUint16(b, 1) // PCM
+	b = le.AppendUint16(b, 1) // mono
+	b = le.AppendUint32(b, 16000)
+	b = le.AppendUint32(b, 32000)
+	b = le.AppendUint16(b, 2)
+	b = le.AppendUint16(b, 16)
+	b = append(b, "data"...)
+	b = le.AppendUint32(b, n)
+	for _, s := range samples {
+		b = le.AppendUint16(b, uint16(s))
+	}
+	return os.WriteFile(path, b, 0o644)
 }

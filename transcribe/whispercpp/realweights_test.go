@@ -1,0 +1,173 @@
+//go:build whisper
+
+package whispercpp
+
+import (
+	"bytes"
+	"context"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/earshot/earshot/internal/speech"
+	"github.com/earshot/earshot/internal/wer"
+	"github.com/earshot/earshot/transcribe"
+	"github.com/earshot/earshot/transcribe/whispercpp/internal/ggmlmodel"
+)
+
+// TestRealWeights transcribes the benchmark's lines with whisper.cpp on the
+// converted tiny.en (EARSHOT_WHISPER_MODEL) and compares with what the
+// faster-whisper fixture made of the same audio (EARSHOT_WHISPER_REF, see
+// reference_test.go): WER within 1 point over all lines, the same text
+// tokens on at least 90 % of lines (a mis-mapped or transposed tensor
+// cannot pass this), every line's last word ending within 0.2 s of
+// faster-whisper's; silence and noise give no text; whisper.cpp loads every
+// tensor of the file.
+func TestRealWeights(t *testing.T) {
+	model, refDir := os.Getenv("EARSHOT_WHISPER_MODEL"), os.Getenv("EARSHOT_WHISPER_REF")
+	if model == "" || refDir == "" {
+		t.Skip("EARSHOT_WHISPER_MODEL (a converted tiny.en) and EARSHOT_WHISPER_REF (faster-whisper's transcripts of the same audio) are not both set; TestWhisperBuildInSidRoot sets them through testbed/whisper-sid.sh smoke")
+	}
+	ref, err := readReference(refDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("decoding: %s", ref.Decoding)
+
+	// whisper.cpp fails a load on an unknown tensor and on a missing one,
+	// except that a file with no tensors loads as an "empty model": the
+	// file must hold them all, and whisper.cpp must not say that.
+	mark := testLogs.len()
+	e, err := New(Config{ModelPath: model, Threads: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if logged := testLogs.since(mark); slices.ContainsFunc(logged, func(m string) bool { return strings.Contains(m, "no tensors loaded") }) {
+		t.Errorf("whisper.cpp loaded no tensors from %s", model)
+	}
+	if n := tensorsIn(t, model); n != 7+15*4+4+24*4 {
+		t.Errorf("%s holds %d tensors; whisper.cpp's tiny.en has %d", model, n, 7+15*4+4+24*4)
+	}
+
+	var (
+		refs, cppHyps, fwHyps []string
+		sameTokens, lines     int
+		cppTime, fwTime       float64
+	)
+	ctx := context.Background()
+	for _, u := range ref.Utterances {
+		pcm, err := speech.ReadWAVFile(filepath.Join(refDir, u.WAV))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pcm.Rate != transcribe.AudioRate || pcm.Channels != 1 {
+			t.Fatalf("%s: %d Hz × %d, want 16 kHz mono", u.WAV, pcm.Rate, pcm.Channels)
+		}
+		samples := make([]float32, len(pcm.Samples))
+		for i, s := range pcm.Samples {
+			samples[i] = float32(s) / 32768
+		}
+		t0 := time.Now()
+		res, err := e.Transcribe(ctx, transcribe.Audio{Samples: samples, Language: "en"})
+		cppTime += time.Since(t0).Seconds()
+		if err != nil {
+			t.Fatalf("%s: %v", u.Name, err)
+		}
+		toks := e.lastTokens(t)
+		text := resultText(res)
+		if u.Script == "" {
+			if text != "" {
+				t.Errorf("%s: whisper.cpp heard %q (faster-whisper: %q)", u.Name, text, u.Text)
+			}
+			continue
+		}
+		lines++
+		fwTime += u.EngineSeconds
+		refs, cppHyps, fwHyps = append(refs, u.Script), append(cppHyps, text), append(fwHyps, u.Text)
+		same := slices.Equal(toks, u.Tokens)
+		if same {
+			sameTokens++
+		}
+		var last float64
+		if ws := allWords(res); len(ws) > 0 {
+			last = ws[len(ws)-1].End
+		}
+		t.Logf("realweights: %s same tokens %v, last word end %.2f s vs %.2f s\n  whisper.cpp    %q\n  faster-whisper %q", u.Name, same, last, u.LastWordEnd, text, u.Text)
+		if math.Abs(last-u.LastWordEnd) > 0.2 {
+			t.Errorf("%s: last word ends at %.2f s, faster-whisper's at %.2f s (more than 0.2 s apart)", u.Name, last, u.LastWordEnd)
+		}
+	}
+	cppWER := wer.Measure(strings.Join(refs, " "), strings.Join(cppHyps, " ")).WER() * 100
+	fwWER := wer.Measure(strings.Join(refs, " "), strings.Join(fwHyps, " ")).WER() * 100
+	t.Logf("realweights: %d lines: WER whisper.cpp %.2f %%, faster-whisper %.2f %%; same tokens on %d; engine time whisper.cpp %.2f s, faster-whisper (HTTP, int8) %.2f s",
+		lines, cppWER, fwWER, sameTokens, cppTime, fwTime)
+	if lines < 20 {
+		t.Errorf("%d lines in the reference, want the benchmark's 20", lines)
+	}
+	if math.Abs(cppWER-fwWER) > 1 {
+		t.Errorf("WER %.2f %% is more than 1 point from faster-whisper's %.2f %%", cppWER, fwWER)
+	}
+	if sameTokens*10 < lines*9 {
+		t.Errorf("the same tokens as faster-whisper on %d of %d lines, want at least 90 %%", sameTokens, lines)
+	}
+}
+
+// lastTokens returns the text token ids of the last whisper_full call.
+func (e *Engine) lastTokens(t *testing.T) []int {
+	t.Helper()
+	if err := acquire(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	var ids []int
+	eot := e.wctx.Whisper_token_eot()
+	for i := range e.wctx.Whisper_full_n_segments() {
+		for j := range e.wctx.Whisper_full_n_tokens(i) {
+			if id := e.wctx.Whisper_full_get_token_id(i, j); id < eot {
+				ids = append(ids, int(id))
+			}
+		}
+	}
+	return ids
+}
+
+func resultText(res transcribe.Result) string {
+	var parts []string
+	for _, s := range res.Segments {
+		if s.Text != "" {
+			parts = append(parts, s.Text)
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+func allWords(res transcribe.Result) []transcribe.Word {
+	var ws []transcribe.Word
+	for _, s := range res.Segments {
+		ws = append(ws, s.Words...)
+	}
+	return ws
+}
+
+// tensorsIn counts the tensor records of a ggml model file.
+func tensorsIn(t *testing.T, path string) int {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, n, err := ggmlmodel.Read(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, err := ggmlmodel.ReadTensors(bytes.NewReader(b[n:]), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ts)
+}

@@ -1,0 +1,65 @@
+package whispercpp
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// The real-weights comparison has two halves: TestWhisperBuildInSidRoot
+// (host) renders the utterances and has the faster-whisper fixture
+// transcribe them, writing a reference folder; TestRealWeights (sid root,
+// whisper tag) transcribes the same files with whisper.cpp on the
+// converted tiny.en and compares. This file is the folder's format.
+
+// refFile is the reference folder's index.
+const refFile = "reference.json"
+
+// reference is what faster-whisper made of each utterance.
+type reference struct {
+	// Decoding describes the settings both engines use.
+	Decoding   string         `json:"decoding"`
+	Utterances []refUtterance `json:"utterances"`
+}
+
+// refUtterance is one audio file and faster-whisper's transcript of it.
+type refUtterance struct {
+	Name string `json:"name"`
+	// Script is what was said ("" for silence and noise).
+	Script string `json:"script"`
+	// WAV is the file name in the folder: 16 kHz mono 16-bit, the audio
+	// both engines get.
+	WAV     string  `json:"wav"`
+	Seconds float64 `json:"seconds"`
+	// Text, Tokens (text tokens only: ids below <|endoftext|>) and the
+	// last word's end, in seconds, as faster-whisper gave them.
+	Text        string  `json:"text"`
+	Tokens      []int   `json:"tokens"`
+	LastWordEnd float64 `json:"last_word_end"`
+	// EngineSeconds is the fixture's wall time for the request.
+	EngineSeconds float64 `json:"engine_seconds"`
+}
+
+func readReference(dir string) (reference, error) {
+	var ref reference
+	b, err := os.ReadFile(filepath.Join(dir, refFile))
+	if err != nil {
+		return ref, err
+	}
+	if err := json.Unmarshal(b, &ref); err != nil {
+		return ref, fmt.Errorf("%s: %w", refFile, err)
+	}
+	if len(ref.Utterances) == 0 {
+		return ref, fmt.Errorf("%s: no utterances", refFile)
+	}
+	return ref, nil
+}
+
+func writeReference(dir string, ref reference) error {
+	b, err := json.MarshalIndent(ref, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, refFile), b, 0o644)
+}
