@@ -33,12 +33,16 @@ type refUtterance struct {
 	WAV     string  `json:"wav"`
 	Seconds float64 `json:"seconds"`
 	// Text, Tokens (text tokens only: ids below <|endoftext|>) and the
-	// last word's end, in seconds, as faster-whisper gave them.
+	// last word's end, in seconds, as faster-whisper gave them with the
+	// fixture's decoding, float32 and OpenAI's front end
+	// (testbed/whisper/reference.py --front-end openai).
 	Text        string  `json:"text"`
 	Tokens      []int   `json:"tokens"`
 	LastWordEnd float64 `json:"last_word_end"`
-	// EngineSeconds is the fixture's wall time for the request.
-	EngineSeconds float64 `json:"engine_seconds"`
+	// FixtureText is what the fixture itself (int8, its own front end)
+	// answered over HTTP, and FixtureSeconds its wall time for the request.
+	FixtureText    string  `json:"fixture_text"`
+	FixtureSeconds float64 `json:"fixture_seconds"`
 }
 
 func readReference(dir string) (reference, error) {

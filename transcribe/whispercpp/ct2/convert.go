@@ -59,7 +59,7 @@ func (r Result) Multilingual() bool { return r.Vocab >= 51865 }
 // anyway) dropped, and Whisper's 80- or 128-band mel filters computed.
 // out is written to a temporary file in its folder and renamed into place:
 // on any error nothing is left at out (an older file there stays).
-func Convert(dir, out string) (Result, error) {
+func Convert(dir, out string, opts Options) (Result, error) {
 	m, err := ReadFile(filepath.Join(dir, "model.bin"))
 	if err != nil {
 		return Result{}, err
@@ -68,7 +68,7 @@ func Convert(dir, out string) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	head, tensors, res, err := Whisper(m, tokens)
+	head, tensors, res, err := Whisper(m, tokens, opts)
 	if err != nil {
 		return Result{}, err
 	}
@@ -115,17 +115,28 @@ func readVocabulary(dir string) ([][]byte, error) {
 	return ggmlmodel.ReadVocabulary(strings.NewReader(strings.Join(list, "\n")))
 }
 
+// Options tune a conversion.
+type Options struct {
+	// Float32 writes the weight matrices as float32 (whisper.cpp's ftype 0)
+	// instead of float16: twice the size and slower, but whisper.cpp then
+	// computes in float32 as faster-whisper does on CPU.
+	Float32 bool
+}
+
 // Whisper maps a CTranslate2 Whisper model and its vocabulary to a ggml
 // model: the file's head and its tensors in the order whisper.cpp's own
 // converter writes them. Every array of m must find its place: one that
 // does not (a newer spec, a quantisation scale) is an error, not silently
 // dropped.
-func Whisper(m *Model, tokens [][]byte) (*ggmlmodel.File, []ggmlmodel.Tensor, Result, error) {
+func Whisper(m *Model, tokens [][]byte, opts Options) (*ggmlmodel.File, []ggmlmodel.Tensor, Result, error) {
 	var res Result
 	if m.Spec != WhisperSpec {
 		return nil, nil, res, fmt.Errorf("%w: spec %q: only CTranslate2 Whisper models (%s) convert to whisper.cpp", ErrUnsupported, m.Spec, WhisperSpec)
 	}
-	c := &converter{m: m, used: map[string]bool{}}
+	c := &converter{m: m, used: map[string]bool{}, wtype: ggmlmodel.TypeF16}
+	if opts.Float32 {
+		c.wtype = ggmlmodel.TypeF32
+	}
 	c.hparams(&res)
 	if c.err != nil {
 		return nil, nil, res, c.err
@@ -148,7 +159,7 @@ func Whisper(m *Model, tokens [][]byte) (*ggmlmodel.File, []ggmlmodel.Tensor, Re
 		NAudioHead: int32(res.AudioHeads), NAudioLayer: int32(res.AudioLayers),
 		NTextCtx: int32(res.TextCtx), NTextState: int32(res.TextState),
 		NTextHead: int32(res.TextHeads), NTextLayer: int32(res.TextLayers),
-		NMels: int32(res.Mels), FType: ggmlmodel.TypeF16,
+		NMels: int32(res.Mels), FType: c.wtype,
 	}
 	return ggmlmodel.New(hp, tokens), c.out, res, nil
 }
@@ -157,8 +168,11 @@ func Whisper(m *Model, tokens [][]byte) (*ggmlmodel.File, []ggmlmodel.Tensor, Re
 type converter struct {
 	m    *Model
 	used map[string]bool
-	out  []ggmlmodel.Tensor
-	err  error
+	// wtype is the weight matrices' type (whisper.cpp's wtype; its conv
+	// weights are float16 unless wtype is float32).
+	wtype int32
+	out   []ggmlmodel.Tensor
+	err   error
 }
 
 func (c *converter) fail(format string, args ...any) {
@@ -323,7 +337,7 @@ func (c *converter) vector(name, from string, n int) {
 
 // matrix adds a float16 weight matrix of rows × cols.
 func (c *converter) matrix(name, from string, rows, cols int) {
-	c.put(name, c.get(from, rows, cols), 0, 0, ggmlmodel.TypeF16, rows, cols)
+	c.put(name, c.get(from, rows, cols), 0, 0, c.wtype, rows, cols)
 }
 
 // linear adds a projection's weight and bias.
@@ -347,7 +361,7 @@ func (c *converter) fused(from string, n int, to ...string) {
 	w := c.get(from+"/weight", len(to)*n, n)
 	b := c.get(from+"/bias", len(to)*n)
 	for i, name := range to {
-		c.put(name+".weight", w, i*n, (i+1)*n, ggmlmodel.TypeF16, n, n)
+		c.put(name+".weight", w, i*n, (i+1)*n, c.wtype, n, n)
 		if !strings.HasSuffix(name, ".key") {
 			c.put(name+".bias", b, i*n, (i+1)*n, ggmlmodel.TypeF32, n)
 		}
@@ -364,10 +378,10 @@ func (c *converter) ffn(prefix, from string, n int) {
 func (c *converter) encoder(res Result) {
 	n := res.AudioState
 	c.put("encoder.positional_embedding", c.get("encoder/position_encodings/encodings", res.AudioCtx, n), 0, 0, ggmlmodel.TypeF32, res.AudioCtx, n)
-	c.put("encoder.conv1.weight", c.get("encoder/conv1/weight", n, res.Mels, 3), 0, 0, ggmlmodel.TypeF16, n, res.Mels, 3)
+	c.put("encoder.conv1.weight", c.get("encoder/conv1/weight", n, res.Mels, 3), 0, 0, c.wtype, n, res.Mels, 3)
 	// whisper.cpp's conv biases are n×1 (broadcast over time).
 	c.put("encoder.conv1.bias", c.get("encoder/conv1/bias", n), 0, 0, ggmlmodel.TypeF32, n, 1)
-	c.put("encoder.conv2.weight", c.get("encoder/conv2/weight", n, n, 3), 0, 0, ggmlmodel.TypeF16, n, n, 3)
+	c.put("encoder.conv2.weight", c.get("encoder/conv2/weight", n, n, 3), 0, 0, c.wtype, n, n, 3)
 	c.put("encoder.conv2.bias", c.get("encoder/conv2/bias", n), 0, 0, ggmlmodel.TypeF32, n, 1)
 	for i := range res.AudioLayers {
 		p, from := fmt.Sprintf("encoder.blocks.%d", i), fmt.Sprintf("encoder/layer_%d", i)
@@ -383,7 +397,7 @@ func (c *converter) decoder(res Result) {
 	n := res.TextState
 	c.put("decoder.positional_embedding", c.get("decoder/position_encodings/encodings", res.TextCtx, n), 0, 0, ggmlmodel.TypeF32, res.TextCtx, n)
 	emb := c.get("decoder/embeddings/weight", res.Vocab, n)
-	c.put("decoder.token_embedding.weight", emb, 0, 0, ggmlmodel.TypeF16, res.Vocab, n)
+	c.put("decoder.token_embedding.weight", emb, 0, 0, c.wtype, res.Vocab, n)
 	for i := range res.TextLayers {
 		p, from := fmt.Sprintf("decoder.blocks.%d", i), fmt.Sprintf("decoder/layer_%d", i)
 		c.ffn(p, from+"/ffn", n)

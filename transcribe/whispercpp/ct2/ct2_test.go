@@ -233,7 +233,7 @@ func FuzzRead(f *testing.F) {
 			t.Fatalf("round trip: %v", err)
 		}
 		// Conversion may refuse the model but must not panic.
-		_, _, _, _ = Whisper(m, [][]byte{[]byte("a"), []byte("<|endoftext|>")})
+		_, _, _, _ = Whisper(m, [][]byte{[]byte("a"), []byte("<|endoftext|>")}, Options{})
 	})
 }
 
@@ -313,7 +313,7 @@ func TestConvert(t *testing.T) {
 			s.dtype = dt
 			dir := modelDir(t, synth(s), vocabulary(5))
 			out := filepath.Join(t.TempDir(), "ggml-synth.bin")
-			res, err := Convert(dir, out)
+			res, err := Convert(dir, out, Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -448,7 +448,7 @@ func TestConvertRefuses(t *testing.T) {
 			}
 			outDir := t.TempDir()
 			out := filepath.Join(outDir, "ggml.bin")
-			_, err := Convert(dir, out)
+			_, err := Convert(dir, out, Options{})
 			if !errors.Is(err, tc.kind) || !strings.Contains(err.Error(), tc.says) {
 				t.Fatalf("err = %v; want %v saying %q", err, tc.kind, tc.says)
 			}
@@ -459,7 +459,7 @@ func TestConvertRefuses(t *testing.T) {
 			if err := os.WriteFile(out, []byte("previous"), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := Convert(dir, out); err == nil {
+			if _, err := Convert(dir, out, Options{}); err == nil {
 				t.Fatal("second conversion succeeded")
 			}
 			if b, _ := os.ReadFile(out); string(b) != "previous" {
@@ -472,13 +472,13 @@ func TestConvertRefuses(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(dir, "model.bin"), synth(small).bytes(t), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := Convert(dir, filepath.Join(t.TempDir(), "x.bin")); err == nil || !strings.Contains(err.Error(), "neither vocabulary.txt nor vocabulary.json") {
+		if _, err := Convert(dir, filepath.Join(t.TempDir(), "x.bin"), Options{}); err == nil || !strings.Contains(err.Error(), "neither vocabulary.txt nor vocabulary.json") {
 			t.Errorf("err = %v", err)
 		}
 	})
 	t.Run("output folder missing", func(t *testing.T) {
 		dir := modelDir(t, synth(small), vocabulary(5))
-		if _, err := Convert(dir, filepath.Join(t.TempDir(), "no", "x.bin")); !errors.Is(err, os.ErrNotExist) {
+		if _, err := Convert(dir, filepath.Join(t.TempDir(), "no", "x.bin"), Options{}); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("err = %v, want ErrNotExist", err)
 		}
 	})
@@ -494,7 +494,7 @@ func TestConvertVocabularyJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(t.TempDir(), "x.bin")
-	res, err := Convert(dir, out)
+	res, err := Convert(dir, out, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -527,7 +527,7 @@ func fixtureModel(t *testing.T) string {
 // types it expects.
 func TestConvertFixtureModel(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "ggml-tiny.en.bin")
-	res, err := Convert(fixtureModel(t), out)
+	res, err := Convert(fixtureModel(t), out, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
