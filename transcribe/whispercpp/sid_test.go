@@ -8,11 +8,8 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math"
 	"math/rand/v2"
-	"mime/multipart"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +20,8 @@ import (
 
 	"github.com/earshot/earshot/internal/speech"
 	"github.com/earshot/earshot/internal/testbed"
+	"github.com/earshot/earshot/transcribe"
+	"github.com/earshot/earshot/transcribe/httpengine"
 )
 
 // TestWhisperBuildInSidRoot is the CI check that the `whisper`-tagged build
@@ -130,14 +129,32 @@ func prepareReference(ctx context.Context, t *testing.T, dir string) {
 		}
 		ref.Utterances = append(ref.Utterances, refUtterance{Name: u.name, WAV: u.name + ".wav"})
 	}
+	// The fixture through Earshot's own HTTP engine, as the pipeline uses it.
+	eng, err := httpengine.New(httpengine.Config{BaseURL: url, Model: "tiny.en"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	files := make([]string, len(ref.Utterances))
 	for i := range ref.Utterances {
 		u := &ref.Utterances[i]
 		files[i] = filepath.Join(dir, u.WAV)
+		pcm, err := speech.ReadWAVFile(files[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		samples := make([]float32, len(pcm.Samples))
+		for k, v := range pcm.Samples {
+			samples[k] = float32(v) / 32768
+		}
 		t0 := time.Now()
-		v := fixtureTranscribe(ctx, t, url, files[i])
+		res, err := eng.Transcribe(ctx, transcribe.Audio{Samples: samples, Language: "en"})
 		u.FixtureSeconds = time.Since(t0).Seconds()
-		u.FixtureText = strings.TrimSpace(v.Text)
+		if err != nil {
+			t.Fatalf("%s: the fixture through httpengine: %v", u.Name, err)
+		}
+		for _, s := range res.Segments {
+			u.FixtureText = strings.TrimSpace(u.FixtureText + " " + s.Text)
+		}
 	}
 	for i, v := range offlineReference(ctx, t, files) {
 		u := &ref.Utterances[i]
@@ -202,8 +219,8 @@ func offlineReference(ctx context.Context, t *testing.T, files []string) []fixtu
 // text.
 const tinyEnEOT = 50256
 
-// fixtureJSON is the part of the fixture's verbose_json the reference
-// keeps.
+// fixtureJSON is the part of the fixture's verbose_json answer (as
+// reference.py prints it) the reference keeps.
 type fixtureJSON struct {
 	Duration float64 `json:"duration"`
 	Text     string  `json:"text"`
@@ -213,55 +230,6 @@ type fixtureJSON struct {
 	Words []struct {
 		End float64 `json:"end"`
 	} `json:"words"`
-}
-
-func fixtureTranscribe(ctx context.Context, t *testing.T, baseURL, path string) fixtureJSON {
-	t.Helper()
-	audio, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var body bytes.Buffer
-	mw := multipart.NewWriter(&body)
-	fw, err := mw.CreateFormFile("file", filepath.Base(path))
-	if err != nil {
-		t.Fatal(err)
-	}
-	fw.Write(audio)
-	for _, kv := range [][2]string{
-		{"model", "tiny.en"}, {"language", "en"}, {"temperature", "0"},
-		{"response_format", "verbose_json"},
-		{"timestamp_granularities[]", "word"}, {"timestamp_granularities[]", "segment"},
-	} {
-		if err := mw.WriteField(kv[0], kv[1]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := mw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, baseURL+"/v1/audio/transcriptions", &body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", mw.FormDataContentType())
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("POST to the Whisper fixture: %v", err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("Whisper fixture answered %s: %s", resp.Status, raw)
-	}
-	var v fixtureJSON
-	if err := json.Unmarshal(raw, &v); err != nil {
-		t.Fatalf("decode verbose_json: %v\n%s", err, raw)
-	}
-	return v
 }
 
 // writeWAV writes 16 kHz mono 16-bit PCM.
