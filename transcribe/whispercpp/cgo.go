@@ -36,6 +36,25 @@ static void earshot_abort(int *flag) {
 	__atomic_store_n(flag, 1, __ATOMIC_RELEASE);
 }
 
+// earshot_load loads a model; a preset other than WHISPER_AHEADS_NONE turns
+// on DTW token timestamps (cross-attention alignment, as faster-whisper's
+// word timestamps) with that preset's alignment heads.
+static struct whisper_context *earshot_load(const char *path, int preset) {
+	struct whisper_context_params cp = whisper_context_default_params();
+	if (preset != WHISPER_AHEADS_NONE) {
+		// whisper.cpp computes DTW from attention weights that flash
+		// attention never materialises: it turns DTW off when both are on.
+		cp.flash_attn = false;
+		cp.dtw_token_timestamps = true;
+		cp.dtw_aheads_preset = (enum whisper_alignment_heads_preset)preset;
+	}
+	return whisper_init_from_file_with_params(path, cp);
+}
+
+static int64_t earshot_token_dtw(struct whisper_context *ctx, int i, int j) {
+	return whisper_full_get_token_data(ctx, i, j).t_dtw;
+}
+
 // The decoding settings of faster-whisper as Earshot's HTTP engine uses it
 // (greedy, one candidate per temperature of the fallback ladder 0, 0.2,
 // ... 1.0; non-speech symbols suppressed, as its suppress_tokens=[-1]).
@@ -61,6 +80,8 @@ import (
 	"unsafe"
 
 	whisper "github.com/ggerganov/whisper.cpp/bindings/go"
+
+	"github.com/earshot/earshot/transcribe/whispercpp/internal/ggmlmodel"
 )
 
 var initOnce sync.Once
@@ -114,6 +135,50 @@ func langID(lang string) int {
 		return -1
 	}
 	return int(C.whisper_lang_id(s.p))
+}
+
+// loadModel loads the model at path with DTW token timestamps when preset
+// is not WHISPER_AHEADS_NONE; nil when whisper.cpp cannot.
+func loadModel(path string, preset C.int) *whisper.Context {
+	p := C.CString(path)
+	defer C.free(unsafe.Pointer(p))
+	return (*whisper.Context)(unsafe.Pointer(C.earshot_load(p, preset)))
+}
+
+// alignmentHeads is whisper.cpp's preset of DTW alignment heads for a
+// model of Whisper's shape hp (the heads OpenAI published per model),
+// WHISPER_AHEADS_NONE for a shape it has none for.
+func alignmentHeads(hp ggmlmodel.HParams) C.int {
+	en := hp.NVocab < 51865
+	pick := func(english, multi C.int) C.int {
+		if en {
+			return english
+		}
+		return multi
+	}
+	switch {
+	case hp.NTextLayer == 4 && hp.NTextState == 384:
+		return pick(C.WHISPER_AHEADS_TINY_EN, C.WHISPER_AHEADS_TINY)
+	case hp.NTextLayer == 6 && hp.NTextState == 512:
+		return pick(C.WHISPER_AHEADS_BASE_EN, C.WHISPER_AHEADS_BASE)
+	case hp.NTextLayer == 12 && hp.NTextState == 768:
+		return pick(C.WHISPER_AHEADS_SMALL_EN, C.WHISPER_AHEADS_SMALL)
+	case hp.NTextLayer == 24 && hp.NTextState == 1024:
+		return pick(C.WHISPER_AHEADS_MEDIUM_EN, C.WHISPER_AHEADS_MEDIUM)
+	case hp.NTextLayer == 4 && hp.NTextState == 1280:
+		return C.WHISPER_AHEADS_LARGE_V3_TURBO
+	case hp.NTextLayer == 32 && hp.NTextState == 1280 && hp.NMels == 128:
+		return C.WHISPER_AHEADS_LARGE_V3
+	case hp.NTextLayer == 32 && hp.NTextState == 1280:
+		// large-v1 and v2 share a shape; v2's heads are the likelier.
+		return C.WHISPER_AHEADS_LARGE_V2
+	}
+	return C.WHISPER_AHEADS_NONE
+}
+
+// tokenDTW is token j of segment i's DTW time (10 ms units), -1 without.
+func tokenDTW(ctx *whisper.Context, i, j int) int64 {
+	return int64(C.earshot_token_dtw((*C.struct_whisper_context)(unsafe.Pointer(ctx)), C.int(i), C.int(j)))
 }
 
 // noSpeechProb is segment i's probability of the <|nospeech|> token.

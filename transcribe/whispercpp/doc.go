@@ -14,6 +14,17 @@
 // from many goroutines, and they take turns. Run one engine (one model) per
 // worker process and scale with processes.
 //
+// The engine decodes as Earshot's HTTP engine has faster-whisper decode
+// (greedy, one candidate per step of the temperature fallback 0 to 1.0,
+// blank and non-speech tokens suppressed, thresholds -1 log-probability
+// and 0.6 no-speech), and takes word times from whisper.cpp's DTW
+// alignment when the model has the shape of a Whisper release (its
+// published alignment heads), as faster-whisper does from cross-attention.
+// The segments' no-speech probability and mean log-probability feed the
+// same no-speech filter as the HTTP engine's (transcribe.Filter). Models
+// come from whisper.cpp's downloads or from a CTranslate2 (faster-whisper)
+// model folder through `earshot model convert` (package ct2).
+//
 // Two facts about Debian's whisper.cpp shape the build: ggml's CPU backend
 // ships only as variants loaded at run time, so the bindings' -lggml-cpu
 // needs an empty stub library on the link path (CGO_LDFLAGS=-L<dir>), and

@@ -11,6 +11,7 @@ import (
 	whisper "github.com/ggerganov/whisper.cpp/bindings/go"
 
 	"github.com/earshot/earshot/transcribe"
+	"github.com/earshot/earshot/transcribe/whispercpp/internal/ggmlmodel"
 )
 
 // Engine is whisper.cpp in process with one model. It is safe for
@@ -21,6 +22,9 @@ type Engine struct {
 	// written only while holding slot.
 	wctx         *whisper.Context
 	multilingual bool
+	// dtw: whisper.cpp computes DTW token times (the model's shape has
+	// alignment heads), which word times then come from.
+	dtw bool
 }
 
 var _ transcribe.Engine = (*Engine)(nil)
@@ -58,15 +62,32 @@ func New(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := os.Stat(cfg.ModelPath); err != nil {
-		return nil, fmt.Errorf("whispercpp: model: %w", err)
+	hp, err := readHParams(cfg.ModelPath)
+	if err != nil {
+		return nil, err
 	}
 	initLibrary()
-	wctx := whisper.Whisper_init(cfg.ModelPath)
+	heads := alignmentHeads(hp)
+	wctx := loadModel(cfg.ModelPath, heads)
 	if wctx == nil {
 		return nil, fmt.Errorf("whispercpp: whisper.cpp could not load the model %s (its log says why)", cfg.ModelPath)
 	}
-	return &Engine{cfg: cfg, wctx: wctx, multilingual: wctx.Whisper_is_multilingual() != 0}, nil
+	return &Engine{cfg: cfg, wctx: wctx, multilingual: wctx.Whisper_is_multilingual() != 0, dtw: heads != 0}, nil
+}
+
+// readHParams reads a model file's hyperparameters, so that a file that is
+// no ggml Whisper model fails with a clear error before whisper.cpp sees it.
+func readHParams(path string) (ggmlmodel.HParams, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return ggmlmodel.HParams{}, fmt.Errorf("whispercpp: model: %w", err)
+	}
+	defer f.Close()
+	head, _, err := ggmlmodel.Read(f)
+	if err != nil {
+		return ggmlmodel.HParams{}, fmt.Errorf("whispercpp: model %s: %w (convert a CTranslate2 model with earshot model convert, or use a whisper.cpp ggml-*.bin)", path, err)
+	}
+	return head.HParams, nil
 }
 
 // Name returns "whisper-cpp".
@@ -224,18 +245,28 @@ func (e *Engine) collect(res *transcribe.Result) {
 	n := ctx.Whisper_full_n_segments()
 	for i := range n {
 		var toks []token
-		for j := range ctx.Whisper_full_n_tokens(i) {
+		nt := ctx.Whisper_full_n_tokens(i)
+		for j := range nt {
 			// Ids from <|endoftext|> up are special and timestamp tokens.
 			if ctx.Whisper_full_get_token_id(i, j) >= eot {
 				continue
 			}
 			data := ctx.Whisper_full_get_token_data(i, j)
-			toks = append(toks, token{
+			t := token{
 				text: ctx.Whisper_full_get_token_text(i, j),
 				p:    float64(ctx.Whisper_full_get_token_p(i, j)),
 				t0:   data.T0(),
 				t1:   data.T1(),
-			})
+			}
+			// With DTW a token spans from its own alignment time to the
+			// next token's (the closing timestamp token's for the last),
+			// as faster-whisper's word times do.
+			if e.dtw && j+1 < nt {
+				if a, b := tokenDTW(ctx, i, j), tokenDTW(ctx, i, j+1); a >= 0 && b >= a {
+					t.t0, t.t1 = a, b
+				}
+			}
+			toks = append(toks, t)
 		}
 		res.Segments = append(res.Segments, segment(
 			ctx.Whisper_full_get_segment_t0(i), ctx.Whisper_full_get_segment_t1(i),

@@ -5,6 +5,7 @@ package whispercpp
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"math"
 	"os"
 	"path/filepath"
@@ -28,11 +29,12 @@ import (
 // whisper.cpp loads every tensor of the file.
 //
 // Each line's last-word end is compared with faster-whisper's and logged,
-// not asserted: whisper.cpp's token timestamps (the engine's word times)
-// come from timestamp-token probabilities, not from faster-whisper's
-// cross-attention alignment, and land up to about 0.4 s away on these
-// lines; matching within 0.2 s needs whisper.cpp's DTW timestamps
-// (dtw_token_timestamps with the model's alignment heads).
+// not asserted: with whisper.cpp's DTW token times (the alignment heads of
+// the model's shape) 15 of the 20 lines end within 0.2 s of
+// faster-whisper's, but on the others whisper.cpp's word ends where its
+// closing timestamp token is, up to 0.4 s later or earlier; the two
+// engines' alignments differ there, and bounding it needs more than this
+// test's 20 lines to tell a fix from noise.
 func TestRealWeights(t *testing.T) {
 	model, refDir := os.Getenv("EARSHOT_WHISPER_MODEL"), os.Getenv("EARSHOT_WHISPER_REF")
 	if model == "" || refDir == "" {
@@ -65,6 +67,7 @@ func TestRealWeights(t *testing.T) {
 		sameTokens, lines     int
 		endsClose             int
 		cppTime, fwTime       float64
+		audio                 float64
 	)
 	ctx := context.Background()
 	for _, u := range ref.Utterances {
@@ -94,6 +97,7 @@ func TestRealWeights(t *testing.T) {
 			continue
 		}
 		lines++
+		audio += float64(len(samples)) / transcribe.AudioRate
 		refs, cppHyps, fwHyps = append(refs, u.Script), append(cppHyps, text), append(fwHyps, u.Text)
 		same := slices.Equal(toks, u.Tokens)
 		if same {
@@ -108,6 +112,11 @@ func TestRealWeights(t *testing.T) {
 		}
 		fwTime += u.FixtureSeconds
 		t.Logf("realweights: %s same tokens %v, last word end %.2f s vs %.2f s\n  whisper.cpp    %q\n  faster-whisper %q (fixture over HTTP: %q)", u.Name, same, last, u.LastWordEnd, text, u.Text, u.FixtureText)
+	}
+	if b, err := json.Marshal(engineTimes{WhisperCppSeconds: cppTime, AudioSeconds: audio}); err != nil {
+		t.Fatal(err)
+	} else if err := os.WriteFile(filepath.Join(refDir, timesFile), b, 0o644); err != nil {
+		t.Fatal(err)
 	}
 	cppWER := wer.Measure(strings.Join(refs, " "), strings.Join(cppHyps, " ")).WER() * 100
 	fwWER := wer.Measure(strings.Join(refs, " "), strings.Join(fwHyps, " ")).WER() * 100

@@ -45,6 +45,16 @@ type refUtterance struct {
 	FixtureSeconds float64 `json:"fixture_seconds"`
 }
 
+// timesFile is where TestRealWeights leaves whisper.cpp's engine time for
+// BenchmarkWhisperCppVsFasterWhisper.
+const timesFile = "times.json"
+
+// engineTimes is whisper.cpp's time on the reference's speech lines.
+type engineTimes struct {
+	WhisperCppSeconds float64 `json:"whispercpp_seconds"`
+	AudioSeconds      float64 `json:"audio_seconds"`
+}
+
 func readReference(dir string) (reference, error) {
 	var ref reference
 	b, err := os.ReadFile(filepath.Join(dir, refFile))

@@ -45,6 +45,22 @@ func TestWhisperBuildInSidRoot(t *testing.T) {
 	}
 	refDir := filepath.Join(testbed.Dir(), "whisper-sid", "reference")
 	prepareReference(ctx, t, refDir)
+	out := runSidSmoke(ctx, t, refDir)
+	t.Logf("%s", out)
+	// The root's test output: the comparison's figures.
+	if log, err := os.ReadFile(filepath.Join(testbed.Dir(), "whisper-sid", "smoke.log")); err == nil {
+		for _, line := range strings.Split(string(log), "\n") {
+			if strings.Contains(line, "realweights:") || strings.HasPrefix(line, "--- ") {
+				t.Log(strings.TrimSpace(line))
+			}
+		}
+	}
+}
+
+// runSidSmoke runs testbed/whisper-sid.sh smoke with the reference folder
+// and returns its output.
+func runSidSmoke(ctx context.Context, t testing.TB, refDir string) []byte {
+	t.Helper()
 	script := filepath.Join(testbed.RepoRoot(), "testbed", "whisper-sid.sh")
 	cmd := exec.CommandContext(ctx, "bash", script, "smoke")
 	cmd.Env = append(os.Environ(), "EARSHOT_WHISPER_REF="+refDir)
@@ -57,15 +73,55 @@ func TestWhisperBuildInSidRoot(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%s smoke: %v\n%s", script, err, out)
 	}
-	t.Logf("%s", out)
-	// The root's test output: the comparison's figures.
-	if log, err := os.ReadFile(filepath.Join(testbed.Dir(), "whisper-sid", "smoke.log")); err == nil {
-		for _, line := range strings.Split(string(log), "\n") {
-			if strings.Contains(line, "realweights:") || strings.HasPrefix(line, "--- ") {
-				t.Log(strings.TrimSpace(line))
-			}
+	return out
+}
+
+// BenchmarkWhisperCppVsFasterWhisper times both engines on the same audio
+// with 2 threads each: the benchmark's 20 lines, one utterance per call
+// (prepareReference, then TestRealWeights in the sid root through
+// testbed/whisper-sid.sh smoke, which writes its engine time to the
+// reference folder), and reports
+//
+//   - whispercpp_rtf: whisper.cpp's Transcribe wall time (in process, the
+//     converted float16 tiny.en, DTW timestamps) per second of audio;
+//   - fasterwhisper_rtf: the faster-whisper fixture's (int8) wall time per
+//     second of audio through Earshot's HTTP engine (request to answer,
+//     loopback HTTP included);
+//   - whispercpp_vs_fasterwhisper_ratio: the first over the second.
+//
+// It leaves out model loading and the live pipeline around the engine.
+// The sid root's test binary is built with -race, which slows its Go code
+// (a small share of a call: whisper.cpp itself is C).
+func BenchmarkWhisperCppVsFasterWhisper(b *testing.B) {
+	if !testbed.Enabled() {
+		b.Skip("set EARSHOT_TESTBED=1 (make bench does): it needs the sid root and the Whisper fixture")
+	}
+	ctx := b.Context()
+	refDir := filepath.Join(testbed.Dir(), "whisper-sid", "reference")
+	prepareReference(ctx, b, refDir)
+	runSidSmoke(ctx, b, refDir)
+	ref, err := readReference(refDir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var tm engineTimes
+	if raw, err := os.ReadFile(filepath.Join(refDir, timesFile)); err != nil {
+		b.Fatal(err)
+	} else if err := json.Unmarshal(raw, &tm); err != nil {
+		b.Fatal(err)
+	}
+	var fw float64
+	for _, u := range ref.Utterances {
+		if u.Script != "" {
+			fw += u.FixtureSeconds
 		}
 	}
+	if tm.AudioSeconds <= 0 || fw <= 0 || tm.WhisperCppSeconds <= 0 {
+		b.Fatalf("no timings: %+v, fixture %.2f s", tm, fw)
+	}
+	b.ReportMetric(tm.WhisperCppSeconds/tm.AudioSeconds, "whispercpp_rtf")
+	b.ReportMetric(fw/tm.AudioSeconds, "fasterwhisper_rtf")
+	b.ReportMetric(tm.WhisperCppSeconds/fw, "whispercpp_vs_fasterwhisper_ratio")
 }
 
 // prepareReference renders each benchmark line (speech.BenchSentences) as
@@ -79,7 +135,7 @@ func TestWhisperBuildInSidRoot(t *testing.T) {
 // faster-whisper fills a short utterance's window with zeros in log-mel
 // space where OpenAI's Whisper and whisper.cpp put silence, which changes
 // a word on a few lines).
-func prepareReference(ctx context.Context, t *testing.T, dir string) {
+func prepareReference(ctx context.Context, t testing.TB, dir string) {
 	t.Helper()
 	url := testbed.WhisperURL(t)
 	tools, err := speech.ToolsFromEnv(testbed.Require(t, testbed.Speech))
@@ -178,7 +234,7 @@ func prepareReference(ctx context.Context, t *testing.T, dir string) {
 // offlineReference runs testbed/whisper/reference.py --front-end openai
 // (float32, 2 threads, as the whisper.cpp engine in the test) on files, in
 // the fixture's venv.
-func offlineReference(ctx context.Context, t *testing.T, files []string) []fixtureJSON {
+func offlineReference(ctx context.Context, t testing.TB, files []string) []fixtureJSON {
 	t.Helper()
 	cache := os.Getenv("EARSHOT_CACHE")
 	if cache == "" {
