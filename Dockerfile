@@ -1,7 +1,10 @@
 # One image for every Earshot stage. Debian sid, because its libwhisper-dev
 # package provides whisper.cpp for the `whisper` build tag (Debian 12 has
 # none). Build: docker build -t earshot . (docker-compose.yml builds the
-# `runtime` stage).
+# `runtime` stage). The `runtime` target is the in-process engine's image:
+# transcribe.engine: whisper with transcribe.model_path naming a ggml model
+# (whisper.cpp's, or `earshot model convert` of a faster-whisper model;
+# README "Convert a model").
 FROM debian:sid AS build
 RUN apt-get update && apt-get install -y --no-install-recommends \
       golang-go ca-certificates gcc g++ pkg-config libc6-dev \

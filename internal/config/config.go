@@ -378,7 +378,10 @@ func (c *Config) Validate() error {
 		}
 	case "whisper":
 		if c.Transcribe.ModelPath == "" {
-			bad("transcribe.model_path", "is empty; point it at a ggml Whisper model file")
+			bad("transcribe.model_path", "is empty; point it at a ggml Whisper model file (earshot model convert makes one from a faster-whisper model)")
+		}
+		if c.Transcribe.Threads < 0 || c.Transcribe.Threads > 256 {
+			bad("transcribe.threads", "%d must be between 0 (min(4, CPUs)) and 256", c.Transcribe.Threads)
 		}
 	default:
 		bad("transcribe.engine", "%q is not http or whisper", c.Transcribe.Engine)

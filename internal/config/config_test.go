@@ -81,11 +81,13 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	c.Storage.Backend = "s3"
 	c.Ingest.Rooms.Mode = "pattern"
 	c.Ingest.Rooms.Pattern = "(("
+	c.Transcribe.Engine = "whisper"
+	c.Transcribe.Threads = -1
 	err := c.Validate()
 	if err == nil {
 		t.Fatal("invalid config validated")
 	}
-	for _, want := range []string{"log.level", "kafka.brokers", "storage.s3.endpoint", "storage.s3.access_key", "ingest.rooms.pattern", "EARSHOT_KAFKA_BROKERS"} {
+	for _, want := range []string{"log.level", "kafka.brokers", "storage.s3.endpoint", "storage.s3.access_key", "ingest.rooms.pattern", "EARSHOT_KAFKA_BROKERS", "transcribe.model_path", "transcribe.threads"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not mention %s:\n%v", want, err)
 		}

@@ -191,6 +191,7 @@ func TestReadRejects(t *testing.T) {
 	}{
 		{"empty", nil, ErrFormat, "format version"},
 		{"version 5", le.AppendUint32(nil, 5), ErrUnsupported, "version 5"},
+		{"not a model", []byte("not a model.bin"), ErrFormat, "not a format version"},
 		{"trailing byte", append(slices.Clone(good), 0), ErrFormat, "after the aliases"},
 		{"unknown dtype", mutate(func(m *Model) { m.Variables[2].DType = 9 }), ErrFormat, "unknown dtype id 9"},
 		{"size mismatch", mutate(func(m *Model) { m.Variables[2].Data = m.Variables[2].Data[1:] }), ErrFormat, "bytes for shape"},

@@ -157,6 +157,11 @@ func Read(r io.Reader) (*Model, error) {
 	rd := &reader{r: bufio.NewReader(r)}
 	m := &Model{Aliases: map[string]string{}}
 	m.Version = rd.u32("format version")
+	// A file has no magic number: a version far from any CTranslate2 has
+	// written means another kind of file.
+	if rd.err == nil && (m.Version == 0 || m.Version > 64) {
+		return nil, fmt.Errorf("%w: it starts with %#x, not a format version", ErrFormat, m.Version)
+	}
 	if rd.err == nil && m.Version != Version {
 		return nil, fmt.Errorf("%w: model.bin format version %d (this reader knows version %d, written by CTranslate2 3 and 4)", ErrUnsupported, m.Version, Version)
 	}
