@@ -93,6 +93,7 @@ func commandTable() map[string]command {
 		"keys":        {"keys rewrap: finish a KEK rotation (re-wrap every data key under crypto.kek_file)", runKeys},
 		"pseudonym":   {"print the pseudonym of participant identities (for ingest.participants.skip)", runPseudonym},
 		"rules":       {"tools for rule authors: rules test SET.jsonl | rules explain \"text\" | rules check policy.yaml", runRules},
+		"model":       {"convert a CTranslate2 (faster-whisper) Whisper model folder to a whisper.cpp ggml file: model convert -in DIR -out FILE", runModel},
 		"config":      {"print the effective configuration (config show), check it (config check) or list keys (config keys)", runConfig},
 		"version":     {"print the build version", runVersion},
 	}

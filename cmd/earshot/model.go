@@ -10,10 +10,6 @@ import (
 	"github.com/earshot/earshot/transcribe/whispercpp/ct2"
 )
 
-func init() {
-	commands["model"] = command{"convert a CTranslate2 (faster-whisper) Whisper model folder to a whisper.cpp ggml file: model convert -in DIR -out FILE", runModel}
-}
-
 // runModel is `earshot model convert`. It needs no configuration and no
 // whisper build tag: the converter is plain Go.
 func runModel(_ context.Context, e *env) error {
