@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 )
 
@@ -16,6 +17,38 @@ import (
 type Operator struct {
 	Name      string
 	TokenHash [32]byte
+	// Role is RoleModerator (also when empty), RoleCompliance or
+	// RoleAdmin.
+	Role string
+	// Rooms, when not empty, are the room pseudonyms the operator is
+	// limited to: nothing of another room is shown to them.
+	Rooms []string
+}
+
+// Operator roles: each includes what the one before it may do.
+const (
+	RoleModerator  = "moderator"  // alerts and their evidence
+	RoleCompliance = "compliance" // plus legal holds, exports, the audit log
+	RoleAdmin      = "admin"      // plus operators' sessions
+)
+
+// roleRank orders roles; an unknown role ranks as a moderator.
+func roleRank(role string) int {
+	switch role {
+	case RoleCompliance:
+		return 1
+	case RoleAdmin:
+		return 2
+	}
+	return 0
+}
+
+// Can reports whether the operator's role includes role.
+func (op Operator) Can(role string) bool { return roleRank(op.Role) >= roleRank(role) }
+
+// Sees reports whether the operator may see anything of room.
+func (op Operator) Sees(room string) bool {
+	return len(op.Rooms) == 0 || slices.Contains(op.Rooms, room)
 }
 
 // HashToken returns the SHA-256 of a bearer token.
@@ -54,16 +87,26 @@ var errNoOperator = errors.New("unknown operator token")
 // which or how many tokens exist.
 type operators []Operator
 
-func (ops operators) lookup(token string) (string, error) {
+func (ops operators) lookup(token string) (Operator, error) {
 	h := HashToken(token)
-	name := ""
-	for _, op := range ops {
+	found := -1
+	for i, op := range ops {
 		if subtle.ConstantTimeCompare(h[:], op.TokenHash[:]) == 1 {
-			name = op.Name
+			found = i
 		}
 	}
-	if name == "" {
-		return "", errNoOperator
+	if found < 0 {
+		return Operator{}, errNoOperator
 	}
-	return name, nil
+	return ops[found], nil
+}
+
+// byName finds an operator by name (for a proxy-asserted identity).
+func (ops operators) byName(name string) (Operator, bool) {
+	for _, op := range ops {
+		if op.Name == name {
+			return op, true
+		}
+	}
+	return Operator{}, false
 }

@@ -37,13 +37,14 @@ type UpdateRecord struct {
 	Time   time.Time `json:"time"`
 }
 
-// ActionRecord is one action taken on an alert (its note stays sealed in
-// the action event; the index does not keep it).
+// ActionRecord is one action taken on an alert. Its note stays sealed in
+// the action event, which the record keeps for the console to open.
 type ActionRecord struct {
 	ID       string    `json:"id"`
 	Action   string    `json:"action"`
 	Operator string    `json:"operator"`
 	Time     time.Time `json:"time"`
+	env      *event.Envelope // the action event, its note sealed
 }
 
 // Status derives the alert's status from its actions: the latest decision
@@ -79,6 +80,7 @@ type Index struct {
 	porder  []string
 	seen    map[string]bool // action event IDs applied
 	keys    event.Keys      // when set, only events sealed under them are applied
+	changed chan struct{}   // closed on the next change (Changed)
 }
 
 // RequireSealed makes Apply take only events whose protected part was
@@ -137,6 +139,7 @@ func (x *Index) Apply(e *event.Envelope) bool {
 			delete(x.alerts, x.order[0])
 			x.order = x.order[1:]
 		}
+		x.notify()
 		return true
 	case event.TypeAlertUpdated:
 		var u event.AlertUpdated
@@ -157,7 +160,7 @@ func (x *Index) Apply(e *event.Envelope) bool {
 		if e.DecodePayload(&a) != nil || a.Alert == "" {
 			return false
 		}
-		rec := ActionRecord{ID: e.EventID, Action: a.Action, Operator: a.Operator, Time: e.Time}
+		rec := ActionRecord{ID: e.EventID, Action: a.Action, Operator: a.Operator, Time: e.Time, env: e}
 		x.mu.Lock()
 		defer x.mu.Unlock()
 		if x.seen[e.EventID] {
@@ -166,6 +169,7 @@ func (x *Index) Apply(e *event.Envelope) bool {
 		x.seen[e.EventID] = true
 		if ent, ok := x.alerts[a.Alert]; ok {
 			ent.Actions = insertByTime(ent.Actions, rec)
+			x.notify()
 			return true
 		}
 		// The action's alert may come later: the two topics are read
@@ -215,25 +219,57 @@ func (x *Index) Get(id string) (Entry, bool) {
 
 // Filter selects alerts in List. Empty fields match everything.
 type Filter struct {
-	Room   string
-	Status string
-	Limit  int // newest first; default 100
+	Room     string
+	Status   string
+	Category string
+	Severity string
+	// Rooms, when not empty, limits the result to these rooms (a
+	// room-scoped operator's).
+	Rooms []string
+	Limit int // newest first; default 100
+}
+
+// matchesBut reports whether e passes every filter but the status.
+func (f *Filter) matchesBut(e *Entry) bool {
+	return (f.Room == "" || e.Env.Room == f.Room) &&
+		(f.Category == "" || e.Alert.Category == f.Category) &&
+		(f.Severity == "" || e.Alert.Severity == f.Severity) &&
+		(len(f.Rooms) == 0 || slices.Contains(f.Rooms, e.Env.Room))
 }
 
 // List returns copies of the matching alerts, newest (by arrival) first.
 func (x *Index) List(f Filter) []Entry {
+	out, _ := x.Query(f, false)
+	return out
+}
+
+// Query returns what List does and, when counts is set, the number of
+// alerts per status among those matching every filter but the status
+// (what a queue's status tabs show), in one pass under one lock.
+func (x *Index) Query(f Filter, counts bool) ([]Entry, map[string]int) {
 	if f.Limit <= 0 {
 		f.Limit = 100
+	}
+	var byStatus map[string]int
+	if counts {
+		byStatus = map[string]int{StatusOpen: 0, StatusAcknowledged: 0, StatusConfirmed: 0, StatusDismissed: 0}
 	}
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	var out []Entry
-	for i := len(x.order) - 1; i >= 0 && len(out) < f.Limit; i-- {
+	for i := len(x.order) - 1; i >= 0; i-- {
+		if len(out) >= f.Limit && !counts {
+			break
+		}
 		e := x.alerts[x.order[i]]
-		if f.Room != "" && e.Env.Room != f.Room {
+		if !f.matchesBut(e) {
 			continue
 		}
-		if f.Status != "" && e.Status() != f.Status {
+		st := e.Status()
+		if counts {
+			byStatus[st]++
+		}
+		if len(out) >= f.Limit || (f.Status != "" && st != f.Status) {
 			continue
 		}
 		c := *e
@@ -241,7 +277,26 @@ func (x *Index) List(f Filter) []Entry {
 		c.Updates = slices.Clone(e.Updates)
 		out = append(out, c)
 	}
-	return out
+	return out, byStatus
+}
+
+// Changed returns a channel closed at the next change of the index: a
+// waiter takes it, waits, then takes the next one.
+func (x *Index) Changed() <-chan struct{} {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.changed == nil {
+		x.changed = make(chan struct{})
+	}
+	return x.changed
+}
+
+// notify wakes the waiters of Changed; x.mu is held.
+func (x *Index) notify() {
+	if x.changed != nil {
+		close(x.changed)
+		x.changed = nil
+	}
 }
 
 // Len is the number of alerts held.

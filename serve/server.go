@@ -193,9 +193,15 @@ func (s *Server) Close() error {
 
 // caller is who made a request.
 type caller struct {
-	name string // operator name, or "link" for a signed link
-	link string // the link token, to carry into sub-resource links
+	name string   // operator name, or "link" for a signed link
+	link string   // the link token, to carry into sub-resource links
+	op   Operator // the operator (zero for a link)
 }
+
+// sees reports whether the caller may see anything of room: a link is
+// bound to one alert (checked in authorize), an operator may be limited
+// to some rooms.
+func (c caller) sees(room string) bool { return c.link != "" || c.op.Sees(room) }
 
 const linkCaller = "link"
 
@@ -208,11 +214,11 @@ func (s *Server) authorize(r *http.Request, alertID string) (caller, string) {
 		if !ok {
 			return caller{}, "authorization is not a bearer token"
 		}
-		name, err := s.ops.lookup(strings.TrimSpace(tok))
+		op, err := s.ops.lookup(strings.TrimSpace(tok))
 		if err != nil {
 			return caller{}, err.Error()
 		}
-		return caller{name: name}, ""
+		return caller{name: op.Name, op: op}, ""
 	}
 	t := r.URL.Query().Get("t")
 	if t == "" {
@@ -365,7 +371,7 @@ func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	f := Filter{Room: q.Get("room"), Status: q.Get("status")}
+	f := Filter{Room: q.Get("room"), Status: q.Get("status"), Rooms: who.op.Rooms}
 	if !validRoom(f.Room) {
 		writeError(w, http.StatusBadRequest, "room must be a room pseudonym")
 		return
@@ -437,13 +443,26 @@ func (s *Server) evidenceAlert(w http.ResponseWriter, r *http.Request, action, i
 		s.deny(w, r, action, id, reason)
 		return caller{}, Entry{}, false
 	}
+	ent, ok := s.lookupAlert(w, r, who, action, id)
+	return who, ent, ok
+}
+
+// lookupAlert finds an alert the caller may see; otherwise it audits and
+// answers 404 (also for another room's alert, so that a room-scoped
+// operator learns nothing of it).
+func (s *Server) lookupAlert(w http.ResponseWriter, r *http.Request, who caller, action, id string) (Entry, bool) {
 	ent, ok := s.cfg.Index.Get(id)
 	if !ok {
 		_ = s.audit(r.Context(), who.name, action, id, OutcomeFailed, "unknown alert")
 		writeError(w, http.StatusNotFound, "no such alert (the index may still be rebuilding; see /healthz)")
-		return caller{}, Entry{}, false
+		return Entry{}, false
 	}
-	return who, ent, true
+	if !who.sees(ent.Env.Room) {
+		_ = s.audit(r.Context(), who.name, action, id, OutcomeDenied, "alert outside the operator's rooms")
+		writeError(w, http.StatusNotFound, "no such alert (the index may still be rebuilding; see /healthz)")
+		return Entry{}, false
+	}
+	return ent, true
 }
 
 func (s *Server) evidenceDoc(w http.ResponseWriter, r *http.Request) {
@@ -606,32 +625,40 @@ func (s *Server) postAction(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	ent, ok := s.cfg.Index.Get(id)
+	ent, ok := s.lookupAlert(w, r, who, AuditAlertAction, id)
 	if !ok {
-		_ = s.audit(r.Context(), who.name, AuditAlertAction, id, OutcomeFailed, "unknown alert")
-		writeError(w, http.StatusNotFound, "no such alert")
 		return
 	}
-	env, msg, err := NewAction(r.Context(), s.cfg.Keys, s.cfg.Producer, s.cfg.ActionsTopic, ent.Env, req)
+	env, status, code, err := s.act(r.Context(), who, ent, req)
+	if err != nil {
+		writeError(w, code, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"id": env.EventID, "alert": id, "action": body.Action, "operator": who.name, "status": status})
+}
+
+// act records, audits and publishes an action on an alert the caller may
+// see, and applies it to the index. On failure it returns the HTTP status
+// and an error to show.
+func (s *Server) act(ctx context.Context, who caller, ent Entry, req ActionRequest) (*event.Envelope, string, int, error) {
+	id := ent.Env.EventID
+	env, msg, err := NewAction(ctx, s.cfg.Keys, s.cfg.Producer, s.cfg.ActionsTopic, ent.Env, req)
 	if err != nil {
 		s.log.Error("alert action not built", "alert", id, "error", err)
-		_ = s.audit(r.Context(), who.name, AuditAlertAction, id, OutcomeFailed, body.Action)
-		writeError(w, http.StatusInternalServerError, "action could not be recorded")
-		return
+		_ = s.audit(ctx, who.name, AuditAlertAction, id, OutcomeFailed, req.Action)
+		return nil, "", http.StatusInternalServerError, errors.New("action could not be recorded")
 	}
-	if err := s.audit(r.Context(), who.name, AuditAlertAction, id, OutcomeOK, body.Action); err != nil {
-		writeError(w, http.StatusServiceUnavailable, "audit log unavailable")
-		return
+	if err := s.audit(ctx, who.name, AuditAlertAction, id, OutcomeOK, req.Action); err != nil {
+		return nil, "", http.StatusServiceUnavailable, errors.New("audit log unavailable")
 	}
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 30*time.Second)
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	if err := s.cfg.Sender.Produce(pctx, msg); err != nil {
 		s.log.Error("alert action not produced", "alert", id, "error", err)
-		writeError(w, http.StatusServiceUnavailable, "action could not be published; retry (the same request is idempotent)")
-		return
+		return nil, "", http.StatusServiceUnavailable, errors.New("action could not be published; retry (the same request is idempotent)")
 	}
 	s.cfg.Index.Apply(env)
 	ent, _ = s.cfg.Index.Get(id)
-	s.log.Info("alert action", "alert", id, "action", body.Action, "operator", who.name, "status", ent.Status())
-	writeJSON(w, http.StatusOK, map[string]any{"id": env.EventID, "alert": id, "action": body.Action, "operator": who.name, "status": ent.Status()})
+	s.log.Info("alert action", "alert", id, "action", req.Action, "operator", who.name, "status", ent.Status())
+	return env, ent.Status(), 0, nil
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"encoding/hex"
+	"net/netip"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -34,6 +35,24 @@ type Serve struct {
 	// MaxAlerts bounds the in-memory alert index (oldest dropped first;
 	// default 100000).
 	MaxAlerts int `yaml:"max_alerts"`
+	// Console configures the moderator console's sign-in and sessions.
+	Console Console `yaml:"console"`
+}
+
+// Console configures the moderator console (the web pages under
+// /console/ that earshot serve also serves).
+type Console struct {
+	// SessionIdle ends a session nobody used for this long (default 30m).
+	SessionIdle time.Duration `yaml:"session_idle"`
+	// SessionMax ends every session this long after sign-in (default 12h:
+	// one shift).
+	SessionMax time.Duration `yaml:"session_max"`
+	// ProxyHeader, when set, signs in the operator a reverse proxy in
+	// front of an identity provider names in this request header (e.g.
+	// X-Forwarded-User). Off by default; trusted only from ProxyCIDRs.
+	ProxyHeader string `yaml:"proxy_header"`
+	// ProxyCIDRs are the address ranges of that proxy.
+	ProxyCIDRs []string `yaml:"proxy_cidrs"`
 }
 
 // Operator is one member of staff who may use the API.
@@ -41,7 +60,21 @@ type Operator struct {
 	Name        string `yaml:"name"`
 	TokenFile   string `yaml:"token_file"`
 	TokenSHA256 string `yaml:"token_sha256"`
+	// Role is moderator (alerts and evidence; the default), compliance
+	// (plus holds, exports, the audit log) or admin (plus sessions).
+	Role string `yaml:"role"`
+	// Rooms, when set, limits the operator to these rooms (raw room IDs
+	// as the room server names them, or room pseudonyms): they see
+	// nothing of any other room.
+	Rooms []string `yaml:"rooms"`
 }
+
+// Operator roles.
+const (
+	RoleModerator  = "moderator"
+	RoleCompliance = "compliance"
+	RoleAdmin      = "admin"
+)
 
 func defaultServe() Serve {
 	return Serve{
@@ -49,6 +82,7 @@ func defaultServe() Serve {
 		LinkTTL:         15 * time.Minute,
 		EvidenceContext: 10 * time.Second,
 		MaxAlerts:       100000,
+		Console:         Console{SessionIdle: 30 * time.Minute, SessionMax: 12 * time.Hour},
 	}
 }
 
@@ -72,9 +106,37 @@ func (x *Serve) validate(bad func(key, format string, a ...any)) {
 	if x.MaxAlerts < 100 {
 		bad("serve.max_alerts", "%d must be at least 100", x.MaxAlerts)
 	}
+	c := x.Console
+	if c.SessionIdle < time.Minute || c.SessionIdle > 24*time.Hour {
+		bad("serve.console.session_idle", "%v must be between 1m and 24h", c.SessionIdle)
+	}
+	if c.SessionMax < c.SessionIdle || c.SessionMax > 7*24*time.Hour {
+		bad("serve.console.session_max", "%v must be at least session_idle (%v) and at most 168h", c.SessionMax, c.SessionIdle)
+	}
+	if c.ProxyHeader != "" && len(c.ProxyCIDRs) == 0 {
+		bad("serve.console.proxy_cidrs", "proxy_header is set but no proxy_cidrs: list the reverse proxy's address ranges (a header from anywhere else is ignored)")
+	}
+	if c.ProxyHeader == "" && len(c.ProxyCIDRs) > 0 {
+		bad("serve.console.proxy_header", "proxy_cidrs is set but proxy_header is empty; name the header the proxy sets, or drop proxy_cidrs")
+	}
+	for _, cidr := range c.ProxyCIDRs {
+		if _, err := netip.ParsePrefix(cidr); err != nil {
+			bad("serve.console.proxy_cidrs", "%q is not an address range like 10.0.0.0/24", cidr)
+		}
+	}
 	seen := map[string]bool{}
 	for i, op := range x.Operators {
 		key := "serve.operators"
+		switch op.Role {
+		case "", RoleModerator, RoleCompliance, RoleAdmin:
+		default:
+			bad(key, "operator %q: role %q is not moderator, compliance or admin", op.Name, op.Role)
+		}
+		for _, r := range op.Rooms {
+			if strings.TrimSpace(r) == "" {
+				bad(key, "operator %q: an entry of rooms is empty", op.Name)
+			}
+		}
 		switch {
 		case strings.TrimSpace(op.Name) == "":
 			bad(key, "entry %d has no name; name the member of staff (it is recorded in the audit log)", i)
@@ -104,4 +166,9 @@ func (x *Serve) resolvePaths(dataDir string) {
 		x.PublicURL = "http://" + x.Listen
 	}
 	x.PublicURL = strings.TrimRight(x.PublicURL, "/")
+	for i := range x.Operators {
+		if x.Operators[i].Role == "" {
+			x.Operators[i].Role = RoleModerator
+		}
+	}
 }

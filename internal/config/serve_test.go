@@ -27,6 +27,17 @@ func TestServeSection(t *testing.T) {
 			s.Operators = []Operator{{Name: "a", TokenSHA256: hash}, {Name: "a", TokenFile: "f"}}
 		}, "listed twice"},
 		{"no name", func(s *Serve) { s.Operators = []Operator{{TokenFile: "f"}} }, "has no name"},
+		{"roles and rooms", func(s *Serve) {
+			s.Operators = []Operator{{Name: "a", TokenSHA256: hash, Role: RoleCompliance, Rooms: []string{"lobby"}}}
+		}, ""},
+		{"bad role", func(s *Serve) { s.Operators = []Operator{{Name: "a", TokenSHA256: hash, Role: "root"}} }, "not moderator, compliance or admin"},
+		{"empty room", func(s *Serve) { s.Operators = []Operator{{Name: "a", TokenSHA256: hash, Rooms: []string{" "}}} }, "rooms is empty"},
+		{"proxy header without ranges", func(s *Serve) { s.Console.ProxyHeader = "X-Forwarded-User" }, "serve.console.proxy_cidrs"},
+		{"proxy ranges without header", func(s *Serve) { s.Console.ProxyCIDRs = []string{"10.0.0.0/8"} }, "serve.console.proxy_header"},
+		{"proxy ok", func(s *Serve) { s.Console.ProxyHeader, s.Console.ProxyCIDRs = "X-Forwarded-User", []string{"10.0.0.0/8", "::1/128"} }, ""},
+		{"bad range", func(s *Serve) { s.Console.ProxyHeader, s.Console.ProxyCIDRs = "X-Forwarded-User", []string{"10.0.0.0"} }, "not an address range"},
+		{"idle too short", func(s *Serve) { s.Console.SessionIdle = time.Second }, "serve.console.session_idle"},
+		{"max under idle", func(s *Serve) { s.Console.SessionMax = time.Minute }, "serve.console.session_max"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
