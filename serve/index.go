@@ -40,10 +40,10 @@ type UpdateRecord struct {
 // ActionRecord is one action taken on an alert. Its note stays sealed in
 // the action event, which the record keeps for the console to open.
 type ActionRecord struct {
-	ID       string    `json:"id"`
-	Action   string    `json:"action"`
-	Operator string    `json:"operator"`
-	Time     time.Time `json:"time"`
+	ID       string          `json:"id"`
+	Action   string          `json:"action"`
+	Operator string          `json:"operator"`
+	Time     time.Time       `json:"time"`
 	env      *event.Envelope // the action event, its note sealed
 }
 

@@ -34,7 +34,9 @@ func TestServeSection(t *testing.T) {
 		{"empty room", func(s *Serve) { s.Operators = []Operator{{Name: "a", TokenSHA256: hash, Rooms: []string{" "}}} }, "rooms is empty"},
 		{"proxy header without ranges", func(s *Serve) { s.Console.ProxyHeader = "X-Forwarded-User" }, "serve.console.proxy_cidrs"},
 		{"proxy ranges without header", func(s *Serve) { s.Console.ProxyCIDRs = []string{"10.0.0.0/8"} }, "serve.console.proxy_header"},
-		{"proxy ok", func(s *Serve) { s.Console.ProxyHeader, s.Console.ProxyCIDRs = "X-Forwarded-User", []string{"10.0.0.0/8", "::1/128"} }, ""},
+		{"proxy ok", func(s *Serve) {
+			s.Console.ProxyHeader, s.Console.ProxyCIDRs = "X-Forwarded-User", []string{"10.0.0.0/8", "::1/128"}
+		}, ""},
 		{"bad range", func(s *Serve) { s.Console.ProxyHeader, s.Console.ProxyCIDRs = "X-Forwarded-User", []string{"10.0.0.0"} }, "not an address range"},
 		{"idle too short", func(s *Serve) { s.Console.SessionIdle = time.Second }, "serve.console.session_idle"},
 		{"max under idle", func(s *Serve) { s.Console.SessionMax = time.Minute }, "serve.console.session_max"},
