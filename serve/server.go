@@ -55,6 +55,8 @@ type Config struct {
 	Logger  *slog.Logger
 	// Now defaults to time.Now.
 	Now func() time.Time
+	// Console configures the moderator console's sign-in and sessions.
+	Console ConsoleConfig
 }
 
 // Server is the HTTP API.
@@ -67,6 +69,8 @@ type Server struct {
 	once sync.Once
 	addr chan string
 	refs *refusals
+	// console is the moderator console (console.go).
+	console *console
 }
 
 // New checks cfg and builds the server.
@@ -105,8 +109,20 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger.With("stage", "serve"), ops: operators(cfg.Operators), addr: make(chan string, 1), refs: newRefusals()}
+	ops := slices.Clone(cfg.Operators)
+	for i := range ops {
+		if ops[i].Role == "" {
+			ops[i].Role = RoleModerator
+		}
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger.With("stage", "serve"), ops: operators(ops), addr: make(chan string, 1), refs: newRefusals()}
+	con, err := newConsole(s)
+	if err != nil {
+		return nil, err
+	}
+	s.console = con
 	mux := http.NewServeMux()
+	con.routes(mux)
 	mux.HandleFunc("GET /evidence/{alert}", s.evidenceDoc)
 	mux.HandleFunc("GET /evidence/{alert}/audio.ogg", s.evidenceAudio)
 	mux.HandleFunc("GET /alerts", s.listAlerts)
@@ -124,6 +140,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Security-Policy", consoleCSP)
+	h.Set("X-Frame-Options", "DENY")
 	s.mux.ServeHTTP(w, r)
 }
 

@@ -76,7 +76,7 @@ type harness struct {
 // newHarness records the tones fixture as two speakers' tracks (the other
 // one starting 1 s later on the wall clock) and raises one alert on the
 // 880 Hz tone of the own track, with an excerpt line of each speaker.
-func newHarness(t testing.TB) *harness {
+func newHarness(t testing.TB, edits ...func(*Config)) *harness {
 	t.Helper()
 	ctx := context.Background()
 	h := &harness{t: t, audit: &fakeAudit{}, sent: &bustest.Capture{}, keys: crypt.NewMemory(), logs: &testbed.SyncBuffer{}, ctxDur: time.Second}
@@ -116,11 +116,15 @@ func newHarness(t testing.TB) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.s, err = New(Config{
+	cfg := Config{
 		Store: store, Keys: h.keys, Sender: h.sent, Producer: event.Producer{Name: "earshot-serve"},
 		Audit: h.audit, Links: h.links, Operators: []Operator{{Name: "alice", TokenHash: HashToken(opToken)}},
 		Index: idx, Context: h.ctxDur, Logger: slog.New(slog.NewTextHandler(h.logs, nil)),
-	})
+	}
+	for _, e := range edits {
+		e(&cfg)
+	}
+	h.s, err = New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,620 @@
+package serve
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/netip"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/earshot/earshot/event"
+)
+
+// fakeClock is a settable clock for session timeouts.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+const (
+	bobToken   = "bob-token-0123456789abcdef"   // moderator limited to another room
+	carolToken = "carol-token-0123456789abcdef" // admin
+)
+
+// consoleHarness is the evidence harness with three operators: alice
+// (moderator, every room), bob (moderator of another room only) and
+// carol (admin), and a settable clock.
+func consoleHarness(t *testing.T, edits ...func(*Config)) (*harness, *fakeClock) {
+	clk := &fakeClock{t: time.Now()}
+	h := newHarness(t, append([]func(*Config){func(c *Config) {
+		c.Now = clk.Now
+		c.Operators = append(c.Operators,
+			Operator{Name: "bob", TokenHash: HashToken(bobToken), Rooms: []string{"room_elsewhere"}},
+			Operator{Name: "carol", TokenHash: HashToken(carolToken), Role: RoleAdmin})
+		c.Console = ConsoleConfig{Idle: 30 * time.Minute, MaxAge: 12 * time.Hour}
+	}}, edits...)...)
+	return h, clk
+}
+
+// browser is an HTTP client with a cookie jar that does not follow
+// redirects, as a signed-in browser tab.
+type browser struct {
+	t    *testing.T
+	base string
+	c    *http.Client
+	csrf string
+}
+
+func newBrowser(t *testing.T, srv *httptest.Server) *browser {
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := new(http.Client)
+	*c = *srv.Client()
+	c.Jar = jar
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &browser{t: t, base: srv.URL, c: c}
+}
+
+func (b *browser) do(method, path string, form url.Values, hdr map[string]string) (*http.Response, string) {
+	b.t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequest(method, b.base+path, body)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := b.c.Do(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(resp.Body)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return resp, string(out)
+}
+
+var csrfMeta = regexp.MustCompile(`<meta name="csrf-token" content="([^"]+)">`)
+
+// signIn signs in with token and reads the session's CSRF token from the
+// queue page.
+func (b *browser) signIn(token string) {
+	b.t.Helper()
+	resp, body := b.do("POST", "/console/signin", url.Values{"token": {token}, "next": {"/console/"}}, nil)
+	if resp.StatusCode != http.StatusSeeOther {
+		b.t.Fatalf("sign-in: status %d: %s", resp.StatusCode, body)
+	}
+	b.readCSRF()
+}
+
+func (b *browser) readCSRF() {
+	b.t.Helper()
+	resp, body := b.do("GET", "/console/?status=all", nil, nil)
+	m := csrfMeta.FindStringSubmatch(body)
+	if resp.StatusCode != http.StatusOK || m == nil {
+		b.t.Fatalf("queue: status %d, no CSRF token: %.300s", resp.StatusCode, body)
+	}
+	b.csrf = m[1]
+}
+
+func (a *fakeAudit) count(action, outcome string) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := 0
+	for _, e := range a.entries {
+		if e.Action == action && e.Outcome == outcome {
+			n++
+		}
+	}
+	return n
+}
+
+func TestConsoleSignInCookie(t *testing.T) {
+	tests := []struct {
+		name       string
+		tls        bool
+		secureConf bool
+		wantSecure bool
+	}{
+		{"plain http", false, false, false},
+		{"tls", true, false, true},
+		{"behind a TLS proxy", false, true, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h, _ := consoleHarness(t, func(c *Config) { c.Console.Secure = tc.secureConf })
+			srv := h.srv
+			if tc.tls {
+				srv = httptest.NewTLSServer(h.s)
+				t.Cleanup(srv.Close)
+			}
+			b := newBrowser(t, srv)
+			resp, body := b.do("POST", "/console/signin", url.Values{"token": {opToken}, "next": {"/console/alerts/x"}}, nil)
+			if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/console/alerts/x" {
+				t.Fatalf("status %d location %q: %s", resp.StatusCode, resp.Header.Get("Location"), body)
+			}
+			var ck *http.Cookie
+			for _, c := range resp.Cookies() {
+				if c.Name == sessionCookie {
+					ck = c
+				}
+			}
+			if ck == nil {
+				t.Fatal("no session cookie")
+			}
+			if !ck.HttpOnly || ck.SameSite != http.SameSiteStrictMode || ck.Secure != tc.wantSecure || ck.Path != "/console" {
+				t.Errorf("cookie HttpOnly=%v SameSite=%v Secure=%v Path=%q; want HttpOnly, Strict, Secure=%v, /console", ck.HttpOnly, ck.SameSite, ck.Secure, ck.Path, tc.wantSecure)
+			}
+			if strings.Contains(h.logs.String(), ck.Value) || strings.Contains(h.logs.String(), opToken) {
+				t.Error("the cookie or the token appears in the logs")
+			}
+			if h.audit.count(AuditConsoleSignIn, OutcomeOK) != 1 {
+				t.Error("sign-in not audited")
+			}
+		})
+	}
+}
+
+func TestConsoleSignInRefusals(t *testing.T) {
+	tests := []struct {
+		name  string
+		token string
+		hdr   map[string]string
+		want  int
+	}{
+		{"unknown token", "not-a-token-at-all-xx", nil, http.StatusUnauthorized},
+		{"empty token", "", nil, http.StatusUnauthorized},
+		{"cross-site form", opToken, map[string]string{"Origin": "http://evil.example", "Sec-Fetch-Site": "cross-site"}, http.StatusUnauthorized},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h, _ := consoleHarness(t)
+			b := newBrowser(t, h.srv)
+			resp, _ := b.do("POST", "/console/signin", url.Values{"token": {tc.token}}, tc.hdr)
+			if resp.StatusCode != tc.want {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tc.want)
+			}
+			for _, c := range resp.Cookies() {
+				if c.Name == sessionCookie && c.Value != "" {
+					t.Error("a refused sign-in got a session cookie")
+				}
+			}
+			if h.audit.last().Outcome != OutcomeDenied {
+				t.Errorf("last audit entry %+v, want a denial", h.audit.last())
+			}
+			resp, _ = b.do("GET", "/console/", nil, nil)
+			if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/console/signin") {
+				t.Errorf("queue after a refused sign-in: status %d location %q, want the sign-in form", resp.StatusCode, resp.Header.Get("Location"))
+			}
+		})
+	}
+}
+
+func TestConsoleCSRF(t *testing.T) {
+	h, _ := consoleHarness(t)
+	b := newBrowser(t, h.srv)
+	b.signIn(opToken)
+	path := "/console/alerts/" + h.alert.EventID + "/actions"
+	tests := []struct {
+		name string
+		form url.Values
+		hdr  map[string]string
+		want int
+	}{
+		{"no token", url.Values{"action": {"confirm"}}, nil, http.StatusUnauthorized},
+		{"wrong token", url.Values{"action": {"confirm"}, "csrf": {"x" + b.csrf}}, nil, http.StatusUnauthorized},
+		{"another origin", url.Values{"action": {"confirm"}, "csrf": {b.csrf}}, map[string]string{"Origin": "http://evil.example"}, http.StatusUnauthorized},
+		{"cross-site fetch", url.Values{"action": {"confirm"}}, map[string]string{csrfHeader: b.csrf, "Sec-Fetch-Site": "cross-site"}, http.StatusUnauthorized},
+		{"sign-out without token", nil, nil, http.StatusUnauthorized},
+		{"form field", url.Values{"action": {"ack"}, "note": {"looking"}, "csrf": {b.csrf}}, nil, http.StatusSeeOther},
+		{"header", url.Values{"action": {"confirm"}, "note": {"real threat"}}, map[string]string{csrfHeader: b.csrf, "Origin": b.base}, http.StatusSeeOther},
+	}
+	sent := 0
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := path
+			if tc.form == nil {
+				p = "/console/signout"
+			}
+			resp, body := b.do("POST", p, tc.form, tc.hdr)
+			if resp.StatusCode != tc.want {
+				t.Fatalf("status %d, want %d: %.200s", resp.StatusCode, tc.want, body)
+			}
+			if tc.want == http.StatusSeeOther {
+				sent++
+			}
+			if got := len(h.sent.Topic(event.TopicAlertActions)); got != sent {
+				t.Errorf("%d actions published, want %d", got, sent)
+			}
+		})
+	}
+	if ent, _ := h.s.cfg.Index.Get(h.alert.EventID); ent.Status() != StatusConfirmed {
+		t.Errorf("status %s after confirm", ent.Status())
+	}
+	// The session survived the refused sign-out.
+	if resp, _ := b.do("GET", "/console/", nil, nil); resp.StatusCode != http.StatusOK {
+		t.Errorf("queue: status %d after refused requests", resp.StatusCode)
+	}
+}
+
+func TestConsoleSessionTimeouts(t *testing.T) {
+	tests := []struct {
+		name   string
+		steps  []time.Duration // each step advances the clock, then uses the session
+		wantOK bool
+		reason string
+	}{
+		{"used within idle", []time.Duration{20 * time.Minute, 20 * time.Minute, 20 * time.Minute}, true, ""},
+		{"idle too long", []time.Duration{31 * time.Minute}, false, "idle timeout"},
+		{"past the absolute limit though busy", stepsOf(25, 29*time.Minute), false, "absolute timeout"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h, clk := consoleHarness(t)
+			b := newBrowser(t, h.srv)
+			b.signIn(opToken)
+			var resp *http.Response
+			for _, d := range tc.steps {
+				clk.Add(d)
+				resp, _ = b.do("GET", "/console/", nil, nil)
+				if resp.StatusCode != http.StatusOK {
+					break
+				}
+			}
+			if ok := resp.StatusCode == http.StatusOK; ok != tc.wantOK {
+				t.Fatalf("status %d, want ok=%v", resp.StatusCode, tc.wantOK)
+			}
+			if !tc.wantOK {
+				if e := h.audit.last(); e.Outcome != OutcomeDenied || !strings.Contains(e.Detail, tc.reason) {
+					t.Errorf("audit entry %+v, want denied: %s", e, tc.reason)
+				}
+				// An expired session stays refused, also for actions.
+				resp, _ := b.do("POST", "/console/alerts/"+h.alert.EventID+"/actions", url.Values{"action": {"ack"}, "csrf": {b.csrf}}, nil)
+				if resp.StatusCode != http.StatusUnauthorized {
+					t.Errorf("action with an expired session: status %d", resp.StatusCode)
+				}
+			}
+		})
+	}
+}
+
+func stepsOf(n int, d time.Duration) []time.Duration {
+	out := make([]time.Duration, n)
+	for i := range out {
+		out[i] = d
+	}
+	return out
+}
+
+func TestConsoleSignOut(t *testing.T) {
+	h, _ := consoleHarness(t)
+	b := newBrowser(t, h.srv)
+	b.signIn(opToken)
+	jar := b.c.Jar
+	u, _ := url.Parse(b.base + "/console/")
+	old := jar.Cookies(u)
+	resp, _ := b.do("POST", "/console/signout", url.Values{"csrf": {b.csrf}}, nil)
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-out: status %d", resp.StatusCode)
+	}
+	// The old cookie, replayed, no longer works.
+	b2 := newBrowser(t, h.srv)
+	b2.c.Jar.SetCookies(u, old)
+	if resp, _ := b2.do("GET", "/console/", nil, nil); resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("old cookie after sign-out: status %d, want a redirect to sign in", resp.StatusCode)
+	}
+	if h.audit.count(AuditConsoleSignOut, OutcomeOK) != 1 {
+		t.Error("sign-out not audited")
+	}
+}
+
+func TestConsoleProxyHeader(t *testing.T) {
+	tests := []struct {
+		name   string
+		header string // serve's ProxyHeader
+		nets   []string
+		sent   string // the header's value in the request
+		wantOK bool
+	}{
+		{"off by default", "", nil, "alice", false},
+		{"trusted proxy", "X-Forwarded-User", []string{"127.0.0.0/8"}, "alice", true},
+		{"from outside the ranges", "X-Forwarded-User", []string{"10.0.0.0/8"}, "alice", false},
+		{"unknown operator", "X-Forwarded-User", []string{"127.0.0.0/8"}, "mallory", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h, _ := consoleHarness(t, func(c *Config) {
+				c.Console.ProxyHeader = tc.header
+				for _, n := range tc.nets {
+					c.Console.ProxyNets = append(c.Console.ProxyNets, netip.MustParsePrefix(n))
+				}
+			})
+			b := newBrowser(t, h.srv)
+			resp, _ := b.do("GET", "/console/", nil, map[string]string{"X-Forwarded-User": tc.sent})
+			if ok := resp.StatusCode == http.StatusOK; ok != tc.wantOK {
+				t.Fatalf("status %d, want ok=%v", resp.StatusCode, tc.wantOK)
+			}
+			if tc.wantOK {
+				// The session cookie carries on without the header.
+				if resp, _ := b.do("GET", "/console/", nil, nil); resp.StatusCode != http.StatusOK {
+					t.Errorf("second request: status %d", resp.StatusCode)
+				}
+				if e := h.audit.count(AuditConsoleSignIn, OutcomeOK); e != 1 {
+					t.Errorf("%d sign-in entries, want 1", e)
+				}
+			}
+		})
+	}
+}
+
+func TestConsoleRoomScope(t *testing.T) {
+	h, _ := consoleHarness(t)
+	id := h.alert.EventID
+	b := newBrowser(t, h.srv)
+	b.signIn(bobToken)
+	if _, body := b.do("GET", "/console/?status=all", nil, nil); strings.Contains(body, id) {
+		t.Error("the queue shows another room's alert")
+	}
+	resp, body := b.do("GET", "/console/alerts/"+id, nil, nil)
+	if resp.StatusCode != http.StatusNotFound || strings.Contains(body, "kill") {
+		t.Errorf("alert page of another room: status %d", resp.StatusCode)
+	}
+	if e := h.audit.last(); e.Outcome != OutcomeDenied || e.Subject != id {
+		t.Errorf("audit entry %+v, want a denial for the alert", e)
+	}
+	resp, _ = b.do("POST", "/console/alerts/"+id+"/actions", url.Values{"action": {"dismiss"}, "csrf": {b.csrf}}, nil)
+	if resp.StatusCode != http.StatusNotFound || len(h.sent.All()) != 0 {
+		t.Errorf("action on another room's alert: status %d, %d records", resp.StatusCode, len(h.sent.All()))
+	}
+	// The API refuses the same operator the same way.
+	for _, p := range []string{"/evidence/" + id, "/evidence/" + id + "/audio.ogg"} {
+		if resp, _ := h.do("GET", p, bobToken, nil); resp.StatusCode != http.StatusNotFound {
+			t.Errorf("%s: status %d, want 404", p, resp.StatusCode)
+		}
+	}
+	if _, body := h.do("GET", "/alerts", bobToken, nil); strings.Contains(string(body), id) {
+		t.Error("GET /alerts lists another room's alert")
+	}
+	// The live stream: an action on the alert changes the index; bob's
+	// stream carries a queue update without it while alice's shows it.
+	events := func(tok string) <-chan string {
+		bb := newBrowser(t, h.srv)
+		bb.signIn(tok)
+		return bb.stream(t, "/console/events?status=all")
+	}
+	bobs, alices := events(bobToken), events(opToken)
+	time.Sleep(100 * time.Millisecond) // both streams subscribed
+	act, msg, err := NewAction(context.Background(), h.keys, event.Producer{Name: "t"}, "", h.alert, ActionRequest{Action: "ack", Operator: "alice"})
+	if err != nil || msg.Topic == "" {
+		t.Fatal(err)
+	}
+	h.s.cfg.Index.Apply(act)
+	for who, ch := range map[string]<-chan string{"bob": bobs, "alice": alices} {
+		select {
+		case ev := <-ch:
+			if has := strings.Contains(ev, id); has != (who == "alice") {
+				t.Errorf("%s's stream: alert shown=%v", who, has)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s's stream sent nothing after a change", who)
+		}
+	}
+}
+
+// stream subscribes to a server-sent event stream and sends each
+// event's data on the channel until the test ends.
+func (b *browser) stream(t *testing.T, path string) <-chan string {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	req, err := http.NewRequestWithContext(ctx, "GET", b.base+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := b.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("stream: status %d", resp.StatusCode)
+	}
+	out := make(chan string, 16)
+	go func() {
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		var data strings.Builder
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case strings.HasPrefix(line, "data: "):
+				data.WriteString(line[6:] + "\n")
+			case line == "" && data.Len() > 0:
+				select {
+				case out <- data.String():
+				case <-ctx.Done():
+					return
+				}
+				data.Reset()
+			}
+		}
+	}()
+	return out
+}
+
+func TestConsoleAlertPage(t *testing.T) {
+	h, _ := consoleHarness(t)
+	id := h.alert.EventID
+	b := newBrowser(t, h.srv)
+	b.signIn(opToken)
+	resp, body := b.do("GET", "/console/alerts/"+id, nil, nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d: %.300s", resp.StatusCode, body)
+	}
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "unsafe-inline") {
+		t.Errorf("CSP %q", csp)
+	}
+	if !regexp.MustCompile(`(?s)<li class="matched">.*<span class="text"><mark>i will kill you</mark></span>`).MatchString(body) {
+		t.Error("the alert's own line is not highlighted")
+	}
+	for _, want := range []string{"and the other speaker answers", "threat.kill", `<audio id="player"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+	if strings.Contains(body, "<script>") || regexp.MustCompile(`\son[a-z]+=`).MatchString(body) || strings.Contains(body, "style=") {
+		t.Error("the page has inline script, event handlers or styles")
+	}
+	audio := regexp.MustCompile(`src="(/console/alerts/[^"]+/audio\?[^"]+)"`).FindStringSubmatch(body)
+	if audio == nil {
+		t.Fatal("no audio URL")
+	}
+	src := strings.ReplaceAll(audio[1], "&amp;", "&")
+	full, whole := b.do("GET", src, nil, nil)
+	if full.StatusCode != http.StatusOK || !strings.HasPrefix(whole, "OggS") {
+		t.Fatalf("audio: status %d", full.StatusCode)
+	}
+	part, got := b.do("GET", src, nil, map[string]string{"Range": "bytes=100-199"})
+	if part.StatusCode != http.StatusPartialContent || got != whole[100:200] {
+		t.Errorf("range request: status %d, %d bytes", part.StatusCode, len(got))
+	}
+	if n := h.audit.count(AuditConsoleAlert, OutcomeOK); n != 1 {
+		t.Errorf("%d audit entries for one page and its audio, want 1", n)
+	}
+	// Another session cannot use this page's audio view.
+	other := newBrowser(t, h.srv)
+	other.signIn(carolToken)
+	if resp, _ := other.do("GET", src, nil, nil); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("another session's view: status %d", resp.StatusCode)
+	}
+}
+
+func TestConsoleSignedLink(t *testing.T) {
+	h, _ := consoleHarness(t)
+	id := h.alert.EventID
+	anon := newBrowser(t, h.srv)
+	tok := h.links.Token(id, time.Now().Add(time.Minute))
+	resp, body := anon.do("GET", "/console/alerts/"+id+"?t="+tok, nil, nil)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, "<mark>i will kill you</mark>") {
+		t.Fatalf("link: status %d", resp.StatusCode)
+	}
+	if strings.Contains(body, `action="/console/alerts/`) {
+		t.Error("a link page offers actions")
+	}
+	if resp, _ := anon.do("GET", "/console/?status=all", nil, nil); resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("the link opened the queue: status %d", resp.StatusCode)
+	}
+	bad := h.links.Token("evt_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", time.Now().Add(time.Minute))
+	if resp, _ := anon.do("GET", "/console/alerts/"+id+"?t="+bad, nil, nil); resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("another alert's link: status %d", resp.StatusCode)
+	}
+}
+
+func TestConsoleOneTimeLink(t *testing.T) {
+	h, clk := consoleHarness(t)
+	link, err := h.s.SignInLink("alice", 10*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse(link)
+	path := u.RequestURI()
+	b := newBrowser(t, h.srv)
+	if resp, _ := b.do("GET", path, nil, nil); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/console/" {
+		t.Fatalf("first use: status %d", resp.StatusCode)
+	}
+	b.readCSRF()
+	if resp, _ := newBrowser(t, h.srv).do("GET", path, nil, nil); !strings.HasPrefix(resp.Header.Get("Location"), "/console/signin") {
+		t.Error("a one-time link worked twice")
+	}
+	late, _ := h.s.SignInLink("alice", time.Minute)
+	clk.Add(2 * time.Minute)
+	lu, _ := url.Parse(late)
+	if resp, _ := newBrowser(t, h.srv).do("GET", lu.RequestURI(), nil, nil); !strings.HasPrefix(resp.Header.Get("Location"), "/console/signin") {
+		t.Error("an expired one-time link worked")
+	}
+	if _, err := h.s.SignInLink("nobody", time.Minute); err == nil {
+		t.Error("a link for an unknown operator")
+	}
+}
+
+func TestConsoleRoles(t *testing.T) {
+	h, _ := consoleHarness(t)
+	mod, admin := newBrowser(t, h.srv), newBrowser(t, h.srv)
+	mod.signIn(opToken)
+	admin.signIn(carolToken)
+	if resp, _ := mod.do("GET", "/console/sessions", nil, nil); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("moderator on sessions: status %d", resp.StatusCode)
+	}
+	resp, body := admin.do("GET", "/console/sessions", nil, nil)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, "alice") {
+		t.Fatalf("admin on sessions: status %d", resp.StatusCode)
+	}
+	ids := regexp.MustCompile(`name="id" value="([0-9a-f]+)"><button type="submit" aria-label="End alice`).FindStringSubmatch(body)
+	if ids == nil {
+		t.Fatal("no session of alice listed")
+	}
+	if resp, _ := mod.do("POST", "/console/sessions/end", url.Values{"id": {ids[1]}, "csrf": {mod.csrf}}, nil); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("moderator ending a session: status %d", resp.StatusCode)
+	}
+	if resp, _ := admin.do("POST", "/console/sessions/end", url.Values{"id": {ids[1]}, "csrf": {admin.csrf}}, nil); resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("admin ending a session: status %d", resp.StatusCode)
+	}
+	if resp, _ := mod.do("GET", "/console/", nil, nil); resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("ended session still works: status %d", resp.StatusCode)
+	}
+}
+
+func FuzzConsoleParams(f *testing.F) {
+	for _, s := range []string{"status=open", "status=all&room=room_x&category=pii.phone&severity=high", "next=//evil", "next=/console/alerts/x", "room=%00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		q, err := url.ParseQuery(raw)
+		if err != nil {
+			return
+		}
+		fl, bad := queueFilter(q, Operator{})
+		if bad == "" && (!validRoom(fl.Room) || len(fl.Category) > maxRoomFilter) {
+			t.Errorf("accepted filter %+v", fl)
+		}
+		n := safeNext(q.Get("next"))
+		if !strings.HasPrefix(n, "/console/") || strings.HasPrefix(n, "//") {
+			t.Errorf("next %q leaves the console", n)
+		}
+		pre, m, post := highlight(q.Get("line"), q.Get("text"))
+		if pre+m+post != q.Get("line") {
+			t.Errorf("highlight lost text")
+		}
+	})
+}
