@@ -13,7 +13,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
 )
 
 // The moderator console: server-rendered pages under /console/ with a
