@@ -3,8 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/netip"
+	"strings"
 
 	"github.com/earshot/earshot/event"
+	"github.com/earshot/earshot/ingest/pseudonym"
 	"github.com/earshot/earshot/internal/config"
 	"github.com/earshot/earshot/policy/notify"
 	"github.com/earshot/earshot/serve"
@@ -21,7 +24,7 @@ func newServeStage(ctx context.Context, rt *Runtime) (Stage, error) {
 	if err != nil {
 		return nil, err
 	}
-	ops, err := operatorsOf(c)
+	ops, err := operatorsOf(c, rt.Pseudonym)
 	if err != nil {
 		return nil, err
 	}
@@ -42,6 +45,7 @@ func newServeStage(ctx context.Context, rt *Runtime) (Stage, error) {
 		Listen: c.Listen, Store: rt.Store, Keys: rt.Keys, Sender: rt.Producer, Producer: rt.Self,
 		Audit: alog,
 		Links: links, Operators: ops, Index: idx, Tail: tail, Context: c.EvidenceContext, Logger: rt.Log,
+		Console: consoleConfig(c),
 	})
 }
 
@@ -56,8 +60,9 @@ func linkSigner(c config.Serve) (*serve.LinkSigner, error) {
 	return serve.NewLinkSigner(key, c.PublicURL, c.LinkTTL)
 }
 
-// operatorsOf reads the configured operators' tokens.
-func operatorsOf(c config.Serve) ([]serve.Operator, error) {
+// operatorsOf reads the configured operators' tokens, roles and rooms
+// (room IDs become their pseudonyms under every key version).
+func operatorsOf(c config.Serve, p *pseudonym.Pseudonymizer) ([]serve.Operator, error) {
 	var ops []serve.Operator
 	for _, o := range c.Operators {
 		var (
@@ -72,9 +77,29 @@ func operatorsOf(c config.Serve) ([]serve.Operator, error) {
 		if err != nil {
 			return nil, fmt.Errorf("serve.operators: %w", err)
 		}
+		op.Role = o.Role
+		for _, r := range o.Rooms {
+			if pseudonym.IsPseudonym(pseudonym.KindRoom, r) {
+				op.Rooms = append(op.Rooms, r)
+				continue
+			}
+			op.Rooms = append(op.Rooms, p.All(pseudonym.KindRoom, r)...)
+		}
 		ops = append(ops, op)
 	}
 	return ops, nil
+}
+
+// consoleConfig is the console's sign-in and session settings.
+func consoleConfig(c config.Serve) serve.ConsoleConfig {
+	cc := serve.ConsoleConfig{Idle: c.Console.SessionIdle, MaxAge: c.Console.SessionMax, ProxyHeader: c.Console.ProxyHeader,
+		Secure: strings.HasPrefix(c.PublicURL, "https://")}
+	for _, n := range c.Console.ProxyCIDRs {
+		if p, err := netip.ParsePrefix(n); err == nil { // Validate reported the others
+			cc.ProxyNets = append(cc.ProxyNets, p)
+		}
+	}
+	return cc
 }
 
 // evidenceLinks gives notifiers the serve stage's signed evidence links.
