@@ -27,6 +27,7 @@ var toolSources = map[string]string{
 	"sox":       "Debian package sox: run testbed/speech.sh install",
 	"espeak-ng": "Debian package espeak-ng: run testbed/speech.sh install",
 	"iptables":  "Debian package iptables: run testbed/janus.sh install",
+	"chromium":  "Debian package chromium: run testbed/chromium.sh install",
 }
 
 // RequireTool returns the path of the program name on PATH, or ends the
