@@ -256,20 +256,35 @@ func (c *console) startSession(w http.ResponseWriter, r *http.Request, op Operat
 }
 
 // SignInLink returns a one-time sign-in link for the named operator,
-// valid for ttl: for `make demo` and for handing a new moderator their
-// first session.
+// valid for ttl (at most an hour): for `make demo` and for handing a new
+// moderator their first session. Any process with the link key can mint
+// one (LinkSigner.SignInLink); this checks the operator exists.
 func (s *Server) SignInLink(operator string, ttl time.Duration) (string, error) {
-	op, ok := s.ops.byName(operator)
-	if !ok {
+	if _, ok := s.ops.byName(operator); !ok {
 		return "", fmt.Errorf("serve: no operator %q", operator)
 	}
-	return s.cfg.Links.base + "/console/signin/once?c=" + s.console.sess.mintOnce(op, ttl), nil
+	return s.cfg.Links.SignInLink(operator, ttl), nil
 }
 
 func (c *console) signInOnce(w http.ResponseWriter, r *http.Request) {
-	op, ok := c.sess.useOnce(r.URL.Query().Get("c"))
+	q := r.URL.Query()
+	name := q.Get("op")
+	nonce, exp, err := c.s.cfg.Links.verifySignIn(name, q.Get("c"))
+	if err != nil {
+		reason := "one-time sign-in link invalid"
+		if errors.Is(err, ErrLinkExpired) {
+			reason = "one-time sign-in link expired"
+		}
+		c.refuse(w, r, reason)
+		return
+	}
+	op, ok := c.s.ops.byName(name)
 	if !ok {
-		c.refuse(w, r, "one-time sign-in link unknown, used or expired")
+		c.refuse(w, r, "one-time sign-in link for no configured operator")
+		return
+	}
+	if !c.sess.useOnce(nonce, exp) {
+		c.refuse(w, r, "one-time sign-in link already used")
 		return
 	}
 	c.startSession(w, r, op, "link", "/console/")

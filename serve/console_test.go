@@ -542,30 +542,56 @@ func TestConsoleSignedLink(t *testing.T) {
 }
 
 func TestConsoleOneTimeLink(t *testing.T) {
-	h, clk := consoleHarness(t)
+	h, _ := consoleHarness(t)
 	link, err := h.s.SignInLink("alice", 10*time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
 	u, _ := url.Parse(link)
-	path := u.RequestURI()
 	b := newBrowser(t, h.srv)
-	if resp, _ := b.do("GET", path, nil, nil); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/console/" {
+	if resp, _ := b.do("GET", u.RequestURI(), nil, nil); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/console/" {
 		t.Fatalf("first use: status %d", resp.StatusCode)
 	}
 	b.readCSRF()
-	if resp, _ := newBrowser(t, h.srv).do("GET", path, nil, nil); !strings.HasPrefix(resp.Header.Get("Location"), "/console/signin") {
-		t.Error("a one-time link worked twice")
+	if h.audit.count(AuditConsoleSignIn, OutcomeOK) != 1 {
+		t.Error("the sign-in by link is not audited")
 	}
-	late, _ := h.s.SignInLink("alice", time.Minute)
-	clk.Add(2 * time.Minute)
-	lu, _ := url.Parse(late)
-	if resp, _ := newBrowser(t, h.srv).do("GET", lu.RequestURI(), nil, nil); !strings.HasPrefix(resp.Header.Get("Location"), "/console/signin") {
-		t.Error("an expired one-time link worked")
+	past := &LinkSigner{key: h.links.key, base: h.links.base, ttl: h.links.ttl, now: func() time.Time { return time.Now().Add(-time.Hour) }}
+	fresh, _ := h.s.SignInLink("alice", time.Minute)
+	fu, _ := url.Parse(fresh)
+	q := fu.Query()
+	q.Set("op", "carol") // alice's link presented as carol's
+	tests := []struct {
+		name, uri string
+	}{
+		{"used twice", u.RequestURI()},
+		{"expired", mustURI(past.SignInLink("alice", time.Minute))},
+		{"another operator", "/console/signin/once?" + q.Encode()},
+		{"unknown operator", mustURI(h.links.SignInLink("mallory", time.Minute))},
+		{"tampered", strings.Replace(fu.RequestURI(), "c=", "c=9", 1)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, _ := newBrowser(t, h.srv).do("GET", tc.uri, nil, nil)
+			if !strings.HasPrefix(resp.Header.Get("Location"), "/console/signin") {
+				t.Errorf("status %d location %q: the link signed someone in", resp.StatusCode, resp.Header.Get("Location"))
+			}
+			if e := h.audit.last(); e.Outcome != OutcomeDenied {
+				t.Errorf("audit entry %+v, want a denial", e)
+			}
+		})
 	}
 	if _, err := h.s.SignInLink("nobody", time.Minute); err == nil {
 		t.Error("a link for an unknown operator")
 	}
+}
+
+func mustURI(link string) string {
+	u, err := url.Parse(link)
+	if err != nil {
+		panic(err)
+	}
+	return u.RequestURI()
 }
 
 func TestConsoleRoles(t *testing.T) {

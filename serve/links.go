@@ -146,3 +146,56 @@ func LoadOrCreateLinkKey(path string) ([]byte, error) {
 	}
 	return key, nil
 }
+
+// One-time sign-in links let an operator's first session (or the demo's)
+// start from a link instead of a typed token. The token is
+//
+//	<expiry unix seconds>.<nonce>.<base64url HMAC-SHA256(key, "earshot-signin\x00" operator "\x00" expiry "\x00" nonce)>
+//
+// so any process holding the link key can mint one (earshot console
+// link); the server that takes it remembers its nonce until it expires,
+// so it works once.
+
+// maxSignInTTL bounds a one-time sign-in link's life.
+const maxSignInTTL = time.Hour
+
+// SignInLink returns a one-time sign-in link for operator valid for ttl
+// (at most an hour).
+func (s *LinkSigner) SignInLink(operator string, ttl time.Duration) string {
+	ttl = min(ttl, maxSignInTTL)
+	exp := strconv.FormatInt(s.now().Add(ttl).Unix(), 10)
+	nonce := rand.Text()
+	tok := exp + "." + nonce + "." + base64.RawURLEncoding.EncodeToString(s.signInMAC(operator, exp, nonce))
+	return s.base + "/console/signin/once?" + url.Values{"op": {operator}, "c": {tok}}.Encode()
+}
+
+func (s *LinkSigner) signInMAC(operator, exp, nonce string) []byte {
+	m := hmac.New(sha256.New, s.key)
+	m.Write([]byte("earshot-signin\x00" + operator + "\x00" + exp + "\x00" + nonce))
+	return m.Sum(nil)
+}
+
+// verifySignIn checks a one-time sign-in token for operator and returns
+// its nonce and expiry.
+func (s *LinkSigner) verifySignIn(operator, token string) (string, time.Time, error) {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 || len(parts[0]) == 0 || len(parts[0]) > 12 || len(parts[1]) == 0 || len(parts[1]) > 64 {
+		return "", time.Time{}, ErrLinkInvalid
+	}
+	exp, err := strconv.ParseInt(parts[0], 10, 64)
+	if err != nil {
+		return "", time.Time{}, ErrLinkInvalid
+	}
+	got, err := base64.RawURLEncoding.Strict().DecodeString(parts[2])
+	if err != nil || !hmac.Equal(got, s.signInMAC(operator, parts[0], parts[1])) {
+		return "", time.Time{}, ErrLinkInvalid
+	}
+	e := time.Unix(exp, 0)
+	if !s.now().Before(e) {
+		return "", time.Time{}, ErrLinkExpired
+	}
+	if e.After(s.now().Add(maxSignInTTL + time.Minute)) {
+		return "", time.Time{}, ErrLinkInvalid
+	}
+	return parts[1], e, nil
+}

@@ -66,13 +66,8 @@ type sessions struct {
 	cfg    ConsoleConfig
 	now    func() time.Time
 	m      map[[32]byte]*consoleSession
-	once   map[[32]byte]onceCode // one-time sign-in codes by hash
+	used   map[string]time.Time // one-time sign-in nonces taken, until they expire
 	onceMu sync.Mutex
-}
-
-type onceCode struct {
-	op  Operator
-	exp time.Time
 }
 
 func newSessions(cfg ConsoleConfig, now func() time.Time) *sessions {
@@ -88,7 +83,7 @@ func newSessions(cfg ConsoleConfig, now func() time.Time) *sessions {
 	if cfg.MaxSessions <= 0 {
 		cfg.MaxSessions = 10000
 	}
-	return &sessions{cfg: cfg, now: now, m: map[[32]byte]*consoleSession{}, once: map[[32]byte]onceCode{}}
+	return &sessions{cfg: cfg, now: now, m: map[[32]byte]*consoleSession{}, used: map[string]time.Time{}}
 }
 
 // randomToken returns 256 random bits as text.
@@ -183,32 +178,22 @@ func (s consoleSession) validCSRF(got string) bool {
 	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(s.csrf)) == 1
 }
 
-// mintOnce returns a one-time sign-in code for op, valid for ttl.
-func (ss *sessions) mintOnce(op Operator, ttl time.Duration) string {
-	code := randomToken()
+// useOnce records a one-time sign-in nonce as used until exp; it
+// reports false when it already was.
+func (ss *sessions) useOnce(nonce string, exp time.Time) bool {
 	ss.onceMu.Lock()
 	defer ss.onceMu.Unlock()
 	now := ss.now()
-	for k, c := range ss.once {
-		if !now.Before(c.exp) {
-			delete(ss.once, k)
+	for k, e := range ss.used {
+		if !now.Before(e) {
+			delete(ss.used, k)
 		}
 	}
-	ss.once[sha256.Sum256([]byte(code))] = onceCode{op: op, exp: now.Add(ttl)}
-	return code
-}
-
-// useOnce consumes a one-time code: it works once, before its expiry.
-func (ss *sessions) useOnce(code string) (Operator, bool) {
-	k := sha256.Sum256([]byte(code))
-	ss.onceMu.Lock()
-	defer ss.onceMu.Unlock()
-	c, ok := ss.once[k]
-	if !ok {
-		return Operator{}, false
+	if _, ok := ss.used[nonce]; ok {
+		return false
 	}
-	delete(ss.once, k)
-	return c.op, ss.now().Before(c.exp)
+	ss.used[nonce] = exp
+	return true
 }
 
 // fromProxy reports whether a request's remote address is one of the
