@@ -160,7 +160,8 @@ func TestDemo(t *testing.T) {
 	if r.figure("alerts") <= 0 {
 		t.Errorf("summary says %d alerts", r.figure("alerts"))
 	}
-	for _, want := range []string{"[demo]\x1b[0m summary", "segments stored:  " + r.fig["segments_stored"], "output:           " + r.out} {
+	for _, want := range []string{"[demo]\x1b[0m summary", "segments stored:  " + r.fig["segments_stored"], "output:           " + r.out,
+		"moderator console: http://127.0.0.1:8470/console/", "one-time sign-in link (demo operator, works once, for an hour): http://127.0.0.1:8470/console/signin/once?"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("the demo's output lacks %q", want)
 		}
