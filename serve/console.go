@@ -55,7 +55,7 @@ func newConsole(s *Server) (*console, error) {
 		"can":   func(op Operator, role string) bool { return op.Can(role) },
 	}
 	c := &console{s: s, tmpl: map[string]*template.Template{}, sess: newSessions(s.cfg.Console, s.cfg.Now), views: newViewCache(s.cfg.Now)}
-	for _, page := range []string{"signin", "queue", "alert", "sessions", "error"} {
+	for _, page := range []string{"signin", "queue", "alert", "sessions", "error", "rooms", "room"} {
 		t, err := template.New("layout.html").Funcs(funcs).ParseFS(consoleFiles,
 			"console/templates/layout.html", "console/templates/rows.html", "console/templates/"+page+".html")
 		if err != nil {
@@ -80,6 +80,9 @@ func (c *console) routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /console/alerts/{alert}/audio", c.alertAudio)
 	mux.HandleFunc("POST /console/alerts/{alert}/actions", c.withSession(c.action))
 	mux.HandleFunc("GET /console/sessions", c.withSession(c.sessionsPage))
+	mux.HandleFunc("GET /console/rooms", c.withSession(c.roomsPage))
+	mux.HandleFunc("GET /console/rooms/{room}", c.withSession(c.roomPage))
+	mux.HandleFunc("GET /console/rooms/{room}/events", c.withSession(c.roomEvents))
 	mux.HandleFunc("POST /console/sessions/end", c.withSession(c.endSession))
 }
 
@@ -418,13 +421,22 @@ func (c *console) queueEvents(w http.ResponseWriter, r *http.Request, who caller
 		http.Error(w, bad, http.StatusBadRequest)
 		return
 	}
+	if err := c.s.audit(r.Context(), who.name, AuditConsoleQueue, f.Room, OutcomeOK, "stream status="+f.Status); err != nil {
+		http.Error(w, "audit log unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	c.stream(w, r, c.s.cfg.Index.Changed, func(buf *bytes.Buffer) error {
+		return c.tmpl["queue"].ExecuteTemplate(buf, "rows", c.s.queueView(f))
+	}, "queue")
+}
+
+// stream answers a server-sent event stream: after every change (taken
+// from changed, at most twice a second) it sends what render writes as
+// one event named name, until the client goes.
+func (c *console) stream(w http.ResponseWriter, r *http.Request, changed func() <-chan struct{}, render func(*bytes.Buffer) error, name string) {
 	fl, ok := w.(http.Flusher)
 	if !ok {
 		http.Error(w, "streaming unsupported", http.StatusInternalServerError)
-		return
-	}
-	if err := c.s.audit(r.Context(), who.name, AuditConsoleQueue, f.Room, OutcomeOK, "stream status="+f.Status); err != nil {
-		http.Error(w, "audit log unavailable", http.StatusServiceUnavailable)
 		return
 	}
 	// The stream outlives the server's write timeout.
@@ -436,11 +448,11 @@ func (c *console) queueEvents(w http.ResponseWriter, r *http.Request, who caller
 	ctx := r.Context()
 	keepalive := time.NewTicker(20 * time.Second)
 	defer keepalive.Stop()
-	changed := c.s.cfg.Index.Changed()
+	next := changed()
 	send := func() error {
-		changed = c.s.cfg.Index.Changed() // taken before rendering: a change while rendering is not lost
+		next = changed() // taken before rendering: a change while rendering is not lost
 		var buf bytes.Buffer
-		if err := c.tmpl["queue"].ExecuteTemplate(&buf, "rows", c.s.queueView(f)); err != nil {
+		if err := render(&buf); err != nil {
 			return err
 		}
 		// An event's data lines may not contain a newline of their own.
@@ -449,7 +461,7 @@ func (c *console) queueEvents(w http.ResponseWriter, r *http.Request, who caller
 				return err
 			}
 		}
-		if _, err := fmt.Fprint(w, "event: queue\n\n"); err != nil {
+		if _, err := fmt.Fprintf(w, "event: %s\n\n", name); err != nil {
 			return err
 		}
 		fl.Flush()
@@ -468,11 +480,12 @@ func (c *console) queueEvents(w http.ResponseWriter, r *http.Request, who caller
 				return
 			}
 			fl.Flush()
-		case <-changed:
+		case <-next:
 			if !sleepCtx(ctx, 500*time.Millisecond) { // coalesce a burst
 				return
 			}
 			if err := send(); err != nil {
+				c.s.log.Warn("console stream ended", "stream", name, "error", err)
 				return
 			}
 		}

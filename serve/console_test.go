@@ -3,6 +3,7 @@ package serve
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -643,4 +644,84 @@ func FuzzConsoleParams(f *testing.F) {
 			t.Errorf("highlight lost text")
 		}
 	})
+}
+
+// liveEvent builds a sealed event of the harness's room for the live view.
+func liveEvent(t *testing.T, h *harness, typ event.Type, track, spk string, first int64, payload, data any) *event.Envelope {
+	t.Helper()
+	var tl *event.Timeline
+	if track != "" {
+		tl = &event.Timeline{Track: track, FirstSample: first, LastSample: first + 47999, Origin: h.rec.Origin, Anchor: event.AnchorArrival}
+	}
+	e, err := event.New(typ, event.Producer{Name: "test"}, nil, room, session, spk, tl, payload, string(typ), track, fmt.Sprint(first))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if data != nil {
+		if err := e.Seal(context.Background(), h.keys, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return e
+}
+
+func TestConsoleLiveRooms(t *testing.T) {
+	var live *Live
+	h, clk := consoleHarness(t, func(c *Config) { live = NewLive(c.Now); c.Live = live })
+	live.Apply(liveEvent(t, h, event.TypeSessionStarted, "", "", 0, event.SessionStarted{Connector: "janus-videoroom"}, nil))
+	live.Apply(liveEvent(t, h, event.TypeTrackStarted, ownTrack, speaker, 0, event.TrackStarted{Ordinal: 1, Codec: "opus"}, nil))
+	live.Apply(liveEvent(t, h, event.TypeTranscript, ownTrack, speaker, 48000, event.TranscriptSegment{Language: "en", Speech: true},
+		event.TranscriptSegmentData{Text: "good evening everyone"}))
+
+	alice, bob := newBrowser(t, h.srv), newBrowser(t, h.srv)
+	alice.signIn(opToken)
+	bob.signIn(bobToken)
+	_, list := alice.do("GET", "/console/rooms", nil, nil)
+	if !strings.Contains(list, `href="/console/rooms/`+room+`"`) || !strings.Contains(list, "recording") {
+		t.Errorf("rooms list lacks the live room:\n%.600s", list)
+	}
+	if _, l := bob.do("GET", "/console/rooms", nil, nil); strings.Contains(l, room) {
+		t.Error("a room-scoped operator sees another room in the list")
+	}
+	if resp, body := bob.do("GET", "/console/rooms/"+room, nil, nil); resp.StatusCode != http.StatusNotFound || strings.Contains(body, "good evening") {
+		t.Errorf("a room-scoped operator opened another room: status %d", resp.StatusCode)
+	}
+	resp, page := alice.do("GET", "/console/rooms/"+room, nil, nil)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(page, "good evening everyone") || !strings.Contains(page, speaker) {
+		t.Fatalf("room page: status %d:\n%.600s", resp.StatusCode, page)
+	}
+	for _, raw := range []string{"janus", "feed"} {
+		if strings.Contains(strings.ToLower(page), raw+"_id") {
+			t.Errorf("the page shows a raw %s identity", raw)
+		}
+	}
+	// The stream carries the next line, as one audit entry however many
+	// lines follow.
+	before := h.audit.count(AuditConsoleRoom, OutcomeOK)
+	ch := alice.stream(t, "/console/rooms/"+room+"/events")
+	time.Sleep(100 * time.Millisecond)
+	for i, text := range []string{"the second line", "the third line"} {
+		live.Apply(liveEvent(t, h, event.TypeTranscript, ownTrack, speaker, int64(3+i)*48000, event.TranscriptSegment{Language: "en", Speech: true},
+			event.TranscriptSegmentData{Text: text}))
+		select {
+		case ev := <-ch:
+			if !strings.Contains(ev, text) {
+				t.Errorf("stream event lacks %q", text)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no stream event for %q", text)
+		}
+	}
+	if n := h.audit.count(AuditConsoleRoom, OutcomeOK) - before; n != 1 {
+		t.Errorf("%d audit entries for one stream, want 1", n)
+	}
+	// No stored segment for long: the track is stalled.
+	clk.Add(2 * time.Minute)
+	if _, page := alice.do("GET", "/console/rooms/"+room, nil, nil); !strings.Contains(page, "state-stalled") {
+		t.Error("a track without a stored segment for 2 minutes is not shown stalled")
+	}
+	live.Apply(liveEvent(t, h, event.TypeSegmentStored, ownTrack, speaker, 0, event.SegmentStored{Key: "k", GapSamples: 48000}, nil))
+	if _, page := alice.do("GET", "/console/rooms/"+room, nil, nil); !strings.Contains(page, "state-gaps") || !strings.Contains(page, "1.0 s") {
+		t.Error("a segment with filled silence does not show the track with gaps")
+	}
 }

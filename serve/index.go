@@ -305,3 +305,17 @@ func (x *Index) Len() int {
 	defer x.mu.RUnlock()
 	return len(x.alerts)
 }
+
+// CountByRoom returns the number of alerts with the status in each room,
+// in one pass.
+func (x *Index) CountByRoom(status string) map[string]int {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	out := map[string]int{}
+	for _, e := range x.alerts {
+		if e.Status() == status {
+			out[e.Env.Room]++
+		}
+	}
+	return out
+}

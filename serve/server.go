@@ -50,6 +50,11 @@ type Config struct {
 	// Index holds the alerts; Tail, when set, keeps it current in Run.
 	Index *Index
 	Tail  *Tail
+	// Live, when set, feeds the console's live rooms page; LiveTail, when
+	// set, keeps it current in Run (lifecycle, segments and transcripts
+	// topics, FromEnd).
+	Live     *Live
+	LiveTail *Tail
 	// Context widens the alert's audio window on each side (default 10 s).
 	Context time.Duration
 	Logger  *slog.Logger
@@ -166,10 +171,16 @@ func (s *Server) Run(ctx context.Context) error {
 	s.log.Info("moderator API listening", "addr", ln.Addr().String(), "operators", len(s.cfg.Operators))
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errs := make(chan error, 2)
-	if s.cfg.Tail != nil {
+	var tails []*Tail
+	for _, t := range []*Tail{s.cfg.Tail, s.cfg.LiveTail} {
+		if t != nil {
+			tails = append(tails, t)
+		}
+	}
+	errs := make(chan error, len(tails))
+	for _, t := range tails {
 		go func() {
-			err := s.cfg.Tail.Run(ctx)
+			err := t.Run(ctx)
 			if err != nil && ctx.Err() == nil {
 				cancel()
 				errs <- err
@@ -177,8 +188,6 @@ func (s *Server) Run(ctx context.Context) error {
 			}
 			errs <- nil
 		}()
-	} else {
-		errs <- nil
 	}
 	go func() {
 		<-ctx.Done()
@@ -191,8 +200,10 @@ func (s *Server) Run(ctx context.Context) error {
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
-	if terr := <-errs; terr != nil {
-		err = errors.Join(err, terr)
+	for range tails {
+		if terr := <-errs; terr != nil {
+			err = errors.Join(err, terr)
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)

@@ -32,6 +32,9 @@ type Tail struct {
 	// Retry bounds the backoff between restarts of a failed partition
 	// reader (defaults 500 ms to 30 s).
 	RetryMin, RetryMax time.Duration
+	// FromEnd starts every partition at its end when Run starts: only
+	// what arrives afterwards is applied (the console's live view).
+	FromEnd bool
 
 	pending atomic.Int64 // partitions not yet read up to their start-time end
 	started atomic.Bool
@@ -113,6 +116,9 @@ func (t *Tail) Run(ctx context.Context) error {
 			return fmt.Errorf("serve: %w", err)
 		}
 		for id, r := range ranges {
+			if t.FromEnd {
+				r.First = r.End
+			}
 			parts = append(parts, part{topic, id, r.First, r.End})
 		}
 	}

@@ -35,6 +35,10 @@ func newServeStage(ctx context.Context, rt *Runtime) (Stage, error) {
 	idx.RequireSealed(rt.Keys)
 	tail := &serve.Tail{Brokers: rt.Brokers, Topics: []string{event.TopicAlerts, event.TopicAlertActions},
 		Apply: func(e *event.Envelope) { idx.Apply(e) }, Logger: rt.Log}
+	// The console's live rooms: what arrives from now on.
+	live := serve.NewLive(nil)
+	liveTail := &serve.Tail{Brokers: rt.Brokers, Topics: []string{event.TopicLifecycle, event.TopicSegments, event.TopicTranscripts},
+		Apply: live.Apply, Logger: rt.Log, FromEnd: true}
 	// One hash-chained audit log per process, shared with the compliance
 	// stage, so that the chain has one writer here.
 	alog, err := auditLog(ctx, rt)
@@ -45,7 +49,7 @@ func newServeStage(ctx context.Context, rt *Runtime) (Stage, error) {
 		Listen: c.Listen, Store: rt.Store, Keys: rt.Keys, Sender: rt.Producer, Producer: rt.Self,
 		Audit: alog,
 		Links: links, Operators: ops, Index: idx, Tail: tail, Context: c.EvidenceContext, Logger: rt.Log,
-		Console: consoleConfig(c),
+		Console: consoleConfig(c), Live: live, LiveTail: liveTail,
 	})
 }
 

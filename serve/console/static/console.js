@@ -44,6 +44,19 @@
     });
   }
 
+  // A live room: speakers and transcript, re-rendered by the server.
+  var roomLive = document.getElementById('room-live');
+  if (roomLive) {
+    var rstate = document.getElementById('live-state');
+    var res = new EventSource(roomLive.dataset.stream);
+    res.onopen = function () { rstate.textContent = 'Live: connected'; };
+    res.onerror = function () { rstate.textContent = 'Live: reconnecting…'; };
+    res.addEventListener('room', function (ev) {
+      roomLive.innerHTML = ev.data;
+      rstate.textContent = 'Live: updated ' + new Date().toLocaleTimeString();
+    });
+  }
+
   // Actions: a dialog asks for the note, then the action is posted with
   // the session's CSRF token.
   var dialog = document.getElementById('act-dialog');
