@@ -174,6 +174,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	idx := serve.NewIndex(1000)
+	live := serve.NewLive(clk.Now)
 	auditTopic := topics.Of(event.TopicAudit)
 	srv, err := serve.New(serve.Config{
 		Listen: "127.0.0.1:0", Store: ing.Store, Keys: keys, Sender: prod, ActionsTopic: topics.Of(event.TopicAlertActions),
@@ -188,6 +189,8 @@ func TestConsoleInBrowser(t *testing.T) {
 		Index: idx,
 		Tail: &serve.Tail{Brokers: brokers, Topics: []string{topics.Of(event.TopicAlerts), topics.Of(event.TopicAlertActions)},
 			Apply: func(e *event.Envelope) { idx.Apply(e) }, Logger: log},
+		Live: live, LiveTail: &serve.Tail{Brokers: brokers, Topics: []string{topics.Of(event.TopicLifecycle), topics.Of(event.TopicSegments),
+			topics.Of(event.TopicTranscripts)}, Apply: live.Apply, Logger: log, FromEnd: true},
 		Logger: log, Now: clk.Now,
 		Console: serve.ConsoleConfig{Idle: 30 * time.Minute, MaxAge: 12 * time.Hour},
 	})
@@ -232,8 +235,24 @@ func TestConsoleInBrowser(t *testing.T) {
 	target := ids[len(ids)-1] // the oldest: the threat comes first in the script
 	alice.checkPage("queue with alerts")
 	alice.screenshot("queue")
+
+	// The live rooms page lists the room; its page shows the speaker and
+	// what was said.
+	alice.do(chromedp.Navigate(base + "/console/rooms"))
+	alice.checkPage("live rooms")
+	alice.do(chromedp.Click(`a[href="/console/rooms/` + ing.RoomP + `"]`))
+	alice.waitJSAcrossLoads("the room's live transcript", `document.querySelectorAll('.transcript li .text').length > 0`, 30*time.Second)
+	if spk := evalJS[string](alice, `document.querySelector('.transcript li .spk').title`); spk != ing.Speaker(feed) {
+		t.Errorf("live transcript line by %s, want the speaker's pseudonym %s", spk, ing.Speaker(feed))
+	}
+	alice.checkPage("live room")
+	alice.screenshot("room")
 	ing.WaitTracksEnded()
 	ing.Stop() // every segment is in the bucket: the evidence can be cut
+	alice.do(chromedp.Navigate(base + "/console/?status=all"))
+	alice.waitJS("the queue", `document.querySelectorAll('#queue tbody tr[data-id]').length >= `+strconv.Itoa(len(ids)), 30*time.Second)
+	ids = evalJS[[]string](alice, `Array.from(document.querySelectorAll('#queue tbody tr[data-id]')).map(r => r.dataset.id)`)
+	target = ids[len(ids)-1]
 
 	// Keyboard: j/k move the selection, Enter opens the selected alert.
 	alice.do(chromedp.Click("h1"))
