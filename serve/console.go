@@ -55,7 +55,7 @@ func newConsole(s *Server) (*console, error) {
 		"can":   func(op Operator, role string) bool { return op.Can(role) },
 	}
 	c := &console{s: s, tmpl: map[string]*template.Template{}, sess: newSessions(s.cfg.Console, s.cfg.Now), views: newViewCache(s.cfg.Now)}
-	for _, page := range []string{"signin", "queue", "alert", "sessions", "error", "rooms", "room"} {
+	for _, page := range []string{"signin", "queue", "alert", "sessions", "error", "rooms", "room", "compliance"} {
 		t, err := template.New("layout.html").Funcs(funcs).ParseFS(consoleFiles,
 			"console/templates/layout.html", "console/templates/rows.html", "console/templates/"+page+".html")
 		if err != nil {
@@ -80,6 +80,8 @@ func (c *console) routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /console/alerts/{alert}/audio", c.alertAudio)
 	mux.HandleFunc("POST /console/alerts/{alert}/actions", c.withSession(c.action))
 	mux.HandleFunc("GET /console/sessions", c.withSession(c.sessionsPage))
+	mux.HandleFunc("GET /console/compliance", c.withSession(c.compliancePage))
+	mux.HandleFunc("POST /console/compliance/holds", c.withSession(c.holdAction))
 	mux.HandleFunc("GET /console/rooms", c.withSession(c.roomsPage))
 	mux.HandleFunc("GET /console/rooms/{room}", c.withSession(c.roomPage))
 	mux.HandleFunc("GET /console/rooms/{room}/events", c.withSession(c.roomEvents))

@@ -725,3 +725,114 @@ func TestConsoleLiveRooms(t *testing.T) {
 		t.Error("a segment with filled silence does not show the track with gaps")
 	}
 }
+
+// fakeCompliance keeps holds in memory.
+type fakeCompliance struct {
+	mu     sync.Mutex
+	holds  []HoldInfo
+	broken string
+}
+
+func (f *fakeCompliance) Holds(context.Context) ([]HoldInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]HoldInfo(nil), f.holds...), nil
+}
+
+func (f *fakeCompliance) SetHold(_ context.Context, op, room, spk, reason string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.holds = append(f.holds, HoldInfo{Room: room, Speaker: spk, Reason: reason, Operator: op, Set: time.Now()})
+	return nil
+}
+
+func (f *fakeCompliance) LiftHold(_ context.Context, _ string, h HoldInfo, _ string) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, x := range f.holds {
+		if x.Room == h.Room && x.Session == h.Session && x.Speaker == h.Speaker {
+			f.holds = append(f.holds[:i], f.holds[i+1:]...)
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func (f *fakeCompliance) AuditStatus(context.Context, int) (AuditStatus, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.broken != "" {
+		return AuditStatus{Entries: 3, Problem: f.broken}, nil
+	}
+	return AuditStatus{Intact: true, Entries: 7, Head: strings.Repeat("ab", 32), Recent: []event.AuditEntry{{Seq: 7, Operator: "carol", Action: "hold.set"}}}, nil
+}
+
+func TestConsoleCompliance(t *testing.T) {
+	fc := &fakeCompliance{}
+	h, _ := consoleHarness(t, func(c *Config) {
+		c.Compliance = fc
+		c.Operators = append(c.Operators, Operator{Name: "cora", TokenHash: HashToken("cora-token-0123456789abcdef"), Role: RoleCompliance},
+			Operator{Name: "rita", TokenHash: HashToken("rita-token-0123456789abcdef"), Role: RoleCompliance, Rooms: []string{room}})
+	})
+	tests := []struct {
+		token string
+		want  int
+	}{
+		{opToken, http.StatusForbidden},                       // moderator
+		{"rita-token-0123456789abcdef", http.StatusForbidden}, // compliance, limited to a room
+		{"cora-token-0123456789abcdef", http.StatusOK},
+		{carolToken, http.StatusOK}, // admin
+	}
+	for _, tc := range tests {
+		b := newBrowser(t, h.srv)
+		b.signIn(tc.token)
+		resp, _ := b.do("GET", "/console/compliance", nil, nil)
+		if resp.StatusCode != tc.want {
+			t.Errorf("token %.4s…: status %d, want %d", tc.token, resp.StatusCode, tc.want)
+		}
+		resp, _ = b.do("POST", "/console/compliance/holds", url.Values{"csrf": {b.csrf}, "op": {"set"}, "room": {room}, "reason": {"litigation 42"}}, nil)
+		if tc.want == http.StatusForbidden && resp.StatusCode != http.StatusForbidden {
+			t.Errorf("token %.4s…: setting a hold: status %d", tc.token, resp.StatusCode)
+		}
+	}
+	if hs, _ := fc.Holds(context.Background()); len(hs) != 2 || hs[0].Operator != "cora" || hs[0].Reason != "litigation 42" {
+		t.Fatalf("holds %+v, want one by cora and one by carol", hs)
+	}
+	b := newBrowser(t, h.srv)
+	b.signIn("cora-token-0123456789abcdef")
+	_, page := b.do("GET", "/console/compliance", nil, nil)
+	if !strings.Contains(page, "litigation 42") || !strings.Contains(page, "Hash chain intact: 7 entries") {
+		t.Errorf("compliance page lacks the hold or the chain status:\n%.800s", page)
+	}
+	for _, tc := range []struct {
+		name string
+		form url.Values
+		want int
+	}{
+		{"no reason", url.Values{"op": {"lift"}, "room": {room}}, http.StatusBadRequest},
+		{"no scope", url.Values{"op": {"set"}, "reason": {"x"}}, http.StatusBadRequest},
+		{"no csrf", nil, http.StatusUnauthorized},
+		{"lift", url.Values{"op": {"lift"}, "room": {room}, "reason": {"case closed"}}, http.StatusSeeOther},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			form := tc.form
+			if form == nil {
+				form = url.Values{"op": {"lift"}, "room": {room}, "reason": {"x"}}
+			} else {
+				form.Set("csrf", b.csrf)
+			}
+			if resp, _ := b.do("POST", "/console/compliance/holds", form, nil); resp.StatusCode != tc.want {
+				t.Errorf("status %d, want %d", resp.StatusCode, tc.want)
+			}
+		})
+	}
+	if hs, _ := fc.Holds(context.Background()); len(hs) != 1 {
+		t.Errorf("%d holds after one lift, want 1", len(hs))
+	}
+	fc.mu.Lock()
+	fc.broken = "audit: chain broken at entry 3: altered"
+	fc.mu.Unlock()
+	if _, page := b.do("GET", "/console/compliance", nil, nil); !strings.Contains(page, "Hash chain broken: audit: chain broken at entry 3") {
+		t.Error("a broken chain is not shown")
+	}
+}

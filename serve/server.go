@@ -50,6 +50,9 @@ type Config struct {
 	// Index holds the alerts; Tail, when set, keeps it current in Run.
 	Index *Index
 	Tail  *Tail
+	// Compliance, when set, backs the console's compliance views (legal
+	// holds, the audit chain).
+	Compliance Compliance
 	// Live, when set, feeds the console's live rooms page; LiveTail, when
 	// set, keeps it current in Run (lifecycle, segments and transcripts
 	// topics, FromEnd).

@@ -45,11 +45,19 @@ func newServeStage(ctx context.Context, rt *Runtime) (Stage, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The console's compliance views use the same holds and audit log as
+	// the hold and audit commands; without them the views say so.
+	var comp serve.Compliance
+	if c, err := newCompliance(ctx, rt); err == nil {
+		comp = consoleCompliance{c}
+	} else {
+		rt.Log.Warn("the console's compliance views are off", "error", err)
+	}
 	return serve.New(serve.Config{
 		Listen: c.Listen, Store: rt.Store, Keys: rt.Keys, Sender: rt.Producer, Producer: rt.Self,
 		Audit: alog,
 		Links: links, Operators: ops, Index: idx, Tail: tail, Context: c.EvidenceContext, Logger: rt.Log,
-		Console: consoleConfig(c), Live: live, LiveTail: liveTail,
+		Console: consoleConfig(c), Live: live, LiveTail: liveTail, Compliance: comp,
 	})
 }
 
