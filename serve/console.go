@@ -82,6 +82,7 @@ func (c *console) routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /console/sessions", c.withSession(c.sessionsPage))
 	mux.HandleFunc("GET /console/compliance", c.withSession(c.compliancePage))
 	mux.HandleFunc("POST /console/compliance/holds", c.withSession(c.holdAction))
+	mux.HandleFunc("POST /console/compliance/export", c.withSession(c.exportBundle))
 	mux.HandleFunc("GET /console/rooms", c.withSession(c.roomsPage))
 	mux.HandleFunc("GET /console/rooms/{room}", c.withSession(c.roomPage))
 	mux.HandleFunc("GET /console/rooms/{room}/events", c.withSession(c.roomEvents))

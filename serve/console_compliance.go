@@ -2,7 +2,9 @@ package serve
 
 import (
 	"context"
+	"io"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -24,6 +26,10 @@ type Compliance interface {
 	// AuditStatus checks the audit log's hash chain and returns its
 	// latest entries.
 	AuditStatus(ctx context.Context, recent int) (AuditStatus, error)
+	// Export writes the signed compliance bundle of a room (and, when
+	// given, one speaker) to w, audited as the operator's, and returns the
+	// bundle's file name.
+	Export(ctx context.Context, operator, room, speaker, reason string, w io.Writer) (string, error)
 }
 
 // HoldInfo is one legal hold (pseudonyms only).
@@ -143,3 +149,41 @@ func (c *console) holdAction(w http.ResponseWriter, r *http.Request, who caller,
 // holdNotices are the messages after a hold change (the query names one,
 // so that no text of a link's choosing appears on the page).
 var holdNotices = map[string]string{"set": "Hold set.", "lifted": "Hold lifted.", "none": "There was no such hold: nothing lifted."}
+
+// exportBundle writes a room's signed bundle aside, then sends it as a
+// download: a failed export sends an error page, never half a bundle.
+func (c *console) exportBundle(w http.ResponseWriter, r *http.Request, who caller, s consoleSession) {
+	p := page{Title: "Compliance", Op: s.op, CSRF: s.csrf}
+	if !c.compliant(w, r, who, p) {
+		return
+	}
+	if c.s.cfg.Compliance == nil {
+		c.errorPage(w, http.StatusNotFound, p, "The compliance views are not configured on this server.")
+		return
+	}
+	room, speaker, reason := strings.TrimSpace(r.PostFormValue("room")), strings.TrimSpace(r.PostFormValue("speaker")), strings.TrimSpace(r.PostFormValue("reason"))
+	if room == "" || reason == "" || len(reason) > MaxNoteBytes {
+		c.errorPage(w, http.StatusBadRequest, p, "An export needs a room and a reason (recorded in the audit log).")
+		return
+	}
+	tmp, err := os.CreateTemp("", "earshot-console-export-*.tar")
+	if err != nil {
+		c.errorPage(w, http.StatusInternalServerError, p, "The export could not be written.")
+		return
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	name, err := c.s.cfg.Compliance.Export(r.Context(), who.name, room, speaker, reason, tmp)
+	if err != nil {
+		c.s.log.Warn("console export failed", "error", err)
+		c.errorPage(w, http.StatusInternalServerError, p, "The export failed: "+err.Error())
+		return
+	}
+	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+		c.errorPage(w, http.StatusInternalServerError, p, "The export could not be read back.")
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-tar")
+	w.Header().Set("Content-Disposition", `attachment; filename="`+name+`"`)
+	http.ServeContent(w, r, "", time.Time{}, tmp)
+}

@@ -3,6 +3,7 @@ package serve
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -767,6 +768,14 @@ func (f *fakeCompliance) AuditStatus(context.Context, int) (AuditStatus, error) 
 	return AuditStatus{Intact: true, Entries: 7, Head: strings.Repeat("ab", 32), Recent: []event.AuditEntry{{Seq: 7, Operator: "carol", Action: "hold.set"}}}, nil
 }
 
+func (f *fakeCompliance) Export(_ context.Context, op, room, spk, reason string, w io.Writer) (string, error) {
+	if room == "r_fail" {
+		return "", errors.New("store down")
+	}
+	_, err := io.WriteString(w, "bundle of "+room+" by "+op+" for "+reason)
+	return room + ".tar", err
+}
+
 func TestConsoleCompliance(t *testing.T) {
 	fc := &fakeCompliance{}
 	h, _ := consoleHarness(t, func(c *Config) {
@@ -825,6 +834,13 @@ func TestConsoleCompliance(t *testing.T) {
 				t.Errorf("status %d, want %d", resp.StatusCode, tc.want)
 			}
 		})
+	}
+	resp, bundle := b.do("POST", "/console/compliance/export", url.Values{"csrf": {b.csrf}, "room": {room}, "reason": {"subpoena"}}, nil)
+	if resp.StatusCode != http.StatusOK || bundle != "bundle of "+room+" by cora for subpoena" || !strings.Contains(resp.Header.Get("Content-Disposition"), room+".tar") {
+		t.Errorf("export: status %d, %q", resp.StatusCode, bundle)
+	}
+	if resp, body := b.do("POST", "/console/compliance/export", url.Values{"csrf": {b.csrf}, "room": {"r_fail"}, "reason": {"x"}}, nil); resp.StatusCode != http.StatusInternalServerError || strings.Contains(body, "bundle of") {
+		t.Errorf("failed export: status %d", resp.StatusCode)
 	}
 	if hs, _ := fc.Holds(context.Background()); len(hs) != 1 {
 		t.Errorf("%d holds after one lift, want 1", len(hs))

@@ -1,6 +1,11 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -10,10 +15,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/earshot/earshot/audit"
+	"github.com/earshot/earshot/config"
 	"github.com/earshot/earshot/crypt"
 	"github.com/earshot/earshot/evidence/evidencetest"
 	"github.com/earshot/earshot/internal/bustest"
+	"github.com/earshot/earshot/internal/compliancetest"
 	"github.com/earshot/earshot/serve"
+	"github.com/earshot/earshot/storage"
 )
 
 // TestConsoleLinkCommand: the link the command prints signs the operator
@@ -78,5 +87,59 @@ func TestConsoleLinkCommand(t *testing.T) {
 		if loc, _, _ = strings.Cut(loc, "?"); rec.Code != http.StatusSeeOther || loc != want {
 			t.Errorf("use %d: status %d, location %q, want %s", i+1, rec.Code, loc, want)
 		}
+	}
+}
+
+// TestConsoleComplianceBackend: the console's compliance views act on the
+// same holds, audit chain and signed exports as the commands.
+func TestConsoleComplianceBackend(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	store, err := storage.OpenLocal(filepath.Join(dir, "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, cstore := compliancetest.NewCrypt(t, store, filepath.Join(dir, "secrets", "kek.key"))
+	t0 := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	compliancetest.Build(t, cstore, keys, compliancetest.Session{Room: cliRoom, ID: "ses_one", Speakers: []string{cliAlice}, Start: t0, Ended: t0.Add(time.Hour), Alert: true})
+	cfg := config.Default()
+	cfg.DataDir = dir
+	cfg.ResolvePaths()
+	rt, err := newRuntime(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close()
+	c, err := newCompliance(ctx, rt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc := consoleCompliance{c}
+	if err := cc.SetHold(ctx, "cora", cliRoom, "", "litigation 42"); err != nil {
+		t.Fatal(err)
+	}
+	holds, err := cc.Holds(ctx)
+	if err != nil || len(holds) != 1 || holds[0].Room != cliRoom || holds[0].Operator != "cora" {
+		t.Fatalf("holds %+v (%v), want cora's on the room", holds, err)
+	}
+	var bundle bytes.Buffer
+	name, err := cc.Export(ctx, "cora", cliRoom, "", "subpoena", &bundle)
+	if err != nil || !strings.HasSuffix(name, ".tar") {
+		t.Fatalf("export %q: %v", name, err)
+	}
+	bf, pub := filepath.Join(dir, "b.tar"), filepath.Join(dir, "pub")
+	_, key, _ := run(t, "signing-key", "-data-dir", dir)
+	if err := errors.Join(os.WriteFile(bf, bundle.Bytes(), 0o600), os.WriteFile(pub, []byte(key), 0o600)); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := run(t, "verify", bf, "--key", pub); code != 0 {
+		t.Errorf("the console's bundle does not verify: %s %s", out, errOut)
+	}
+	if existed, err := cc.LiftHold(ctx, "cora", holds[0], "case closed"); err != nil || !existed {
+		t.Errorf("lift: %v, existed %v", err, existed)
+	}
+	st, err := cc.AuditStatus(ctx, 2)
+	if err != nil || !st.Intact || st.Entries < 3 || len(st.Recent) != 2 || st.Recent[0].Action != audit.ActionHoldLift || st.Recent[0].Seq != st.Entries {
+		t.Errorf("audit status %+v (%v): want an intact chain, newest first, ending with the lift", st, err)
 	}
 }

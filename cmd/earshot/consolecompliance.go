@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/earshot/earshot/audit"
 	"github.com/earshot/earshot/event"
+	"github.com/earshot/earshot/export"
 	"github.com/earshot/earshot/pseudonym"
 	"github.com/earshot/earshot/retention"
 	"github.com/earshot/earshot/serve"
@@ -118,4 +120,27 @@ func (cc consoleCompliance) AuditStatus(ctx context.Context, recent int) (serve.
 		st.Recent[i], st.Recent[j] = st.Recent[j], st.Recent[i]
 	}
 	return st, nil
+}
+
+// Export implements serve.Compliance, as `earshot export` does.
+func (cc consoleCompliance) Export(ctx context.Context, operator, room, speaker, reason string, w io.Writer) (string, error) {
+	if err := checkOperator(cc.c.rt.Config.Compliance, operator); err != nil {
+		return "", err
+	}
+	signer, err := export.LoadOrCreateKey(cc.c.rt.Config.Compliance.SigningKeyFile)
+	if err != nil {
+		return "", err
+	}
+	req := export.Request{Room: room, Speaker: speaker, Operator: operator, Reason: reason}
+	if !pseudonym.IsPseudonym(pseudonym.KindRoom, room) {
+		req.Room = cc.c.rt.Pseudonym.Room(room)
+	}
+	if speaker != "" && !pseudonym.IsPseudonym(pseudonym.KindPerson, speaker) {
+		req.Speaker = cc.c.rt.Pseudonym.Person(speaker)
+	}
+	sum, err := export.Write(ctx, export.Config{Store: cc.c.rt.Store, Keys: cc.c.keys, Signer: signer, Audit: cc.c.audit, Producer: cc.c.rt.Self}, req, w)
+	if err != nil {
+		return "", err
+	}
+	return "earshot-export-" + req.Room + "-" + sum.ManifestSHA256[:12] + ".tar", nil
 }
