@@ -334,9 +334,13 @@ var statuses = []string{StatusOpen, StatusAcknowledged, StatusConfirmed, StatusD
 
 // rowView is one queue row.
 type rowView struct {
-	ID, Room, Category, Severity, Status, Rule, Pass string
-	Raised, Start                                    time.Time
-	Actions                                          int
+	ID, Room, Category, Severity, Status, Rule string
+	// Revision is the policy version that judged it (a new policy is a
+	// new judgement, so a new alert).
+	Revision      string
+	Raised, Start time.Time
+	Actions       int
+	Suppressed    int
 }
 
 // queueView is the queue's rows and counts.
@@ -362,9 +366,9 @@ func (s *Server) queueView(f Filter) queueView {
 	v := queueView{Filter: f}
 	for _, e := range ents {
 		r := rowView{ID: e.Env.EventID, Room: e.Env.Room, Category: e.Alert.Category, Severity: e.Alert.Severity,
-			Status: e.Status(), Rule: e.Alert.RuleID, Raised: e.Env.Time, Start: e.Env.Timeline.Start(), Actions: len(e.Actions)}
+			Status: e.Status(), Rule: e.Alert.RuleID, Raised: e.Env.Time, Start: e.Env.Timeline.Start(), Actions: len(e.Actions), Suppressed: e.Suppressed}
 		if e.Env.Processing != nil {
-			r.Pass = e.Env.Processing.Options["pass"]
+			r.Revision = e.Env.Processing.PolicyVersion
 		}
 		v.Rows = append(v.Rows, r)
 	}

@@ -134,15 +134,16 @@ type actionView struct {
 }
 
 type alertPageView struct {
-	Alert    AlertView
-	Pass     string
-	Text     string
-	Lines    []lineView
-	AudioURL string
-	AudioDur string // seconds, as the cut holds
-	NoAudio  string
-	History  []actionView
-	Link     string // the link token, for a page opened through one
+	Alert      AlertView
+	Pass       string
+	Suppressed int
+	Text       string
+	Lines      []lineView
+	AudioURL   string
+	AudioDur   string // seconds, as the cut holds
+	NoAudio    string
+	History    []actionView
+	Link       string // the link token, for a page opened through one
 }
 
 func (c *console) alertPage(w http.ResponseWriter, r *http.Request) {
@@ -172,7 +173,7 @@ func (c *console) alertPage(w http.ResponseWriter, r *http.Request) {
 		c.s.log.Warn("excerpt lines not readable", "alert", id, "error", err)
 	}
 	tl := *ent.Env.Timeline
-	v := alertPageView{Alert: view(ent), Text: data.Text, Link: who.link}
+	v := alertPageView{Alert: view(ent), Text: data.Text, Link: who.link, Suppressed: ent.Suppressed}
 	if ent.Env.Processing != nil {
 		v.Pass = ent.Env.Processing.Options["pass"]
 	}

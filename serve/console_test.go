@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/earshot/earshot/event"
+	"github.com/earshot/earshot/policy"
 )
 
 // fakeClock is a settable clock for session timeouts.
@@ -850,5 +851,29 @@ func TestConsoleCompliance(t *testing.T) {
 	fc.mu.Unlock()
 	if _, page := b.do("GET", "/console/compliance", nil, nil); !strings.Contains(page, "Hash chain broken: audit: chain broken at entry 3") {
 		t.Error("a broken chain is not shown")
+	}
+}
+
+func TestConsoleQueueShowsSuppressedAndRevision(t *testing.T) {
+	h, _ := consoleHarness(t)
+	tl := *h.alert.Timeline
+	tl.FirstSample += 48000
+	tl.LastSample += 48000
+	e, err := event.New(event.TypeAlert, event.Producer{Name: "test"}, &event.Processing{PolicyVersion: "p7"}, room, session, speaker, &tl,
+		policy.AlertPayload{Alert: event.Alert{Severity: "medium", Category: "abuse.harassment", RuleID: "harass.x"}, Suppressed: 4}, "harass.x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !h.s.cfg.Index.Apply(e) {
+		t.Fatal("index did not take the alert")
+	}
+	b := newBrowser(t, h.srv)
+	b.signIn(opToken)
+	_, body := b.do("GET", "/console/?status=all&category=abuse.harassment", nil, nil)
+	if !regexp.MustCompile(`(?s)<tr data-id="` + e.EventID + `".*<td>4 more</td>\s*<td>p7</td>`).MatchString(body) {
+		t.Errorf("the row lacks the suppressed count or the policy revision:\n%.1500s", body)
+	}
+	if strings.Contains(body, h.alert.EventID) {
+		t.Error("the category filter let another category's alert through")
 	}
 }

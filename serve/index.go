@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/earshot/earshot/event"
+	"github.com/earshot/earshot/policy"
 )
 
 // Alert statuses, as the index derives them from alert actions.
@@ -26,6 +27,9 @@ type Entry struct {
 	// (alert.updated: "not in settled text"), in arrival order. They never
 	// change its status.
 	Updates []UpdateRecord
+	// Suppressed counts the findings of the same room, rule and speaker
+	// the policy's rate limit folded into this alert.
+	Suppressed int
 }
 
 // UpdateRecord is one alert.updated event on an alert.
@@ -119,7 +123,7 @@ func (x *Index) Apply(e *event.Envelope) bool {
 	}
 	switch e.Type {
 	case event.TypeAlert:
-		var a event.Alert
+		var a policy.AlertPayload
 		if e.Timeline == nil || e.DecodePayload(&a) != nil {
 			return false
 		}
@@ -128,7 +132,7 @@ func (x *Index) Apply(e *event.Envelope) bool {
 		if _, ok := x.alerts[e.EventID]; ok {
 			return false
 		}
-		ent := &Entry{Env: e, Alert: a}
+		ent := &Entry{Env: e, Alert: a.Alert, Suppressed: a.Suppressed}
 		if p, ok := x.pending[e.EventID]; ok {
 			ent.Actions = p
 			delete(x.pending, e.EventID)
