@@ -72,6 +72,19 @@ func (c *console) compliant(w http.ResponseWriter, r *http.Request, who caller, 
 	return false
 }
 
+// complianceChange checks a compliance POST: the caller's role, and a
+// configured backend.
+func (c *console) complianceChange(w http.ResponseWriter, r *http.Request, who caller, p page) bool {
+	if !c.compliant(w, r, who, p) {
+		return false
+	}
+	if c.s.cfg.Compliance == nil {
+		c.errorPage(w, http.StatusNotFound, p, "The compliance views are not configured on this server.")
+		return false
+	}
+	return true
+}
+
 func (c *console) compliancePage(w http.ResponseWriter, r *http.Request, who caller, s consoleSession) {
 	p := page{Title: "Compliance", Op: s.op, CSRF: s.csrf}
 	if !c.compliant(w, r, who, p) {
@@ -103,11 +116,7 @@ func (c *console) compliancePage(w http.ResponseWriter, r *http.Request, who cal
 // holdAction sets or lifts a hold from the compliance page.
 func (c *console) holdAction(w http.ResponseWriter, r *http.Request, who caller, s consoleSession) {
 	p := page{Title: "Compliance", Op: s.op, CSRF: s.csrf}
-	if !c.compliant(w, r, who, p) {
-		return
-	}
-	if c.s.cfg.Compliance == nil {
-		c.errorPage(w, http.StatusNotFound, p, "The compliance views are not configured on this server.")
+	if !c.complianceChange(w, r, who, p) {
 		return
 	}
 	f := func(k string) string { return strings.TrimSpace(r.PostFormValue(k)) }
@@ -154,11 +163,7 @@ var holdNotices = map[string]string{"set": "Hold set.", "lifted": "Hold lifted."
 // download: a failed export sends an error page, never half a bundle.
 func (c *console) exportBundle(w http.ResponseWriter, r *http.Request, who caller, s consoleSession) {
 	p := page{Title: "Compliance", Op: s.op, CSRF: s.csrf}
-	if !c.compliant(w, r, who, p) {
-		return
-	}
-	if c.s.cfg.Compliance == nil {
-		c.errorPage(w, http.StatusNotFound, p, "The compliance views are not configured on this server.")
+	if !c.complianceChange(w, r, who, p) {
 		return
 	}
 	room, speaker, reason := strings.TrimSpace(r.PostFormValue("room")), strings.TrimSpace(r.PostFormValue("speaker")), strings.TrimSpace(r.PostFormValue("reason"))

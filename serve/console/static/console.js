@@ -27,17 +27,23 @@
     select(keep || r[0]);
   }
 
-  if (live) {
-    restore();
+  // follow subscribes el to its data-stream: each event of that name
+  // replaces its content with the server's rendering.
+  function follow(el, name, after) {
     var state = document.getElementById('live-state');
-    var es = new EventSource(live.dataset.stream);
+    var es = new EventSource(el.dataset.stream);
     es.onopen = function () { state.textContent = 'Live: connected'; };
     es.onerror = function () { state.textContent = 'Live: reconnecting…'; };
-    es.addEventListener('queue', function (ev) {
-      live.innerHTML = ev.data;
-      restore();
+    es.addEventListener(name, function (ev) {
+      el.innerHTML = ev.data;
+      if (after) { after(); }
       state.textContent = 'Live: updated ' + new Date().toLocaleTimeString();
     });
+  }
+
+  if (live) {
+    restore();
+    follow(live, 'queue', restore);
     live.addEventListener('click', function (ev) {
       var tr = ev.target.closest('tr[data-id]');
       if (tr) { select(tr); }
@@ -46,16 +52,7 @@
 
   // A live room: speakers and transcript, re-rendered by the server.
   var roomLive = document.getElementById('room-live');
-  if (roomLive) {
-    var rstate = document.getElementById('live-state');
-    var res = new EventSource(roomLive.dataset.stream);
-    res.onopen = function () { rstate.textContent = 'Live: connected'; };
-    res.onerror = function () { rstate.textContent = 'Live: reconnecting…'; };
-    res.addEventListener('room', function (ev) {
-      roomLive.innerHTML = ev.data;
-      rstate.textContent = 'Live: updated ' + new Date().toLocaleTimeString();
-    });
-  }
+  if (roomLive) { follow(roomLive, 'room'); }
 
   // Actions: a dialog asks for the note, then the action is posted with
   // the session's CSRF token.
