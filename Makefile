@@ -13,7 +13,7 @@ BENCHTIME ?= 1s
 # Packages whose tests run rooms in real time (speaker bots, tone and latency
 # checks): make test runs them one package at a time, after the others, so
 # that they do not compete for the CPU with each other or with -race builds.
-REALTIME_RE := /ingest($$|/)|/e2etest$$|/webrtcbench$$
+REALTIME_RE := /ingest($$|/)|/e2etest$$|/webrtcbench$$|/browsertest$$
 
 .PHONY: all build install test test-unit demo bench e2e whisper-smoke testbed-up testbed-down testbed-status vet fmt fuzz clean
 

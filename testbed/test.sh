@@ -17,7 +17,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 GO=${GO:-go}
 COMPONENTS=${COMPONENTS:-janus kafka s3 whisper speech}
 GOTESTFLAGS=${GOTESTFLAGS:--race -timeout 40m}
-REALTIME_RE=${REALTIME_RE:-/ingest($|/)|/e2etest$|/webrtcbench$}
+REALTIME_RE=${REALTIME_RE:-/ingest($|/)|/e2etest$|/webrtcbench$|/browsertest$}
 DISRUPTIVE=${DISRUPTIVE:-TestE2EJanusRestart}
 TEST_BUDGET_S=${TEST_BUDGET_S:-3600}
 
