@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -45,6 +46,10 @@ type console struct {
 	tmpl  map[string]*template.Template
 	sess  *sessions
 	views *viewCache
+	// stop is closed when the server shuts down: streams end then, so
+	// that shutdown does not wait for them.
+	stop     chan struct{}
+	stopOnce sync.Once
 }
 
 func newConsole(s *Server) (*console, error) {
@@ -54,7 +59,8 @@ func newConsole(s *Server) (*console, error) {
 		"short": shortID,
 		"can":   func(op Operator, role string) bool { return op.Can(role) },
 	}
-	c := &console{s: s, tmpl: map[string]*template.Template{}, sess: newSessions(s.cfg.Console, s.cfg.Now), views: newViewCache(s.cfg.Now)}
+	c := &console{s: s, tmpl: map[string]*template.Template{}, sess: newSessions(s.cfg.Console, s.cfg.Now), views: newViewCache(s.cfg.Now),
+		stop: make(chan struct{})}
 	for _, page := range []string{"signin", "queue", "alert", "sessions", "error", "rooms", "room", "compliance"} {
 		t, err := template.New("layout.html").Funcs(funcs).ParseFS(consoleFiles,
 			"console/templates/layout.html", "console/templates/rows.html", "console/templates/"+page+".html")
@@ -65,6 +71,9 @@ func newConsole(s *Server) (*console, error) {
 	}
 	return c, nil
 }
+
+// shutdown ends the live streams; idempotent.
+func (c *console) shutdown() { c.stopOnce.Do(func() { close(c.stop) }) }
 
 func (c *console) routes(mux *http.ServeMux) {
 	static, _ := fs.Sub(consoleFiles, "console/static")
@@ -142,7 +151,7 @@ func (c *console) withSession(h sessionHandler) http.HandlerFunc {
 			return
 		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			if !sameOrigin(r) {
+			if !c.sameOrigin(r) {
 				c.refuse(w, r, "cross-origin request")
 				return
 			}
@@ -206,9 +215,10 @@ func (c *console) refuse(w http.ResponseWriter, r *http.Request, reason string) 
 }
 
 // sameOrigin reports whether a state-changing request comes from a page
-// of this server: its Origin (when sent) names this host, and the browser
-// does not flag it cross-site.
-func sameOrigin(r *http.Request) bool {
+// of this server: its Origin (when sent) names this host or the public
+// URL's (behind a proxy that rewrites Host), and the browser does not flag
+// it cross-site.
+func (c *console) sameOrigin(r *http.Request) bool {
 	if s := r.Header.Get("Sec-Fetch-Site"); s != "" && s != "same-origin" && s != "none" {
 		return false
 	}
@@ -217,7 +227,11 @@ func sameOrigin(r *http.Request) bool {
 		return true
 	}
 	u, err := url.Parse(o)
-	return err == nil && u.Host == r.Host
+	if err != nil {
+		return false
+	}
+	pub, _ := url.Parse(c.s.cfg.Links.base)
+	return u.Host == r.Host || (pub != nil && u.Scheme == pub.Scheme && u.Host == pub.Host)
 }
 
 // safeNext keeps a post-sign-in redirect on the console.
@@ -234,7 +248,7 @@ func (c *console) signInPage(w http.ResponseWriter, r *http.Request) {
 
 func (c *console) signIn(w http.ResponseWriter, r *http.Request) {
 	next := safeNext(r.PostFormValue("next"))
-	if !sameOrigin(r) {
+	if !c.sameOrigin(r) {
 		c.refuse(w, r, "cross-origin sign-in")
 		return
 	}
@@ -481,6 +495,8 @@ func (c *console) stream(w http.ResponseWriter, r *http.Request, changed func() 
 	for {
 		select {
 		case <-ctx.Done():
+			return
+		case <-c.stop:
 			return
 		case <-keepalive.C:
 			if _, err := fmt.Fprint(w, ": keepalive\n\n"); err != nil {

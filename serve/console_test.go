@@ -454,6 +454,7 @@ func (b *browser) stream(t *testing.T, path string) <-chan string {
 	}
 	out := make(chan string, 16)
 	go func() {
+		defer close(out)
 		defer resp.Body.Close()
 		sc := bufio.NewScanner(resp.Body)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
@@ -875,5 +876,24 @@ func TestConsoleQueueShowsSuppressedAndRevision(t *testing.T) {
 	}
 	if strings.Contains(body, h.alert.EventID) {
 		t.Error("the category filter let another category's alert through")
+	}
+}
+
+func TestConsoleStreamsEndAtShutdown(t *testing.T) {
+	h, _ := consoleHarness(t)
+	b := newBrowser(t, h.srv)
+	b.signIn(opToken)
+	ch := b.stream(t, "/console/events?status=all")
+	h.s.console.shutdown()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case _, ok := <-ch:
+			if !ok {
+				return
+			}
+		case <-deadline:
+			t.Fatal("the queue stream did not end at shutdown")
+		}
 	}
 }

@@ -138,6 +138,7 @@ func New(cfg Config) (*Server, error) {
 	mux.HandleFunc("GET /healthz", s.health)
 	s.mux = mux
 	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: 2 * time.Minute}
+	s.srv.RegisterOnShutdown(con.shutdown)
 	return s, nil
 }
 
@@ -217,7 +218,10 @@ func (s *Server) Run(ctx context.Context) error {
 // Close stops the server; idempotent.
 func (s *Server) Close() error {
 	var err error
-	s.once.Do(func() { err = s.srv.Close() })
+	s.once.Do(func() {
+		s.console.shutdown()
+		err = s.srv.Close()
+	})
 	return err
 }
 
