@@ -238,6 +238,7 @@ func TestConsoleCSRF(t *testing.T) {
 		{"no token", url.Values{"action": {"confirm"}}, nil, http.StatusUnauthorized},
 		{"wrong token", url.Values{"action": {"confirm"}, "csrf": {"x" + b.csrf}}, nil, http.StatusUnauthorized},
 		{"another origin", url.Values{"action": {"confirm"}, "csrf": {b.csrf}}, map[string]string{"Origin": "http://evil.example"}, http.StatusUnauthorized},
+		{"opaque origin", url.Values{"action": {"confirm"}, "csrf": {b.csrf}}, map[string]string{"Origin": "null"}, http.StatusUnauthorized},
 		{"cross-site fetch", url.Values{"action": {"confirm"}}, map[string]string{csrfHeader: b.csrf, "Sec-Fetch-Site": "cross-site"}, http.StatusUnauthorized},
 		{"sign-out without token", nil, nil, http.StatusUnauthorized},
 		{"form field", url.Values{"action": {"ack"}, "note": {"looking"}, "csrf": {b.csrf}}, nil, http.StatusSeeOther},
@@ -485,6 +486,9 @@ func TestConsoleAlertPage(t *testing.T) {
 	resp, body := b.do("GET", "/console/alerts/"+id, nil, nil)
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("status %d: %.300s", resp.StatusCode, body)
+	}
+	if rp := resp.Header.Get("Referrer-Policy"); rp != "same-origin" {
+		t.Errorf("Referrer-Policy %q: a page URL with a link token could leave, or the browser would send Origin: null", rp)
 	}
 	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "unsafe-inline") {
 		t.Errorf("CSP %q", csp)

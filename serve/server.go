@@ -146,7 +146,14 @@ func New(cfg Config) (*Server, error) {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	// Link tokens travel in the query: never let a browser pass them on.
-	h.Set("Referrer-Policy", "no-referrer")
+	// The console's pages say same-origin instead: they load nothing from
+	// elsewhere, and with no-referrer a browser sends "Origin: null" on
+	// their own form posts, which the console's same-origin check refuses.
+	if strings.HasPrefix(r.URL.Path, "/console/") {
+		h.Set("Referrer-Policy", "same-origin")
+	} else {
+		h.Set("Referrer-Policy", "no-referrer")
+	}
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Content-Security-Policy", consoleCSP)
