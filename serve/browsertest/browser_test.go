@@ -274,7 +274,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		alice.do(chromedp.KeyEvent("j"))
 	}
 	alice.do(chromedp.KeyEvent("\r"))
-	alice.waitJS("the alert page", `!!document.getElementById('alert') && document.getElementById('alert').dataset.alert === '`+target+`'`, 30*time.Second)
+	alice.waitJSAcrossLoads("the alert page", `!!document.getElementById('alert') && document.getElementById('alert').dataset.alert === '`+target+`'`, 30*time.Second)
 	alice.checkPage("alert page")
 	alice.screenshot("alert")
 

@@ -13,10 +13,10 @@
   function rows() { return Array.prototype.slice.call(document.querySelectorAll('#queue tbody tr[data-id]')); }
 
   function select(tr) {
-    rows().forEach(function (r) { r.classList.remove('selected'); r.setAttribute('aria-selected', 'false'); });
+    rows().forEach(function (r) { r.classList.remove('selected'); r.removeAttribute('aria-current'); });
     if (!tr) { selected = null; return; }
     tr.classList.add('selected');
-    tr.setAttribute('aria-selected', 'true');
+    tr.setAttribute('aria-current', 'true');
     selected = tr.dataset.id;
     tr.scrollIntoView({ block: 'nearest' });
   }
