@@ -532,13 +532,24 @@ func TestConsoleSignedLink(t *testing.T) {
 	h, _ := consoleHarness(t)
 	id := h.alert.EventID
 	anon := newBrowser(t, h.srv)
-	tok := h.links.Token(id, time.Now().Add(time.Minute))
-	resp, body := anon.do("GET", "/console/alerts/"+id+"?t="+tok, nil, nil)
+	link, _ := h.links.ConsoleLink(id)
+	lu, err := url.Parse(link)
+	if err != nil || lu.Path != "/console/alerts/"+id {
+		t.Fatalf("console link %q", link)
+	}
+	resp, body := anon.do("GET", lu.RequestURI(), nil, nil)
 	if resp.StatusCode != http.StatusOK || !strings.Contains(body, "<mark>i will kill you</mark>") {
 		t.Fatalf("link: status %d", resp.StatusCode)
 	}
 	if strings.Contains(body, `action="/console/alerts/`) {
 		t.Error("a link page offers actions")
+	}
+	src := regexp.MustCompile(`src="(/console/alerts/[^"]+/audio\?[^"]+)"`).FindStringSubmatch(body)
+	if src == nil {
+		t.Fatal("the link page has no audio")
+	}
+	if resp, audio := anon.do("GET", strings.ReplaceAll(src[1], "&amp;", "&"), nil, nil); resp.StatusCode != http.StatusOK || !strings.HasPrefix(audio, "OggS") {
+		t.Errorf("the link page's audio: status %d", resp.StatusCode)
 	}
 	if resp, _ := anon.do("GET", "/console/?status=all", nil, nil); resp.StatusCode != http.StatusSeeOther {
 		t.Errorf("the link opened the queue: status %d", resp.StatusCode)

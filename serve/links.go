@@ -68,6 +68,15 @@ func (s *LinkSigner) Link(alertID string) (string, time.Time) {
 	return s.base + "/evidence/" + url.PathEscape(alertID) + "?t=" + s.Token(alertID, exp), exp
 }
 
+// ConsoleLink returns the signed link to an alert's console page and when
+// it expires: <public_url>/console/alerts/<alert>?t=<token>. The page
+// shows that alert (transcript, audio) without a session, and no action.
+// The token is the same as Link's: bound to the alert, short-lived.
+func (s *LinkSigner) ConsoleLink(alertID string) (string, time.Time) {
+	exp := s.now().Add(s.ttl).Truncate(time.Second)
+	return s.base + "/console/alerts/" + url.PathEscape(alertID) + "?t=" + s.Token(alertID, exp), exp
+}
+
 // Token returns the link token for an alert valid until exp.
 func (s *LinkSigner) Token(alertID string, exp time.Time) string {
 	e := strconv.FormatInt(exp.Unix(), 10)

@@ -114,13 +114,15 @@ func consoleConfig(c config.Serve) serve.ConsoleConfig {
 	return cc
 }
 
-// evidenceLinks gives notifiers the serve stage's signed evidence links.
+// evidenceLinks gives notifiers the serve stage's signed links, to the
+// alert's console page (its JSON twin is /evidence/<alert> with the same
+// token).
 type evidenceLinks struct{ s *serve.LinkSigner }
 
 var _ notify.Linker = evidenceLinks{}
 
 // Link implements notify.Linker.
 func (l evidenceLinks) Link(alertID string) (string, error) {
-	u, _ := l.s.Link(alertID)
+	u, _ := l.s.ConsoleLink(alertID)
 	return u, nil
 }
