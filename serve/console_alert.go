@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/earshot/earshot/event"
-	"github.com/earshot/earshot/evidence"
 	"github.com/earshot/earshot/policy"
+	"github.com/earshot/earshot/serve/evidence"
 )
 
 // viewCache keeps the audio cut for an alert page opened: the browser's

@@ -8,12 +8,8 @@ import (
 	"slices"
 	"time"
 
-	"github.com/earshot/earshot/config"
+	"github.com/earshot/earshot/internal/config"
 )
-
-func init() {
-	commands["console"] = command{"console link --operator NAME: print a one-time sign-in link to the moderator console", runConsole}
-}
 
 // runConsole prints a one-time sign-in link for an operator of
 // serve.operators, signed with the link key the running serve stage reads

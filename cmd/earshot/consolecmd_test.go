@@ -15,14 +15,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/earshot/earshot/audit"
-	"github.com/earshot/earshot/config"
-	"github.com/earshot/earshot/crypt"
-	"github.com/earshot/earshot/evidence/evidencetest"
+	"github.com/earshot/earshot/compliance/audit"
 	"github.com/earshot/earshot/internal/bustest"
 	"github.com/earshot/earshot/internal/compliancetest"
+	"github.com/earshot/earshot/internal/config"
 	"github.com/earshot/earshot/serve"
+	"github.com/earshot/earshot/serve/evidence/evidencetest"
 	"github.com/earshot/earshot/storage"
+	"github.com/earshot/earshot/storage/crypt"
 )
 
 // TestConsoleLinkCommand: the link the command prints signs the operator
@@ -105,7 +105,7 @@ func TestConsoleComplianceBackend(t *testing.T) {
 	cfg := config.Default()
 	cfg.DataDir = dir
 	cfg.ResolvePaths()
-	rt, err := newRuntime(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	rt, err := commandRuntime(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/earshot/earshot/audit"
+	"github.com/earshot/earshot/compliance/audit"
+	"github.com/earshot/earshot/compliance/export"
+	"github.com/earshot/earshot/compliance/retention"
 	"github.com/earshot/earshot/event"
-	"github.com/earshot/earshot/export"
-	"github.com/earshot/earshot/pseudonym"
-	"github.com/earshot/earshot/retention"
+	"github.com/earshot/earshot/ingest/pseudonym"
 	"github.com/earshot/earshot/serve"
 )
 

@@ -84,6 +84,7 @@ func commandTable() map[string]command {
 		"serve":       {"run the moderator API (evidence, alert list, alert actions)", runStages("serve")},
 		"compliance":  {"run the compliance stage: event archive and retention sweeper", runStages("compliance")},
 		"alert":       {"act on an alert: alert ack|confirm|dismiss ID --note TEXT [--server URL --token-file F]", runAlert},
+		"console":     {"console link --operator NAME: print a one-time sign-in link to the moderator console", runConsole},
 		"audit":       {"check the audit log's hash chain (audit verify) or print it (audit list)", runAudit},
 		"hold":        {"set, lift or list legal holds (hold set|lift|list --room R [--session S] [--speaker P] --reason ...)", runHold},
 		"erase":       {"erase a person (--person) or a room (--room): destroy keys, delete objects and versions, print a receipt", runErase},

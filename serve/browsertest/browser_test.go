@@ -28,13 +28,13 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/earshot/earshot/bus"
-	"github.com/earshot/earshot/crypt"
 	"github.com/earshot/earshot/event"
 	"github.com/earshot/earshot/internal/e2e"
 	"github.com/earshot/earshot/internal/speech"
 	"github.com/earshot/earshot/internal/testbed"
 	"github.com/earshot/earshot/policy"
 	"github.com/earshot/earshot/serve"
+	"github.com/earshot/earshot/storage/crypt"
 	"github.com/earshot/earshot/transcribe"
 	"github.com/earshot/earshot/transcribe/httpengine"
 )
