@@ -77,7 +77,14 @@ func (c *console) shutdown() { c.stopOnce.Do(func() { close(c.stop) }) }
 
 func (c *console) routes(mux *http.ServeMux) {
 	static, _ := fs.Sub(consoleFiles, "console/static")
-	mux.Handle("GET /console/static/", http.StripPrefix("/console/static/", http.FileServerFS(static)))
+	files := http.StripPrefix("/console/static/", http.FileServerFS(static))
+	mux.HandleFunc("GET /console/static/", func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/") { // no folder listings
+			http.NotFound(w, r)
+			return
+		}
+		files.ServeHTTP(w, r)
+	})
 	mux.HandleFunc("GET /console/signin", c.signInPage)
 	mux.HandleFunc("POST /console/signin", c.signIn)
 	mux.HandleFunc("GET /console/signin/once", c.signInOnce)

@@ -936,3 +936,27 @@ func FuzzSignInToken(f *testing.F) {
 		}
 	})
 }
+
+func TestConsoleStaticFiles(t *testing.T) {
+	h, _ := consoleHarness(t)
+	b := newBrowser(t, h.srv)
+	for _, tc := range []struct {
+		path, ctype string
+		code        int
+	}{
+		{"/console/static/console.js", "text/javascript", http.StatusOK},
+		{"/console/static/console.css", "text/css", http.StatusOK},
+		{"/console/static/", "", http.StatusNotFound},
+	} {
+		resp, _ := b.do("GET", tc.path, nil, nil)
+		if resp.StatusCode != tc.code || !strings.HasPrefix(resp.Header.Get("Content-Type"), tc.ctype) {
+			t.Errorf("%s: status %d, type %q", tc.path, resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+	}
+	// The templates are not served, however the path is spelt.
+	for _, p := range []string{"/console/static/../templates/layout.html", "/console/templates/layout.html", "/console/static/%2e%2e/templates/layout.html"} {
+		if resp, body := b.do("GET", p, nil, nil); resp.StatusCode == http.StatusOK || strings.Contains(body, "{{") {
+			t.Errorf("%s: status %d", p, resp.StatusCode)
+		}
+	}
+}
