@@ -218,7 +218,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	}{{alice, aliceToken}, {carol, carolToken}, {bob, bobToken}} {
 		b.tab.signIn(b.tok)
 		b.tab.do(chromedp.Navigate(base + "/console/?status=all"))
-		b.tab.waitJS("the live stream connected", `document.getElementById('live-state').textContent.includes('connected')`, 30*time.Second)
+		b.tab.waitJS("the live stream connected", `/connected|updated/.test(document.getElementById('live-state').textContent)`, 30*time.Second)
 	}
 	alice.checkPage("empty queue")
 	evalJS[chromedp.Void](alice, `window.earshotLoaded = 1`)
