@@ -960,3 +960,26 @@ func TestConsoleStaticFiles(t *testing.T) {
 		}
 	}
 }
+
+func TestConsoleAlertPageShowsRevisionUpdates(t *testing.T) {
+	h, _ := consoleHarness(t)
+	u, err := event.New(event.TypeAlertUpdated, event.Producer{Name: "test"}, nil, room, session, speaker, nil,
+		event.AlertUpdated{Alert: h.alert.EventID, Reason: "not_in_revision", Pass: "settled", Note: "not in settled text"}, h.alert.EventID, "settled")
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := h.s.cfg.Index.Changed()
+	if !h.s.cfg.Index.Apply(u) {
+		t.Fatal("index did not take the update")
+	}
+	select {
+	case <-changed:
+	default:
+		t.Error("an update did not wake the index's waiters")
+	}
+	b := newBrowser(t, h.srv)
+	b.signIn(opToken)
+	if _, body := b.do("GET", "/console/alerts/"+h.alert.EventID, nil, nil); !strings.Contains(body, "settled revision: not in settled text") {
+		t.Error("the alert page does not say what the settled revision found")
+	}
+}

@@ -158,6 +158,7 @@ func (x *Index) Apply(e *event.Envelope) bool {
 		}
 		x.seen[e.EventID] = true
 		ent.Updates = append(ent.Updates, UpdateRecord{ID: e.EventID, Pass: u.Pass, Reason: u.Reason, Note: u.Note, Time: e.Time})
+		x.notify()
 		return true
 	case event.TypeAlertAction:
 		var a event.AlertAction
