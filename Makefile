@@ -15,7 +15,7 @@ BENCHTIME ?= 1s
 # that they do not compete for the CPU with each other or with -race builds.
 REALTIME_RE := /ingest($$|/)|/e2etest$$|/webrtcbench$$|/browsertest$$
 
-.PHONY: all build install test test-unit demo bench e2e whisper-smoke testbed-up testbed-down testbed-status vet fmt fuzz clean
+.PHONY: all build install test test-unit cluster-test demo bench e2e whisper-smoke testbed-up testbed-down testbed-status vet fmt fuzz clean
 
 all: build
 
@@ -35,6 +35,15 @@ install:
 test:
 	@COMPONENTS='$(COMPONENTS)' GO='$(GO)' GOTESTFLAGS='$(GOTESTFLAGS)' REALTIME_RE='$(REALTIME_RE)' \
 	  DISRUPTIVE='$(DISRUPTIVE)' testbed/test.sh
+
+## cluster-test: the broker fault tests on a three-node Kafka cluster (testbed/kafka.sh start --cluster),
+## beside the single broker `make test` uses (kafka.sh installs Kafka when missing); not part of `make test`.
+## The cluster is stopped after.
+CLUSTER_TESTS ?= TestCluster
+cluster-test:
+	@testbed/kafka.sh start --cluster
+	@trap 'testbed/kafka.sh stop --cluster' EXIT; \
+	  EARSHOT_TESTBED=1 EARSHOT_KAFKA_CLUSTER=1 $(GO) test -race -p 1 -timeout 30m -run '$(CLUSTER_TESTS)' ./bus/
 
 ## test-unit: the suite without the test bed (integration tests skip and say why).
 test-unit:
