@@ -67,12 +67,18 @@ e2e: install
 ## One package at a time (-p 1): the end-to-end and WebRTC benchmarks run in real time
 ## and measure CPU, so nothing else may compete; BenchmarkE2EJanusRestart restarts Janus,
 ## which is safe only because this target owns the test bed and runs nothing beside it.
+## The Kafka cluster's benchmarks (CLUSTER_BENCH) run last, once, with the cluster started
+## only then, so that its three idle JVMs do not share the CPU with the other figures.
+CLUSTER_BENCH ?= BenchmarkCluster
 bench: install
 	@testbed/start.sh $(COMPONENTS)
 	@mkdir -p out
-	@trap 'testbed/stop.sh $(COMPONENTS)' EXIT; status=0; \
+	@trap 'testbed/kafka.sh stop --cluster; testbed/stop.sh $(COMPONENTS)' EXIT; status=0; \
 	  EARSHOT_TESTBED=1 EARSHOT_E2E_DISRUPTIVE=1 $(GO) test -p 1 -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 60m ./... \
 	    | tee out/bench.txt || status=$$?; \
+	  testbed/kafka.sh start --cluster || status=$$?; \
+	  EARSHOT_TESTBED=1 EARSHOT_KAFKA_CLUSTER=1 $(GO) test -run '^$$' -bench '$(CLUSTER_BENCH)' -benchtime 1x -timeout 20m ./bus/ \
+	    | tee -a out/bench.txt || status=$$?; \
 	  testbed/figures.sh out/bench.txt || status=$$?; exit $$status
 
 ## whisper-smoke: build the `whisper`-tagged binary in a Debian sid root and smoke-test it (make test runs it too).
