@@ -43,7 +43,12 @@ type ConsumerConfig struct {
 	// StartOffset is where a partition without a committed offset starts:
 	// FirstOffset (default) or LastOffset.
 	StartOffset int64
-	// SessionTimeout: a member silent for this long is evicted. Default 30 s.
+	// SessionTimeout: a member silent for this long is evicted. Default
+	// 15 s. It is also how long a group stalls after its coordinator broker
+	// dies: kafka-go rejoins the new coordinator under a new member ID, and
+	// the rebalance waits for the old ID's session to expire (measured on a
+	// three-broker cluster: about 10 s to elect plus this). It stays above
+	// DrainTimeout, during which the member sends no heartbeat.
 	SessionTimeout time.Duration
 	// HeartbeatInterval; default 3 s (at most a third of SessionTimeout).
 	HeartbeatInterval time.Duration
@@ -89,7 +94,7 @@ func (cfg *ConsumerConfig) setDefaults() error {
 	}
 	def(&cfg.CommitInterval, 200*time.Millisecond)
 	def(&cfg.DrainTimeout, 10*time.Second)
-	def(&cfg.SessionTimeout, 30*time.Second)
+	def(&cfg.SessionTimeout, 15*time.Second)
 	def(&cfg.HeartbeatInterval, 3*time.Second)
 	def(&cfg.RebalanceTimeout, 30*time.Second)
 	def(&cfg.JoinGroupBackoff, 2*time.Second)
