@@ -432,9 +432,12 @@ cluster_stop() {
 	local nodes n
 	read -ra nodes <<<"$(cluster_nodes_arg "${1:-}")"
 	[[ -z "${1:-}" ]] && remove_env kafka-cluster
-	# In parallel: a node's controlled shutdown waits for the others.
+	# In parallel: a node's controlled shutdown waits for the others. The
+	# last node of a whole-cluster stop has no controller quorum left to
+	# finish it and waits out the timeout, then gets KILL (its logs are
+	# recovered at the next start); 20 s keeps that wait short.
 	for n in "${nodes[@]}"; do
-		(TB_COMPONENT=kafka-cluster-$n; tb_stop_daemon 45) &
+		(TB_COMPONENT=kafka-cluster-$n; tb_stop_daemon 20) &
 	done
 	wait
 	tb_log "stopped cluster node(s) ${nodes[*]}"
