@@ -1,0 +1,58 @@
+package fingerprint
+
+import (
+	"math"
+	"math/bits"
+)
+
+// fft is an in-place iterative radix-2 complex FFT of one fixed size with
+// precomputed twiddles and bit-reversal table. It is all the spectral
+// analysis the extractor needs (one transform size, magnitudes only), so it
+// lives here rather than pulling a numerics library into the module.
+type fft struct {
+	n   int
+	rev []int32
+	cos []float32
+	sin []float32
+}
+
+func newFFT(n int) *fft {
+	if n < 2 || n&(n-1) != 0 {
+		panic("fingerprint: fft size must be a power of two") // programming error: sizes are constants
+	}
+	f := &fft{n: n, rev: make([]int32, n), cos: make([]float32, n/2), sin: make([]float32, n/2)}
+	shift := uint(bits.UintSize - bits.TrailingZeros(uint(n)))
+	for i := range n {
+		f.rev[i] = int32(bits.Reverse(uint(i)) >> shift)
+	}
+	for i := range n / 2 {
+		a := -2 * math.Pi * float64(i) / float64(n)
+		f.cos[i], f.sin[i] = float32(math.Cos(a)), float32(math.Sin(a))
+	}
+	return f
+}
+
+// transform replaces (re, im) by its discrete Fourier transform.
+func (f *fft) transform(re, im []float32) {
+	n := f.n
+	for i := range n {
+		j := int(f.rev[i])
+		if j > i {
+			re[i], re[j] = re[j], re[i]
+			im[i], im[j] = im[j], im[i]
+		}
+	}
+	for size := 2; size <= n; size <<= 1 {
+		half, step := size/2, n/size
+		for start := 0; start < n; start += size {
+			for k := range half {
+				wr, wi := f.cos[k*step], f.sin[k*step]
+				a, b := start+k, start+k+half
+				tr := re[b]*wr - im[b]*wi
+				ti := re[b]*wi + im[b]*wr
+				re[b], im[b] = re[a]-tr, im[a]-ti
+				re[a], im[a] = re[a]+tr, im[a]+ti
+			}
+		}
+	}
+}

@@ -1,0 +1,78 @@
+package fingerprint
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
+	"math"
+)
+
+// Hash layout: 7 bits of anchor log-frequency, 6 bits of the target's
+// log-frequency relative to the anchor, 5 bits of frame distance.
+const (
+	// freqStep is the width of a log-frequency cell: 3 %, the largest
+	// speed change the matcher's hypotheses must bridge in one step.
+	freqStep  = 0.03
+	deltaBias = 32
+	// HashBits is the number of bits a landmark hash uses.
+	HashBits = 7 + 6 + 5
+)
+
+var lnStep = math.Log1p(freqStep)
+
+// Hash is the landmark hash of p under the hypothesis that the audio
+// containing p plays at speed r relative to the audio it is compared with
+// (frequencies scaled by r, times by 1/r): the anchor's frequency and the
+// distance are mapped back; the frequency ratio is invariant. ok is false
+// when the mapped pair falls outside the hashed range.
+func Hash(p Pair, r float64) (h uint32, ok bool) {
+	f1 := float64(p.F1) / r
+	q1 := math.Floor(math.Log(f1/minHz) / lnStep)
+	if q1 < 0 || q1 >= 128 {
+		return 0, false
+	}
+	qd := math.Round(math.Log(float64(p.F2/p.F1))/lnStep) + deltaBias
+	if qd < 0 || qd >= 64 {
+		return 0, false
+	}
+	qt := math.Round(float64(p.DT) * r)
+	if qt < 1 || qt >= 32 {
+		return 0, false
+	}
+	return uint32(q1)<<11 | uint32(qd)<<5 | uint32(qt), true
+}
+
+// Keyer turns landmark hashes into keyed hashes (HMAC-SHA256 under the
+// deployment's secret, truncated to 64 bits) for anything that leaves the
+// process: a shard key on Kafka, an index entry in another instance.
+// Without the secret, nobody can compute the keyed hash of a landmark and
+// so cannot test whether some audio was spoken in a room; with the
+// secret, a keyed hash still says nothing about the audio beyond the
+// landmark it stands for (see docs/rebroadcast.md).
+type Keyer struct {
+	key []byte
+}
+
+// NewKeyer returns a Keyer under secret (at least 32 bytes).
+func NewKeyer(secret []byte) (*Keyer, error) {
+	if len(secret) < 32 {
+		return nil, errShortSecret
+	}
+	return &Keyer{key: append([]byte(nil), secret...)}, nil
+}
+
+// Key is h's keyed hash.
+func (k *Keyer) Key(h uint32) uint64 {
+	m := hmac.New(sha256.New, k.key)
+	var b [8]byte
+	copy(b[:4], "efp1") // domain: landmark hashes, layout version 1
+	binary.BigEndian.PutUint32(b[4:], h)
+	m.Write(b[:])
+	return binary.BigEndian.Uint64(m.Sum(nil))
+}
+
+// Shard is the shard (0..n-1) that indexes h: the keyed hash modulo n, so
+// the shard a landmark goes to reveals nothing without the secret either.
+func (k *Keyer) Shard(h uint32, n int) int {
+	return int(k.Key(h) % uint64(n))
+}
