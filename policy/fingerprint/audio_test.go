@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -39,6 +40,13 @@ func newStudio(t testing.TB) *studio {
 		t.Fatal(err)
 	}
 	return &studio{t: t, tools: tools, dir: t.TempDir(), words: strings.Fields(string(b))}
+}
+
+// in returns the studio for subtest t (failures end the subtest).
+func (s *studio) in(t testing.TB) *studio {
+	c := *s
+	c.t = t
+	return &c
 }
 
 func (s *studio) path(name string) string { return filepath.Join(s.dir, name) }
@@ -205,5 +213,15 @@ func stream(t testing.TB, cfg MatcherConfig, idx *Index, info TrackInfo, x []flo
 	}
 	pairs = e.Flush(pairs)
 	feed()
+	m.Flush()
 	return m.Matches()
+}
+
+// cpuTime is this process's user+system CPU time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -7,14 +7,16 @@ import (
 
 // Analysis constants. Audio arrives at 16 kHz (what transcribe/opus
 // decodes to); a 1024-point frame every 512 samples gives 15.6 Hz bins and
-// a 32 ms time step, Wang's resolution. Only 250–3500 Hz is used: the band
+// a 16 ms time step. Only 250–3500 Hz is used: the band
 // a loudspeaker-to-microphone path and a phone codec keep.
 const (
 	// SampleRate is the rate Push takes.
 	SampleRate = 16000
 	frameSize  = 1024
 	// Hop is the analysis step in samples; landmark times count hops.
-	Hop = 512
+	// 16 ms: a replay's frames fall anywhere between the original's, and
+	// at Wang's 32 ms a half-hop misalignment loses most peaks.
+	Hop = 256
 	// FrameMS is the length of one hop in milliseconds.
 	FrameMS = 1000 * Hop / SampleRate
 
@@ -27,13 +29,13 @@ const (
 	// A peak must be the largest value within ±peakBins bins and
 	// ±peakFrames frames.
 	peakBins   = 3
-	peakFrames = 2
+	peakFrames = 4
 	// contrastBins is the half-width of the local mean a peak must
 	// exceed by minContrastDB: it keeps broadband noise from making peaks.
 	contrastBins  = 12
 	minContrastDB = 6.0
 	// peaksPerFrame bounds density: the strongest peaks of a frame only.
-	peaksPerFrame = 3
+	peaksPerFrame = 2
 	// silentDB is the frame level (dBFS of the windowed frame's RMS) below
 	// which a frame has no peaks: shared silence and faint room noise must
 	// never match.
@@ -42,7 +44,7 @@ const (
 	// A landmark pairs an anchor peak with up to fanout later peaks at
 	// 1..maxDT frames and within maxOctaves of it.
 	fanout     = 3
-	maxDT      = 24
+	maxDT      = 31
 	maxOctaves = 1.0
 )
 

@@ -7,15 +7,15 @@ import (
 	"math"
 )
 
-// Hash layout: 7 bits of anchor log-frequency, 6 bits of the target's
+// Hash layout: 8 bits of anchor log-frequency, 7 bits of the target's
 // log-frequency relative to the anchor, 5 bits of frame distance.
 const (
-	// freqStep is the width of a log-frequency cell: 3 %, the largest
-	// speed change the matcher's hypotheses must bridge in one step.
-	freqStep  = 0.03
-	deltaBias = 32
+	// freqStep is the width of a log-frequency cell: 2 %, four times the
+	// residual error of the nearest speed hypothesis (1 % apart).
+	freqStep  = 0.02
+	deltaBias = 64
 	// HashBits is the number of bits a landmark hash uses.
-	HashBits = 7 + 6 + 5
+	HashBits = 8 + 7 + 5
 )
 
 var lnStep = math.Log1p(freqStep)
@@ -28,18 +28,18 @@ var lnStep = math.Log1p(freqStep)
 func Hash(p Pair, r float64) (h uint32, ok bool) {
 	f1 := float64(p.F1) / r
 	q1 := math.Floor(math.Log(f1/minHz) / lnStep)
-	if q1 < 0 || q1 >= 128 {
+	if q1 < 0 || q1 >= 256 {
 		return 0, false
 	}
 	qd := math.Round(math.Log(float64(p.F2/p.F1))/lnStep) + deltaBias
-	if qd < 0 || qd >= 64 {
+	if qd < 0 || qd >= 128 {
 		return 0, false
 	}
 	qt := math.Round(float64(p.DT) * r)
 	if qt < 1 || qt >= 32 {
 		return 0, false
 	}
-	return uint32(q1)<<11 | uint32(qd)<<5 | uint32(qt), true
+	return uint32(q1)<<12 | uint32(qd)<<5 | uint32(qt), true
 }
 
 // Keyer turns landmark hashes into keyed hashes (HMAC-SHA256 under the

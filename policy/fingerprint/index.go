@@ -27,6 +27,7 @@ type entry struct {
 
 type trackState struct {
 	info  TrackInfo
+	room  uint32 // the room's number in this index
 	dead  bool // erased or expired: skipped by lookups, swept from slots
 	last  int32
 	count int
@@ -51,6 +52,7 @@ type Index struct {
 	slots  [][]entry
 	tracks []trackState
 	byName map[string]uint32
+	rooms  map[string]uint32
 	n      int // live entries
 }
 
@@ -62,7 +64,7 @@ func NewIndex(cfg IndexConfig) (*Index, error) {
 	if cfg.Window < time.Minute {
 		return nil, fmt.Errorf("fingerprint: index window %v is shorter than a minute", cfg.Window)
 	}
-	return &Index{window: cfg.Window.Milliseconds(), slots: make([][]entry, 1<<HashBits), byName: map[string]uint32{}}, nil
+	return &Index{window: cfg.Window.Milliseconds(), slots: make([][]entry, 1<<HashBits), byName: map[string]uint32{}, rooms: map[string]uint32{}}, nil
 }
 
 // ErrUnknownTrack is returned for a track the index does not hold.
@@ -75,7 +77,12 @@ func (x *Index) AddTrack(info TrackInfo) uint32 {
 		return id
 	}
 	id := uint32(len(x.tracks))
-	x.tracks = append(x.tracks, trackState{info: info, last: -1})
+	room, ok := x.rooms[info.Room]
+	if !ok {
+		room = uint32(len(x.rooms))
+		x.rooms[info.Room] = room
+	}
+	x.tracks = append(x.tracks, trackState{info: info, room: room, last: -1})
 	x.byName[info.Track] = id
 	return id
 }

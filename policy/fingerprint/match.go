@@ -21,6 +21,9 @@ type MatcherConfig struct {
 	// MaxGapFrames is the longest run of frames without a consistent hit
 	// inside one matched span.
 	MaxGapFrames int32
+	// MaxSlot skips landmarks that more than this many indexed landmarks
+	// share.
+	MaxSlot int
 	// MinConfidence is the least share of the query's landmarks in the
 	// matched span that hit the reference at the span's offset.
 	MinConfidence float64
@@ -37,7 +40,8 @@ func DefaultMatcherConfig() MatcherConfig {
 		MinSeconds:    5,
 		MinHits:       20,
 		MaxGapFrames:  2 * 1000 / FrameMS,
-		MinConfidence: 0.04,
+		MinConfidence: 0.02,
+		MaxSlot:       4096,
 	}
 }
 
@@ -60,6 +64,9 @@ func (c MatcherConfig) Validate() error {
 	}
 	if c.MaxGapFrames < 1 {
 		errs = append(errs, "max gap below one frame")
+	}
+	if c.MaxSlot < 16 {
+		errs = append(errs, "max slot below 16")
 	}
 	if c.MinConfidence < 0 || c.MinConfidence > 1 {
 		errs = append(errs, "min confidence outside 0..1")
@@ -114,18 +121,27 @@ type candKey struct {
 
 type hit struct{ tq, tr int32 }
 
+// rawHit is a hit before it is judged: key packs the reference track (32
+// bits), the speed hypothesis (8) and the offset cell plus offBias (24).
+type rawHit struct {
+	key uint64
+	hit
+}
+
+// offBias makes offset cells non-negative in a rawHit key.
+const offBias = 1 << 23
+
 // offBin is the width of an offset cell in frames; a match sums three
 // neighbouring cells, so offsets may wander ±1.5 cells
 // (about 100 ms) within a span: what a residual speed error of half a
 // hypothesis step accumulates over 20 s.
-const offBin = 2
+const offBin = 4
 
 // maxHitsPerCand bounds memory per candidate.
 const maxHitsPerCand = 4096
 
 // minHitsPerSecond is what makes a second of the query part of a match.
 const minHitsPerSecond = 3
-
 
 // Matcher compares one track's landmarks, as they arrive, with an Index.
 // It is not safe for concurrent use.
@@ -134,11 +150,15 @@ type Matcher struct {
 	idx   *Index
 	self  uint32
 	cands map[candKey][]hit
+	// pending are the hits of the current second (cell) of the query.
+	pending    []rawHit
+	cell, now  int32
+	allowCache map[uint32]bool
 	// npairs counts the query's pairs per frame, from frame base on.
 	base    int32
 	npairs  []uint16
 	reports map[uint32]*Match // by reference track: one match each
-	touched map[candKey]struct{}
+	touched []candKey
 	lastGC  int32
 }
 
@@ -151,19 +171,24 @@ func NewMatcher(cfg MatcherConfig, idx *Index, self uint32) (*Matcher, error) {
 		return nil, fmt.Errorf("%w: %d", ErrUnknownTrack, self)
 	}
 	return &Matcher{cfg: cfg, idx: idx, self: self, cands: map[candKey][]hit{},
-		reports: map[uint32]*Match{}, touched: map[candKey]struct{}{}}, nil
+		reports: map[uint32]*Match{}, allowCache: map[uint32]bool{}, cell: -1}, nil
 }
 
 // Push looks up pairs (the query's next pairs, in order). The query's
 // frame levels must be in the index (Index.AddLevels) before its pairs
-// arrive. It returns the matches that reached the thresholds in this
-// call, each once per reference track; later calls extend them (see
-// Matches).
+// arrive. Hits are judged a second of the query at a time, once the pairs
+// of a later second arrive (or at Flush). It returns the matches that
+// reached the thresholds in this call, each once per reference track;
+// later calls extend them (see Matches).
 func (m *Matcher) Push(pairs []Pair) []Match {
-	selfInfo := m.idx.tracks[m.self].info
-	var now int32
+	self := &m.idx.tracks[m.self]
+	var out []Match
 	for _, p := range pairs {
-		now = p.T
+		if cell := p.T * FrameMS / 1000; cell != m.cell {
+			out = m.flushCell(out)
+			m.cell = cell
+		}
+		m.now = p.T
 		m.countPair(p.T)
 		for hi, r := range m.cfg.Speeds {
 			h, ok := Hash(p, r)
@@ -171,38 +196,112 @@ func (m *Matcher) Push(pairs []Pair) []Match {
 				continue
 			}
 			tq := float64(p.T) * r
-			for _, e := range m.idx.slots[h] {
-				if e.track == m.self {
-					continue
-				}
+			slot := m.idx.slots[h]
+			if len(slot) > m.cfg.MaxSlot {
+				// A landmark this common says little (as a stop word in
+				// text search) and would cost a long scan.
+				continue
+			}
+			for _, e := range slot {
 				ts := &m.idx.tracks[e.track]
-				if ts.dead || ts.info.Room == selfInfo.Room {
+				if ts.room == self.room || ts.dead || !m.comparable(ts) {
 					continue
 				}
-				if m.cfg.Allowed != nil && m.cfg.Allowed(ts.info.Room, selfInfo.Room) {
+				off := int64(math.Floor((float64(e.t)-tq)/offBin)) + offBias
+				if off < 0 || off >= 1<<24 {
 					continue
 				}
-				off := int32(math.Floor((float64(e.t) - tq) / offBin))
-				k := candKey{ref: e.track, hyp: uint8(hi), off: off}
-				hs := m.cands[k]
-				if len(hs) < maxHitsPerCand {
-					m.cands[k] = append(hs, hit{tq: p.T, tr: e.t})
-				}
-				m.touched[k] = struct{}{}
+				m.pending = append(m.pending, rawHit{
+					key: uint64(e.track)<<32 | uint64(hi)<<24 | uint64(off),
+					hit: hit{tq: p.T, tr: e.t},
+				})
 			}
 		}
 	}
-	var out []Match
-	for k := range m.touched {
+	if m.now-m.lastGC > 1000/FrameMS {
+		m.gc(m.now)
+		m.lastGC = m.now
+	}
+	return out
+}
+
+// Flush judges the hits of the last second (end of the track).
+func (m *Matcher) Flush() []Match { return m.flushCell(nil) }
+
+// comparable reports whether the query may be compared with a track of
+// another room: not when the room pair is allow-listed. Cached per room.
+func (m *Matcher) comparable(ts *trackState) bool {
+	if m.cfg.Allowed == nil {
+		return true
+	}
+	ok, seen := m.allowCache[ts.room]
+	if !seen {
+		ok = !m.cfg.Allowed(ts.info.Room, m.idx.tracks[m.self].info.Room)
+		m.allowCache[ts.room] = ok
+	}
+	return ok
+}
+
+// flushCell keeps the current second's hits that, with their neighbouring
+// offsets, reach minHitsPerSecond (nothing else can count towards a
+// match), adds them to their candidates and evaluates those.
+func (m *Matcher) flushCell(out []Match) []Match {
+	if len(m.pending) == 0 {
+		return out
+	}
+	p := m.pending
+	slices.SortFunc(p, func(a, b rawHit) int {
+		switch {
+		case a.key < b.key:
+			return -1
+		case a.key > b.key:
+			return 1
+		}
+		return int(a.tq - b.tq)
+	})
+	// Group boundaries, then a window over neighbouring offsets.
+	type group struct {
+		key        uint64
+		start, end int
+	}
+	var groups []group
+	for i := 0; i < len(p); {
+		j := i + 1
+		for j < len(p) && p[j].key == p[i].key {
+			j++
+		}
+		groups = append(groups, group{p[i].key, i, j})
+		i = j
+	}
+	touched := m.touched[:0]
+	for gi, g := range groups {
+		n := g.end - g.start
+		if gi > 0 && groups[gi-1].key == g.key-1 {
+			n += groups[gi-1].end - groups[gi-1].start
+		}
+		if gi+1 < len(groups) && groups[gi+1].key == g.key+1 {
+			n += groups[gi+1].end - groups[gi+1].start
+		}
+		if n < minHitsPerSecond {
+			continue
+		}
+		k := candKey{ref: uint32(g.key >> 32), hyp: uint8(g.key >> 24), off: int32(g.key&(1<<24-1)) - offBias}
+		hs := m.cands[k]
+		for _, h := range p[g.start:g.end] {
+			if len(hs) < maxHitsPerCand {
+				hs = append(hs, h.hit)
+			}
+		}
+		m.cands[k] = hs
+		touched = append(touched, k)
+	}
+	m.pending = p[:0]
+	for _, k := range touched {
 		if mt, first := m.evaluate(k); first {
 			out = append(out, mt)
 		}
 	}
-	clear(m.touched)
-	if now-m.lastGC > 1000/FrameMS {
-		m.gc(now)
-		m.lastGC = now
-	}
+	m.touched = touched[:0]
 	return out
 }
 

@@ -87,6 +87,7 @@ func TestRebroadcastRecall(t *testing.T) {
 	var results []result
 	for _, d := range degradations() {
 		t.Run(d.name, func(t *testing.T) {
+			s := s.in(t)
 			found := 0
 			for i, o := range orig {
 				name := fmt.Sprintf("%s-%d", d.name, i)
