@@ -87,7 +87,9 @@ func TestSilenceHasNoLandmarks(t *testing.T) {
 	}{
 		{"digital silence", func(int) float32 { return 0 }},
 		{"noise at -70 dBFS", func(int) float32 { return float32(math.Pow(10, -70.0/20) * r.NormFloat64()) }},
-		{"hum at -60 dBFS", func(i int) float32 { return float32(math.Pow(10, -60.0/20) * math.Sin(2*math.Pi*50*float64(i)/SampleRate)) }},
+		{"hum at -60 dBFS", func(i int) float32 {
+			return float32(math.Pow(10, -60.0/20) * math.Sin(2*math.Pi*50*float64(i)/SampleRate))
+		}},
 	}
 	for _, c := range cases {
 		x := make([]float32, 20*SampleRate)

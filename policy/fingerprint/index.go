@@ -28,7 +28,7 @@ type entry struct {
 type trackState struct {
 	info  TrackInfo
 	room  uint32 // the room's number in this index
-	dead  bool // erased or expired: skipped by lookups, swept from slots
+	dead  bool   // erased or expired: skipped by lookups, swept from slots
 	last  int32
 	count int
 	// levels are the track's frame levels from frame lbase on (one byte
