@@ -8,8 +8,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
-	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -74,7 +72,7 @@ func sentences(ws []string, r *rand.Rand) string {
 // voicePipe speaks text with espeak-ng's en-us voice and returns a reader
 // of 16 kHz mono signed 16-bit samples (sox resamples), streamed, so two
 // hours need no disk.
-func voicePipe(t *testing.T, s *studio, ctx context.Context, name, text string) io.Reader {
+func voicePipe(t testing.TB, s *studio, ctx context.Context, name, text string) io.Reader {
 	t.Helper()
 	txt := s.path(name + ".txt")
 	if err := os.WriteFile(txt, []byte(text), 0o644); err != nil {
@@ -108,14 +106,31 @@ func voicePipe(t *testing.T, s *studio, ctx context.Context, name, text string) 
 // arrive, as live, with an index holding all of both, and the shipped
 // thresholds. Nothing may match; it must run faster than real time.
 func TestSameVoiceNoFalseAlarm(t *testing.T) {
-	if testing.Short() {
-		t.Skip("two hours of audio per room: not in -short")
+	r := measureSameVoice(t, 20500) // espeak-ng's en-us says about 162 words a minute: over 2 h
+	for i, d := range r.rooms {
+		if d < 2*time.Hour {
+			t.Fatalf("room %d got %v of speech, want at least 2 h", i, d)
+		}
 	}
+	if r.wall > r.rooms[0] {
+		t.Errorf("took %v for %v of audio: want faster than real time", r.wall, r.rooms[0])
+	}
+	for _, m := range r.matches {
+		t.Errorf("false alarm: %s at %v matched %s at %v: %d s, %d hits, confidence %.3f, speed %.2f",
+			m.Query.Room, m.QueryFrames, m.Ref.Room, m.RefFrames, m.Seconds, m.Hits, m.Confidence, m.Speed)
+	}
+}
+
+type sameVoiceRun struct {
+	rooms     [2]time.Duration
+	wall, cpu time.Duration
+	matches   []Match
+}
+
+// measureSameVoice speaks words words per room and matches the rooms both
+// ways as the live stage would.
+func measureSameVoice(t testing.TB, words int) sameVoiceRun {
 	s := newStudio(t)
-	words := 20500 // espeak-ng's en-us says about 162 a minute: over 2 h
-	if v, err := strconv.Atoi(os.Getenv("FP_WORDS")); err == nil {
-		words = v
-	}
 	ta, tb, n3 := sameVoiceTexts(s.words, words)
 	t.Logf("room B shares %d word 3-grams with room A, no 4-gram", n3)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -187,30 +202,11 @@ func TestSameVoiceNoFalseAlarm(t *testing.T) {
 	}
 	wall, cpu := time.Since(start), cpuTime()-cpu0
 	audio := time.Duration(sides[0].n+sides[1].n) * time.Second / SampleRate
-	for i, sd := range sides {
-		if d := time.Duration(sd.n) * time.Second / SampleRate; d < 2*time.Hour && words == 20500 {
-			t.Fatalf("room %d got %v of speech, want at least 2 h", i, d)
-		}
-	}
 	t.Logf("%v of audio in %v wall, %v CPU (this process and espeak-ng/sox children not counted): %.0fx real time; index %d landmarks, %.1f MB",
 		audio.Round(time.Second), wall.Round(time.Millisecond), cpu.Round(time.Millisecond), audio.Seconds()/wall.Seconds(), idx.Len(), float64(idx.Bytes())/1e6)
-	{
-		var lens []int
-		var hitsum int64
-		for _, sl := range idx.slots {
-			if len(sl) > 0 {
-				lens = append(lens, len(sl))
-				hitsum += int64(len(sl)) * int64(len(sl))
-			}
-		}
-		slices.Sort(lens)
-		t.Logf("slots used %d, p50 %d p90 %d p99 %d max %d, sum sq/N %.1f", len(lens), lens[len(lens)/2], lens[len(lens)*9/10], lens[len(lens)*99/100], lens[len(lens)-1], float64(hitsum)/float64(idx.Len()))
+	r := sameVoiceRun{wall: wall, cpu: cpu, matches: matches}
+	for i, sd := range sides {
+		r.rooms[i] = time.Duration(sd.n) * time.Second / SampleRate
 	}
-	if wall > audio/2 {
-		t.Errorf("took %v for %v of audio: want faster than real time", wall, audio/2)
-	}
-	for _, m := range matches {
-		t.Errorf("false alarm: %s at %v matched %s at %v: %d s, %d hits, confidence %.3f, speed %.2f",
-			m.Query.Room, m.QueryFrames, m.Ref.Room, m.RefFrames, m.Seconds, m.Hits, m.Confidence, m.Speed)
-	}
+	return r
 }
