@@ -65,22 +65,11 @@ func (s *studio) run(bin string, args ...string) {
 // to 14 words (espeak-ng pauses at full stops, as people do).
 func (s *studio) text(seed uint64, n int) string {
 	r := rand.New(rand.NewPCG(seed, 0x5eed))
-	var b strings.Builder
-	left := 0
-	for i := range n {
-		if left == 0 {
-			if i > 0 {
-				b.WriteString(". ")
-			}
-			left = 6 + r.IntN(9)
-		} else {
-			b.WriteByte(' ')
-		}
-		b.WriteString(s.words[r.IntN(len(s.words))])
-		left--
+	ws := make([]string, n)
+	for i := range ws {
+		ws[i] = s.words[r.IntN(len(s.words))]
 	}
-	b.WriteString(".")
-	return b.String()
+	return sentences(ws, r)
 }
 
 // say renders text with espeak-ng's en-us voice to a 48 kHz WAV (the rate
@@ -173,10 +162,14 @@ func readF32(t testing.TB, path string) []float32 {
 // fingerprintAll runs one track's samples through an extractor in chunks
 // of 240 ms (the pipeline's live chunk) and returns pairs and levels.
 func fingerprintAll(x []float32) ([]Pair, []int8) {
+	return fingerprintIn(x, SampleRate*240/1000)
+}
+
+// fingerprintIn is fingerprintAll with chunks of the given length.
+func fingerprintIn(x []float32, chunk int) ([]Pair, []int8) {
 	e := NewExtractor()
 	var pairs []Pair
 	var levels []int8
-	const chunk = SampleRate * 240 / 1000
 	for i := 0; i < len(x); i += chunk {
 		pairs, levels = e.Push(x[i:min(i+chunk, len(x))], pairs, levels)
 	}

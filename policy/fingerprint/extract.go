@@ -72,11 +72,11 @@ type peak struct {
 // the output depends only on the samples, never on how they were split.
 // It is not safe for concurrent use.
 type Extractor struct {
-	fft    *fft
+	fft    *realFFT
 	window []float32
 	buf    []float32 // samples not yet consumed by a full frame
 	frame  int32     // index of the next frame to analyse
-	re, im []float32
+	x, pow []float32
 
 	// spec holds the log spectra (loBin-peakBins..hiBin+peakBins) of the
 	// last 2*peakFrames+1 frames, oldest first, for the time-neighbour
@@ -94,7 +94,7 @@ func NewExtractor() *Extractor {
 	for i := range w {
 		w[i] = float32(0.5 - 0.5*math.Cos(2*math.Pi*float64(i)/float64(frameSize)))
 	}
-	e := &Extractor{fft: newFFT(frameSize), window: w, re: make([]float32, frameSize), im: make([]float32, frameSize)}
+	e := &Extractor{fft: newRealFFT(frameSize), window: w, x: make([]float32, frameSize), pow: make([]float32, hiBin-loBin+1+2*peakBins)}
 	n := 2*peakFrames + 1
 	e.spec = make([][]float32, n)
 	e.specT = make([]int32, n)
@@ -140,7 +140,7 @@ func (e *Extractor) analyse(x []float32) int8 {
 	var pow float64
 	for i, v := range x {
 		w := v * e.window[i]
-		e.re[i], e.im[i] = w, 0
+		e.x[i] = w
 		pow += float64(w) * float64(w)
 	}
 	// The Hann window's mean square is 3/8: undo it so that a full-scale
@@ -153,11 +153,9 @@ func (e *Extractor) analyse(x []float32) int8 {
 		e.rotate(nil)
 		return int8(math.Round(db))
 	}
-	e.fft.transform(e.re, e.im)
+	e.fft.power(e.x, loBin-peakBins, hiBin+peakBins+1, e.pow)
 	e.rotate(func(s []float32) {
-		for i := range s {
-			b := loBin - peakBins + i
-			p := e.re[b]*e.re[b] + e.im[b]*e.im[b]
+		for i, p := range e.pow {
 			s[i] = float32(10 * math.Log10(float64(p)+1e-12))
 		}
 	})

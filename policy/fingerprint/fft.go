@@ -56,3 +56,42 @@ func (f *fft) transform(re, im []float32) {
 		}
 	}
 }
+
+// realFFT is the transform of n real samples through one complex
+// transform of n/2 points (even samples as real parts, odd as imaginary),
+// half the work of a complex transform of n.
+type realFFT struct {
+	n      int
+	half   *fft
+	re, im []float32
+	wr, wi []float32 // e^{-2πik/n}, k < n/2
+}
+
+func newRealFFT(n int) *realFFT {
+	f := &realFFT{n: n, half: newFFT(n / 2), re: make([]float32, n/2), im: make([]float32, n/2),
+		wr: make([]float32, n/2), wi: make([]float32, n/2)}
+	for k := range n / 2 {
+		a := -2 * math.Pi * float64(k) / float64(n)
+		f.wr[k], f.wi[k] = float32(math.Cos(a)), float32(math.Sin(a))
+	}
+	return f
+}
+
+// power writes |X[k]|² for k in [lo, hi) of the transform of x into out.
+func (f *realFFT) power(x []float32, lo, hi int, out []float32) {
+	h := f.n / 2
+	for i := range h {
+		f.re[i], f.im[i] = x[2*i], x[2*i+1]
+	}
+	f.half.transform(f.re, f.im)
+	for k := lo; k < hi; k++ {
+		j := (h - k) % h
+		// Even part E = (Z[k] + conj Z[h-k]) / 2, odd part
+		// O = (Z[k] - conj Z[h-k]) / 2i; X[k] = E + W^k O.
+		er, ei := (f.re[k]+f.re[j])/2, (f.im[k]-f.im[j])/2
+		or, oi := (f.im[k]+f.im[j])/2, -(f.re[k]-f.re[j])/2
+		xr := er + f.wr[k]*or - f.wi[k]*oi
+		xi := ei + f.wr[k]*oi + f.wi[k]*or
+		out[k-lo] = xr*xr + xi*xi
+	}
+}

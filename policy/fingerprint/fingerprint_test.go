@@ -1,6 +1,7 @@
 package fingerprint
 
 import (
+	"cmp"
 	"errors"
 	"math"
 	"math/cmplx"
@@ -10,6 +11,28 @@ import (
 	"testing"
 	"time"
 )
+
+func TestRealFFTMatchesDFT(t *testing.T) {
+	for _, n := range []int{8, 64, 1024} {
+		r := rand.New(rand.NewPCG(uint64(n), 2))
+		x := make([]float32, n)
+		for i := range x {
+			x[i] = float32(r.NormFloat64())
+		}
+		got := make([]float32, n/2)
+		newRealFFT(n).power(x, 0, n/2, got)
+		for k := range n / 2 {
+			var want complex128
+			for j := range n {
+				want += complex(float64(x[j]), 0) * cmplx.Exp(complex(0, -2*math.Pi*float64(j*k)/float64(n)))
+			}
+			w := real(want)*real(want) + imag(want)*imag(want)
+			if math.Abs(float64(got[k])-w) > 1e-3*(w+float64(n)) {
+				t.Fatalf("n=%d bin %d: power %v, want %v", n, k, got[k], w)
+			}
+		}
+	}
+}
 
 func TestFFTMatchesDFT(t *testing.T) {
 	for _, n := range []int{2, 8, 64, 1024} {
@@ -66,13 +89,7 @@ func TestExtractorIgnoresChunking(t *testing.T) {
 		t.Fatalf("only %d pairs from 6 s of structured audio", len(wantP))
 	}
 	for _, chunk := range []int{1, 37, 160, 3840, len(x)} {
-		e := NewExtractor()
-		var p []Pair
-		var l []int8
-		for i := 0; i < len(x); i += chunk {
-			p, l = e.Push(x[i:min(i+chunk, len(x))], p, l)
-		}
-		p = e.Flush(p)
+		p, l := fingerprintIn(x, chunk)
 		if !slices.Equal(p, wantP) || !slices.Equal(l, wantL) {
 			t.Errorf("chunk %d: %d pairs, %d levels; want %d, %d (same as 240 ms chunks)", chunk, len(p), len(l), len(wantP), len(wantL))
 		}
@@ -302,17 +319,9 @@ func FuzzExtractor(f *testing.F) {
 			x[i] = float32(int8(v)) / 128
 		}
 		x = append(x, x...)
-		whole := NewExtractor()
-		wp, wl := whole.Push(x, nil, nil)
-		wp = whole.Flush(wp)
+		wp, wl := fingerprintIn(x, len(x))
 		step := int(split)%len(x) + 1
-		e := NewExtractor()
-		var p []Pair
-		var l []int8
-		for i := 0; i < len(x); i += step {
-			p, l = e.Push(x[i:min(i+step, len(x))], p, l)
-		}
-		p = e.Flush(p)
+		p, l := fingerprintIn(x, step)
 		if !slices.Equal(p, wp) || !slices.Equal(l, wl) {
 			t.Fatalf("split %d changed the output", step)
 		}
@@ -322,4 +331,20 @@ func FuzzExtractor(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestRadixSortIsStableByKey(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 9))
+	for _, n := range []int{1, 2, 100, 5000} {
+		p := make([]rawHit, n)
+		for i := range p {
+			p[i] = rawHit{key: uint64(r.IntN(3))<<32 | uint64(r.IntN(7))<<24 | uint64(offBias+r.IntN(50)-25), hit: hit{tq: int32(i)}}
+		}
+		want := slices.Clone(p)
+		slices.SortStableFunc(want, func(a, b rawHit) int { return cmp.Compare(a.key, b.key) })
+		m := &Matcher{}
+		if got := m.radixSort(slices.Clone(p)); !slices.Equal(got, want) {
+			t.Errorf("n=%d: radix order differs from a stable sort by key", n)
+		}
+	}
 }

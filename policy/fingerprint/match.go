@@ -41,7 +41,7 @@ func DefaultMatcherConfig() MatcherConfig {
 		MinHits:       20,
 		MaxGapFrames:  2 * 1000 / FrameMS,
 		MinConfidence: 0.02,
-		MaxSlot:       4096,
+		MaxSlot:       1024,
 	}
 }
 
@@ -152,6 +152,7 @@ type Matcher struct {
 	cands map[candKey][]hit
 	// pending are the hits of the current second (cell) of the query.
 	pending    []rawHit
+	scratch    []rawHit
 	cell, now  int32
 	allowCache map[uint32]bool
 	// npairs counts the query's pairs per frame, from frame base on.
@@ -249,16 +250,7 @@ func (m *Matcher) flushCell(out []Match) []Match {
 	if len(m.pending) == 0 {
 		return out
 	}
-	p := m.pending
-	slices.SortFunc(p, func(a, b rawHit) int {
-		switch {
-		case a.key < b.key:
-			return -1
-		case a.key > b.key:
-			return 1
-		}
-		return int(a.tq - b.tq)
-	})
+	p := m.radixSort(m.pending)
 	// Group boundaries, then a window over neighbouring offsets.
 	type group struct {
 		key        uint64
@@ -295,7 +287,7 @@ func (m *Matcher) flushCell(out []Match) []Match {
 		m.cands[k] = hs
 		touched = append(touched, k)
 	}
-	m.pending = p[:0]
+	m.pending = m.pending[:0]
 	for _, k := range touched {
 		if mt, first := m.evaluate(k); first {
 			out = append(out, mt)
@@ -453,4 +445,41 @@ func (m *Matcher) gc(now int32) {
 		m.npairs = m.npairs[cut:]
 		m.base = oldest
 	}
+}
+
+// radixSort orders hits by key, stably (hits arrive in query time order,
+// which stays the order within a key), by bytes from the least
+// significant, skipping bytes all keys share: a second of hits is tens of
+// thousands of mostly unrelated keys, and this is several times faster
+// than a comparison sort on them. It returns the sorted slice, which is
+// p or the matcher's scratch buffer.
+func (m *Matcher) radixSort(p []rawHit) []rawHit {
+	if cap(m.scratch) < len(p) {
+		m.scratch = make([]rawHit, len(p))
+	}
+	src, dst := p, m.scratch[:len(p)]
+	var same uint64 = ^uint64(0)
+	first := p[0].key
+	for _, h := range p {
+		same &^= h.key ^ first
+	}
+	for shift := uint(0); shift < 64; shift += 8 {
+		if (same>>shift)&0xff == 0xff {
+			continue // every key has the same byte here
+		}
+		var count [257]int
+		for _, h := range src {
+			count[(h.key>>shift)&0xff+1]++
+		}
+		for i := 1; i < 257; i++ {
+			count[i] += count[i-1]
+		}
+		for _, h := range src {
+			b := (h.key >> shift) & 0xff
+			dst[count[b]] = h
+			count[b]++
+		}
+		src, dst = dst, src
+	}
+	return src
 }
