@@ -53,6 +53,11 @@ func (s *studio) path(name string) string { return filepath.Join(s.dir, name) }
 
 func (s *studio) run(bin string, args ...string) {
 	s.t.Helper()
+	if bin == s.tools.Sox && (len(args) == 0 || args[0] != "-R") {
+		// Repeatable mode: sox dithers with fresh random noise on every
+		// run otherwise, and the same script must give the same audio.
+		args = append([]string{"-R"}, args...)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()

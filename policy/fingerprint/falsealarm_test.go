@@ -79,7 +79,7 @@ func voicePipe(t testing.TB, s *studio, ctx context.Context, name, text string) 
 		t.Fatal(err)
 	}
 	es := exec.CommandContext(ctx, s.tools.EspeakNG, "-v", speech.DefaultVoice, "-f", txt, "--stdout")
-	sx := exec.CommandContext(ctx, s.tools.Sox, "-t", "wav", "-", "-t", "raw", "-r", "16000", "-c", "1", "-e", "signed", "-b", "16", "-")
+	sx := exec.CommandContext(ctx, s.tools.Sox, "-R", "-t", "wav", "-", "-t", "raw", "-r", "16000", "-c", "1", "-e", "signed", "-b", "16", "-")
 	pipe, err := es.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
