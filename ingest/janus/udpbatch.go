@@ -143,7 +143,9 @@ func (b *batchConn) ReadFromUDP(p []byte) (int, *net.UDPAddr, error) {
 	return b.read(p)
 }
 
-// ReadFromAddrPort is net.UDPConn's (pion's ICE reads with it).
+// ReadFromAddrPort is net.UDPConn's ReadFromUDPAddrPort. pion's ICE reads a
+// wrapped socket through ReadFrom: it takes this allocation-free path only
+// from a conn that also has WriteToAddrPort.
 func (b *batchConn) ReadFromAddrPort(p []byte) (int, netip.AddrPort, error) {
 	n, addr, err := b.read(p)
 	if addr == nil {

@@ -8,6 +8,10 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/pion/transport/v5"
+
+	"github.com/earshot/earshot/internal/testbed"
 )
 
 // loopbackPair returns a batchConn on 127.0.0.1 and a plain socket that
@@ -119,18 +123,89 @@ func TestBatchConnClose(t *testing.T) {
 	}
 }
 
-// TestBatchNetOtherNetworks: sockets that are not IPv4 stay plain.
-func TestBatchNetOtherNetworks(t *testing.T) {
-	n, err := newBatchNet(time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := n.ListenUDP("udp6", &net.UDPAddr{IP: net.IPv6loopback})
-	if err != nil {
-		t.Skipf("no IPv6 loopback: %v", err)
-	}
-	defer c.Close()
-	if _, ok := c.(*batchConn); ok {
-		t.Error("an IPv6 socket was wrapped")
+// TestBatchNetSockets: the sockets pion's ICE agent opens through
+// batchNet carry datagrams both ways, with the sender's address, each
+// family on its own loopback; IPv4 ones are batchConns and the rest stay
+// plain sockets (batch reads are x/net/ipv4's). The IPv6 cases run where
+// ::1 can be bound (testbed.IPv6Loopback: a private network namespace as
+// root), so they run on every machine of the test bed.
+func TestBatchNetSockets(t *testing.T) {
+	v4, v6 := net.IPv4(127, 0, 0, 1), net.IPv6loopback
+	for _, tc := range []struct {
+		network string
+		ip      net.IP
+		batched bool
+	}{
+		{"udp4", v4, true},
+		{"udp", v4, true},
+		{"udp6", v6, false},
+		{"udp", v6, false},
+	} {
+		t.Run(tc.network+"_"+tc.ip.String(), func(t *testing.T) {
+			n, err := newBatchNet(time.Millisecond)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var c transport.UDPConn
+			var tx *net.UDPConn
+			open := func() error {
+				var err error
+				if c, err = n.ListenUDP(tc.network, &net.UDPAddr{IP: tc.ip}); err != nil {
+					return err
+				}
+				tx, err = net.DialUDP(tc.network, nil, c.LocalAddr().(*net.UDPAddr))
+				if err != nil {
+					return errors.Join(err, c.Close())
+				}
+				return nil
+			}
+			if tc.ip.To4() == nil {
+				testbed.IPv6Loopback(t, open)
+			} else if err := open(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = c.Close(); _ = tx.Close() })
+			if _, ok := c.(*batchConn); ok != tc.batched {
+				t.Fatalf("ListenUDP(%s, %v) gave %T, want batched %v", tc.network, tc.ip, c, tc.batched)
+			}
+
+			// More than one batch, read as pion's ICE agent reads a
+			// wrapped socket (ReadFrom).
+			ap := tx.LocalAddr().(*net.UDPAddr).AddrPort()
+			from := netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+			const count = readBatch + 3
+			for i := range count {
+				if _, err := tx.Write([]byte("datagram " + strconv.Itoa(i))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := c.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+				t.Fatal(err)
+			}
+			buf := make([]byte, 1500)
+			for i := range count {
+				k, a, err := c.ReadFrom(buf)
+				if err != nil {
+					t.Fatalf("datagram %d: %v", i, err)
+				}
+				ap := a.(*net.UDPAddr).AddrPort()
+				addr := netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+				if want := "datagram " + strconv.Itoa(i); string(buf[:k]) != want || addr != from {
+					t.Fatalf("datagram %d: %q from %v, want %q from %v", i, buf[:k], addr, want, from)
+				}
+			}
+
+			// Writes go straight out, to the address pion gives.
+			if _, err := c.WriteTo([]byte("reply"), net.UDPAddrFromAddrPort(from)); err != nil {
+				t.Fatal(err)
+			}
+			if err := tx.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+				t.Fatal(err)
+			}
+			k, err := tx.Read(buf)
+			if err != nil || string(buf[:k]) != "reply" {
+				t.Fatalf("reply: %q, %v", buf[:k], err)
+			}
+		})
 	}
 }
