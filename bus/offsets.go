@@ -248,11 +248,19 @@ func (l LogReader) read(ctx context.Context, topic string, partition int, from, 
 // own transport: kafka-go's default transport answers metadata from a
 // cache shared by the whole process, which can predate a topic's creation.
 // The caller calls done when finished.
+//
+// kafka-go's transport answers every request only after its own first
+// metadata request, which it gives MetadataTTL to finish and whose failure
+// it then returns to every call. So the TTL is the client's timeout: a
+// TTL of 1 s failed every call while a loaded broker took longer than that
+// to answer. A fresh transport per call means its cache is never older
+// than the call anyway.
 func (l LogReader) client() (c *kafka.Client, done func()) {
 	id := l.ClientID
 	if id == "" {
 		id = "earshot-log-reader"
 	}
-	tr := &kafka.Transport{ClientID: id, DialTimeout: 5 * time.Second, MetadataTTL: time.Second}
-	return &kafka.Client{Addr: kafka.TCP(l.Brokers...), Timeout: 30 * time.Second, Transport: tr}, tr.CloseIdleConnections
+	const timeout = 30 * time.Second
+	tr := &kafka.Transport{ClientID: id, DialTimeout: 5 * time.Second, MetadataTTL: timeout}
+	return &kafka.Client{Addr: kafka.TCP(l.Brokers...), Timeout: timeout, Transport: tr}, tr.CloseIdleConnections
 }
