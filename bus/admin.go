@@ -175,12 +175,14 @@ func TopicPartitions(ctx context.Context, brokers []string, topics ...string) (m
 // adminClient is a client for one admin call, with its own transport: the
 // default transport answers metadata from a cache shared by the whole
 // process, which can predate a topic's creation. The caller calls done.
+// Its MetadataTTL is its timeout, as LogReader's is (see there why).
 func adminClient(brokers []string) (c *kafka.Client, done func(), err error) {
 	if len(brokers) == 0 {
 		return nil, nil, errors.New("no brokers configured")
 	}
-	tr := &kafka.Transport{ClientID: "earshot-admin", DialTimeout: 5 * time.Second, MetadataTTL: time.Second}
-	return &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 30 * time.Second, Transport: tr}, tr.CloseIdleConnections, nil
+	const timeout = 30 * time.Second
+	tr := &kafka.Transport{ClientID: "earshot-admin", DialTimeout: 5 * time.Second, MetadataTTL: timeout}
+	return &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: timeout, Transport: tr}, tr.CloseIdleConnections, nil
 }
 
 // classify makes a broker's refusal match ErrNotAllowed and an unknown
