@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/earshot/earshot/event"
-	"github.com/earshot/earshot/transcribe/opus"
+	"github.com/earshot/earshot/record/opus"
 )
 
 // ErrCorruptAudio is returned (wrapped) when some packets of a chunk could

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/earshot/earshot/event"
-	"github.com/earshot/earshot/transcribe/opus"
+	"github.com/earshot/earshot/record/opus"
 )
 
 func newDecoder(t testing.TB) *TrackDecoder {

@@ -12,9 +12,9 @@ import (
 	"github.com/earshot/earshot/bus"
 	"github.com/earshot/earshot/event"
 	"github.com/earshot/earshot/internal/bustest"
+	"github.com/earshot/earshot/internal/opusenc"
 	"github.com/earshot/earshot/internal/speakerbot"
 	"github.com/earshot/earshot/storage"
-	"github.com/earshot/earshot/transcribe/internal/opusenc"
 )
 
 // Test signals. Rates are explicit in the names: 16 kHz for the segmenter,

@@ -9,12 +9,12 @@ import (
 	"time"
 
 	"github.com/earshot/earshot/event"
+	"github.com/earshot/earshot/internal/opusenc"
 	"github.com/earshot/earshot/internal/speech"
 	"github.com/earshot/earshot/internal/testbed"
 	"github.com/earshot/earshot/internal/wer"
 	"github.com/earshot/earshot/transcribe"
 	"github.com/earshot/earshot/transcribe/httpengine"
-	"github.com/earshot/earshot/transcribe/internal/opusenc"
 )
 
 // The pipeline below is the one a transcription worker runs per track:

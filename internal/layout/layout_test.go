@@ -134,7 +134,7 @@ var allowed = map[string][]string{
 	"record":     {"event", "bus", "storage"},
 	"ingest":     {"event", "bus", "storage", "record"},
 	"transcribe": {"event", "bus", "storage", "record"},
-	"policy":     {"event", "bus", "storage"},
+	"policy":     {"event", "bus", "storage", "record"},
 	"compliance": {"event", "bus", "storage", "record"},
 	"serve":      {"event", "bus", "storage", "record", "transcribe", "policy", "compliance"},
 }

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/earshot/earshot/internal/speakerbot"
-	"github.com/earshot/earshot/transcribe/opus"
+	"github.com/earshot/earshot/record/opus"
 )
 
 // BenchmarkRebroadcastRecall reports rebroadcast_recall: the share of the

@@ -5,7 +5,7 @@ import (
 	"sort"
 )
 
-// Analysis constants. Audio arrives at 16 kHz (what transcribe/opus
+// Analysis constants. Audio arrives at 16 kHz (what record/opus
 // decodes to); a 1024-point frame every 512 samples gives 15.6 Hz bins and
 // a 16 ms time step. Only 250–3500 Hz is used: the band
 // a loudspeaker-to-microphone path and a phone codec keep.

@@ -28,12 +28,12 @@ import (
 	"github.com/earshot/earshot/internal/testbed"
 	"github.com/earshot/earshot/internal/wer"
 	"github.com/earshot/earshot/policy"
+	"github.com/earshot/earshot/record/opus"
 	"github.com/earshot/earshot/serve"
 	"github.com/earshot/earshot/serve/evidence/evidencetest"
 	"github.com/earshot/earshot/storage/crypt"
 	"github.com/earshot/earshot/transcribe"
 	"github.com/earshot/earshot/transcribe/httpengine"
-	"github.com/earshot/earshot/transcribe/opus"
 )
 
 const (

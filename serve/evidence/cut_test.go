@@ -14,9 +14,9 @@ import (
 	"github.com/earshot/earshot/event"
 	"github.com/earshot/earshot/internal/speech"
 	"github.com/earshot/earshot/internal/testbed"
+	"github.com/earshot/earshot/record/opus"
 	"github.com/earshot/earshot/serve/evidence"
 	"github.com/earshot/earshot/serve/evidence/evidencetest"
-	"github.com/earshot/earshot/transcribe/opus"
 )
 
 // The fixture testdata/tones.opus (made with internal/speech: opusenc of

@@ -22,8 +22,8 @@ import (
 	"github.com/earshot/earshot/internal/speakerbot"
 	"github.com/earshot/earshot/record"
 	"github.com/earshot/earshot/record/ogg"
+	"github.com/earshot/earshot/record/opus"
 	"github.com/earshot/earshot/storage"
-	"github.com/earshot/earshot/transcribe/opus"
 )
 
 // Store is an in-memory object store with Get and List (evidence.Source).

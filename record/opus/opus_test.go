@@ -5,7 +5,7 @@ import (
 	"math"
 	"testing"
 
-	"github.com/earshot/earshot/transcribe/internal/opusenc"
+	"github.com/earshot/earshot/internal/opusenc"
 )
 
 // tone returns n samples at 48 kHz of a 440 Hz sine at amplitude 0.5.
