@@ -2,25 +2,14 @@ package serve
 
 import (
 	"context"
-	"net"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/earshot/earshot/bus"
 	"github.com/earshot/earshot/event"
+	"github.com/earshot/earshot/internal/testbed"
 )
-
-// freePort returns a loopback port nothing listens on now.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 // TestTailRestartsAFailedReader: when the broker goes away, the alert
 // index's partition reader fails; Health says so (and /healthz with it)
@@ -29,7 +18,7 @@ func freePort(t *testing.T) int {
 func TestTailRestartsAFailedReader(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	dir, port := t.TempDir(), freePort(t)
+	dir, port := t.TempDir(), testbed.FreePort(t)
 	start := func() *bus.Embedded {
 		t.Helper()
 		b, err := bus.NewEmbedded(ctx, bus.EmbeddedConfig{Port: port, DataDir: dir, Partitions: 1})

@@ -104,16 +104,6 @@ func baseArgs(t *testing.T) []string {
 	return []string{"-data-dir", t.TempDir(), "-set", "metrics.listen=", "-set", "log.level=warn"}
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // TestStageCommandsExitOnPermanentStartError: a stage command that cannot
 // start exits non-zero within 10 s, saying why, instead of hanging half
 // up. The refusals are the kinds no retry changes: a topic the cluster
@@ -174,7 +164,7 @@ func TestStageCommandsExitOnPermanentStartError(t *testing.T) {
 // reached is not a reason to exit: the command retries with backoff,
 // /healthz says what it waits for, and it starts once the broker is up.
 func TestStageCommandWaitsForUnreachableBroker(t *testing.T) {
-	kport, mport := freePort(t), freePort(t)
+	kport, mport := testbed.FreePort(t), testbed.FreePort(t)
 	metrics := "127.0.0.1:" + strconv.Itoa(mport)
 	ch := startChild(t, append([]string{"policy",
 		"-set", "kafka.embedded=false", "-set", "kafka.brokers=127.0.0.1:" + strconv.Itoa(kport)},

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"net"
 	"testing"
 	"time"
 
@@ -115,24 +114,13 @@ func leaseScenario(t *testing.T, brokers []string) {
 	}
 }
 
-// freePort returns a loopback port nothing listens on now.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // TestKafkaLeaseFollowsAcrossBrokerRestart: when the broker goes away and
 // comes back (same address and data), a running Manager keeps reading the
 // state topic: it sees a claim made after the restart.
 func TestKafkaLeaseFollowsAcrossBrokerRestart(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cfg := bus.EmbeddedConfig{Port: freePort(t), DataDir: t.TempDir()}
+	cfg := bus.EmbeddedConfig{Port: testbed.FreePort(t), DataDir: t.TempDir()}
 	e1, err := bus.NewEmbedded(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
