@@ -1,9 +1,11 @@
 package layout
 
 import (
+	"bytes"
 	"go/parser"
 	"go/token"
 	"io/fs"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -90,6 +92,30 @@ func TestRootHoldsTheDesignsRooms(t *testing.T) {
 	for _, g := range got {
 		if !slices.Contains(want, g) {
 			t.Errorf("%s is tracked at the root: move it under one of the design's folders (docs/architecture.md says where)", g)
+		}
+	}
+}
+
+// TestNoBuildOutputTracked: no compiled binary and nothing over 1 MiB is
+// tracked. A stray `go build` output in a package folder is easy to commit
+// with `git add` of that folder and stays in every clone's history.
+func TestNoBuildOutputTracked(t *testing.T) {
+	root := testbed.RepoRoot()
+	out, err := exec.Command("git", "-C", root, "ls-files", "-z").Output()
+	if err != nil {
+		testbed.Unavailable(t, "git ls-files: "+err.Error())
+	}
+	const limit = 1 << 20
+	for _, f := range strings.Split(strings.TrimRight(string(out), "\x00"), "\x00") {
+		b, err := os.ReadFile(filepath.Join(root, f))
+		if err != nil {
+			continue // deleted in the work tree, not yet committed
+		}
+		switch {
+		case bytes.HasPrefix(b, []byte("\x7fELF")):
+			t.Errorf("%s is a compiled binary: untrack it (git rm --cached) and build into out/", f)
+		case len(b) > limit:
+			t.Errorf("%s is %d bytes, over %d: keep large data out of the repository (fetch or generate it in the test bed)", f, len(b), limit)
 		}
 	}
 }
