@@ -2,8 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
@@ -12,8 +12,7 @@ import (
 	"github.com/earshot/earshot/ingest/pseudonym"
 	"github.com/earshot/earshot/internal/config"
 	"github.com/earshot/earshot/transcribe"
-	"github.com/earshot/earshot/transcribe/httpengine"
-	"github.com/earshot/earshot/transcribe/whispercpp"
+	"github.com/earshot/earshot/transcribe/engines"
 )
 
 func newTranscribeStage(_ context.Context, rt *Runtime) (_ Stage, err error) {
@@ -138,34 +137,12 @@ func roomLanguages(c config.RoomLanguages, p *pseudonym.Pseudonymizer) func(stri
 // newEngine builds the configured engine and a function that releases it.
 func newEngine(rt *Runtime) (transcribe.Engine, func(), error) {
 	c := rt.Config.Transcribe
-	if c.Engine == "whisper" {
-		w, err := whispercpp.New(whispercpp.Config{ModelPath: c.ModelPath, Model: c.Model, Threads: c.Threads})
-		if err != nil {
-			return nil, nil, fmt.Errorf("transcribe: whisper engine: %w", err)
-		}
-		return w, func() { _ = w.Close() }, nil
+	eng, release, err := engines.New(engines.Config{Kind: c.Engine, URL: c.URL.Reveal(), APIKeyFile: c.APIKeyFile, Model: c.Model,
+		ModelPath: c.ModelPath, Threads: c.Threads, Timeout: c.Timeout, Concurrency: c.Concurrency, Logger: rt.Log})
+	if errors.Is(err, engines.ErrNotConfigured) {
+		err = fmt.Errorf("%w: %w", err, errNotConfigured)
 	}
-	if c.URL == "" {
-		return nil, nil, fmt.Errorf("transcribe.url is empty: point it at an OpenAI-compatible /v1/audio/transcriptions server: %w", errNotConfigured)
-	}
-	var key string
-	if c.APIKeyFile != "" {
-		b, err := os.ReadFile(c.APIKeyFile)
-		if err != nil {
-			return nil, nil, fmt.Errorf("transcribe.api_key_file: %w", err)
-		}
-		key = strings.TrimSpace(string(b))
-	}
-	eng, err := httpengine.New(httpengine.Config{BaseURL: c.URL.Reveal(), Model: c.Model, APIKey: key, Timeout: c.Timeout, Concurrency: c.Concurrency})
-	if err != nil {
-		return nil, nil, err
-	}
-	if !eng.Local() {
-		// Sending audio to a server outside this machine is a choice the
-		// operator made; say so where it will be seen.
-		rt.Log.Warn("transcription sends audio to a remote server", "endpoint", eng.Endpoint())
-	}
-	return eng, func() {}, nil
+	return eng, release, err
 }
 
 // replayTimeout bounds one replay.
