@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	fastjson "github.com/go-json-experiment/json/v1"
 )
 
 var origin = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
@@ -198,6 +201,29 @@ func FuzzDecode(f *testing.F) {
 		}
 		if _, err := Decode(out); err != nil {
 			t.Fatalf("re-encoded event does not decode: %v", err)
+		}
+	})
+}
+
+// FuzzDecodeLikeStdlib: the one-pass reader decodes exactly what
+// encoding/json would, and refuses what it refuses, so switching readers
+// changed no event's meaning.
+func FuzzDecodeLikeStdlib(f *testing.F) {
+	for _, e := range sampleEvents(f) {
+		b, _ := e.Marshal()
+		f.Add(b)
+	}
+	f.Add([]byte(`{"event_id":"evt_aaaaaaaa","EVENT_ID":"evt_bbbbbbbb","type":"a.b","type":"c.d","schema_version":1.0,"revision":"rev_\xff","producer":{"name":"x"},"payload":{"a":[1,2]}} `))
+	f.Add([]byte(`{"event_id":"evt_aaaaaaaa","type":"a.b"} {}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var std, fast Envelope
+		errStd := json.Unmarshal(b, &std)
+		errFast := fastjson.Unmarshal(b, &fast)
+		if (errStd == nil) != (errFast == nil) {
+			t.Fatalf("encoding/json says %v, the one-pass reader %v, for %q", errStd, errFast, b)
+		}
+		if errStd == nil && !reflect.DeepEqual(std, fast) {
+			t.Fatalf("decoded differently from %q:\nencoding/json %+v\none-pass      %+v", b, std, fast)
 		}
 	})
 }
