@@ -124,7 +124,8 @@ type lineView struct {
 	Offset     string // seconds into the audio, for seeking; "" when outside it
 	Pre, Match string
 	Post       string
-	Matched    bool // the alert's own line
+	Matched    bool   // the alert's own line
+	Pass       string // the revision's pass: live, settled or final
 	Unreadable bool
 }
 
@@ -206,23 +207,57 @@ func (c *console) alertPage(w http.ResponseWriter, r *http.Request) {
 		v.NoAudio = "The audio could not be cut; try again."
 	}
 	origins := map[string]time.Time{tl.Track: tl.Origin}
-	for _, l := range data.Excerpt {
-		lv := lineView{Speaker: l.Speaker, Unreadable: l.Text == "" && len(l.Sealed) > 0}
-		origin, ok := origins[l.Track]
+	lineTime := func(track string, first int64) (time.Time, string) {
+		origin, ok := origins[track]
 		if !ok {
-			if o, err := evidence.Origin(ctx, c.s.cfg.Store, ent.Env.Room, ent.Env.Session, l.Track); err == nil {
-				origin, ok = o, true
+			if o, err := evidence.Origin(ctx, c.s.cfg.Store, ent.Env.Room, ent.Env.Session, track); err == nil {
+				origin = o
 			}
-			origins[l.Track] = origin
+			origins[track] = origin
 		}
-		if !origin.IsZero() {
-			lv.Time = origin.Add(event.SamplesToDuration(l.FirstSample))
-			if !audioStart.IsZero() {
-				off := lv.Time.Sub(audioStart).Seconds()
-				lv.Offset = fmt.Sprintf("%.2f", max(off, 0))
-			}
+		if origin.IsZero() {
+			return time.Time{}, ""
 		}
-		lv.Matched = l.Track == tl.Track && l.FirstSample <= tl.LastSample && l.LastSample >= tl.FirstSample
+		t := origin.Add(event.SamplesToDuration(first))
+		if audioStart.IsZero() {
+			return t, ""
+		}
+		return t, fmt.Sprintf("%.2f", max(t.Sub(audioStart).Seconds(), 0))
+	}
+	matched := func(track string, first, last int64) bool {
+		return track == tl.Track && first <= tl.LastSample && last >= tl.FirstSample
+	}
+	// The preferred text per stretch of speech from the archived
+	// revisions; the alert's own excerpt (the revision that raised it)
+	// when the archive has none there.
+	preferred, err := preferredTranscript(ctx, c.s.cfg.Store, ent.Env, data.Excerpt)
+	if err != nil {
+		c.s.log.Warn("archived transcript not read; showing the alert's excerpt", "alert", id, "error", err)
+	}
+	for _, e := range preferred {
+		lv := lineView{Speaker: e.Speaker, Pass: passOf(e)}
+		lv.Time, lv.Offset = lineTime(e.Timeline.Track, e.Timeline.FirstSample)
+		var d event.TranscriptSegmentData
+		if err := e.Open(ctx, c.s.cfg.Keys, &d); err != nil {
+			lv.Unreadable = true
+		}
+		lv.Matched = matched(e.Timeline.Track, e.Timeline.FirstSample, e.Timeline.LastSample)
+		lv.Pre = d.Text
+		if lv.Matched {
+			lv.Pre, lv.Match, lv.Post = highlight(d.Text, data.Text, data.Value)
+		}
+		v.Lines = append(v.Lines, lv)
+	}
+	if len(preferred) > 0 {
+		detail += fmt.Sprintf(" lines=%d from the archive", len(preferred))
+	}
+	for _, l := range data.Excerpt {
+		if len(preferred) > 0 {
+			break // the archive's lines stand in for the excerpt's
+		}
+		lv := lineView{Speaker: l.Speaker, Pass: passOf(ent.Env), Unreadable: l.Text == "" && len(l.Sealed) > 0}
+		lv.Time, lv.Offset = lineTime(l.Track, l.FirstSample)
+		lv.Matched = matched(l.Track, l.FirstSample, l.LastSample)
 		lv.Pre = l.Text
 		if lv.Matched {
 			lv.Pre, lv.Match, lv.Post = highlight(l.Text, data.Text, data.Value)

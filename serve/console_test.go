@@ -18,8 +18,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/earshot/earshot/compliance/archive"
 	"github.com/earshot/earshot/event"
 	"github.com/earshot/earshot/policy"
+	"github.com/earshot/earshot/serve/evidence/evidencetest"
 )
 
 // fakeClock is a settable clock for session timeouts.
@@ -981,5 +983,83 @@ func TestConsoleAlertPageShowsRevisionUpdates(t *testing.T) {
 	b.signIn(opToken)
 	if _, body := b.do("GET", "/console/alerts/"+h.alert.EventID, nil, nil); !strings.Contains(body, "settled revision: not in settled text") {
 		t.Error("the alert page does not say what the settled revision found")
+	}
+}
+
+// TestConsoleAlertPagePrefersFinalRevision: the alert page's transcript
+// is the archived transcript around the alert with one text per stretch
+// of speech, from the best revision there (final, else settled, else
+// live), not the excerpt of the revision that raised the alert.
+func TestConsoleAlertPagePrefersFinalRevision(t *testing.T) {
+	h, _ := consoleHarness(t)
+	ctx := context.Background()
+	store := h.s.cfg.Store.(*evidencetest.Store)
+	live := &event.Processing{Model: "tiny.en"}
+	settled := &event.Processing{Model: "tiny.en", Options: map[string]string{"pass": event.PassSettled}}
+	final := &event.Processing{Model: "small.en", Options: map[string]string{"pass": event.PassFinal}}
+	archived := func(proc *event.Processing, spk, track string, origin time.Time, first, last int64, text string) {
+		t.Helper()
+		tl := event.Timeline{Track: track, FirstSample: first, LastSample: last, Origin: origin, Anchor: event.AnchorArrival}
+		e, err := event.New(event.TypeTranscript, event.Producer{Name: "earshot-transcribe"}, proc, room, session, spk, &tl,
+			event.TranscriptSegment{Language: "en", Speech: true})
+		if err == nil {
+			err = e.Seal(ctx, h.keys, event.TranscriptSegmentData{Text: text})
+		}
+		raw, merr := e.Marshal()
+		if err = errors.Join(err, merr); err != nil {
+			t.Fatal(err)
+		}
+		store.Set(archive.Key(e), raw)
+	}
+	at, otherOrigin := h.rec.At, h.rec.Origin.Add(time.Second)
+	// The alert's stretch: heard live (as the excerpt has it), then again
+	// by the final pass with different words.
+	archived(live, speaker, ownTrack, h.rec.Origin, at(3500), at(3800)-1, "i will kill you")
+	archived(final, speaker, ownTrack, h.rec.Origin, at(3400), at(3900), "I will kill you tomorrow at noon")
+	// The other speaker's line: live and settled.
+	archived(live, other, othTrack, otherOrigin, 1000, 2000, "and the other speaker answers")
+	archived(settled, other, othTrack, otherOrigin, 900, 2100, "and the other one replies")
+	// Outside the excerpt's stretch of the track: not shown.
+	archived(live, speaker, ownTrack, h.rec.Origin, at(100), at(600), "much earlier words")
+
+	b := newBrowser(t, h.srv)
+	b.signIn(opToken)
+	resp, body := b.do("GET", "/console/alerts/"+h.alert.EventID, nil, nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d: %.300s", resp.StatusCode, body)
+	}
+	list := regexp.MustCompile(`(?s)<ol class="transcript"[^>]*>(.*?)</ol>`).FindStringSubmatch(body)
+	if list == nil {
+		t.Fatal("no transcript on the page")
+	}
+	lines := regexp.MustCompile(`(?s)<li[ >].*?</li>`).FindAllString(list[1], -1)
+	type want struct{ speaker, pass, text string }
+	wants := []want{ // spoken order: the other line is at 1 s on the wall clock, the alert's at 3.4 s
+		{other, event.PassSettled, `and the other one replies`},
+		{speaker, event.PassFinal, `<mark>I will kill you</mark> tomorrow at noon`},
+	}
+	if len(lines) != len(wants) {
+		t.Fatalf("%d transcript lines, want %d (one per stretch):\n%s", len(lines), len(wants), list[1])
+	}
+	for i, w := range wants {
+		l := lines[i]
+		if !strings.Contains(l, `title="`+w.speaker+`"`) || !strings.Contains(l, `<span class="pass" title="transcription pass">`+w.pass+`</span>`) ||
+			!strings.Contains(l, w.text) {
+			t.Errorf("line %d: %s\nwant speaker %s, pass %s, text %q", i, l, w.speaker, w.pass, w.text)
+		}
+		if !regexp.MustCompile(`class="seek" data-offset="[0-9.]+"`).MatchString(l) {
+			t.Errorf("line %d has no time to seek to: %s", i, l)
+		}
+	}
+	if strings.HasPrefix(lines[0], `<li class="matched">`) || !strings.HasPrefix(lines[1], `<li class="matched">`) {
+		t.Error("the alert's own stretch is not the one highlighted")
+	}
+	for _, gone := range []string{"and the other speaker answers", "much earlier words"} {
+		if strings.Contains(body, gone) {
+			t.Errorf("the page shows %q (a replaced revision, or outside the alert's stretch)", gone)
+		}
+	}
+	if a := h.audit.last(); a.Action != AuditConsoleAlert || !strings.Contains(a.Detail, "lines=2 from the archive") {
+		t.Errorf("audit entry %+v: want the page's, saying where its lines came from", a)
 	}
 }
