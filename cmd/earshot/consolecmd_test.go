@@ -114,7 +114,10 @@ func TestConsoleComplianceBackend(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cc := consoleCompliance{c}
+	cc, err := consoleCompliance(c)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := cc.SetHold(ctx, "cora", cliRoom, "", "litigation 42"); err != nil {
 		t.Fatal(err)
 	}

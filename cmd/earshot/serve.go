@@ -48,10 +48,12 @@ func newServeStage(ctx context.Context, rt *Runtime) (Stage, error) {
 	// The console's compliance views use the same holds and audit log as
 	// the hold and audit commands; without them the views say so.
 	var comp serve.Compliance
-	if c, err := newCompliance(ctx, rt); err == nil {
-		comp = consoleCompliance{c}
-	} else {
+	if c, err := newCompliance(ctx, rt); err != nil {
 		rt.Log.Warn("the console's compliance views are off", "error", err)
+	} else if b, err := consoleCompliance(c); err != nil {
+		rt.Log.Warn("the console's compliance views are off", "error", err)
+	} else {
+		comp = b
 	}
 	return serve.New(serve.Config{
 		Listen: c.Listen, Store: rt.Store, Keys: rt.Keys, Sender: rt.Producer, Producer: rt.Self,
