@@ -15,7 +15,7 @@ BENCHTIME ?= 1s
 # that they do not compete for the CPU with each other or with -race builds.
 REALTIME_RE := /ingest($$|/)|/e2etest$$|/webrtcbench$$|/browsertest$$
 
-.PHONY: all build install test test-unit cluster-test demo bench e2e whisper-smoke testbed-up testbed-down testbed-status vet fmt fuzz clean
+.PHONY: all build install test test-unit cluster-test demo screenshots bench e2e whisper-smoke testbed-up testbed-down testbed-status vet fmt fuzz clean
 
 all: build
 
@@ -55,6 +55,12 @@ demo:
 	@testbed/build-deps.sh
 	@testbed/install.sh janus whisper speech
 	@testbed/demo.sh
+
+## screenshots: the console's screenshots in docs/console, taken by chromium from a demo run.
+screenshots:
+	@testbed/build-deps.sh
+	@testbed/install.sh janus whisper speech chromium
+	@DEMO_SCREENSHOTS=docs/console testbed/demo.sh
 
 ## e2e: only the end-to-end tests (TestE2E*), on the test bed.
 e2e: install

@@ -21,6 +21,10 @@
 #   DEMO_DRAIN_S              seconds to let the pipeline drain (8)
 #   DEMO_USE_RUNNING_TESTBED  1: start nothing, use the running test bed's
 #                             Janus and Whisper (their out/testbed/*.env files)
+#   DEMO_SERVE_LISTEN         earshot serve's address (127.0.0.1:8470)
+#   DEMO_SCREENSHOTS          folder: chromium takes the console's screenshots
+#                             there (cmd/consoleshots: a live room while the
+#                             bots talk, then the queue and an alert page)
 set -euo pipefail
 TB_COMPONENT=demo
 # shellcheck source=testbed/lib.sh
@@ -75,6 +79,7 @@ transcribe: {engine: http, url: "$engine_url", language: en}
 serve:
   operators: [{name: demo, token_file: "$out/data/secrets/demo-operator.token", role: admin}]
 YAML
+[[ -z "${DEMO_SERVE_LISTEN:-}" ]] || printf '  listen: "%s"\n' "$DEMO_SERVE_LISTEN" >>"$out/earshot.yaml"
 
 pids=()
 cleanup() {
@@ -99,6 +104,15 @@ tail -n +1 -F --pid="$earshot_pid" "$out/earshot.log" 2>/dev/null | "${awk_read[
 pids+=($!)
 
 sleep 3
+if [[ -n "${DEMO_SCREENSHOTS:-}" ]]; then
+	say "chromium takes the console's screenshots into $DEMO_SCREENSHOTS"
+	go build -o "$out/bin/consoleshots" ./cmd/consoleshots
+	"$out/bin/consoleshots" -out "$DEMO_SCREENSHOTS" -done "$out/drained" \
+		-signin "$("$out/bin/earshot" console link -config "$out/earshot.yaml" --operator demo --ttl 1h)" \
+		>"$out/consoleshots.log" 2>&1 &
+	shots_pid=$!
+	pids+=("$shots_pid")
+fi
 say "two speaker bots join room $ROOM and talk"
 bots=()
 for who in alice bob; do
@@ -112,11 +126,18 @@ for b in "${bots[@]}"; do wait "$b" || bots_rc=$?; done
 [[ $bots_rc -eq 0 ]] || say "a speaker bot failed: see $out/alice.log and $out/bob.log"
 say "conversation over; letting the pipeline drain"
 sleep "${DEMO_DRAIN_S:-8}"
+if [[ -n "${shots_pid:-}" ]]; then
+	touch "$out/drained"
+	shots_rc=0
+	wait "$shots_pid" || shots_rc=$?
+	[[ $shots_rc -eq 0 ]] || tb_die "the console screenshots failed: see $out/consoleshots.log"
+	say "console screenshots: queue.png, alert.png and room.png in $DEMO_SCREENSHOTS"
+fi
 console_url=$("$out/bin/earshot" config show -config "$out/earshot.yaml" 2>/dev/null | awk '$1 == "public_url:" {print $2; exit}')/console/
 signin=$("$out/bin/earshot" console link -config "$out/earshot.yaml" --operator demo --ttl 1h)
 say "moderator console: $console_url"
 say "one-time sign-in link (demo operator, works once, for an hour): $signin"
-if [[ -t 0 && -t 1 ]]; then
+if [[ -t 0 && -t 1 && -z "${DEMO_SCREENSHOTS:-}" ]]; then
 	# In a terminal the console stays up (the embedded broker keeps the
 	# alerts in memory only while earshot runs) until Ctrl-C.
 	say "the console stays up; press Ctrl-C to stop earshot and see the summary"

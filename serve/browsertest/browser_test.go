@@ -28,6 +28,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/earshot/earshot/bus"
+	"github.com/earshot/earshot/compliance/archive"
 	"github.com/earshot/earshot/event"
 	"github.com/earshot/earshot/internal/e2e"
 	"github.com/earshot/earshot/internal/speech"
@@ -45,12 +46,15 @@ import (
 var axeSource string
 
 const (
-	room       = 1870
-	feed       = 78
-	aliceToken = "browser-alice-token-0123456789" // moderator, every room
-	carolToken = "browser-carol-token-0123456789" // admin
-	bobToken   = "browser-bob-token-0123456789"   // moderator of another room only
-	note       = "Clear threat of violence; escalated to the safety team."
+	room        = 1870
+	feed        = 78
+	aliceToken  = "browser-alice-token-0123456789" // moderator, every room
+	carolToken  = "browser-carol-token-0123456789" // admin
+	bobToken    = "browser-bob-token-0123456789"   // moderator of another room only
+	coraToken   = "browser-cora-token-0123456789"  // compliance
+	ackNote     = "Looking into it."
+	note        = "Clear threat of violence; escalated to the safety team."
+	dismissNote = "Duplicate of the ticket filed by the room's host."
 )
 
 // script: a threat between pauses, so the evidence window has context on
@@ -118,9 +122,13 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = prod.Close() })
-	consumer := func(name, topic string) *bus.Consumer {
+	consumer := func(name string, topic ...string) *bus.Consumer {
+		var of []string
+		for _, tp := range topic {
+			of = append(of, topics.Of(tp))
+		}
 		c, err := bus.NewConsumer(bus.ConsumerConfig{Brokers: brokers, GroupID: "earshot-console-e2e-" + name + "-" + e2e.RandHex(4),
-			Topics: []string{topics.Of(topic)}, StartOffset: bus.FirstOffset, SessionTimeout: 10 * time.Second,
+			Topics: of, StartOffset: bus.FirstOffset, SessionTimeout: 10 * time.Second,
 			HeartbeatInterval: time.Second, RebalanceTimeout: 20 * time.Second, DrainTimeout: 5 * time.Second, Logger: log.With("stage", name)})
 		if err != nil {
 			t.Fatal(err)
@@ -166,6 +174,13 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	run(t, "policy", ps.Run, ps.Close)
 	ing := e2e.StartIngest(t, e2e.IngestConfig{Room: room, Brokers: brokers, Topics: topics, Keys: keys, SegmentDuration: 10 * time.Second})
+	// The compliance archive: the alert page reads its transcript
+	// revisions from it, exports read it.
+	arch, err := archive.New(archive.Config{Consumer: consumer("archive", archive.Topics...), Store: ing.Store, Keys: keys, Logger: log.With("stage", "archive")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, "archive", arch.Run, arch.Close)
 
 	// earshot serve with its console.
 	clk := &offsetClock{}
@@ -176,6 +191,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	idx := serve.NewIndex(1000)
 	live := serve.NewLive(clk.Now)
 	auditTopic := topics.Of(event.TopicAudit)
+	comp, exportKey := complianceBackend(t, ing, keys, prod, auditTopic)
 	srv, err := serve.New(serve.Config{
 		Listen: "127.0.0.1:0", Store: ing.Store, Keys: keys, Sender: prod, ActionsTopic: topics.Of(event.TopicAlertActions),
 		Producer: event.Producer{Name: "earshot-serve", Version: "e2e"},
@@ -185,13 +201,14 @@ func TestConsoleInBrowser(t *testing.T) {
 			{Name: "alice", TokenHash: serve.HashToken(aliceToken), Role: serve.RoleModerator},
 			{Name: "carol", TokenHash: serve.HashToken(carolToken), Role: serve.RoleAdmin},
 			{Name: "bob", TokenHash: serve.HashToken(bobToken), Rooms: []string{ing.Pseud.Room("1879")}},
+			{Name: "cora", TokenHash: serve.HashToken(coraToken), Role: serve.RoleCompliance},
 		},
 		Index: idx,
 		Tail: &serve.Tail{Brokers: brokers, Topics: []string{topics.Of(event.TopicAlerts), topics.Of(event.TopicAlertActions)},
 			Apply: func(e *event.Envelope) { idx.Apply(e) }, Logger: log},
 		Live: live, LiveTail: &serve.Tail{Brokers: brokers, Topics: []string{topics.Of(event.TopicLifecycle), topics.Of(event.TopicSegments),
 			topics.Of(event.TopicTranscripts)}, Apply: live.Apply, Logger: log, FromEnd: true},
-		Compliance: oneHold{}, Logger: log, Now: clk.Now,
+		Compliance: comp, Logger: log, Now: clk.Now,
 		Console: serve.ConsoleConfig{Idle: 30 * time.Minute, MaxAge: 12 * time.Hour},
 	})
 	if err != nil {
@@ -273,6 +290,21 @@ func TestConsoleInBrowser(t *testing.T) {
 	for range len(ids) - 1 {
 		alice.do(chromedp.KeyEvent("j"))
 	}
+	if got := sel(); got != target {
+		t.Fatalf("j moved to %s, want the oldest row %s", got, target)
+	}
+	// Acknowledge from the queue, by keyboard: the row's status changes
+	// here and in the second session.
+	alice.act("a", ackNote)
+	alice.waitJS("the row acknowledged", statusIs(target, "acknowledged"), 30*time.Second)
+	carol.waitJS("the acknowledged status in carol's queue", statusIs(target, "acknowledged"), 30*time.Second)
+	if got := sel(); got != target {
+		t.Errorf("after the action the selection is %s, want it kept on %s", got, target)
+	}
+	// The archive holds the room's transcripts before the page opens, so
+	// that its transcript is the archived one (checked in the audit
+	// entry below).
+	waitArchived(t, ing, idx, target)
 	alice.do(chromedp.KeyEvent("\r"))
 	alice.waitJSAcrossLoads("the alert page", `!!document.getElementById('alert') && document.getElementById('alert').dataset.alert === '`+target+`'`, 30*time.Second)
 	alice.checkPage("alert page")
@@ -300,9 +332,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 
 	// Confirm with a note, by keyboard.
-	alice.do(chromedp.Click("h1"), chromedp.KeyEvent("c"))
-	alice.waitJS("the action dialog", `document.getElementById('act-dialog').open`, 10*time.Second)
-	alice.do(chromedp.SendKeys("#act-note", note), chromedp.Click("#act-ok"))
+	alice.act("c", note)
 	alice.waitJSAcrossLoads("the alert confirmed", `document.getElementById('alert-status').textContent === 'confirmed'`, 30*time.Second)
 	if h := evalJS[string](alice, `document.getElementById('history').parentElement.textContent`); !strings.Contains(h, note) || !strings.Contains(h, "alice") {
 		t.Errorf("history lacks the action and its note: %q", h)
@@ -313,15 +343,16 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 
 	// The second session sees the change live.
-	carol.waitJS("the confirmed status in carol's queue", `(() => { const r = document.querySelector('#queue tr[data-id="`+target+`"] .status');
-		return !!r && r.textContent === 'confirmed'; })()`, 30*time.Second)
+	carol.waitJS("the confirmed status in carol's queue", statusIs(target, "confirmed"), 30*time.Second)
+	// Dismiss, by keyboard, on the alert page.
+	alice.act("d", dismissNote)
+	alice.waitJSAcrossLoads("the alert dismissed", `document.getElementById('alert-status').textContent === 'dismissed'`, 30*time.Second)
+	if h := evalJS[string](alice, `Array.from(document.querySelectorAll('#history ~ table tbody tr')).map(r => r.textContent).join('\n')`); !inOrder(h, "ack", ackNote, "confirm", note, "dismiss", dismissNote) {
+		t.Errorf("history lacks the three actions and notes in order: %q", h)
+	}
+	carol.waitJS("the dismissed status in carol's queue", statusIs(target, "dismissed"), 30*time.Second)
 	carol.do(chromedp.Navigate(base + "/console/sessions"))
 	carol.checkPage("sessions")
-	carol.do(chromedp.Navigate(base + "/console/compliance"))
-	if !evalJS[bool](carol, `document.body.textContent.includes('litigation 7')`) {
-		t.Error("the compliance page lacks the hold")
-	}
-	carol.checkPage("compliance")
 
 	// bob, limited to another room, saw queue updates but never the alert,
 	// and cannot reach it by URL or by the evidence endpoint.
@@ -341,6 +372,8 @@ func TestConsoleInBrowser(t *testing.T) {
 			t.Errorf("bob on %s: status %d, want 404", p, code)
 		}
 	}
+
+	complianceInBrowser(t, chrome, base, ing.RoomP, comp, exportKey, alice, carol)
 
 	// An expired session is refused: 13 hours later (past the 12-hour
 	// absolute timeout) carol is sent to the sign-in form.
@@ -368,16 +401,30 @@ func TestConsoleInBrowser(t *testing.T) {
 		if en.Subject == target {
 			k += " target"
 		}
+		if en.Action == serve.AuditAlertAction {
+			k += " " + en.Detail
+		}
 		count[k]++
+		if en.Action == serve.AuditConsoleAlert && en.Operator == "alice" && strings.Contains(en.Detail, "from the archive") {
+			count["alice console.alert from the archive"]++
+		}
 	}
 	t.Logf("audit entries: %v", count)
 	for k, n := range map[string]int{
-		"alice console.alert ok target":   2, // opened, then reloaded after the action
-		"alice alert.action ok target":    1,
-		"bob console.alert denied target": 1,
-		"alice console.signin ok":         1,
-		"carol console.signin ok":         1,
-		"bob console.signin ok":           1,
+		"alice console.alert ok target":        3, // opened, then reloaded after each action on the page
+		"alice alert.action ok target ack":     1,
+		"alice alert.action ok target confirm": 1,
+		"alice alert.action ok target dismiss": 1,
+		"alice console.alert from the archive": 3,
+		"bob console.alert denied target":      1,
+		"alice console.signin ok":              1,
+		"carol console.signin ok":              1,
+		"bob console.signin ok":                1,
+		"cora console.signin ok":               1,
+		"cora hold.set ok":                     1,
+		"cora hold.lift ok":                    1,
+		"cora export ok":                       1,
+		"alice console.compliance denied":      3, // the page, a hold and an export posted directly
 	} {
 		if count[k] != n {
 			t.Errorf("%d audit entries %q, want %d", count[k], k, n)
@@ -557,30 +604,4 @@ func (b *tab) screenshot(name string) {
 	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
 		b.t.Fatal(fmt.Errorf("screenshot %s: %w", name, err))
 	}
-}
-
-// oneHold is a compliance backend with one hold and a short intact
-// chain: what the compliance page is checked against for accessibility
-// (the backend itself is tested in cmd/earshot).
-type oneHold struct{}
-
-func (oneHold) Holds(context.Context) ([]serve.HoldInfo, error) {
-	return []serve.HoldInfo{{Room: "r1_" + strings.Repeat("a", 32), Reason: "litigation 7", Operator: "carol", Set: time.Now()}}, nil
-}
-
-func (oneHold) SetHold(context.Context, string, string, string, string) error {
-	return errors.ErrUnsupported
-}
-
-func (oneHold) LiftHold(context.Context, string, serve.HoldInfo, string) (bool, error) {
-	return false, errors.ErrUnsupported
-}
-
-func (oneHold) AuditStatus(context.Context, int) (serve.AuditStatus, error) {
-	return serve.AuditStatus{Intact: true, Entries: 1, Head: strings.Repeat("0", 64),
-		Recent: []event.AuditEntry{{Seq: 1, Time: time.Now(), Operator: "carol", Action: "hold.set", Outcome: "ok"}}}, nil
-}
-
-func (oneHold) Export(context.Context, string, string, string, string, io.Writer) (string, error) {
-	return "", errors.ErrUnsupported
 }
