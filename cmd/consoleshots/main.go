@@ -3,7 +3,8 @@
 // DEMO_SCREENSHOTS): it signs in with a one-time link in headless
 // chromium, photographs a live room's page while the speakers talk, then,
 // once the demo says the pipeline has drained (the -done file exists), the
-// alert queue and the page of the conversation's first alert.
+// alert queue and the newest alert's page (the conversation ends with a
+// threat).
 //
 //	consoleshots -signin URL -out docs/console -done FILE [-chrome PATH]
 //
@@ -96,7 +97,7 @@ func run(signin, out, done, chrome string, timeout time.Duration, log *slog.Logg
 	if err := s.shoot("room"); err != nil {
 		return err
 	}
-	// After the conversation: the queue with every alert, and the first
+	// After the conversation: the queue with every alert, and the newest
 	// alert's page with its audio loaded.
 	for {
 		if _, err := os.Stat(done); err == nil {
@@ -113,7 +114,7 @@ func run(signin, out, done, chrome string, timeout time.Duration, log *slog.Logg
 	if err := s.shoot("queue"); err != nil {
 		return err
 	}
-	id, err := chromedp.Run(s.ctx, chromedp.Evaluate[string](`Array.from(document.querySelectorAll('#queue tbody tr[data-id]')).pop().dataset.id`))
+	id, err := chromedp.Run(s.ctx, chromedp.Evaluate[string](`document.querySelector('#queue tbody tr[data-id]').dataset.id`))
 	if err != nil {
 		return err
 	}

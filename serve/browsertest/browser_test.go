@@ -12,12 +12,9 @@ import (
 	"context"
 	_ "embed"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -251,7 +248,6 @@ func TestConsoleInBrowser(t *testing.T) {
 	ids := evalJS[[]string](alice, `Array.from(document.querySelectorAll('#queue tbody tr[data-id]')).map(r => r.dataset.id)`)
 	target := ids[len(ids)-1] // the oldest: the threat comes first in the script
 	alice.checkPage("queue with alerts")
-	alice.screenshot("queue")
 
 	// The live rooms page lists the room; its page shows the speaker and
 	// what was said.
@@ -263,7 +259,6 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("live transcript line by %s, want the speaker's pseudonym %s", spk, ing.Speaker(feed))
 	}
 	alice.checkPage("live room")
-	alice.screenshot("room")
 	ing.WaitTracksEnded()
 	ing.Stop() // every segment is in the bucket: the evidence can be cut
 	alice.do(chromedp.Navigate(base + "/console/?status=all"))
@@ -308,7 +303,6 @@ func TestConsoleInBrowser(t *testing.T) {
 	alice.do(chromedp.KeyEvent("\r"))
 	alice.waitJSAcrossLoads("the alert page", `!!document.getElementById('alert') && document.getElementById('alert').dataset.alert === '`+target+`'`, 30*time.Second)
 	alice.checkPage("alert page")
-	alice.screenshot("alert")
 
 	// The evidence plays, as long as the cut the API serves.
 	want := apiAudioDuration(t, base, target)
@@ -584,24 +578,5 @@ func (b *tab) checkPage(page string) {
 		if !strings.HasPrefix(u, b.base+"/") {
 			b.t.Errorf("%s: the page loaded %s, not from the server", page, u)
 		}
-	}
-}
-
-// screenshot saves the page as <EARSHOT_CONSOLE_SCREENSHOTS>/<name>.png
-// when that folder is set (docs/console.md's pictures).
-func (b *tab) screenshot(name string) {
-	b.t.Helper()
-	dir := os.Getenv("EARSHOT_CONSOLE_SCREENSHOTS")
-	if dir == "" {
-		return
-	}
-	ctx, cancel := context.WithTimeout(b.ctx, time.Minute)
-	defer cancel()
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		b.t.Fatalf("screenshot %s: %v", name, err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
-		b.t.Fatal(fmt.Errorf("screenshot %s: %w", name, err))
 	}
 }
