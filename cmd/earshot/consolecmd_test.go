@@ -16,10 +16,12 @@ import (
 	"time"
 
 	"github.com/earshot/earshot/compliance/audit"
+	"github.com/earshot/earshot/ingest/pseudonym"
 	"github.com/earshot/earshot/internal/bustest"
 	"github.com/earshot/earshot/internal/compliancetest"
 	"github.com/earshot/earshot/internal/config"
 	"github.com/earshot/earshot/serve"
+	"github.com/earshot/earshot/serve/complianceview"
 	"github.com/earshot/earshot/serve/evidence/evidencetest"
 	"github.com/earshot/earshot/storage"
 	"github.com/earshot/earshot/storage/crypt"
@@ -144,5 +146,14 @@ func TestConsoleComplianceBackend(t *testing.T) {
 	st, err := cc.AuditStatus(ctx, 2)
 	if err != nil || !st.Intact || st.Entries < 3 || len(st.Recent) != 2 || st.Recent[0].Action != audit.ActionHoldLift || st.Recent[0].Seq != st.Entries {
 		t.Errorf("audit status %+v (%v): want an intact chain, newest first, ending with the lift", st, err)
+	}
+}
+
+// TestComplianceViewKinds: the console's compliance views name ID kinds
+// as ingest/pseudonym does (serve may not import ingest, so it keeps its
+// own copy).
+func TestComplianceViewKinds(t *testing.T) {
+	if complianceview.KindRoom != pseudonym.KindRoom || complianceview.KindPerson != pseudonym.KindPerson {
+		t.Fatalf("complianceview kinds %q/%q, pseudonym kinds %q/%q", complianceview.KindRoom, complianceview.KindPerson, pseudonym.KindRoom, pseudonym.KindPerson)
 	}
 }

@@ -88,6 +88,25 @@ func (p *Pseudonymizer) All(kind, identity string) []string {
 	return out
 }
 
+// Resolve turns what an operator typed (a raw ID, or already a
+// pseudonym of kind) into the pseudonyms data may be stored under: the
+// pseudonym itself, or the raw ID's under every key version.
+func (p *Pseudonymizer) Resolve(kind, id string) []string {
+	if IsPseudonym(kind, id) {
+		return []string{id}
+	}
+	return p.All(kind, id)
+}
+
+// ResolveCurrent is Resolve for the current key version only: the
+// pseudonym itself, or the raw ID's pseudonym today.
+func (p *Pseudonymizer) ResolveCurrent(kind, id string) string {
+	if IsPseudonym(kind, id) {
+		return id
+	}
+	return derive(p.secret, p.version, kind, id)
+}
+
 // derive computes "<kind><version>_<base32(HMAC(secret, kind NUL identity))>".
 // 20 bytes of the MAC (160 bits) keep collisions out of reach.
 func derive(secret []byte, version int, kind, identity string) string {

@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -68,6 +69,36 @@ func TestAllCoversOlderVersions(t *testing.T) {
 	all := p.All(KindPerson, "bob")
 	if len(all) != 2 || all[0] != p.Person("bob") || all[1] != old.Person("bob") {
 		t.Fatalf("All = %v", all)
+	}
+}
+
+// TestResolve: what an operator types is resolved to stored pseudonyms,
+// a pseudonym is kept as it is (never hashed again), and a pseudonym of
+// the other kind is taken as a raw ID.
+func TestResolve(t *testing.T) {
+	old, _ := New(bytes.Repeat([]byte{9}, 32), 1)
+	p, _ := New(secret, 2)
+	if err := p.AddOlder(bytes.Repeat([]byte{9}, 32), 1); err != nil {
+		t.Fatal(err)
+	}
+	room := p.Room("1234")
+	for _, tc := range []struct {
+		kind, id string
+		all      []string
+		current  string
+	}{
+		{KindRoom, "1234", []string{room, old.Room("1234")}, room},
+		{KindRoom, room, []string{room}, room},
+		{KindRoom, old.Room("1234"), []string{old.Room("1234")}, old.Room("1234")},
+		{KindPerson, "bob", []string{p.Person("bob"), old.Person("bob")}, p.Person("bob")},
+		{KindPerson, room, p.All(KindPerson, room), p.Person(room)},
+	} {
+		if got := p.Resolve(tc.kind, tc.id); !slices.Equal(got, tc.all) {
+			t.Errorf("Resolve(%s, %s) = %v, want %v", tc.kind, tc.id, got, tc.all)
+		}
+		if got := p.ResolveCurrent(tc.kind, tc.id); got != tc.current {
+			t.Errorf("ResolveCurrent(%s, %s) = %s, want %s", tc.kind, tc.id, got, tc.current)
+		}
 	}
 }
 

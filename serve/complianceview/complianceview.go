@@ -16,7 +16,6 @@ import (
 	"github.com/earshot/earshot/compliance/export"
 	"github.com/earshot/earshot/compliance/retention"
 	"github.com/earshot/earshot/event"
-	"github.com/earshot/earshot/ingest/pseudonym"
 	"github.com/earshot/earshot/serve"
 )
 
@@ -26,15 +25,34 @@ type Store interface {
 	export.Source
 }
 
+// Kinds of ID, as ingest/pseudonym names them.
+const (
+	KindPerson = "p"
+	KindRoom   = "r"
+)
+
+// Pseudonyms resolves what an operator typed (a raw room or person ID, or
+// a pseudonym) to the pseudonyms data is stored under. ingest/pseudonym's
+// Pseudonymizer implements it; serve sits below ingest and does not
+// import it.
+type Pseudonyms interface {
+	// Resolve returns id itself when it is a pseudonym of kind, else its
+	// pseudonyms under every key version.
+	Resolve(kind, id string) []string
+	// ResolveCurrent returns id itself when it is a pseudonym of kind,
+	// else its pseudonym under the current key version.
+	ResolveCurrent(kind, id string) string
+}
+
 // Config configures a Backend.
 type Config struct {
 	Store Store            // holds, the audit chain, the archive and audio; required
 	Keys  event.Keys       // opens the archived events' protected data for exports
 	Holds *retention.Holds // required
 	Audit *audit.Log       // required: every change and export is recorded
-	// Pseudonyms turns a raw room or person ID (pseudonym.KindRoom,
-	// KindPerson) into its pseudonym under every key version; required.
-	Pseudonyms *pseudonym.Pseudonymizer
+	// Pseudonyms turns a raw room or person ID into its pseudonyms;
+	// required.
+	Pseudonyms Pseudonyms
 	// Signer returns the export signing key; required.
 	Signer func() (ed25519.PrivateKey, error)
 	// Producer names the deployment in export manifests.
@@ -87,15 +105,6 @@ func (b *Backend) check(operator string) error {
 	return nil
 }
 
-// pseudonyms returns s if it is already a pseudonym of kind, else its
-// pseudonyms under every key version.
-func (b *Backend) pseudonyms(kind, s string) []string {
-	if pseudonym.IsPseudonym(kind, s) {
-		return []string{s}
-	}
-	return b.cfg.Pseudonyms.All(kind, s)
-}
-
 // Holds implements serve.Compliance.
 func (b *Backend) Holds(ctx context.Context) ([]serve.HoldInfo, error) {
 	holds, err := b.cfg.Holds.List(ctx)
@@ -120,10 +129,10 @@ func (b *Backend) SetHold(ctx context.Context, operator, room, speaker, reason s
 	}
 	rooms, speakers := []string{""}, []string{""}
 	if room != "" {
-		rooms = b.pseudonyms(pseudonym.KindRoom, room)
+		rooms = b.cfg.Pseudonyms.Resolve(KindRoom, room)
 	}
 	if speaker != "" {
-		speakers = b.pseudonyms(pseudonym.KindPerson, speaker)
+		speakers = b.cfg.Pseudonyms.Resolve(KindPerson, speaker)
 	}
 	for _, r := range rooms {
 		for _, p := range speakers {
@@ -207,12 +216,9 @@ func (b *Backend) Export(ctx context.Context, operator, room, speaker, reason st
 	if err != nil {
 		return "", err
 	}
-	req := export.Request{Room: room, Speaker: speaker, Operator: operator, Reason: reason}
-	if !pseudonym.IsPseudonym(pseudonym.KindRoom, room) {
-		req.Room = b.cfg.Pseudonyms.Room(room)
-	}
-	if speaker != "" && !pseudonym.IsPseudonym(pseudonym.KindPerson, speaker) {
-		req.Speaker = b.cfg.Pseudonyms.Person(speaker)
+	req := export.Request{Room: b.cfg.Pseudonyms.ResolveCurrent(KindRoom, room), Speaker: speaker, Operator: operator, Reason: reason}
+	if speaker != "" {
+		req.Speaker = b.cfg.Pseudonyms.ResolveCurrent(KindPerson, speaker)
 	}
 	sum, err := export.Write(ctx, export.Config{Store: b.cfg.Store, Keys: b.cfg.Keys, Signer: signer, Audit: b.cfg.Audit, Producer: b.cfg.Producer}, req, w)
 	if err != nil {
