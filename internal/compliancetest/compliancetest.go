@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"iter"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/earshot/earshot/compliance/archive"
 	"github.com/earshot/earshot/compliance/retention"
 	"github.com/earshot/earshot/event"
+	"github.com/earshot/earshot/record/spool"
 	"github.com/earshot/earshot/storage"
 	"github.com/earshot/earshot/storage/crypt"
 )
@@ -91,6 +93,9 @@ type Session struct {
 	Class string
 	// Replayed adds a second revision of every transcript (a replay).
 	Replayed bool
+	// LaterStay starts the tracks of a bot's later stay (ordinals from
+	// 100,000) this long after Start; by default they start at Start too.
+	LaterStay time.Duration
 }
 
 // DefaultOrdinals give every speaker three tracks, as ingest numbers
@@ -194,13 +199,20 @@ func (b *Built) addTrack(tb testing.TB, ctx context.Context, store storage.Putte
 	e, _ := event.New(event.TypeTrackStarted, Prod, nil, s.Room, s.ID, sp, nil, event.TrackStarted{Ordinal: ord, Codec: "opus"}, track)
 	add(e)
 	const seg = 30 * event.SampleRate
+	origin := s.Start
+	if ord >= 100_000 {
+		origin = origin.Add(s.LaterStay)
+	}
 	for n := range s.Segments {
-		tl := event.Timeline{Track: track, FirstSample: int64(n) * seg, LastSample: int64(n+1)*seg - 1, Origin: s.Start, Anchor: event.AnchorArrival}
+		tl := event.Timeline{Track: track, FirstSample: int64(n) * seg, LastSample: int64(n+1)*seg - 1, Origin: origin, Anchor: event.AnchorArrival}
 		key := event.SegmentKey(s.Room, s.ID, tl)
 		data := OggPayload(s.ID, sp, ord, n)
+		// The metadata ingest stores with a segment (spool.Descriptor).
 		if _, err := store.Put(ctx, key, bytes.NewReader(data), int64(len(data)), storage.PutOptions{
-			ContentType: "audio/ogg",
-			Metadata:    map[string]string{"room": s.Room, "session": s.ID, "speaker": sp, "track": track},
+			ContentType: spool.ContentType,
+			Metadata: map[string]string{"room": s.Room, "session": s.ID, "speaker": sp, spool.MetaTrack: track,
+				spool.MetaFirstSample: strconv.FormatInt(tl.FirstSample, 10), spool.MetaLastSample: strconv.FormatInt(tl.LastSample, 10),
+				spool.MetaOrigin: tl.Origin.UTC().Format(time.RFC3339Nano), spool.MetaAnchor: string(tl.Anchor)},
 		}); err != nil {
 			tb.Fatal(err)
 		}

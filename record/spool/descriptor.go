@@ -287,14 +287,14 @@ func (d *Descriptor) Metadata() map[string]string {
 	}
 	tl := e.Timeline
 	md := map[string]string{
-		"track":        tl.Track,
-		"first-sample": strconv.FormatInt(tl.FirstSample, 10),
-		"last-sample":  strconv.FormatInt(tl.LastSample, 10),
-		"origin":       tl.Origin.UTC().Format(time.RFC3339Nano),
-		"anchor":       string(tl.Anchor),
-		"event-id":     e.EventID,
-		"room":         e.Room,
-		"session":      e.Session,
+		MetaTrack:       tl.Track,
+		MetaFirstSample: strconv.FormatInt(tl.FirstSample, 10),
+		MetaLastSample:  strconv.FormatInt(tl.LastSample, 10),
+		MetaOrigin:      tl.Origin.UTC().Format(time.RFC3339Nano),
+		MetaAnchor:      string(tl.Anchor),
+		"event-id":      e.EventID,
+		"room":          e.Room,
+		"session":       e.Session,
 	}
 	if e.Speaker != "" {
 		md["speaker"] = e.Speaker
