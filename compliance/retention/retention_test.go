@@ -301,14 +301,15 @@ func TestManifestGivesEndAndSpeakers(t *testing.T) {
 	f := newFixture(t)
 	// Audio and a manifest, no archived lifecycle events.
 	compliancetest.Build(t, skipEvents{f.store}, f.kr, compliancetest.Session{Room: "r1_eph", ID: "ses_m", Speakers: []string{"p1_a", "p1_b"}, Start: t0})
-	m := fmt.Sprintf(`{"manifest_version":1,"room":"r1_eph","session":"ses_m","ended":%q,"tracks":[{"speaker":"p1_a"},{"speaker":"p1_b"}]}`, t0.Format(time.RFC3339))
+	// The session ends when its audio does (two 30 s segments per track).
+	m := fmt.Sprintf(`{"manifest_version":1,"room":"r1_eph","session":"ses_m","ended":%q,"tracks":[{"speaker":"p1_a"},{"speaker":"p1_b"}]}`, t0.Add(time.Minute).Format(time.RFC3339))
 	if _, err := f.store.Put(ctx, event.ManifestKey("r1_eph", "ses_m"), strings.NewReader(m), int64(len(m)), storage.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.holds.Set(ctx, retention.Hold{Scope: retention.Scope{Speaker: "p1_b"}, Reason: "r"}); err != nil {
 		t.Fatal(err)
 	}
-	f.now = t0.Add(time.Minute) // long before assume_ended_after: the manifest's end counts
+	f.now = t0.Add(2 * time.Minute) // long before assume_ended_after: the manifest's end counts
 	if rep := f.sweep(t); rep.Expired != 1 {
 		t.Fatalf("report %+v", rep)
 	}

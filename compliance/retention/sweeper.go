@@ -157,6 +157,28 @@ func (s *Sweeper) Sweep(ctx context.Context) (SweepReport, error) {
 		if now.Before(exp) {
 			continue
 		}
+		// The end a record claims may be forged (or precede audio stored
+		// after it): the session ends no earlier than its newest audio.
+		// Read only for sessions about to expire, as it stats segments.
+		audioEnd, stored, err := AudioEnd(ctx, s.cfg.Store, SessionAudio(ss.room, ss.id))
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if stored && audioEnd.After(end) {
+			// Timelines are stamped on arrival, so the last segment may
+			// end a moment after the recorded end; a minute is not that.
+			lvl := slog.LevelDebug
+			if audioEnd.Sub(end) > time.Minute {
+				lvl = slog.LevelWarn
+			}
+			s.log.Log(ctx, lvl, "session's audio ends after its recorded end; retention counts from the audio", "room", ss.room, "session", ss.id,
+				"recorded_end", end, "audio_end", audioEnd)
+			end = audioEnd
+			if exp = Expires(class, Facts{Ended: end, Alerts: ss.alerts, Confirmed: ss.confirmed}); now.Before(exp) {
+				continue
+			}
+		}
 		if len(Covered(holds, ss.room, ss.id, "")) > 0 {
 			rep.Held++
 			continue
@@ -314,7 +336,8 @@ func (s *Sweeper) index(ctx context.Context) (map[string]*session, error) {
 				continue
 			}
 			if ref.Type == event.TypeSessionEnded {
-				if !ss.hasEnd || e.Time.Before(ss.ended) {
+				// The latest of several: an earlier one may be forged.
+				if !ss.hasEnd || e.Time.After(ss.ended) {
 					ss.ended, ss.hasEnd = e.Time, true
 				}
 			} else {
@@ -356,7 +379,7 @@ func (s *Sweeper) index(ctx context.Context) (map[string]*session, error) {
 			continue
 		}
 		// The manifest names the session's speakers and, once it ended,
-		// when: the end time counts when the archive has no session_ended.
+		// when: the latest of its end and the archive's counts.
 		m, err := readManifest(ctx, s.cfg.Store, kv.Key)
 		if err != nil {
 			s.log.Warn("manifest unreadable; skipped", "key", kv.Key, "err", err)
@@ -367,7 +390,7 @@ func (s *Sweeper) index(ctx context.Context) (map[string]*session, error) {
 				ss.speakers[t.Speaker] = true
 			}
 		}
-		if m.Ended != nil && !ss.hasEnd {
+		if m.Ended != nil && (!ss.hasEnd || m.Ended.After(ss.ended)) {
 			ss.ended, ss.hasEnd = *m.Ended, true
 		}
 	}

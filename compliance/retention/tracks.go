@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
+
+	"github.com/earshot/earshot/record/spool"
 
 	"github.com/earshot/earshot/storage"
 	"github.com/earshot/earshot/storage/crypt"
@@ -71,4 +74,41 @@ func TracksOf(speakers map[string]string, speaker string) map[string]bool {
 		}
 	}
 	return m
+}
+
+// AudioEnd returns when the newest audio stored under prefix ends, by each
+// segment's own timeline in its metadata (spool.SegmentEnd), or, for a
+// segment stored without one, by when the store took it. ok is false when
+// nothing is stored there. One version per key is read: the key names the
+// segment's sample range, so its versions hold the same stretch of audio.
+//
+// The sweeper counts a session as ended no earlier than this: the end an
+// event claims comes through Kafka and may be forged, while segment
+// metadata is what ingest stored with the audio.
+func AudioEnd(ctx context.Context, s TrackStore, prefix string) (end time.Time, ok bool, err error) {
+	done := ""
+	for v, err := range s.ListVersions(ctx, prefix) {
+		if err != nil {
+			return end, ok, fmt.Errorf("retention: audio under %s: %w", prefix, err)
+		}
+		if _, audio := ParseAudioKey(v.Key); !audio || v.DeleteMarker || v.Key == done {
+			continue
+		}
+		info, err := s.StatVersion(ctx, v.Key, v.VersionID)
+		if errors.Is(err, storage.ErrNotFound) {
+			continue // deleted since the listing; another version may say
+		}
+		if err != nil {
+			return end, ok, fmt.Errorf("retention: end of segment %s: %w", v.Key, err)
+		}
+		done = v.Key
+		t, placed := spool.SegmentEnd(info.Metadata)
+		if !placed {
+			t = v.ModTime
+		}
+		if !ok || t.After(end) {
+			end, ok = t, true
+		}
+	}
+	return end, ok, nil
 }
