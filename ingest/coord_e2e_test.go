@@ -1,6 +1,7 @@
 package ingest_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -47,6 +48,7 @@ type instance struct {
 	stage   *ingest.Stage
 	events  *bustest.Capture
 	spDir   string
+	keys    *crypt.Memory // seals events and spool entries
 	reg     *prometheus.Registry
 	logs    *testbed.SyncBuffer
 	cancel  context.CancelFunc
@@ -66,10 +68,10 @@ type instanceConfig struct {
 
 func startInstance(t *testing.T, ep testbed.JanusEndpoint, c instanceConfig) *instance {
 	t.Helper()
-	in := &instance{t: t, events: &bustest.Capture{}, spDir: t.TempDir(), reg: prometheus.NewRegistry(), logs: &testbed.SyncBuffer{}, done: make(chan error, 1)}
+	in := &instance{t: t, events: &bustest.Capture{}, spDir: t.TempDir(), keys: crypt.NewMemory(), reg: prometheus.NewRegistry(), logs: &testbed.SyncBuffer{}, done: make(chan error, 1)}
 	log := slog.New(slog.NewJSONHandler(in.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	prod := event.Producer{Name: "earshot-ingest", Version: "test", Instance: c.name}
-	sp, err := openSpool(in.spDir, prod, log)
+	sp, err := openSpool(in.spDir, prod, log, in.keys)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +81,7 @@ func startInstance(t *testing.T, ep testbed.JanusEndpoint, c instanceConfig) *in
 		PollInterval: time.Second, SegmentDuration: 2 * time.Second,
 		Connectors:  []string{c.connector},
 		Coordinator: c.coord, Manifests: c.store, SkipParticipants: c.skip, RoomDescription: true,
-		Pseudonym: c.pseud, Sender: in.events, Spool: sp, Producer: prod, Keys: crypt.NewMemory(), Logger: log, Metrics: in.reg,
+		Pseudonym: c.pseud, Sender: in.events, Spool: sp, Producer: prod, Keys: in.keys, Logger: log, Metrics: in.reg,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -370,7 +372,7 @@ func TestE2EAudioBridgeMix(t *testing.T) {
 	}
 
 	// Decode the spooled segments in order; they must give the timeline.
-	segs := spooledSegments(t, in.spDir)
+	segs := spooledSegments(t, in)
 	if len(segs) == 0 {
 		t.Fatal("no segment spooled")
 	}
@@ -481,33 +483,65 @@ func readManifest(t *testing.T, store storage.Getter, room, session string) inge
 	return m
 }
 
-// spooledSegments returns the spooled segment files in timeline order.
-func spooledSegments(t *testing.T, dir string) []string {
+// spooledSegments returns the spooled segments in timeline order, each
+// opened with the instance's keys into a file of its own. It fails the
+// test when a segment rests on the spool's disk in the clear (unsealed, or
+// with Ogg pages in it).
+func spooledSegments(t *testing.T, in *instance) []string {
 	t.Helper()
-	paths, err := filepath.Glob(filepath.Join(dir, "pending", "*", "segment.ogg"))
+	paths, err := filepath.Glob(filepath.Join(in.spDir, "pending", "*", "segment.ogg"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	first := map[string]int64{}
+	var out []string
 	for _, p := range paths {
 		b, err := os.ReadFile(filepath.Join(filepath.Dir(p), "descriptor.json"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		var d struct {
-			Event struct {
-				Timeline struct {
-					FirstSample int64 `json:"first_sample"`
-				} `json:"timeline"`
-			} `json:"event"`
-		}
+		var d spool.Descriptor
 		if err := json.Unmarshal(b, &d); err != nil {
 			t.Fatal(err)
 		}
-		first[p] = d.Event.Timeline.FirstSample
+		if d.Event == nil || d.Event.Timeline == nil {
+			t.Fatalf("%s: descriptor without an event timeline", p)
+		}
+		sealed, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Sealed == "" || looksLikeOgg(sealed) {
+			t.Fatalf("%s rests on the spool's disk in the clear (sealed for %q)", p, d.Sealed)
+		}
+		r, err := in.keys.OpenFrom(context.Background(), d.Event.KeyRef(), d.Sealed, bytes.NewReader(sealed))
+		if err != nil {
+			t.Fatalf("open %s: %v", p, err)
+		}
+		plain, err := io.ReadAll(r)
+		if err != nil {
+			t.Fatalf("open %s: %v", p, err)
+		}
+		if int64(len(plain)) != d.Size || !bytes.HasPrefix(plain, []byte("OggS")) {
+			t.Fatalf("%s opens to %d bytes, the descriptor says %d, of Ogg", p, len(plain), d.Size)
+		}
+		q := filepath.Join(t.TempDir(), "segment.ogg")
+		if err := os.WriteFile(q, plain, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		first[q] = d.Event.Timeline.FirstSample
+		out = append(out, q)
 	}
-	sort.Slice(paths, func(i, j int) bool { return first[paths[i]] < first[paths[j]] })
-	return paths
+	sort.Slice(out, func(i, j int) bool { return first[out[i]] < first[out[j]] })
+	return out
+}
+
+// looksLikeOgg says b holds Ogg/Opus in the clear: an Ogg page header
+// (capture pattern and stream structure version 0) or the Opus
+// identification header. Ciphertext holds either by chance about once in
+// 10^12 bytes.
+func looksLikeOgg(b []byte) bool {
+	return bytes.Contains(b, []byte("OggS\x00")) || bytes.Contains(b, []byte("OpusHead"))
 }
 
 // decodeOgg decodes an Ogg/Opus file with opusdec (48 kHz).
@@ -528,6 +562,8 @@ func decodeOgg(t *testing.T, path string) []int16 {
 	return pcm.Samples
 }
 
-func openSpool(dir string, prod event.Producer, log *slog.Logger) (*spool.Spool, error) {
-	return spool.Open(spool.Config{Dir: dir, Producer: prod, Logger: log})
+// openSpool opens a spool that seals its entries, as `earshot ingest`
+// does, under the keys that seal the stage's events.
+func openSpool(dir string, prod event.Producer, log *slog.Logger, keys spool.Sealer) (*spool.Spool, error) {
+	return spool.Open(spool.Config{Dir: dir, Producer: prod, Logger: log, Sealer: keys})
 }

@@ -162,7 +162,9 @@ func canaryRun(t testing.TB, field string) {
 
 	// The spool is scanned while the stage runs (segments being written)
 	// and, since uploads are held, once more when it holds every segment.
-	spoolFiles := 0
+	// Every segment rests there sealed under its speaker's data key (the
+	// bytes reaching the bucket intact is collect's check below).
+	spoolFiles, sealedSegments := 0, 0
 	scanSpool := func() {
 		_ = filepath.WalkDir(h.spDir, func(path string, d fs.DirEntry, err error) error {
 			if err != nil {
@@ -173,6 +175,12 @@ func canaryRun(t testing.TB, field string) {
 				if b, err := os.ReadFile(path); err == nil {
 					sc.check(t, "spool file "+path, b)
 					spoolFiles++
+					if d.Name() == "segment.ogg" && len(b) > 0 {
+						sealedSegments++
+						if looksLikeOgg(b) {
+							t.Errorf("spool file %s holds Ogg/Opus in the clear", path)
+						}
+					}
 				}
 			}
 			return nil
@@ -199,8 +207,8 @@ func canaryRun(t testing.TB, field string) {
 		spooled = h.spool.Usage().Entries
 		scanSpool()
 	})
-	if spooled == 0 {
-		t.Error("the spool held no segment when the stage stopped: nothing was scanned there")
+	if spooled == 0 || sealedSegments == 0 {
+		t.Errorf("the spool held %d segments when the stage stopped, %d segment file reads: nothing was scanned there", spooled, sealedSegments)
 	}
 
 	// The identities did reach ingest: each speaker's pseudonym recorded.

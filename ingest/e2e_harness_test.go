@@ -157,7 +157,11 @@ func newE2E(t testing.TB, cfg e2eConfig) *e2e {
 	}
 	t.Cleanup(func() { _ = producer.Close() })
 	h.spDir = t.TempDir()
-	if h.spool, err = spool.Open(spool.Config{Dir: h.spDir, Producer: prod, Logger: h.log}); err != nil {
+	// One keyring seals events and spool entries, as `earshot ingest`
+	// has it: the spool keeps every segment sealed under its speaker's
+	// data key until upload.
+	keys := crypt.NewMemory()
+	if h.spool, err = spool.Open(spool.Config{Dir: h.spDir, Producer: prod, Logger: h.log, Sealer: keys}); err != nil {
 		t.Fatal(err)
 	}
 	if h.up, err = spool.NewUploader(spool.UploaderConfig{Spool: h.spool, Store: h.store, Sender: producer, Topic: event.TopicSegments, Logger: h.log}); err != nil {
@@ -179,7 +183,7 @@ func newE2E(t testing.TB, cfg e2eConfig) *e2e {
 		Producer:        prod,
 		Logger:          h.log,
 		Metrics:         h.reg,
-		Keys:            crypt.NewMemory(),
+		Keys:            keys,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 	"github.com/earshot/earshot/internal/testbed"
 	"github.com/earshot/earshot/record/spool"
 	"github.com/earshot/earshot/storage"
+	"github.com/earshot/earshot/storage/crypt"
 )
 
 // IngestConfig says how to run the ingest stage for a test.
@@ -36,23 +37,25 @@ type IngestConfig struct {
 // the spool and its uploader into versitygw, events into Kafka), writing
 // to the run's topics.
 type Ingest struct {
-	t       testing.TB
-	Janus   testbed.JanusEndpoint
-	Pseud   *pseudonym.Pseudonymizer
-	RoomP   string // the room's pseudonym
-	S3      storage.S3Config
-	Store   *storage.S3
-	Reg     *prometheus.Registry
-	Logs    *testbed.SyncBuffer
-	cfg     IngestConfig
-	stage   *ingest.Stage
-	spool   *spool.Spool
-	up      *spool.Uploader
-	cancel  context.CancelFunc
-	done    chan error
-	upStop  context.CancelFunc
-	upDone  chan error
-	stopped bool
+	t     testing.TB
+	Janus testbed.JanusEndpoint
+	Pseud *pseudonym.Pseudonymizer
+	RoomP string // the room's pseudonym
+	S3    storage.S3Config
+	Store *storage.S3
+	Reg   *prometheus.Registry
+	Logs  *testbed.SyncBuffer
+	// SpoolDir is the spool's directory (entries sealed, as shipped).
+	SpoolDir string
+	cfg      IngestConfig
+	stage    *ingest.Stage
+	spool    *spool.Spool
+	up       *spool.Uploader
+	cancel   context.CancelFunc
+	done     chan error
+	upStop   context.CancelFunc
+	upDone   chan error
+	stopped  bool
 }
 
 // StartIngest builds the stage with its own pseudonym secret and starts it
@@ -90,7 +93,16 @@ func StartIngest(t testing.TB, cfg IngestConfig) *Ingest {
 	}
 	t.Cleanup(func() { _ = producer.Close() })
 	sender := cfg.Topics.Sender(producer)
-	if h.spool, err = spool.Open(spool.Config{Dir: t.TempDir(), Producer: prod, Logger: log}); err != nil {
+	// The spool seals every entry under its speaker's data key, as
+	// `earshot ingest` has it (the keyring that seals events). Keys that
+	// cannot seal a stream (DerivedKeys) get a keyring of the harness's
+	// own: only this process's uploader reads the spool back.
+	sealer, ok := cfg.Keys.(spool.Sealer)
+	if !ok {
+		sealer = crypt.NewMemory()
+	}
+	h.SpoolDir = t.TempDir()
+	if h.spool, err = spool.Open(spool.Config{Dir: h.SpoolDir, Producer: prod, Logger: log, Sealer: sealer}); err != nil {
 		t.Fatal(err)
 	}
 	if h.up, err = spool.NewUploader(spool.UploaderConfig{Spool: h.spool, Store: h.Store, Sender: sender,
