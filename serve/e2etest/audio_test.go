@@ -74,10 +74,10 @@ func evidenceInClip(t testing.TB, clipPath string, ogg []byte) clipSpan {
 	return clipSpan{first: first, end: first + ev.DurationSamples()}
 }
 
-// owedFindings is what the default policy finds in the transcripts the
-// pipeline wrote, evaluated here the way the policy stage does (one
-// window, in timeline order), by category, each with the text it was
-// found in. Whether tiny.en hears a spoken phone number as ten digits
+// owedFindings is what the pipeline's policy (p.pol) finds in the
+// transcripts the pipeline wrote, evaluated here the way the policy stage
+// does (one window, in timeline order), by category, each with the text
+// it was found in. Whether tiny.en hears a spoken phone number as ten digits
 // moves between machines and runs, and the engine is not deterministic on
 // every audio (Whisper falls back to sampling when greedy decoding fails
 // its checks); the pipeline owes an alert where its transcripts hold the
@@ -90,10 +90,7 @@ func owedFindings(t *testing.T, p *pipeline, last time.Time) map[string]string {
 		evs, _ = e2e.Events(t, p.brokers, p.topics.Of(event.TopicTranscripts))
 		return slices.ContainsFunc(evs, func(e *event.Envelope) bool { return e.Timeline.End().After(last) })
 	})
-	pol, err := policy.Default()
-	if err != nil {
-		t.Fatal(err)
-	}
+	pol := p.pol
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var segs []policy.Segment
