@@ -12,6 +12,7 @@ import (
 	"github.com/earshot/earshot/event"
 	"github.com/earshot/earshot/internal/e2e"
 	"github.com/earshot/earshot/policy"
+	"github.com/earshot/earshot/record/ogg"
 
 	"github.com/earshot/earshot/internal/speakerbot"
 	"github.com/earshot/earshot/internal/speech"
@@ -32,10 +33,14 @@ func (s clipSpan) contains(o clipSpan) bool { return s.first <= o.first && o.end
 // evidenceInClip finds the evidence audio in the clip the speaker bot
 // played: the evidence is cut from stored segments without re-encoding,
 // and the bot sent the clip's Opus packets as they are, so the evidence's
-// packets must be a run of the clip's, byte for byte. It returns the stretch
-// of the clip a decoder outputs from the evidence (its pre-skip hides the
-// cut's pre-roll), or fails the test, saying how many packets differ at
-// the best alignment.
+// packets, less the recorder's own silence fill, must be a run of the
+// clip's, byte for byte. Fill inside the run is the recorder keeping its
+// timeline in step with arrival when packets came late in a burst (a
+// stalled sender or receiver, as on a loaded machine): every packet sent
+// is still there, in order. A lost or altered packet breaks the run. It
+// returns the stretch of the clip a decoder outputs from the evidence (its
+// pre-skip hides the cut's pre-roll), or fails the test, saying how many
+// packets differ at the best alignment.
 func evidenceInClip(t testing.TB, clipPath string, ogg []byte) clipSpan {
 	t.Helper()
 	f, err := os.Open(clipPath)
@@ -51,15 +56,37 @@ func evidenceInClip(t testing.TB, clipPath string, ogg []byte) clipSpan {
 	if err != nil {
 		t.Fatalf("read the evidence audio: %v", err)
 	}
-	n := len(ev.Packets)
+	// The fill between the first and the last packet of the clip's audio;
+	// fill at either end is the cut's own margin.
+	var sent []speakerbot.Packet
+	var fill, fillSamples int
+	lead, tail := 0, len(ev.Packets)
+	for lead < tail && isFill(ev.Packets[lead].Data) {
+		lead++
+	}
+	for tail > lead && isFill(ev.Packets[tail-1].Data) {
+		tail--
+	}
+	for _, p := range ev.Packets[lead:tail] {
+		if isFill(p.Data) {
+			fill++
+			fillSamples += p.Samples
+			continue
+		}
+		sent = append(sent, p)
+	}
+	if fill > 0 {
+		t.Logf("the evidence holds %d fill packets (%d ms) between the clip's packets: the recorder's timeline followed a late burst", fill, fillSamples*1000/speakerbot.SampleRate)
+	}
+	n := len(sent)
 	if n == 0 || n > len(clip.Packets) {
-		t.Fatalf("the evidence has %d packets, the clip %d", n, len(clip.Packets))
+		t.Fatalf("the evidence has %d of the clip's packets (%d in all), the clip %d", n, len(ev.Packets), len(clip.Packets))
 	}
 	best, bestDiff := -1, n+1
 	for k := 0; k+n <= len(clip.Packets); k++ {
 		diff := 0
 		for j := 0; j < n && diff < bestDiff; j++ {
-			if !bytes.Equal(ev.Packets[j].Data, clip.Packets[k+j].Data) {
+			if !bytes.Equal(sent[j].Data, clip.Packets[k+j].Data) {
 				diff++
 			}
 		}
@@ -68,10 +95,21 @@ func evidenceInClip(t testing.TB, clipPath string, ogg []byte) clipSpan {
 		}
 	}
 	if bestDiff > 0 {
-		t.Fatalf("the evidence's %d packets are not the clip's: %d differ at the best alignment (clip packet %d): audio lost, altered or out of order", n, bestDiff, best)
+		t.Fatalf("the evidence's %d packets (less %d fill) are not the clip's: %d differ at the best alignment (clip packet %d): audio lost, altered or out of order", n, fill, bestDiff, best)
 	}
-	first := clip.Packets[best].Start + ev.PreSkip() - clip.PreSkip()
-	return clipSpan{first: first, end: first + ev.DurationSamples()}
+	first := clip.Packets[best].Start + int64(ev.PreSkip()) - int64(clip.PreSkip()) - int64(ev.Packets[lead].Start-ev.Packets[0].Start)
+	return clipSpan{first: first, end: first + ev.DurationSamples() - int64(fillSamples)}
+}
+
+// isFill says p is one of the recorder's silence packets (record/ogg's
+// Silence), which no encoder of speech writes.
+func isFill(p []byte) bool {
+	for _, n := range []int64{960, 480, 240, 120} {
+		if s, _ := ogg.Silence(n); bytes.Equal(p, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // owedFindings is what the pipeline's policy (p.pol) finds in the
