@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# testbed/whisper-sid.sh {install|build|model|smoke|status}
+# testbed/whisper-sid.sh {install|build|model|smoke|stage|exec|status}
 #
 # Builds and smoke-tests the `whisper`-tagged Earshot (whisper.cpp in
 # process, package transcribe/whispercpp) in a Debian sid root, because
@@ -35,6 +35,16 @@
 #            <state>/whisper-sid/ggml-tiny.en.bin, once: the conversion is
 #            deterministic and its SHA-256 is pinned below, so a file with
 #            that digest is kept and any other output fails the step.
+#   stage DIR
+#            build and model, then copy earshot-whisper and whispercpp.test
+#            into DIR (under <state>/whisper-sid, which the root sees as
+#            /out): a run uses the binaries of its own build even when
+#            another worktree rebuilds the shared ones meanwhile.
+#   exec CMD...
+#            run CMD (paths as the root sees them, /out/...) in the root,
+#            without the build lock and in place of this script (same
+#            process: a signal to it reaches CMD). The end-to-end tests of
+#            transcribe/whispercpp/e2etest run `earshot-whisper run` so.
 #   status   one line; exit 0 when the root is installed, 3 otherwise.
 #
 # Nothing is fetched inside the root: modules come from the host's module
@@ -132,7 +142,7 @@ in_root() {
 	modcache=$(go env GOMODCACHE)
 	mkdir -p "$SID_GOCACHE" "$OUT" "$modcache"
 	# shellcheck disable=SC2016 # the snippet expands its own arguments
-	unshare --mount --propagation private -- bash -euo pipefail -c '
+	${IN_ROOT_EXEC:-} unshare --mount --propagation private -- bash -euo pipefail -c '
 		root=$1 goroot=$2 modcache=$3 gocache=$4 repo=$5 out=$6
 		shift 6
 		mkdir -p "$root/usr/local/go" "$root/gomodcache" "$root/gocache" "$root/src/earshot" "$root/out" "$root/proc"
@@ -252,6 +262,21 @@ cmd_smoke() {
 	tb_log "smoke test passed in the sid root in $(tb_elapsed "$t0")s (log: $log)"
 }
 
+cmd_stage() {
+	local dir=${1:-}
+	[[ -n "$dir" && "$(realpath -m "$dir")" == "$(realpath -m "$OUT")"/* ]] || tb_die "stage DIR: DIR must be under $OUT (mounted at /out in the root)"
+	cmd_build
+	cmd_model
+	mkdir -p "$dir"
+	cp "$OUT/earshot-whisper" "$OUT/whispercpp.test" "$dir/"
+}
+
+cmd_exec() {
+	installed || tb_die "the sid root is not installed: testbed/whisper-sid.sh install"
+	(($# > 0)) || tb_die "exec CMD...: no command"
+	IN_ROOT_EXEC=exec in_root "$@"
+}
+
 cmd_status() {
 	if installed; then
 		echo "whisper-sid: installed ($SID_ROOT, libwhisper-dev $(whisper_version))"
@@ -263,10 +288,12 @@ cmd_status() {
 
 verb=${1:-}
 case "$verb" in
-install | build | model | smoke | status)
+install | build | model | smoke | stage | exec | status)
 	shift
 	tb_init
 	[[ "$verb" == status ]] && { cmd_status; exit; }
+	# A long-running command must not hold the build lock.
+	[[ "$verb" == exec ]] && { cmd_exec "$@"; exit; }
 	# One install or build at a time: parallel runs would share the root and
 	# the output folder.
 	exec 9>"$LOCK"
@@ -274,7 +301,7 @@ install | build | model | smoke | status)
 	"cmd_$verb" "$@"
 	;;
 *)
-	echo "usage: $0 {install|build|model|smoke|status}" >&2
+	echo "usage: $0 {install|build|model|smoke|stage DIR|exec CMD...|status}" >&2
 	exit 2
 	;;
 esac
