@@ -84,6 +84,9 @@ func TestE2EWhisperRun(t *testing.T) {
 		t.Fatalf("the publish log has %d lines, want 2", len(said))
 	}
 	spoken := time.Now()
+	// The room ends: so does the ingest's session, and the final pass
+	// transcribes its stored audio.
+	destroyRoom(t, janus, room)
 
 	// Each pass covers each line.
 	passes := []string{"live", event.PassSettled, event.PassFinal}

@@ -29,6 +29,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/earshot/earshot/event"
+	"github.com/earshot/earshot/ingest/janus"
 	"github.com/earshot/earshot/internal/e2e"
 	"github.com/earshot/earshot/internal/speech"
 	"github.com/earshot/earshot/internal/testbed"
@@ -335,6 +336,30 @@ func (r *sidRun) kill() {
 	case <-time.After(30 * time.Second):
 	}
 	r.exited = true
+}
+
+// destroyRoom destroys a VideoRoom: the ingest's session in it ends,
+// which starts the final pass.
+func destroyRoom(t testing.TB, ep testbed.JanusEndpoint, room uint64) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	c, err := janus.New(janus.Config{URL: ep.URL, LocalAddr: ep.HostAddr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.CreateSession(ctx)
+	if err != nil {
+		t.Fatalf("janus session: %v", err)
+	}
+	defer s.Close()
+	h, err := s.Attach(ctx, "janus.plugin.videoroom")
+	if err != nil {
+		t.Fatalf("janus attach: %v", err)
+	}
+	if _, err := h.Message(ctx, map[string]any{"request": "destroy", "room": room}, nil); err != nil {
+		t.Fatalf("janus destroy room %d: %v", room, err)
+	}
 }
 
 // clipLines renders each speaker's part and cuts, from the same decoded
