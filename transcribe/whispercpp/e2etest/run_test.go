@@ -17,9 +17,12 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -70,10 +73,7 @@ func newSidRun(t testing.TB) *sidRun {
 	name := "e2e-" + e2e.RandHex(6)
 	r := &sidRun{t: t, script: filepath.Join(testbed.RepoRoot(), "testbed", "whisper-sid.sh"),
 		dir: filepath.Join(out, name), root: "/out/" + name}
-	t.Cleanup(func() {
-		r.kill()
-		_ = os.RemoveAll(r.dir)
-	})
+	t.Cleanup(r.close)
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Minute)
 	defer cancel()
 	t0 := time.Now()
@@ -293,6 +293,41 @@ func (tr transcript) pass() string {
 	return "other"
 }
 
+// metrics reads the named samples (summed over labels) from the running
+// earshot's metrics endpoint, for the log.
+func (r *sidRun) metrics(names ...string) []float64 {
+	r.t.Helper()
+	var addr string
+	for _, rec := range r.records() {
+		if rec.Msg == "metrics endpoint" {
+			addr, _ = rec.Attrs["addr"].(string)
+		}
+	}
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		r.t.Fatalf("metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		r.t.Fatalf("metrics: %v", err)
+	}
+	out := make([]float64, len(names))
+	for _, line := range strings.Split(string(body), "\n") {
+		name, val, ok := strings.Cut(line, " ")
+		if !ok || strings.HasPrefix(line, "#") {
+			continue
+		}
+		name, _, _ = strings.Cut(name, "{")
+		if i := slices.Index(names, name); i >= 0 {
+			if v, err := strconv.ParseFloat(strings.Fields(val)[0], 64); err == nil {
+				out[i] += v
+			}
+		}
+	}
+	return out
+}
+
 // stop sends SIGTERM (stop intake, flush, upload), waits for a clean exit
 // and returns the run's summary figures (`earshot run -summary`).
 func (r *sidRun) stop() map[string]int64 {
@@ -323,6 +358,12 @@ func (r *sidRun) stop() map[string]int64 {
 		fig[k] = n
 	}
 	return fig
+}
+
+// close ends the run if the test did not stop it and removes its folder.
+func (r *sidRun) close() {
+	r.kill()
+	_ = os.RemoveAll(r.dir)
 }
 
 // kill ends a run the test did not stop.
