@@ -25,6 +25,42 @@ func CreateRoomWith(t testing.TB, ep testbed.JanusEndpoint, room uint64, extra m
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	s, h := videoroom(ctx, t, ep)
+	req := map[string]any{
+		"request": "create", "room": room, "publishers": 30, "audiocodec": "opus",
+		"description": "earshot e2e", "permanent": false,
+	}
+	maps.Copy(req, extra)
+	_, err := h.Message(ctx, req, nil)
+	var pe *janus.PluginError
+	if err != nil && !(errors.As(err, &pe) && pe.Code == 427) { // 427: room exists
+		_ = s.Close()
+		t.Fatalf("janus create room %d: %v", room, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_, _ = h.Message(ctx, map[string]any{"request": "destroy", "room": room}, nil)
+		_ = s.Close()
+	})
+}
+
+// DestroyRoom destroys a VideoRoom now (before the test ends): whoever
+// records it sees the room end.
+func DestroyRoom(t testing.TB, ep testbed.JanusEndpoint, room uint64) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, h := videoroom(ctx, t, ep)
+	defer s.Close()
+	if _, err := h.Message(ctx, map[string]any{"request": "destroy", "room": room}, nil); err != nil {
+		t.Fatalf("janus destroy room %d: %v", room, err)
+	}
+}
+
+// videoroom opens a Janus session with the VideoRoom plugin attached.
+func videoroom(ctx context.Context, t testing.TB, ep testbed.JanusEndpoint) (*janus.Session, *janus.Handle) {
+	t.Helper()
 	c, err := janus.New(janus.Config{URL: ep.URL, LocalAddr: ep.HostAddr})
 	if err != nil {
 		t.Fatal(err)
@@ -38,21 +74,5 @@ func CreateRoomWith(t testing.TB, ep testbed.JanusEndpoint, room uint64, extra m
 		_ = s.Close()
 		t.Fatalf("janus attach: %v", err)
 	}
-	req := map[string]any{
-		"request": "create", "room": room, "publishers": 30, "audiocodec": "opus",
-		"description": "earshot e2e", "permanent": false,
-	}
-	maps.Copy(req, extra)
-	_, err = h.Message(ctx, req, nil)
-	var pe *janus.PluginError
-	if err != nil && !(errors.As(err, &pe) && pe.Code == 427) { // 427: room exists
-		_ = s.Close()
-		t.Fatalf("janus create room %d: %v", room, err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_, _ = h.Message(ctx, map[string]any{"request": "destroy", "room": room}, nil)
-		_ = s.Close()
-	})
+	return s, h
 }

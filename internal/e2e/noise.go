@@ -53,7 +53,7 @@ func AddNoise(ctx context.Context, tools speech.Tools, clip speech.Clip, fromMS,
 	}
 	defer os.RemoveAll(tmp)
 	wav := filepath.Join(tmp, "noisy.wav")
-	if err := os.WriteFile(wav, wavBytes(pcm.Samples, speech.SampleRate), 0o644); err != nil {
+	if err := os.WriteFile(wav, WAVBytes(pcm.Samples, speech.SampleRate), 0o644); err != nil {
 		return speech.Clip{}, err
 	}
 	cmd := exec.CommandContext(ctx, tools.Opusenc, "--quiet", "--bitrate", "32", "--framesize", "20", "--serial", "4242", wav, outPath)
@@ -72,8 +72,8 @@ func AddNoise(ctx context.Context, tools speech.Tools, clip speech.Clip, fromMS,
 	return out, nil
 }
 
-// wavBytes is a mono 16-bit WAV file.
-func wavBytes(samples []int16, rate int) []byte {
+// WAVBytes is a mono 16-bit WAV file.
+func WAVBytes(samples []int16, rate int) []byte {
 	var b bytes.Buffer
 	le := func(v any) { _ = binary.Write(&b, binary.LittleEndian, v) }
 	data := uint32(2 * len(samples))

@@ -86,7 +86,7 @@ func TestE2EWhisperRun(t *testing.T) {
 	spoken := time.Now()
 	// The room ends: so does the ingest's session, and the final pass
 	// transcribes its stored audio.
-	destroyRoom(t, janus, room)
+	e2e.DestroyRoom(t, janus, room)
 
 	// Each pass covers each line.
 	passes := []string{"live", event.PassSettled, event.PassFinal}

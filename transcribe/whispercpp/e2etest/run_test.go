@@ -14,7 +14,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -32,7 +31,6 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/earshot/earshot/event"
-	"github.com/earshot/earshot/ingest/janus"
 	"github.com/earshot/earshot/internal/e2e"
 	"github.com/earshot/earshot/internal/speech"
 	"github.com/earshot/earshot/internal/testbed"
@@ -104,7 +102,7 @@ func (r *sidRun) offline(wavs map[string][]int16) map[string]string {
 		r.t.Fatal(err)
 	}
 	for name, s := range wavs {
-		if err := os.WriteFile(filepath.Join(dir, name), wavBytes(s), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, name), e2e.WAVBytes(s, transcribe.AudioRate), 0o644); err != nil {
 			r.t.Fatal(err)
 		}
 	}
@@ -379,30 +377,6 @@ func (r *sidRun) kill() {
 	r.exited = true
 }
 
-// destroyRoom destroys a VideoRoom: the ingest's session in it ends,
-// which starts the final pass.
-func destroyRoom(t testing.TB, ep testbed.JanusEndpoint, room uint64) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	c, err := janus.New(janus.Config{URL: ep.URL, LocalAddr: ep.HostAddr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := c.CreateSession(ctx)
-	if err != nil {
-		t.Fatalf("janus session: %v", err)
-	}
-	defer s.Close()
-	h, err := s.Attach(ctx, "janus.plugin.videoroom")
-	if err != nil {
-		t.Fatalf("janus attach: %v", err)
-	}
-	if _, err := h.Message(ctx, map[string]any{"request": "destroy", "room": room}, nil); err != nil {
-		t.Fatalf("janus destroy room %d: %v", room, err)
-	}
-}
-
 // clipLines renders each speaker's part and cuts, from the same decoded
 // audio the bot publishes, each spoken line with pad around it, as 16 kHz
 // PCM keyed "<speaker>-<nn>.wav".
@@ -437,26 +411,4 @@ func clipLines(t testing.TB, clips map[string]speech.Clip, pad time.Duration) ma
 		}
 	}
 	return out
-}
-
-// wavBytes is 16 kHz mono 16-bit PCM as a WAV file.
-func wavBytes(samples []int16) []byte {
-	le := binary.LittleEndian
-	n := uint32(2 * len(samples))
-	b := []byte("RIFF")
-	b = le.AppendUint32(b, 36+n)
-	b = append(b, "WAVEfmt "...)
-	b = le.AppendUint32(b, 16)
-	b = le.AppendUint16(b, 1) // PCM
-	b = le.AppendUint16(b, 1) // mono
-	b = le.AppendUint32(b, transcribe.AudioRate)
-	b = le.AppendUint32(b, 2*transcribe.AudioRate)
-	b = le.AppendUint16(b, 2)
-	b = le.AppendUint16(b, 16)
-	b = append(b, "data"...)
-	b = le.AppendUint32(b, n)
-	for _, s := range samples {
-		b = le.AppendUint16(b, uint16(s))
-	}
-	return b
 }
