@@ -85,12 +85,27 @@ func (p *Policy) suppressor(st *evalState, r *rule, m detect.Match) string {
 // why, and numbers no PII detector accepted. For rule authors
 // (`earshot rules explain`); the stage uses Evaluate.
 func (p *Policy) Explain(text, lang string) Explanation {
+	return p.ExplainSegments([]Segment{{ID: "explain", Text: text, Speech: true, Language: lang}})
+}
+
+// ExplainSegments is Explain on transcript segments as the engine gave
+// them (word probabilities, no-speech probability), evaluated together as
+// one window of consecutive segments with no barrier between them; segments
+// that fail Policy.Speech are left out, as the stage leaves them out. For
+// tools that score what an engine heard.
+func (p *Policy) ExplainSegments(segs []Segment) Explanation {
 	st := new(evalState)
 	var trace []Candidate
 	st.trace = &trace
-	seg := Segment{ID: "explain", Text: text, Speech: true, Language: lang}
-	st.add(&seg, false)
+	for i := range segs {
+		if p.Speech(&segs[i]) {
+			st.add(&segs[i], false)
+		}
+	}
 	st.doc.Finish()
+	if len(st.segs) == 0 {
+		return Explanation{}
+	}
 	p.evaluate(st, -1)
 	d := &st.doc
 	x := Explanation{Normalised: strings.TrimSpace(d.Text), Candidates: trace}
