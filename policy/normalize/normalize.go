@@ -129,8 +129,11 @@ func (d *Doc) Reset() {
 
 // AddPiece appends one transcript segment. When words is non-empty the
 // piece's original text is the words joined by spaces and every token
-// records its word index; otherwise text is used and Word is -1. brk puts
-// a barrier before the piece. AddPiece returns the piece's index.
+// records its word index; otherwise text is used and Word is -1. A word
+// that text writes right after the one before it, with no space (Whisper's
+// ".com" after "outlook", "-25" after "2"), is joined without one, so the
+// punctuation between tokens reads as it was written. brk puts a barrier
+// before the piece. AddPiece returns the piece's index.
 func (d *Doc) AddPiece(text string, words []string, brk bool) int {
 	if d.finished {
 		panic("normalize: AddPiece after Finish")
@@ -144,8 +147,19 @@ func (d *Doc) AddPiece(text string, words []string, brk bool) int {
 		d.addUnit(text, idx, -1, true)
 	} else {
 		ws := len(d.wordStarts)
+		pos := 0 // where the previous word ended in text; -1 when lost
 		for i, w := range words {
-			if i > 0 {
+			attached := false
+			if pos >= 0 && w != "" {
+				at := strings.Index(text[pos:], w)
+				attached = at == 0 && i > 0
+				if at < 0 {
+					pos = -1
+				} else {
+					pos += at + len(w)
+				}
+			}
+			if i > 0 && !attached {
 				d.orig = append(d.orig, ' ')
 			}
 			d.wordStarts = append(d.wordStarts, int32(len(d.orig)))

@@ -258,3 +258,31 @@ func FuzzNormalize(f *testing.F) {
 		d.DigitsView()
 	})
 }
+
+// Words that the segment's text writes with no space before them (Whisper
+// splits "outlook.com." into "outlook" and ".com.") are joined without
+// one, so the punctuation between tokens is what was written; words the
+// text does not hold in order are joined with a space.
+func TestAddPieceAttachedWords(t *testing.T) {
+	tests := []struct {
+		text  string
+		words []string
+		orig  string
+	}{
+		{"read at outlook.com.", []string{"read", "at", "outlook", ".com."}, "read at outlook.com."},
+		{"My number is 2-25-5-0143", []string{"My", "number", "is", "2", "-25", "-5", "-0143"}, "My number is 2-25-5-0143"},
+		{"is 415 -867 -5", []string{"is", "415", "-867", "-5"}, "is 415 -867 -5"},
+		{"41, 11, 12.", []string{"41,", "11,", "12."}, "41, 11, 12."},
+		{"I I", []string{"I", "I"}, "I I"},
+		{"text that does not match", []string{"other", "words"}, "other words"},
+		{"men at garage.net", []string{"men", "at", "garage", "oops", ".net"}, "men at garage oops .net"},
+	}
+	for _, tt := range tests {
+		var d Doc
+		d.AddPiece(tt.text, tt.words, false)
+		d.Finish()
+		if d.Orig != tt.orig {
+			t.Errorf("%q %q: Orig %q, want %q", tt.text, tt.words, d.Orig, tt.orig)
+		}
+	}
+}
