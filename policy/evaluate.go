@@ -83,7 +83,7 @@ func (p *Policy) evaluate(st *evalState, touch int) []Finding {
 	for _, det := range p.pii {
 		ms = det.Detect(d, ms)
 	}
-	ms = resolvePII(ms, nPII)
+	ms = resolvePII(d, ms, nPII)
 	// Context suppression.
 	keep := ms[:0]
 	for _, m := range ms {
@@ -176,8 +176,11 @@ func (p *Policy) evaluate(st *evalState, touch int) []Finding {
 }
 
 // resolvePII drops PII matches inside a longer PII match of another rule
-// (a phone number inside an IBAN or a card number): ms[from:] are PII.
-func resolvePII(ms []detect.Match, from int) []detect.Match {
+// (a phone number inside an IBAN or a card number), and phone numbers in
+// the same run of digits as a card number or an IBAN: the rest of a card
+// read out in pairs and partly misheard ("41, 11, 11, … 12, 11") is not a
+// phone number someone gave. ms[from:] are PII.
+func resolvePII(d *normalize.Doc, ms []detect.Match, from int) []detect.Match {
 	pii := ms[from:]
 	if len(pii) < 2 {
 		return ms
@@ -198,7 +201,33 @@ func resolvePII(ms []detect.Match, from int) []detect.Match {
 			keep = append(keep, m)
 		}
 	}
+	var numbers []int // first tokens of the cards and IBANs
+	for _, k := range keep {
+		if k.Rule.Category == "pii.card" || k.Rule.Category == "pii.iban" {
+			numbers = append(numbers, k.First)
+		}
+	}
+	if len(numbers) > 0 {
+		keep = slices.DeleteFunc(keep, func(m detect.Match) bool {
+			if m.Rule.Category != "pii.phone" {
+				return false
+			}
+			first, last, ok := runAround(d, m.First)
+			return ok && slices.ContainsFunc(numbers, func(k int) bool { return first <= k && k <= last })
+		})
+	}
 	return ms[:from+len(keep)]
+}
+
+// runAround returns the tokens of the run of digits that token i is in.
+func runAround(d *normalize.Doc, i int) (first, last int, ok bool) {
+	for ri := range d.Runs {
+		g := d.Runs[ri].Groups
+		if len(g) > 0 && int(g[0].First) <= i && i <= int(g[len(g)-1].Last) {
+			return int(g[0].First), int(g[len(g)-1].Last), true
+		}
+	}
+	return 0, 0, false
 }
 
 // distance is the number of tokens between two matches (0 when they
