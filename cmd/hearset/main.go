@@ -2,7 +2,7 @@
 // pipeline does, without Janus, and scores what was heard with a policy:
 //
 //	hearset [-set policy/testdata/spoken/spoken.jsonl] [-whisper http://127.0.0.1:18000]
-//	        [-out out/hearset] [-policy file] [-rehear]
+//	        [-out out/hearset] [-policy file] [-rehear] [-v]
 //
 // Each `tune` line is synthesised with espeak-ng (the voice and rate of the
 // alert quality benchmark's bot, a pause either side), decoded to 16 kHz,
@@ -48,10 +48,11 @@ func main() {
 	out := flag.String("out", "out/hearset", "folder for the heard texts")
 	pol := flag.String("policy", "", "policy file (default: the built-in policy)")
 	rehear := flag.Bool("rehear", false, "synthesise and transcribe again even when OUT holds heard texts")
+	verbose := flag.Bool("v", false, "while hearing, print each utterance and the engine's raw segments (before the worker's filter)")
 	flag.Parse()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
-	if err := run(ctx, os.Stdout, *set, *whisper, *out, *pol, *rehear); err != nil {
+	if err := run(ctx, os.Stdout, *set, *whisper, *out, *pol, *rehear, *verbose); err != nil {
 		fmt.Fprintln(os.Stderr, "hearset:", err)
 		os.Exit(1)
 	}
@@ -79,7 +80,7 @@ func (h heardLine) text() string {
 	return strings.Join(parts, " ")
 }
 
-func run(ctx context.Context, w io.Writer, setPath, whisper, out, polPath string, rehear bool) error {
+func run(ctx context.Context, w io.Writer, setPath, whisper, out, polPath string, rehear, verbose bool) error {
 	f, err := os.Open(setPath)
 	if err != nil {
 		return err
@@ -106,7 +107,7 @@ func run(ctx context.Context, w io.Writer, setPath, whisper, out, polPath string
 	cache := filepath.Join(out, "heard-segments.json")
 	heard, err := readCache(cache, set)
 	if err != nil || rehear {
-		if heard, err = hear(ctx, set, whisper, out); err != nil {
+		if heard, err = hear(ctx, set, whisper, verbose); err != nil {
 			return err
 		}
 		if err := writeJSON(cache, heard); err != nil {
@@ -142,7 +143,7 @@ func readCache(path string, set []policy.LabelledLine) ([]heardLine, error) {
 	return heard, nil
 }
 
-func hear(ctx context.Context, set []policy.LabelledLine, whisper, out string) ([]heardLine, error) {
+func hear(ctx context.Context, set []policy.LabelledLine, whisper string, verbose bool) ([]heardLine, error) {
 	tools, err := speech.LookupTools()
 	if err != nil {
 		return nil, err
@@ -179,6 +180,12 @@ func hear(ctx context.Context, set []policy.LabelledLine, whisper, out string) (
 			res, err := eng.Transcribe(ctx, transcribe.Audio{Samples: u.Samples, Language: "en"})
 			if err != nil {
 				return nil, fmt.Errorf("line %s: %w", l.ID, err)
+			}
+			if verbose {
+				fmt.Fprintf(os.Stderr, "utt start %d len %d own %v speech %v\n", u.Start, len(u.Samples), u.Own, u.Speech)
+				for _, sg := range res.Segments {
+					fmt.Fprintf(os.Stderr, "  seg %.2f-%.2f %q ns=%.2f lp=%.2f words=%d\n", sg.Start, sg.End, sg.Text, sg.NoSpeechProb, sg.AvgLogProb, len(sg.Words))
+				}
 			}
 			for _, tr := range transcribe.Attribute(u, res, transcribe.DefaultFilter) {
 				h.Segments = append(h.Segments, heardSegment{First: tr.Span.First, Last: tr.Span.Last, Payload: tr.Payload, Data: tr.Data})
