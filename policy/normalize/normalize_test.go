@@ -142,6 +142,12 @@ func TestNumbers(t *testing.T) {
 		{"we sold 1,234,567 units", []string{"$1234567"}},
 		{"at 3:30 on 12/25", []string{"3", "30", "12", "25"}},
 		{"the one at nine", []string{"1", "9"}},
+		// A spoken "oh" written as the letter O inside or before digits.
+		{"My cell is 415-555-O166.", []string{"4155550166"}},
+		{"It's 5O5 1234", []string{"5051234"}},
+		{"call me on oh O1 23", []string{"00123"}},
+		{"the O2 arena", []string{"02"}},
+		{"go on or oo", nil},
 		// Arabic number words, with و attached, units before tens, dialect
 		// spellings, and Arabic-Indic digits.
 		{"صفر خمسة صفر واحد اثنين ثلاثة", []string{"050123"}},

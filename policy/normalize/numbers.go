@@ -10,6 +10,7 @@ type numKind uint8
 const (
 	nkNone     numKind = iota
 	nkDigits           // a token of ASCII digits
+	nkODigits          // digits with the letter o among them ("O166", "5O5": a spoken "oh" as Whisper may write it)
 	nkZero             // zero, صفر
 	nkOh               // oh, o: zero only next to other numbers
 	nkUnit             // 1-9
@@ -77,6 +78,9 @@ func (d *Doc) look(i int) (w numWord, conj bool) {
 	if isDigits(s) {
 		return numWord{kind: nkDigits}, false
 	}
+	if isODigits(s) {
+		return numWord{kind: nkODigits}, false
+	}
 	if w, ok := numWords[s]; ok {
 		return w, false
 	}
@@ -100,6 +104,23 @@ func isDigits(s string) bool {
 	return true
 }
 
+// isODigits says s is ASCII digits with one or more letters o among them
+// and at least one digit.
+func isODigits(s string) bool {
+	digit, o := false, false
+	for i := 0; i < len(s); i++ {
+		switch {
+		case s[i] >= '0' && s[i] <= '9':
+			digit = true
+		case s[i] == 'o':
+			o = true
+		default:
+			return false
+		}
+	}
+	return digit && o
+}
+
 // StartsNumber says token i can open a number on its own (a digit token or
 // a number word).
 func (d *Doc) StartsNumber(i int) bool { return d.startsNumber(i) }
@@ -108,11 +129,11 @@ func (d *Doc) StartsNumber(i int) bool { return d.startsNumber(i) }
 func (d *Doc) startsNumber(i int) bool {
 	w, _ := d.look(i)
 	switch w.kind {
-	case nkDigits, nkZero, nkUnit, nkTeen, nkTens, nkRepeat:
+	case nkDigits, nkODigits, nkZero, nkUnit, nkTeen, nkTens, nkRepeat:
 		return true
 	case nkOh:
 		n, _ := d.look(i + 1)
-		return n.kind == nkDigits || n.kind == nkZero || n.kind == nkUnit || n.kind == nkOh || n.kind == nkRepeat
+		return n.kind == nkDigits || n.kind == nkODigits || n.kind == nkZero || n.kind == nkUnit || n.kind == nkOh || n.kind == nkRepeat
 	}
 	return false
 }
@@ -143,6 +164,14 @@ func (d *Doc) parseNumber(i int, inRun bool) (int, bool) {
 	switch w.kind {
 	case nkDigits:
 		d.digits = append(d.digits, d.Norm(i)...)
+		return i + 1, true
+	case nkODigits:
+		for _, c := range []byte(d.Norm(i)) {
+			if c == 'o' {
+				c = '0'
+			}
+			d.digits = append(d.digits, c)
+		}
 		return i + 1, true
 	case nkZero:
 		d.digits = append(d.digits, '0')
