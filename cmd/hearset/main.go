@@ -2,7 +2,7 @@
 // pipeline does, without Janus, and scores what was heard with a policy:
 //
 //	hearset [-set policy/testdata/spoken/spoken.jsonl] [-whisper http://127.0.0.1:18000]
-//	        [-out out/hearset] [-policy file] [-rehear] [-v]
+//	        [-out out/hearset] [-policy file] [-rehear] [-v] [-joined]
 //
 // Each `tune` line is synthesised with espeak-ng (the voice and rate of the
 // alert quality benchmark's bot, a pause either side), decoded to 16 kHz,
@@ -14,7 +14,9 @@
 // format for `earshot rules test`. Scoring pushes each line's segments
 // through a fresh room window, as the policy stage does, and prints per
 // category what was found, then every miss and false alarm with the spoken
-// text next to the heard one.
+// text next to the heard one. With -joined the lines go through one
+// window in order, 2 s apart, as the benchmark's bot says them, so numbers
+// and phrases that join across lines show up as they would there.
 //
 // Held-out lines are never heard or shown: tuning on them would make the
 // held-out figures meaningless.
@@ -48,11 +50,12 @@ func main() {
 	out := flag.String("out", "out/hearset", "folder for the heard texts")
 	pol := flag.String("policy", "", "policy file (default: the built-in policy)")
 	rehear := flag.Bool("rehear", false, "synthesise and transcribe again even when OUT holds heard texts")
+	joined := flag.Bool("joined", false, "score the lines in order in one room window, 2 s apart, as the benchmark says them (findings across lines count against the line they start in)")
 	verbose := flag.Bool("v", false, "while hearing, print each utterance and the engine's raw segments (before the worker's filter)")
 	flag.Parse()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
-	if err := run(ctx, os.Stdout, *set, *whisper, *out, *pol, *rehear, *verbose); err != nil {
+	if err := run(ctx, os.Stdout, *set, *whisper, *out, *pol, *rehear, *verbose, *joined); err != nil {
 		fmt.Fprintln(os.Stderr, "hearset:", err)
 		os.Exit(1)
 	}
@@ -80,7 +83,7 @@ func (h heardLine) text() string {
 	return strings.Join(parts, " ")
 }
 
-func run(ctx context.Context, w io.Writer, setPath, whisper, out, polPath string, rehear, verbose bool) error {
+func run(ctx context.Context, w io.Writer, setPath, whisper, out, polPath string, rehear, verbose, joined bool) error {
 	f, err := os.Open(setPath)
 	if err != nil {
 		return err
@@ -117,7 +120,7 @@ func run(ctx context.Context, w io.Writer, setPath, whisper, out, polPath string
 	if err := writeHeardSet(filepath.Join(out, "heard.jsonl"), heard); err != nil {
 		return err
 	}
-	score(w, p, heard)
+	score(w, p, heard, joined)
 	return nil
 }
 
@@ -247,26 +250,29 @@ func writeHeardSet(path string, heard []heardLine) error {
 }
 
 // segments are the line's heard segments as the policy stage gets them.
-func (h heardLine) segments(origin time.Time) []policy.Segment {
+// Its samples are moved by at.
+func (h heardLine) segments(origin time.Time, at int64) []policy.Segment {
 	var out []policy.Segment
 	for i, s := range h.Segments {
 		seg := policy.Segment{
 			ID: fmt.Sprintf("%s-%d", h.Line.ID, i), Room: "room", Session: "session", Speaker: "speaker",
-			Timeline: event.Timeline{Track: "track", FirstSample: s.First, LastSample: s.Last, Origin: origin},
+			Timeline: event.Timeline{Track: "track", FirstSample: s.First + at, LastSample: s.Last + at, Origin: origin},
 			Language: s.Payload.Language, AvgLogProb: s.Payload.AvgLogProb, NoSpeechProb: s.Payload.NoSpeechProb,
 			Speech: s.Payload.Speech, Text: s.Data.Text,
 		}
 		for _, wd := range s.Data.Words {
-			seg.Words = append(seg.Words, policy.Word{Text: wd.Word, FirstSample: wd.FirstSample, LastSample: wd.LastSample, Probability: wd.Probability})
+			seg.Words = append(seg.Words, policy.Word{Text: wd.Word, FirstSample: wd.FirstSample + at, LastSample: wd.LastSample + at, Probability: wd.Probability})
 		}
 		out = append(out, seg)
 	}
 	return out
 }
 
-// score pushes each line's heard segments through a fresh room window and
-// prints what was found.
-func score(w io.Writer, p *policy.Policy, heard []heardLine) {
+// score pushes each line's heard segments through a fresh room window, or
+// with joined all lines in order through one window, 2 s apart as the
+// benchmark's bot says them (a finding belongs to the line its first words
+// are in), and prints what was found.
+func score(w io.Writer, p *policy.Policy, heard []heardLine, joined bool) {
 	type counts struct{ tp, fp, fn int }
 	byCat := map[string]*counts{}
 	get := func(c string) *counts {
@@ -277,16 +283,34 @@ func score(w io.Writer, p *policy.Policy, heard []heardLine) {
 	}
 	var report []string
 	origin := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
-	for _, h := range heard {
-		win := policy.NewWindow(policy.WindowConfig{})
-		got := map[string]string{}
-		segs := h.segments(origin)
+	found := make([]map[string]string, len(heard)) // line → category → rule and score
+	lineOf := map[string]int{}                     // segment ID → line
+	win := policy.NewWindow(policy.WindowConfig{})
+	var at int64 // where the line's clip starts on the room's track
+	for i, h := range heard {
+		found[i] = map[string]string{}
+		if !joined {
+			win, at = policy.NewWindow(policy.WindowConfig{}), 0
+		}
+		segs := h.segments(origin, at)
 		for _, seg := range segs {
+			lineOf[seg.ID] = i
 			for _, f := range win.Push(p, seg) {
-				got[f.Category] = fmt.Sprintf("%s %.2f", f.RuleID, f.Score)
+				j := i
+				if len(f.Spans) > 0 {
+					j = lineOf[f.Spans[0].Segment]
+				}
+				found[j][f.Category] = fmt.Sprintf("%s %.2f", f.RuleID, f.Score)
 			}
 		}
-		x := p.ExplainSegments(segs)
+		if n := len(segs); n > 0 {
+			// The benchmark's bot pauses 2 s after each line.
+			at = segs[n-1].Timeline.LastSample + 1 + 2*event.SampleRate
+		}
+	}
+	for i, h := range heard {
+		got := found[i]
+		x := p.ExplainSegments(h.segments(origin, 0))
 		why := func(c string) string {
 			var out []string
 			for _, cd := range x.Candidates {
