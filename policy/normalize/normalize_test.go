@@ -229,10 +229,13 @@ func FuzzNormalize(f *testing.F) {
 	for _, s := range []string{"I'm five five five, 1.2.3", "سَأَقْتُلُكَ ٠٥٠", "a\u0301b", "double", "plus", "\xff\xfe", "و وعشرين"} {
 		f.Add(s, "word two", false)
 	}
+	f.Add("read at outlook.com.", "read at outlook .com.", false)
+	f.Add("is 2-25-5", "is 2 -25 -5", true)
 	f.Fuzz(func(t *testing.T, text, words string, brk bool) {
 		var d Doc
 		d.AddPiece(text, nil, false)
 		d.AddPiece("", strings.Fields(words), brk)
+		d.AddPiece(text, strings.Fields(words), brk) // words the text may write attached
 		d.Finish()
 		for i, tok := range d.Tokens {
 			if tok.Start > tok.End || int(tok.End) > len(d.Orig) || tok.GapStart > tok.Start {
