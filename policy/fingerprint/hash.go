@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"math"
+	"math/rand/v2"
 )
 
 // Hash layout: 8 bits of anchor log-frequency, 7 bits of the target's
@@ -75,4 +76,44 @@ func (k *Keyer) Key(h uint32) uint64 {
 // the shard a landmark goes to reveals nothing without the secret either.
 func (k *Keyer) Shard(h uint32, n int) int {
 	return int(k.Key(h) % uint64(n))
+}
+
+// Permutation is a keyed bijection of the landmark hash space: what a
+// landmark travels as between processes. Without the secret the permuted
+// value of a landmark cannot be computed, so records on Kafka cannot be
+// tested against some audio; an instance holding the secret maps it back
+// to the hash its index is laid out by. A table each way: 8 MB.
+type Permutation struct {
+	fwd, inv []uint32
+}
+
+// Permutation returns the keyed permutation of the hash space: a
+// Fisher-Yates shuffle driven by ChaCha8 seeded with HMAC-SHA256 of the
+// secret, so every instance of a deployment derives the same one.
+func (k *Keyer) Permutation() *Permutation {
+	m := hmac.New(sha256.New, k.key)
+	m.Write([]byte("efp1-permutation"))
+	var seed [32]byte
+	copy(seed[:], m.Sum(nil))
+	r := rand.New(rand.NewChaCha8(seed))
+	p := &Permutation{fwd: make([]uint32, 1<<HashBits), inv: make([]uint32, 1<<HashBits)}
+	for i := range p.fwd {
+		p.fwd[i] = uint32(i)
+	}
+	r.Shuffle(len(p.fwd), func(i, j int) { p.fwd[i], p.fwd[j] = p.fwd[j], p.fwd[i] })
+	for i, v := range p.fwd {
+		p.inv[v] = uint32(i)
+	}
+	return p
+}
+
+// Forward maps a hash (below 1<<HashBits) to its keyed value.
+func (p *Permutation) Forward(h uint32) uint32 { return p.fwd[h&(1<<HashBits-1)] }
+
+// Inverse maps a keyed value back; ok is false outside the hash space.
+func (p *Permutation) Inverse(v uint32) (h uint32, ok bool) {
+	if v >= 1<<HashBits {
+		return 0, false
+	}
+	return p.inv[v], true
 }

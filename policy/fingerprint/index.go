@@ -233,3 +233,61 @@ func (x *Index) sweep(gone func(entry) bool) {
 		}
 	}
 }
+
+// Landmark is an indexed landmark as another process sends it: its hash at
+// speed 1 and its anchor frame. A reference needs no more: only the query
+// side hashes under several speed hypotheses, and that needs the pair's
+// frequencies (Pair), which never leave the process that extracted them.
+type Landmark struct {
+	Hash uint32
+	T    int32
+}
+
+// Landmarks returns the hashes at speed 1 of pairs, as Add indexes them.
+func Landmarks(pairs []Pair, out []Landmark) []Landmark {
+	for _, p := range pairs {
+		if h, ok := Hash(p, 1); ok {
+			out = append(out, Landmark{Hash: h, T: p.T})
+		}
+	}
+	return out
+}
+
+// AddLandmarks indexes landmarks of track id that another process hashed
+// (Landmarks). A hash outside HashBits is an error: nothing is added.
+func (x *Index) AddLandmarks(id uint32, lms []Landmark) error {
+	if int(id) >= len(x.tracks) || x.tracks[id].dead {
+		return fmt.Errorf("%w: %d", ErrUnknownTrack, id)
+	}
+	for _, l := range lms {
+		if l.Hash >= 1<<HashBits || l.T < 0 {
+			return fmt.Errorf("fingerprint: landmark hash %#x or frame %d out of range", l.Hash, l.T)
+		}
+	}
+	ts := &x.tracks[id]
+	for _, l := range lms {
+		x.slots[l.Hash] = append(x.slots[l.Hash], entry{track: id, t: l.T})
+		ts.count++
+		x.n++
+		ts.last = max(ts.last, l.T)
+	}
+	return nil
+}
+
+// Tracks is the number of tracks the index holds (expired and erased ones
+// not counted).
+func (x *Index) Tracks() int {
+	n := 0
+	for i := range x.tracks {
+		if !x.tracks[i].dead {
+			n++
+		}
+	}
+	return n
+}
+
+// Known reports whether a track of that name is held.
+func (x *Index) Known(track string) bool {
+	_, ok := x.byName[track]
+	return ok
+}

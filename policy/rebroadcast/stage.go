@@ -1,0 +1,558 @@
+package rebroadcast
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/earshot/earshot/bus"
+	"github.com/earshot/earshot/event"
+	"github.com/earshot/earshot/policy/fingerprint"
+)
+
+// TopicFingerprints carries fingerprint records (key = track). Its
+// retention is the index window: it is what a starting instance rebuilds
+// its index from, and nothing older may be kept.
+const TopicFingerprints = "earshot.fingerprints"
+
+// consumer is the part of bus.Consumer the stage uses.
+type consumer interface {
+	Run(ctx context.Context, h bus.Handler) error
+	Close() error
+}
+
+// Log reads a topic without a consumer group (bus.LogReader): every
+// instance follows every partition of the fingerprints topic.
+type Log interface {
+	Offsets(ctx context.Context, topic string) (map[int]bus.PartitionRange, error)
+	OffsetAt(ctx context.Context, topic string, partition int, t time.Time) (int64, error)
+	Follow(ctx context.Context, topic string, partition int, from int64, fn func(bus.Message) error) error
+}
+
+var _ Log = bus.LogReader{}
+
+// Topics names the topics the stage uses; empty fields take the defaults.
+type Topics struct {
+	Fingerprints, Alerts, DeadLetter string
+}
+
+func (t *Topics) defaults() {
+	if t.Fingerprints == "" {
+		t.Fingerprints = TopicFingerprints
+	}
+	if t.Alerts == "" {
+		t.Alerts = event.TopicAlerts
+	}
+	if t.DeadLetter == "" {
+		t.DeadLetter = event.TopicDeadLetter
+	}
+}
+
+// Config configures the stage.
+type Config struct {
+	// Consumer delivers earshot.audio (group earshot-rebroadcast).
+	Consumer consumer
+	// Log follows the fingerprints topic.
+	Log Log
+	// Sender writes fingerprint records, alerts and dead letters.
+	Sender bus.Sender
+	// Keys opens chunks and seals alerts.
+	Keys     event.Keys
+	Producer event.Producer
+	// Secret keys the landmark values on Kafka (at least 32 bytes; the
+	// same on every instance of a deployment).
+	Secret []byte
+	// Instance names this process in its records; default a random ID
+	// (a restarted process must not skip what it wrote before).
+	Instance string
+	// Window is how long audio stays in the index (default 30 min).
+	Window time.Duration
+	// MaxLandmarks bounds the index's memory: past it, the oldest audio
+	// goes before the window ends. Default 100 million (about 1 GB:
+	// 8 bytes each plus slice slack; 600 track-hours at a 30 % talk
+	// share).
+	MaxLandmarks int
+	// QueryDelay is how long a chunk's landmarks wait before they are
+	// matched, so that the other instances' records of the same moments
+	// have reached this index (default 2 s). The chunk is acknowledged
+	// after its matching.
+	QueryDelay time.Duration
+	// IdleTrack closes a track's decoder when no chunk came for this long
+	// (default 2 min).
+	IdleTrack time.Duration
+	// Matcher holds the thresholds (default fingerprint.DefaultMatcherConfig).
+	Matcher *fingerprint.MatcherConfig
+	// Private reports whether a room is private or confidential (its
+	// original raises critical alerts); nil: none is.
+	Private func(room string) bool
+	Topics  Topics
+	Logger  *slog.Logger
+	// Now defaults to time.Now.
+	Now func() time.Time
+}
+
+// Stage is the live rebroadcast stage.
+type Stage struct {
+	cfg    Config
+	log    *slog.Logger
+	perm   *fingerprint.Permutation
+	mcfg   fingerprint.MatcherConfig
+	raised *bus.Dedupe
+
+	mu      sync.Mutex
+	idx     *fingerprint.Index
+	local   map[string]*localTrack  // by pipeline track ID
+	remote  map[string]*remoteTrack // by index name
+	queue   []*query
+	lastExp time.Time
+
+	closeOnce sync.Once
+}
+
+// localTrack is a track this instance fingerprints and matches.
+type localTrack struct {
+	dec     *trackDecoder
+	ext     *fingerprint.Extractor
+	rec     Record // the record template: identity, Start, next Seq
+	id      uint32
+	matcher *fingerprint.Matcher
+	used    time.Time
+	pcm     []float32
+	pairs   []fingerprint.Pair
+	levels  []int8
+}
+
+// remoteTrack is a track another instance fingerprints.
+type remoteTrack struct {
+	id      uint32
+	lastSeq int64
+	rec     Record // identity only
+}
+
+// query is a chunk's landmarks waiting for QueryDelay.
+type query struct {
+	due   time.Time
+	track *localTrack
+	pairs []fingerprint.Pair
+	final bool
+	d     *bus.Delivery
+}
+
+// New builds the stage.
+func New(cfg Config) (*Stage, error) {
+	var errs []string
+	if cfg.Consumer == nil || cfg.Sender == nil || cfg.Log == nil {
+		errs = append(errs, "needs a Consumer, a Log and a Sender")
+	}
+	keyer, err := fingerprint.NewKeyer(cfg.Secret)
+	if err != nil {
+		errs = append(errs, err.Error())
+	}
+	mcfg := fingerprint.DefaultMatcherConfig()
+	if cfg.Matcher != nil {
+		mcfg = *cfg.Matcher
+	}
+	if err := mcfg.Validate(); err != nil {
+		errs = append(errs, err.Error())
+	}
+	if cfg.Window == 0 {
+		cfg.Window = 30 * time.Minute
+	}
+	idx, err := fingerprint.NewIndex(fingerprint.IndexConfig{Window: cfg.Window})
+	if err != nil {
+		errs = append(errs, err.Error())
+	}
+	if cfg.MaxLandmarks < 0 || cfg.QueryDelay < 0 || cfg.IdleTrack < 0 {
+		errs = append(errs, "negative max landmarks, query delay or idle track")
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("rebroadcast: stage: %v", errs)
+	}
+	if cfg.MaxLandmarks == 0 {
+		cfg.MaxLandmarks = 100_000_000
+	}
+	if cfg.QueryDelay == 0 {
+		cfg.QueryDelay = 2 * time.Second
+	}
+	if cfg.IdleTrack == 0 {
+		cfg.IdleTrack = 2 * time.Minute
+	}
+	if cfg.Instance == "" {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		cfg.Instance = hex.EncodeToString(b[:])
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	cfg.Topics.defaults()
+	return &Stage{
+		cfg: cfg, log: cfg.Logger.With("stage", "rebroadcast"), perm: keyer.Permutation(), mcfg: mcfg,
+		raised: bus.NewDedupe(0), idx: idx, local: map[string]*localTrack{}, remote: map[string]*remoteTrack{},
+	}, nil
+}
+
+// Run follows the fingerprints topic, consumes the audio and matches until
+// ctx ends.
+func (s *Stage) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	parts, err := s.startFollowing(ctx)
+	if err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.tick(ctx)
+	}()
+	for p, from := range parts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.follow(ctx, p, from)
+		}()
+	}
+	s.log.Info("rebroadcast stage started", "instance", s.cfg.Instance, "window", s.cfg.Window, "partitions_followed", len(parts))
+	err = s.cfg.Consumer.Run(ctx, s.handle)
+	cancel()
+	wg.Wait()
+	return err
+}
+
+// Close releases the stage; idempotent.
+func (s *Stage) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		err = s.cfg.Consumer.Close()
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for id, t := range s.local {
+			_ = t.dec.Close()
+			delete(s.local, id)
+		}
+	})
+	return err
+}
+
+// Instance is the name this stage writes in its records.
+func (s *Stage) Instance() string { return s.cfg.Instance }
+
+// IndexStats reports the tracks and landmarks the index holds and its
+// memory estimate in bytes.
+func (s *Stage) IndexStats() (tracks, landmarks int, bytes int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.idx.Tracks(), s.idx.Len(), s.idx.Bytes()
+}
+
+// startFollowing finds where each partition of the fingerprints topic
+// holds the start of the window: the index is rebuilt from there.
+func (s *Stage) startFollowing(ctx context.Context) (map[int]int64, error) {
+	topic := s.cfg.Topics.Fingerprints
+	ranges, err := s.cfg.Log.Offsets(ctx, topic)
+	if err != nil {
+		return nil, fmt.Errorf("rebroadcast: offsets of %s: %w", topic, err)
+	}
+	from := map[int]int64{}
+	since := s.cfg.Now().Add(-s.cfg.Window)
+	for p, r := range ranges {
+		off, err := s.cfg.Log.OffsetAt(ctx, topic, p, since)
+		if err != nil {
+			return nil, fmt.Errorf("rebroadcast: rebuild position of %s/%d: %w", topic, p, err)
+		}
+		from[p] = min(max(off, r.First), r.End)
+	}
+	return from, nil
+}
+
+// follow indexes one partition's records until ctx ends, starting again
+// after a failed fetch.
+func (s *Stage) follow(ctx context.Context, partition int, from int64) {
+	next := from
+	for ctx.Err() == nil {
+		err := s.cfg.Log.Follow(ctx, s.cfg.Topics.Fingerprints, partition, next, func(m bus.Message) error {
+			next = m.Offset + 1
+			s.indexRecord(m)
+			return nil
+		})
+		if ctx.Err() != nil {
+			return
+		}
+		s.log.Warn("following fingerprints failed; again in 1 s", "partition", partition, "error", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// indexRecord adds another instance's record to the index. A bad record
+// is logged and skipped: it is nobody's audio.
+func (s *Stage) indexRecord(m bus.Message) {
+	r, err := DecodeRecord(m.Value)
+	if err != nil {
+		s.log.Warn("fingerprint record skipped", "partition", m.Partition, "offset", m.Offset, "error", err)
+		return
+	}
+	if r.Origin == s.cfg.Instance {
+		return // indexed when it was extracted
+	}
+	lms, err := unpackLandmarks(r.Landmarks, s.perm)
+	if err != nil {
+		s.log.Warn("fingerprint record skipped", "partition", m.Partition, "offset", m.Offset, "error", err)
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	name := r.name()
+	rt, ok := s.remote[name]
+	if ok && r.Seq <= rt.lastSeq {
+		return // a redelivered chunk's record
+	}
+	if !ok || !s.idx.Known(name) {
+		id := s.idx.AddTrack(fingerprint.TrackInfo{Track: name, Room: r.Room, Speaker: r.Speaker, StartMS: r.StartMS, Private: r.Private})
+		rt = &remoteTrack{id: id, lastSeq: -1, rec: Record{Track: r.Track, Start: r.Start, Room: r.Room, Session: r.Session, Speaker: r.Speaker, StartMS: r.StartMS}}
+		s.remote[name] = rt
+	}
+	rt.lastSeq = r.Seq
+	s.idx.AddLevels(rt.id, levelsOf(r.Levels))
+	if err := s.idx.AddLandmarks(rt.id, lms); err != nil {
+		s.log.Warn("fingerprint record not indexed", "error", err)
+	}
+}
+
+// handle takes one audio chunk: decode, extract, index, publish the
+// record, and queue its landmarks for matching (the chunk is acknowledged
+// after that).
+func (s *Stage) handle(ctx context.Context, d *bus.Delivery) {
+	e, err := event.Decode(d.Value)
+	if err == nil && (e.Type != event.TypeAudioChunk || e.Timeline == nil) {
+		err = fmt.Errorf("%w: %s on the audio topic is not an audio chunk", errBadChunk, e.Type)
+	}
+	var (
+		p    event.AudioChunk
+		data event.AudioChunkData
+	)
+	if err == nil {
+		err = e.DecodePayload(&p)
+	}
+	if err == nil && p.Codec != "" && p.Codec != "opus" {
+		err = fmt.Errorf("%w: codec %q", errBadChunk, p.Codec)
+	}
+	if err == nil {
+		err = e.Open(ctx, s.cfg.Keys, &data)
+	}
+	if errors.Is(err, event.ErrKeyDestroyed) {
+		d.Ack() // the speaker was erased: nothing of theirs is fingerprinted
+		return
+	}
+	if err != nil {
+		s.deadLetter(ctx, d, err)
+		return
+	}
+	rec, q, derr := s.extract(e, &p, &data, d)
+	if rec != nil {
+		b, err := rec.marshal()
+		if err == nil {
+			pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			err = s.cfg.Sender.Produce(pctx, bus.Message{Topic: s.cfg.Topics.Fingerprints, Key: []byte(rec.Track), Value: b})
+			cancel()
+		}
+		if err != nil {
+			// Not acked: redelivered after a restart or rebalance.
+			s.log.Error("fingerprint record not produced", "error", err)
+			return
+		}
+	}
+	if derr != nil {
+		// The audio that decoded is used; the chunk is kept for people to
+		// look at.
+		s.deadLetter(ctx, d, derr)
+		if q != nil {
+			q.d = nil
+		}
+	}
+	if q == nil {
+		if derr == nil {
+			d.Ack()
+		}
+		return
+	}
+	s.mu.Lock()
+	s.queue = append(s.queue, q)
+	s.mu.Unlock()
+}
+
+// extract decodes a chunk into its track's extractor and indexes the
+// result. It returns the record to publish (nil: nothing new) and the
+// query to match later.
+func (s *Stage) extract(e *event.Envelope, p *event.AudioChunk, data *event.AudioChunkData, d *bus.Delivery) (*Record, *query, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.cfg.Now()
+	t := s.local[e.Timeline.Track]
+	if t == nil {
+		if err := check(e.Timeline, data); err != nil {
+			return nil, nil, err
+		}
+		dec, err := newTrackDecoder()
+		if err != nil {
+			return nil, nil, err
+		}
+		t = &localTrack{dec: dec, ext: fingerprint.NewExtractor()}
+		s.local[e.Timeline.Track] = t
+	}
+	t.used = now
+	var derr error
+	t.pcm, derr = t.dec.decode(e.Timeline, data, t.pcm[:0])
+	if errors.Is(derr, errBadChunk) {
+		return nil, nil, derr
+	}
+	if t.matcher != nil && !s.idx.Known(t.rec.name()) {
+		t.matcher = nil // expired after a long silence: registered afresh
+	}
+	if t.matcher == nil {
+		if t.dec.first < 0 {
+			return nil, nil, derr // nothing decoded yet
+		}
+		start := t.dec.first * ratio
+		seq := t.rec.Seq
+		private := s.cfg.Private != nil && s.cfg.Private(e.Room)
+		t.rec = Record{V: recordVersion, Origin: s.cfg.Instance, Track: e.Timeline.Track, Start: start,
+			Room: e.Room, Session: e.Session, Speaker: e.Speaker,
+			StartMS: e.Timeline.Origin.Add(event.SamplesToDuration(start)).UnixMilli(), Private: private, Seq: seq}
+		t.id = s.idx.AddTrack(fingerprint.TrackInfo{Track: t.rec.name(), Room: e.Room, Speaker: e.Speaker, StartMS: t.rec.StartMS, Private: private})
+		m, err := fingerprint.NewMatcher(s.mcfg, s.idx, t.id)
+		if err != nil {
+			return nil, nil, err
+		}
+		t.matcher = m
+	}
+	frame := t.ext.Frames()
+	t.pairs, t.levels = t.ext.Push(t.pcm, t.pairs[:0], t.levels[:0])
+	if p.Final {
+		t.pairs = t.ext.Flush(t.pairs)
+	}
+	if len(t.pairs) == 0 && len(t.levels) == 0 && !p.Final {
+		return nil, nil, derr // a redelivered chunk: nothing new
+	}
+	s.idx.AddLevels(t.id, t.levels)
+	if err := s.idx.Add(t.id, t.pairs); err != nil {
+		return nil, nil, err
+	}
+	lms := fingerprint.Landmarks(t.pairs, nil)
+	rec := t.rec
+	rec.Frame, rec.Levels, rec.Landmarks = frame, levelBytes(t.levels), packLandmarks(lms, s.perm)
+	t.rec.Seq++
+	q := &query{due: now.Add(s.cfg.QueryDelay), track: t, pairs: slices.Clone(t.pairs), final: p.Final, d: d}
+	if p.Final {
+		_ = t.dec.Close()
+		delete(s.local, e.Timeline.Track)
+	}
+	return &rec, q, derr
+}
+
+// tick matches the queries that are due, expires the index and closes
+// idle tracks, until ctx ends.
+func (s *Stage) tick(ctx context.Context) {
+	tk := time.NewTicker(100 * time.Millisecond)
+	defer tk.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tk.C:
+		}
+		s.matchDue(ctx)
+	}
+}
+
+// matchDue runs the due queries in arrival order, produces their alerts
+// and acknowledges their chunks.
+func (s *Stage) matchDue(ctx context.Context) {
+	now := s.cfg.Now()
+	s.mu.Lock()
+	n := 0
+	for n < len(s.queue) && !s.queue[n].due.After(now) {
+		n++
+	}
+	due := slices.Clone(s.queue[:n])
+	s.queue = slices.Delete(s.queue, 0, n)
+	var found []fingerprint.Match
+	for _, q := range due {
+		found = append(found, q.track.matcher.Push(q.pairs)...)
+		if q.final {
+			found = append(found, q.track.matcher.Flush()...)
+		}
+	}
+	msgs, ids := s.alerts(ctx, found)
+	s.housekeep(now)
+	s.mu.Unlock()
+	if len(msgs) > 0 {
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		err := s.cfg.Sender.Produce(pctx, msgs...)
+		cancel()
+		if err != nil {
+			// Not acked: the chunks come again after a restart or a
+			// rebalance, and the same alerts get the same IDs.
+			s.log.Error("rebroadcast alerts not produced", "error", err)
+			return
+		}
+		for _, id := range ids {
+			s.raised.Add(id)
+		}
+	}
+	for _, q := range due {
+		if q.d != nil {
+			q.d.Ack()
+		}
+	}
+}
+
+// housekeep expires the index (every 10 s), keeps it under MaxLandmarks
+// and closes idle tracks. Under s.mu.
+func (s *Stage) housekeep(now time.Time) {
+	if now.Sub(s.lastExp) < 10*time.Second {
+		return
+	}
+	s.lastExp = now
+	nowMS := now.UnixMilli()
+	s.idx.Expire(nowMS)
+	// Past the memory bound, the window shrinks a minute at a time.
+	for shift := int64(60_000); s.idx.Len() > s.cfg.MaxLandmarks && shift <= s.cfg.Window.Milliseconds(); shift += 60_000 {
+		s.idx.Expire(nowMS + shift)
+	}
+	for id, t := range s.local {
+		if now.Sub(t.used) > s.cfg.IdleTrack {
+			_ = t.dec.Close()
+			delete(s.local, id)
+		}
+	}
+	for name := range s.remote {
+		if !s.idx.Known(name) {
+			delete(s.remote, name)
+		}
+	}
+}
+
+func (s *Stage) deadLetter(ctx context.Context, d *bus.Delivery, reason error) {
+	s.log.Warn("audio chunk dead-lettered", "partition", d.Partition, "offset", d.Offset, "reason", reason)
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := bus.DeadLetter(dctx, s.cfg.Sender, s.cfg.Topics.DeadLetter, d.Message, reason.Error()); err != nil {
+		s.log.Error("dead letter failed; the chunk will be redelivered", "error", err)
+		return
+	}
+	d.Ack()
+}
