@@ -106,7 +106,7 @@ func (s *Stage) alerts(ctx context.Context, found []fingerprint.Match) ([]bus.Me
 		}
 		category, severity := fingerprint.Classify(m)
 		msg, err := s.alert(ctx, id, AlertPayload{
-			Alert: event.Alert{Severity: severity, Category: category, RuleID: RuleID, Score: m.Confidence, Confidence: m.Confidence},
+			Alert:    event.Alert{Severity: severity, Category: category, RuleID: RuleID, Score: m.Confidence, Confidence: m.Confidence},
 			Original: orig, Copy: cp, MatchedS: float64(m.DurationMS()) / 1000, Seconds: m.Seconds, Hits: m.Hits,
 			Speed: m.Speed, Speech: m.Speech,
 		})
