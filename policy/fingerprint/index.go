@@ -291,3 +291,12 @@ func (x *Index) Known(track string) bool {
 	_, ok := x.byName[track]
 	return ok
 }
+
+// Count is the number of landmarks the index holds for the named track.
+func (x *Index) Count(track string) int {
+	id, ok := x.byName[track]
+	if !ok {
+		return 0
+	}
+	return x.tracks[id].count
+}

@@ -63,15 +63,8 @@ func AlertID(trackA, trackB string) string {
 
 // identity finds the record template of an index track (under s.mu).
 func (s *Stage) identity(name string) (Record, bool) {
-	for _, t := range s.local {
-		if t.rec.name() == name {
-			return t.rec, true
-		}
-	}
-	if r, ok := s.remote[name]; ok {
-		return r.rec, true
-	}
-	return Record{}, false
+	r, ok := s.idents[name]
+	return r, ok
 }
 
 // span converts a match side to a Span.

@@ -105,10 +105,17 @@ type Stage struct {
 	mcfg   fingerprint.MatcherConfig
 	raised *bus.Dedupe
 
-	mu      sync.Mutex
-	idx     *fingerprint.Index
-	local   map[string]*localTrack  // by pipeline track ID
-	remote  map[string]*remoteTrack // by index name
+	mu     sync.Mutex
+	idx    *fingerprint.Index
+	local  map[string]*localTrack  // by pipeline track ID
+	remote map[string]*remoteTrack // by index name
+	// idents are the identities of the index's tracks (local and
+	// remote), by index name: what an alert names.
+	idents map[string]Record
+	// held is how far each local track's name is indexed: a track
+	// fingerprinted again (its chunks redelivered after it ended) adds
+	// nothing twice.
+	held    map[string]*extent
 	queue   []*query
 	lastExp time.Time
 
@@ -127,6 +134,10 @@ type localTrack struct {
 	pairs   []fingerprint.Pair
 	levels  []int8
 }
+
+// extent is what the index holds of a track: levels up to frame levels
+// (exclusive), pairs up to anchor frame pair (inclusive).
+type extent struct{ levels, pair int32 }
 
 // remoteTrack is a track another instance fingerprints.
 type remoteTrack struct {
@@ -197,7 +208,7 @@ func New(cfg Config) (*Stage, error) {
 	cfg.Topics.defaults()
 	return &Stage{
 		cfg: cfg, log: cfg.Logger.With("stage", "rebroadcast"), perm: keyer.Permutation(), mcfg: mcfg,
-		raised: bus.NewDedupe(0), idx: idx, local: map[string]*localTrack{}, remote: map[string]*remoteTrack{},
+		raised: bus.NewDedupe(0), idx: idx, local: map[string]*localTrack{}, remote: map[string]*remoteTrack{}, idents: map[string]Record{}, held: map[string]*extent{},
 	}, nil
 }
 
@@ -324,6 +335,11 @@ func (s *Stage) indexRecord(m bus.Message) {
 		id := s.idx.AddTrack(fingerprint.TrackInfo{Track: name, Room: r.Room, Speaker: r.Speaker, StartMS: r.StartMS, Private: r.Private})
 		rt = &remoteTrack{id: id, lastSeq: -1, rec: Record{Track: r.Track, Start: r.Start, Room: r.Room, Session: r.Session, Speaker: r.Speaker, StartMS: r.StartMS}}
 		s.remote[name] = rt
+		s.idents[name] = rt.rec
+	}
+	if r.Seq != rt.lastSeq+1 && rt.lastSeq >= 0 {
+		// Records lost between instances: matching goes on with what came.
+		s.log.Warn("fingerprint records missing", "track_records_skipped", r.Seq-rt.lastSeq-1, "partition", m.Partition, "offset", m.Offset)
 	}
 	rt.lastSeq = r.Seq
 	s.idx.AddLevels(rt.id, levelsOf(r.Levels))
@@ -432,6 +448,7 @@ func (s *Stage) extract(e *event.Envelope, p *event.AudioChunk, data *event.Audi
 		t.rec = Record{V: recordVersion, Origin: s.cfg.Instance, Track: e.Timeline.Track, Start: start,
 			Room: e.Room, Session: e.Session, Speaker: e.Speaker,
 			StartMS: e.Timeline.Origin.Add(event.SamplesToDuration(start)).UnixMilli(), Private: private, Seq: seq}
+		s.idents[t.rec.name()] = t.rec
 		t.id = s.idx.AddTrack(fingerprint.TrackInfo{Track: t.rec.name(), Room: e.Room, Speaker: e.Speaker, StartMS: t.rec.StartMS, Private: private})
 		m, err := fingerprint.NewMatcher(s.mcfg, s.idx, t.id)
 		if err != nil {
@@ -447,9 +464,25 @@ func (s *Stage) extract(e *event.Envelope, p *event.AudioChunk, data *event.Audi
 	if len(t.pairs) == 0 && len(t.levels) == 0 && !p.Final {
 		return nil, nil, derr // a redelivered chunk: nothing new
 	}
-	s.idx.AddLevels(t.id, t.levels)
-	if err := s.idx.Add(t.id, t.pairs); err != nil {
+	name := t.rec.name()
+	h := s.held[name]
+	if h == nil {
+		h = &extent{pair: -1}
+		s.held[name] = h
+	}
+	if skip := int(h.levels - frame); skip < len(t.levels) {
+		s.idx.AddLevels(t.id, t.levels[max(skip, 0):])
+		h.levels = frame + int32(len(t.levels))
+	}
+	fresh := t.pairs
+	for len(fresh) > 0 && fresh[0].T <= h.pair {
+		fresh = fresh[1:]
+	}
+	if err := s.idx.Add(t.id, fresh); err != nil {
 		return nil, nil, err
+	}
+	if len(fresh) > 0 {
+		h.pair = fresh[len(fresh)-1].T
 	}
 	lms := fingerprint.Landmarks(t.pairs, nil)
 	rec := t.rec
@@ -542,6 +575,12 @@ func (s *Stage) housekeep(now time.Time) {
 	for name := range s.remote {
 		if !s.idx.Known(name) {
 			delete(s.remote, name)
+		}
+	}
+	for name := range s.idents {
+		if !s.idx.Known(name) {
+			delete(s.idents, name)
+			delete(s.held, name)
 		}
 	}
 }

@@ -1,0 +1,306 @@
+package rebroadcast
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"math"
+	mrand "math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/earshot/earshot/bus"
+	"github.com/earshot/earshot/event"
+	"github.com/earshot/earshot/internal/opusenc"
+	"github.com/earshot/earshot/internal/speech"
+	"github.com/earshot/earshot/internal/testbed"
+	"github.com/earshot/earshot/storage/crypt"
+)
+
+// studio renders speech with the test bed's tools (espeak-ng, sox).
+type studio struct {
+	t     testing.TB
+	tools speech.Tools
+	dir   string
+	words []string
+}
+
+func newStudio(t testing.TB) *studio {
+	t.Helper()
+	tools, err := speech.LookupTools()
+	if err != nil {
+		testbed.Unavailable(t, err.Error())
+	}
+	b, err := os.ReadFile("../fingerprint/testdata/words.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &studio{t: t, tools: tools, dir: t.TempDir(), words: strings.Fields(string(b))}
+}
+
+func (s *studio) run(bin string, args ...string) {
+	s.t.Helper()
+	if bin == s.tools.Sox {
+		args = append([]string{"-R"}, args...) // no random dither: the same audio every run
+	}
+	out, err := exec.Command(bin, args...).CombinedOutput()
+	if err != nil {
+		s.t.Fatalf("%s %v: %v\n%s", filepath.Base(bin), args, err, out)
+	}
+}
+
+// text is n words drawn from the word list with seed, in sentences.
+func (s *studio) text(seed uint64, n int) string {
+	r := mrand.New(mrand.NewPCG(seed, 0x5eed))
+	var b strings.Builder
+	for i := range n {
+		if i > 0 {
+			if r.IntN(10) == 0 {
+				b.WriteString(". ")
+			} else {
+				b.WriteByte(' ')
+			}
+		}
+		b.WriteString(s.words[r.IntN(len(s.words))])
+	}
+	b.WriteByte('.')
+	return b.String()
+}
+
+// say renders text with espeak-ng, then applies sox effects, and returns
+// 48 kHz mono samples.
+func (s *studio) say(name, text string, effects ...string) []float32 {
+	s.t.Helper()
+	txt, wav, raw := filepath.Join(s.dir, name+".txt"), filepath.Join(s.dir, name+".wav"), filepath.Join(s.dir, name+".f32")
+	if err := os.WriteFile(txt, []byte(text), 0o644); err != nil {
+		s.t.Fatal(err)
+	}
+	s.run(s.tools.EspeakNG, "-v", speech.DefaultVoice, "-f", txt, "-w", wav)
+	s.run(s.tools.Sox, append([]string{wav, "-r", "48000", "-c", "1", "-e", "float", "-b", "32", "-t", "raw", raw}, effects...)...)
+	b, err := os.ReadFile(raw)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	out := make([]float32, len(b)/4)
+	for i := range out {
+		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	return out
+}
+
+// room is one speaker's track in a test room.
+type room struct {
+	name, session, speaker, track string
+	origin                        time.Time
+}
+
+// trackOn returns a track ID whose records land on partition p of n.
+func trackOn(t *testing.T, prefix string, p, n int) string {
+	parts := make([]int, n)
+	for i := range parts {
+		parts[i] = i
+	}
+	for i := range 1000 {
+		id := event.DeriveID(event.PrefixTrack, prefix, t.Name(), string(rune('a'+i%26)), hex.EncodeToString([]byte{byte(i)}))
+		if (&kafka.Murmur2Balancer{}).Balance(kafka.Message{Key: []byte(id)}, parts...) == p {
+			return id
+		}
+	}
+	t.Fatal("no track ID for the partition")
+	return ""
+}
+
+// chunks encodes pcm (48 kHz) with Opus at kbps and cuts it into 1 s
+// audio.chunk records sealed under keys, the way the recorder writes them.
+func chunks(t *testing.T, keys *crypt.Memory, r room, pcm []float32, kbps int) []bus.Message {
+	t.Helper()
+	enc, err := opusenc.New(kbps*1000, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkts, err := enc.Encode(pcm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const per = 50 // 20 ms packets a chunk
+	var out []bus.Message
+	for seq := 0; seq*per < len(pkts); seq++ {
+		part := pkts[seq*per : min((seq+1)*per, len(pkts))]
+		first := int64(seq*per) * opusenc.FrameSamples
+		tl := event.Timeline{Track: r.track, FirstSample: first, LastSample: first + int64(len(part))*opusenc.FrameSamples - 1, Origin: r.origin, Anchor: event.AnchorArrival}
+		final := (seq+1)*per >= len(pkts)
+		e, err := event.New(event.TypeAudioChunk, event.Producer{Name: "test"}, nil, r.name, r.session, r.speaker, &tl,
+			event.AudioChunk{Codec: "opus", Channels: 1, Seq: int64(seq), Frames: len(part), Final: final})
+		if err != nil {
+			t.Fatal(err)
+		}
+		data := event.AudioChunkData{Packets: part}
+		for i := range part {
+			data.Offsets = append(data.Offsets, int64(i)*opusenc.FrameSamples)
+		}
+		if err := e.Seal(context.Background(), keys, data); err != nil {
+			t.Fatal(err)
+		}
+		b, err := e.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, bus.Message{Topic: event.TopicAudio, Key: []byte(r.track), Value: b})
+	}
+	return out
+}
+
+// bed is a set of fresh topics on the test bed's Kafka and stages on them.
+type bed struct {
+	t                               *testing.T
+	brokers                         []string
+	audio, fps, alerts, dead, group string
+	prod                            *bus.Producer
+	keys                            *crypt.Memory
+	secret                          []byte
+}
+
+func newBed(t *testing.T, partitions int) *bed {
+	brokers := testbed.KafkaBrokers(t)
+	var nb [6]byte
+	_, _ = rand.Read(nb[:])
+	n := hex.EncodeToString(nb[:])
+	b := &bed{t: t, brokers: brokers, audio: "t.rb.audio." + n, fps: "t.rb.fp." + n, alerts: "t.rb.alerts." + n, dead: "t.rb.dead." + n,
+		group: "t-rb-" + n, keys: crypt.NewMemory(), secret: bytes.Repeat([]byte{7}, 32)}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := bus.EnsureTopics(ctx, brokers,
+		bus.TopicSpec{Name: b.audio, Partitions: partitions}, bus.TopicSpec{Name: b.fps, Partitions: partitions},
+		bus.TopicSpec{Name: b.alerts, Partitions: 1}, bus.TopicSpec{Name: b.dead, Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = bus.DeleteTopics(ctx, brokers, b.audio, b.fps, b.alerts, b.dead)
+	})
+	prod, err := bus.NewProducer(bus.ProducerConfig{Brokers: brokers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = prod.Close() })
+	b.prod = prod
+	return b
+}
+
+// stage starts one instance of the stage, stopped when the test ends.
+func (b *bed) stage() *Stage {
+	b.t.Helper()
+	cons, err := bus.NewConsumer(bus.ConsumerConfig{Brokers: b.brokers, GroupID: b.group, Topics: []string{b.audio},
+		SessionTimeout: 6 * time.Second, HeartbeatInterval: time.Second, DrainTimeout: 3 * time.Second, RebalanceTimeout: 10 * time.Second})
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	st, err := New(Config{Consumer: cons, Log: bus.LogReader{Brokers: b.brokers}, Sender: b.prod, Keys: b.keys,
+		Producer: event.Producer{Name: "test"}, Secret: b.secret,
+		Topics: Topics{Fingerprints: b.fps, Alerts: b.alerts, DeadLetter: b.dead}})
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- st.Run(ctx) }()
+	b.t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil && ctx.Err() == nil {
+			b.t.Errorf("stage: %v", err)
+		}
+		_ = st.Close()
+	})
+	return st
+}
+
+func (b *bed) produce(msgs ...bus.Message) {
+	b.t.Helper()
+	for i := range msgs {
+		msgs[i].Topic = b.audio
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := b.prod.Produce(ctx, msgs...); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+func (b *bed) read(topic string) []bus.Message {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ms, err := bus.LogReader{Brokers: b.brokers}.ReadTopic(ctx, topic, nil)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return ms
+}
+
+// origins maps each track to the instances whose records carry it.
+func (b *bed) origins() map[string]map[string]bool {
+	out := map[string]map[string]bool{}
+	for _, m := range b.read(b.fps) {
+		r, err := DecodeRecord(m.Value)
+		if err != nil {
+			b.t.Fatalf("a record the stage wrote does not decode: %v", err)
+		}
+		if out[r.Track] == nil {
+			out[r.Track] = map[string]bool{}
+		}
+		out[r.Track][r.Origin] = true
+	}
+	return out
+}
+
+func (b *bed) alertPayloads() ([]*event.Envelope, []AlertPayload) {
+	b.t.Helper()
+	var es []*event.Envelope
+	var ps []AlertPayload
+	for _, m := range b.read(b.alerts) {
+		e, err := event.Decode(m.Value)
+		if err != nil {
+			b.t.Fatal(err)
+		}
+		var p AlertPayload
+		if err := e.DecodePayload(&p); err != nil {
+			b.t.Fatal(err)
+		}
+		if err := e.VerifySealed(context.Background(), b.keys); err != nil {
+			b.t.Fatalf("alert not sealed under its speaker's key: %v", err)
+		}
+		es, ps = append(es, e), append(ps, p)
+	}
+	return es, ps
+}
+
+// waitFor polls cond for up to d.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	end := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(end) {
+			t.Fatalf("not within %v: %s", d, what)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// fourGrams lists the word 4-grams of a text.
+func fourGrams(text string) map[string]bool {
+	ws := strings.Fields(strings.NewReplacer(".", " ").Replace(text))
+	out := map[string]bool{}
+	for i := 0; i+4 <= len(ws); i++ {
+		out[strings.Join(ws[i:i+4], " ")] = true
+	}
+	return out
+}

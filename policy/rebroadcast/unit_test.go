@@ -1,0 +1,72 @@
+package rebroadcast
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/earshot/earshot/bus"
+	"github.com/earshot/earshot/event"
+	"github.com/earshot/earshot/internal/bustest"
+	"github.com/earshot/earshot/storage/crypt"
+)
+
+// noLog is a fingerprints topic with no partitions: a single instance.
+type noLog struct{}
+
+func (noLog) Offsets(context.Context, string) (map[int]bus.PartitionRange, error) {
+	return map[int]bus.PartitionRange{}, nil
+}
+func (noLog) OffsetAt(context.Context, string, int, time.Time) (int64, error) { return 0, nil }
+func (noLog) Follow(ctx context.Context, _ string, _ int, _ int64, _ func(bus.Message) error) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// TestOneInstanceFindsReplay: one instance on a stand-in consumer holds
+// both rooms; the replay raises one alert.
+func TestOneInstanceFindsReplay(t *testing.T) {
+	s := newStudio(t)
+	keys := crypt.NewMemory()
+	feed, out := bustest.NewFeed(), &bustest.Capture{}
+	st, err := New(Config{Consumer: feed, Log: noLog{}, Sender: out, Keys: keys, Secret: make([]byte, 32), QueryDelay: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := bustest.Start(t, st.Run)
+	defer stop()
+	origin := time.Now().Add(-time.Minute)
+	ra := room{name: "room_a", session: "ses_a", speaker: "spk_a", track: "trk_a", origin: origin}
+	rb := room{name: "room_b", session: "ses_b", speaker: "spk_b", track: "trk_b", origin: origin.Add(30 * time.Second)}
+	text := s.text(101, 55)
+	x := s.say("x", text)
+	xc := s.say("xc", text, "gain", "-12")
+	offs := feed.Push(chunks(t, keys, ra, x, 32)...)
+	feed.WaitAcked(t, offs...)
+	offs = feed.Push(chunks(t, keys, rb, append(s.say("b", s.text(5, 12)), xc...), 12)...)
+	feed.WaitAcked(t, offs...)
+	al := out.Topic(event.TopicAlerts)
+	t.Logf("%d alerts, %d records", len(al), len(out.Topic(TopicFingerprints)))
+	// Each track's records carry what its index holds, once.
+	for _, tr := range []string{"trk_a", "trk_b"} {
+		sum := 0
+		for _, m := range out.Topic(TopicFingerprints) {
+			r, err := DecodeRecord(m.Value)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Track == tr {
+				sum += len(r.Landmarks) / 8
+			}
+		}
+		st.mu.Lock()
+		n := st.idx.Count(tr + "@0")
+		st.mu.Unlock()
+		if n == 0 || n != sum {
+			t.Errorf("%s: index holds %d landmarks, its records %d", tr, n, sum)
+		}
+	}
+	if len(al) != 1 {
+		t.Fatalf("%d alerts", len(al))
+	}
+}
