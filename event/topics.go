@@ -14,7 +14,12 @@ const (
 	TopicAudit        = "earshot.audit"         // key = subject of the action
 	TopicDeadLetter   = "earshot.deadletter"    // original record plus the reason
 	TopicState        = "earshot.state"         // compacted: state a stage rebuilds after a restart
+	TopicFingerprints = "earshot.fingerprints"  // keyed audio fingerprints, key = track
 )
+
+// FingerprintRetention is how long earshot.fingerprints keeps records: the
+// rebroadcast index's default window.
+const FingerprintRetention = 30 * time.Minute
 
 // TopicSpec is how a topic is created when missing.
 type TopicSpec struct {
@@ -45,6 +50,10 @@ func Topics(partitions int) []TopicSpec {
 		{Name: TopicAlertActions, Partitions: partitions, Retention: 30 * day},
 		{Name: TopicAudit, Partitions: 1, Retention: 365 * day},
 		{Name: TopicDeadLetter, Partitions: 1, Retention: 30 * day},
+		// Fingerprints are kept no longer than the rebroadcast index
+		// window (personal data); the stage sets a longer window's
+		// retention itself.
+		{Name: TopicFingerprints, Partitions: partitions, Retention: FingerprintRetention},
 		// Leases renew every few seconds and every instance reads the
 		// whole topic at start-up: roll segments hourly and clean eagerly,
 		// since Kafka compacts closed segments only.

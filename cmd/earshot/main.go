@@ -81,6 +81,7 @@ func commandTable() map[string]command {
 		"ingest":      {"run the listener bots and the recorder", runStages("ingest")},
 		"transcribe":  {"run transcription workers, or re-transcribe a stored session (-replay room/session)", runTranscribe},
 		"policy":      {"run the policy engine", runStages("policy")},
+		"rebroadcast": {"run the live rebroadcast stage: fingerprint live tracks, alert on a room's audio heard in another", runStages("rebroadcast")},
 		"serve":       {"run the moderator API (evidence, alert list, alert actions)", runStages("serve")},
 		"compliance":  {"run the compliance stage: event archive and retention sweeper", runStages("compliance")},
 		"alert":       {"act on an alert: alert ack|confirm|dismiss ID --note TEXT [--server URL --token-file F]", runAlert},

@@ -80,6 +80,7 @@ func stageTable() []struct {
 		{"ingest", newIngestStage},
 		{"transcribe", newTranscribeStage},
 		{"policy", newPolicyStage},
+		{"rebroadcast", newRebroadcastStage},
 		{"serve", newServeStage},
 		{"compliance", newComplianceStage},
 	}

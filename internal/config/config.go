@@ -39,6 +39,8 @@ type Config struct {
 	Retention  Retention  `yaml:"retention"`
 	Compliance Compliance `yaml:"compliance"`
 	Metrics    Metrics    `yaml:"metrics"`
+
+	Rebroadcast Rebroadcast `yaml:"rebroadcast"`
 }
 
 // Log configures log/slog.
@@ -200,6 +202,7 @@ func Default() Config {
 	c.Crypto = defaultCrypto()
 	c.Retention = defaultRetention()
 	c.Compliance = defaultCompliance()
+	c.Rebroadcast = defaultRebroadcast()
 	return c
 }
 
@@ -403,6 +406,7 @@ func (c *Config) Validate() error {
 	c.Crypto.validate(bad)
 	c.Retention.validate(bad)
 	c.Compliance.validate(bad)
+	c.Rebroadcast.validate(bad)
 	if c.Metrics.Listen != "" && !hostPort.MatchString(c.Metrics.Listen) {
 		bad("metrics.listen", "%q is not host:port (empty disables metrics)", c.Metrics.Listen)
 	}

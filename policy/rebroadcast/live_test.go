@@ -24,7 +24,7 @@ func TestLiveStageOnKafka(t *testing.T) {
 	s1, s2 := b.stage(), b.stage()
 	origin := time.Now().Add(-2 * time.Minute).UTC().Truncate(time.Millisecond)
 	mk := func(name string, partition int, after time.Duration) room {
-		return room{name: "room_" + name, session: "ses_" + name, speaker: "spk_" + name, track: trackOn(t, name, partition, 2), origin: origin.Add(after)}
+		return room{name: "room_" + name, session: "ses_" + name, speaker: "spk_" + name, track: b.trackOn(name, partition), origin: origin.Add(after)}
 	}
 	ra, rb, rc, rd := mk("a", 0, 0), mk("b", 1, 30*time.Second), mk("c", 0, 0), mk("d", 1, 5*time.Second)
 

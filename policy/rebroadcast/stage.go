@@ -19,7 +19,7 @@ import (
 // TopicFingerprints carries fingerprint records (key = track). Its
 // retention is the index window: it is what a starting instance rebuilds
 // its index from, and nothing older may be kept.
-const TopicFingerprints = "earshot.fingerprints"
+const TopicFingerprints = event.TopicFingerprints
 
 // consumer is the part of bus.Consumer the stage uses.
 type consumer interface {

@@ -11,11 +11,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/segmentio/kafka-go"
 
 	"github.com/earshot/earshot/bus"
 	"github.com/earshot/earshot/event"
@@ -102,19 +101,34 @@ type room struct {
 	origin                        time.Time
 }
 
-// trackOn returns a track ID whose records land on partition p of n.
-func trackOn(t *testing.T, prefix string, p, n int) string {
-	parts := make([]int, n)
-	for i := range parts {
-		parts[i] = i
+// trackOn returns a track ID whose records land on partition p of the
+// bed's topics: candidates are written to a probe topic of as many
+// partitions and read back (the producer's partitioner decides).
+func (b *bed) trackOn(prefix string, p int) string {
+	b.t.Helper()
+	if b.parts == nil {
+		b.parts = map[string]int{}
+		var msgs []bus.Message
+		for i := range 64 {
+			id := event.DeriveID(event.PrefixTrack, b.t.Name(), strconv.Itoa(i))
+			msgs = append(msgs, bus.Message{Topic: b.probe, Key: []byte(id), Value: []byte{1}})
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := b.prod.Produce(ctx, msgs...); err != nil {
+			b.t.Fatal(err)
+		}
+		for _, m := range b.read(b.probe) {
+			b.parts[string(m.Key)] = m.Partition
+		}
 	}
-	for i := range 1000 {
-		id := event.DeriveID(event.PrefixTrack, prefix, t.Name(), string(rune('a'+i%26)), hex.EncodeToString([]byte{byte(i)}))
-		if (&kafka.Murmur2Balancer{}).Balance(kafka.Message{Key: []byte(id)}, parts...) == p {
+	for id, part := range b.parts {
+		if part == p {
+			delete(b.parts, id)
 			return id
 		}
 	}
-	t.Fatal("no track ID for the partition")
+	b.t.Fatal("no track ID left for the partition")
 	return ""
 }
 
@@ -163,6 +177,8 @@ type bed struct {
 	t                               *testing.T
 	brokers                         []string
 	audio, fps, alerts, dead, group string
+	probe                           string
+	parts                           map[string]int
 	prod                            *bus.Producer
 	keys                            *crypt.Memory
 	secret                          []byte
@@ -173,19 +189,20 @@ func newBed(t *testing.T, partitions int) *bed {
 	var nb [6]byte
 	_, _ = rand.Read(nb[:])
 	n := hex.EncodeToString(nb[:])
-	b := &bed{t: t, brokers: brokers, audio: "t.rb.audio." + n, fps: "t.rb.fp." + n, alerts: "t.rb.alerts." + n, dead: "t.rb.dead." + n,
+	b := &bed{t: t, brokers: brokers, audio: "t.rb.audio." + n, fps: "t.rb.fp." + n, alerts: "t.rb.alerts." + n, dead: "t.rb.dead." + n, probe: "t.rb.probe." + n,
 		group: "t-rb-" + n, keys: crypt.NewMemory(), secret: bytes.Repeat([]byte{7}, 32)}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := bus.EnsureTopics(ctx, brokers,
 		bus.TopicSpec{Name: b.audio, Partitions: partitions}, bus.TopicSpec{Name: b.fps, Partitions: partitions},
-		bus.TopicSpec{Name: b.alerts, Partitions: 1}, bus.TopicSpec{Name: b.dead, Partitions: 1}); err != nil {
+		bus.TopicSpec{Name: b.alerts, Partitions: 1}, bus.TopicSpec{Name: b.dead, Partitions: 1},
+		bus.TopicSpec{Name: b.probe, Partitions: partitions}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		_ = bus.DeleteTopics(ctx, brokers, b.audio, b.fps, b.alerts, b.dead)
+		_ = bus.DeleteTopics(ctx, brokers, b.audio, b.fps, b.alerts, b.dead, b.probe)
 	})
 	prod, err := bus.NewProducer(bus.ProducerConfig{Brokers: brokers})
 	if err != nil {

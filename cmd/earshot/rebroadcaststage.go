@@ -1,0 +1,53 @@
+package main
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"fmt"
+
+	"github.com/earshot/earshot/bus"
+	"github.com/earshot/earshot/event"
+	"github.com/earshot/earshot/policy/rebroadcast"
+)
+
+// newRebroadcastStage builds the live rebroadcast stage: its own consumer
+// group on the live audio, following every partition of the fingerprints
+// topic.
+func newRebroadcastStage(ctx context.Context, rt *Runtime) (Stage, error) {
+	c := rt.Config.Rebroadcast
+	if !c.Enabled {
+		return nil, fmt.Errorf("rebroadcast: %w (rebroadcast.enabled is false)", errNotConfigured)
+	}
+	secret, err := loadSecret(rt.Config.Identity)
+	if err != nil {
+		return nil, err
+	}
+	// The deployment's secret, under its own label: the fingerprint key
+	// is not the pseudonym key.
+	mac := hmac.New(sha256.New, secret)
+	mac.Write([]byte("earshot fingerprint key v1"))
+	if rt.Config.Kafka.CreateTopics && c.Window > event.FingerprintRetention {
+		// The index is rebuilt from the topic: it keeps the window.
+		if err := bus.AlterTopicConfigs(ctx, rt.Brokers, event.TopicFingerprints, map[string]string{"retention.ms": bus.RetentionMS(c.Window)}); err != nil {
+			return nil, fmt.Errorf("rebroadcast: retention of %s: %w", event.TopicFingerprints, err)
+		}
+	}
+	cons, err := bus.NewConsumer(bus.ConsumerConfig{
+		Brokers: rt.Brokers, GroupID: "earshot-rebroadcast", Topics: []string{event.TopicAudio},
+		StartOffset: bus.LastOffset, MaxInFlight: c.MaxInFlight, ClientID: rt.Config.Kafka.ClientID, Logger: rt.Log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	st, err := rebroadcast.New(rebroadcast.Config{
+		Consumer: cons, Log: bus.LogReader{Brokers: rt.Brokers, ClientID: rt.Config.Kafka.ClientID}, Sender: rt.Producer,
+		Keys: rt.Keys, Producer: rt.Self, Secret: mac.Sum(nil), Window: c.Window, MaxLandmarks: c.MaxLandmarks,
+		QueryDelay: c.QueryDelay, Logger: rt.Log,
+	})
+	if err != nil {
+		_ = cons.Close()
+		return nil, err
+	}
+	return st, nil
+}
