@@ -88,7 +88,7 @@ func TestRunOnEmbeddedDefaults(t *testing.T) {
 	out := stderr.String()
 	// No Janus and no Whisper URL: ingest and transcribe are skipped, the
 	// stages that need nothing more run.
-	for _, want := range []string{"embedded Kafka-protocol broker", "stage not configured", `stages="[policy serve compliance]"`, "envelope encryption"} {
+	for _, want := range []string{"embedded Kafka-protocol broker", "stage not configured", `stages="[policy rebroadcast serve compliance]"`, "envelope encryption"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("log lacks %q:\n%s", want, out)
 		}

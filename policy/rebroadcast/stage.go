@@ -217,25 +217,18 @@ func New(cfg Config) (*Stage, error) {
 func (s *Stage) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	parts, err := s.startFollowing(ctx)
-	if err != nil {
-		return err
-	}
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		s.tick(ctx)
 	}()
-	for p, from := range parts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s.follow(ctx, p, from)
-		}()
-	}
-	s.log.Info("rebroadcast stage started", "instance", s.cfg.Instance, "window", s.cfg.Window, "partitions_followed", len(parts))
-	err = s.cfg.Consumer.Run(ctx, s.handle)
+	go func() {
+		defer wg.Done()
+		s.followAll(ctx)
+	}()
+	s.log.Info("rebroadcast stage started", "instance", s.cfg.Instance, "window", s.cfg.Window, "query_delay", s.cfg.QueryDelay)
+	err := s.cfg.Consumer.Run(ctx, s.handle)
 	cancel()
 	wg.Wait()
 	return err
@@ -265,6 +258,35 @@ func (s *Stage) IndexStats() (tracks, landmarks int, bytes int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.idx.Tracks(), s.idx.Len(), s.idx.Bytes()
+}
+
+// followAll follows every partition of the fingerprints topic until ctx
+// ends. Until the topic's partitions are known (the brokers answer), the
+// instance matches its own tracks only; it asks again every 5 s.
+func (s *Stage) followAll(ctx context.Context) {
+	var parts map[int]int64
+	for {
+		var err error
+		if parts, err = s.startFollowing(ctx); err == nil {
+			break
+		}
+		s.log.Warn("fingerprints topic not readable yet: matching this instance's tracks only; again in 5 s", "error", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(5 * time.Second):
+		}
+	}
+	s.log.Info("following fingerprints", "partitions", len(parts))
+	var wg sync.WaitGroup
+	for p, from := range parts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.follow(ctx, p, from)
+		}()
+	}
+	wg.Wait()
 }
 
 // startFollowing finds where each partition of the fingerprints topic
