@@ -92,6 +92,9 @@ func (s *Stage) alerts(ctx context.Context, found []fingerprint.Match) ([]bus.Me
 		if s.raised.Seen(id) || slices.Contains(ids, id) {
 			continue
 		}
+		// A room's class may have arrived after its track started.
+		m.Query.Private = m.Query.Private || s.private[q.Room]
+		m.Ref.Private = m.Ref.Private || s.private[r.Room]
 		qs, rs := span(q, m.Query, m.QueryFrames, m.QueryMS()), span(r, m.Ref, m.RefFrames, m.RefMS())
 		orig, cp := rs, qs
 		if qs.Start.Before(rs.Start) {

@@ -12,10 +12,11 @@ import (
 )
 
 // TestLiveStageOnKafka runs two instances of the stage on the test bed's
-// Kafka. Room A's speech is replayed into room B (gain -12 dB, B's speaker
-// at Opus 12 kbit/s) between B's own speech; A and B land on different
-// instances. Rooms C and D carry different speech of the same synthetic
-// voice. Exactly one alert names A as the original and B as the copy; a
+// Kafka. Room A's speech is replayed into room B (gain -12 dB, B's
+// speaker at Opus 12 kbit/s) between B's own speech; A and B land on
+// different instances. Rooms C and D carry different speech of the same
+// synthetic voice. Exactly one alert names A as the original and B as the
+// copy, critical because room A's session_started calls it private; a
 // redelivery of B's chunks raises no second one; malformed chunks are
 // dead-lettered and the stage goes on.
 func TestLiveStageOnKafka(t *testing.T) {
@@ -82,6 +83,10 @@ func TestLiveStageOnKafka(t *testing.T) {
 	}
 	b.produce(bus.Message{Key: []byte(ra.track), Value: []byte("not an event")}, bad)
 
+	// Room A is private: its audio elsewhere is critical.
+	b.sessionStarted(ra, true)
+	b.sessionStarted(rb, false)
+
 	// The originals, then (once both indexes hold them) the copy.
 	b.produce(append(chunks(t, b.keys, ra, x, 32), chunks(t, b.keys, rc, s.say("c", texts["c"]), 32)...)...)
 	settled(t, s1, s2)
@@ -101,8 +106,8 @@ func TestLiveStageOnKafka(t *testing.T) {
 			t.Fatalf("%s: %d alerts, want exactly 1", when, len(es))
 		}
 		e, p := es[0], ps[0]
-		if p.Category != fingerprint.CategoryRebroadcast || p.Severity != "high" || e.Type != event.TypeAlert {
-			t.Errorf("%s: %s %s/%s, want leak.rebroadcast/high", when, e.Type, p.Category, p.Severity)
+		if p.Category != fingerprint.CategoryRebroadcast || p.Severity != "critical" || !p.Original.Private || e.Type != event.TypeAlert {
+			t.Errorf("%s: %s %s/%s (original private %v), want leak.rebroadcast/critical from a private room", when, e.Type, p.Category, p.Severity, p.Original.Private)
 		}
 		if p.Original.Room != ra.name || p.Original.Track != ra.track || p.Copy.Room != rb.name || p.Copy.Track != rb.track || e.Room != rb.name {
 			t.Errorf("%s: original %s copy %s (alert room %s), want %s then %s", when, p.Original.Room, p.Copy.Room, e.Room, ra.name, rb.name)

@@ -40,6 +40,8 @@ var _ Log = bus.LogReader{}
 // Topics names the topics the stage uses; empty fields take the defaults.
 type Topics struct {
 	Fingerprints, Alerts, DeadLetter string
+	// Lifecycle says which rooms are private (session_started metadata).
+	Lifecycle string
 }
 
 func (t *Topics) defaults() {
@@ -51,6 +53,9 @@ func (t *Topics) defaults() {
 	}
 	if t.DeadLetter == "" {
 		t.DeadLetter = event.TopicDeadLetter
+	}
+	if t.Lifecycle == "" {
+		t.Lifecycle = event.TopicLifecycle
 	}
 }
 
@@ -115,7 +120,10 @@ type Stage struct {
 	// held is how far each local track's name is indexed: a track
 	// fingerprinted again (its chunks redelivered after it ended) adds
 	// nothing twice.
-	held    map[string]*extent
+	held map[string]*extent
+	// private are the rooms lifecycle events call private (as many as
+	// the lifecycle topic's sessions in the window).
+	private map[string]bool
 	queue   []*query
 	lastExp time.Time
 
@@ -208,7 +216,7 @@ func New(cfg Config) (*Stage, error) {
 	cfg.Topics.defaults()
 	return &Stage{
 		cfg: cfg, log: cfg.Logger.With("stage", "rebroadcast"), perm: keyer.Permutation(), mcfg: mcfg,
-		raised: bus.NewDedupe(0), idx: idx, local: map[string]*localTrack{}, remote: map[string]*remoteTrack{}, idents: map[string]Record{}, held: map[string]*extent{},
+		raised: bus.NewDedupe(0), idx: idx, local: map[string]*localTrack{}, remote: map[string]*remoteTrack{}, idents: map[string]Record{}, held: map[string]*extent{}, private: map[string]bool{},
 	}, nil
 }
 
@@ -260,39 +268,73 @@ func (s *Stage) IndexStats() (tracks, landmarks int, bytes int64) {
 	return s.idx.Tracks(), s.idx.Len(), s.idx.Bytes()
 }
 
-// followAll follows every partition of the fingerprints topic until ctx
-// ends. Until the topic's partitions are known (the brokers answer), the
-// instance matches its own tracks only; it asks again every 5 s.
+// followAll follows every partition of the fingerprints and lifecycle
+// topics until ctx ends.
 func (s *Stage) followAll(ctx context.Context) {
+	var wg sync.WaitGroup
+	for topic, fn := range map[string]func(bus.Message){s.cfg.Topics.Fingerprints: s.indexRecord, s.cfg.Topics.Lifecycle: s.roomClass} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.followTopic(ctx, topic, fn)
+		}()
+	}
+	wg.Wait()
+}
+
+// followTopic follows every partition of topic from the start of the
+// window. Until the topic's partitions are known (the brokers answer),
+// the instance goes on without (matching its own tracks only, or calling
+// no room private); it asks again every 5 s.
+func (s *Stage) followTopic(ctx context.Context, topic string, fn func(bus.Message)) {
 	var parts map[int]int64
 	for {
 		var err error
-		if parts, err = s.startFollowing(ctx); err == nil {
+		if parts, err = s.startFollowing(ctx, topic); err == nil {
 			break
 		}
-		s.log.Warn("fingerprints topic not readable yet: matching this instance's tracks only; again in 5 s", "error", err)
+		s.log.Warn("topic not readable yet; again in 5 s", "topic", topic, "error", err)
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(5 * time.Second):
 		}
 	}
-	s.log.Info("following fingerprints", "partitions", len(parts))
+	s.log.Info("following", "topic", topic, "partitions", len(parts))
 	var wg sync.WaitGroup
 	for p, from := range parts {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.follow(ctx, p, from)
+			s.follow(ctx, topic, p, from, fn)
 		}()
 	}
 	wg.Wait()
 }
 
-// startFollowing finds where each partition of the fingerprints topic
-// holds the start of the window: the index is rebuilt from there.
-func (s *Stage) startFollowing(ctx context.Context) (map[int]int64, error) {
-	topic := s.cfg.Topics.Fingerprints
+// roomClass notes the rooms whose session_started says they are private:
+// their audio found elsewhere raises a critical alert.
+func (s *Stage) roomClass(m bus.Message) {
+	e, err := event.Decode(m.Value)
+	if err != nil || e.Type != event.TypeSessionStarted {
+		return
+	}
+	var p event.SessionStarted
+	if e.DecodePayload(&p) != nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p.Metadata["private"] == "true" {
+		s.private[e.Room] = true
+	} else {
+		delete(s.private, e.Room)
+	}
+}
+
+// startFollowing finds where each partition of topic holds the start of
+// the window: the index is rebuilt from there.
+func (s *Stage) startFollowing(ctx context.Context, topic string) (map[int]int64, error) {
 	ranges, err := s.cfg.Log.Offsets(ctx, topic)
 	if err != nil {
 		return nil, fmt.Errorf("rebroadcast: offsets of %s: %w", topic, err)
@@ -309,20 +351,20 @@ func (s *Stage) startFollowing(ctx context.Context) (map[int]int64, error) {
 	return from, nil
 }
 
-// follow indexes one partition's records until ctx ends, starting again
-// after a failed fetch.
-func (s *Stage) follow(ctx context.Context, partition int, from int64) {
+// follow hands one partition's records to fn until ctx ends, starting
+// again after a failed fetch.
+func (s *Stage) follow(ctx context.Context, topic string, partition int, from int64, fn func(bus.Message)) {
 	next := from
 	for ctx.Err() == nil {
-		err := s.cfg.Log.Follow(ctx, s.cfg.Topics.Fingerprints, partition, next, func(m bus.Message) error {
+		err := s.cfg.Log.Follow(ctx, topic, partition, next, func(m bus.Message) error {
 			next = m.Offset + 1
-			s.indexRecord(m)
+			fn(m)
 			return nil
 		})
 		if ctx.Err() != nil {
 			return
 		}
-		s.log.Warn("following fingerprints failed; again in 1 s", "partition", partition, "error", err)
+		s.log.Warn("following failed; again in 1 s", "topic", topic, "partition", partition, "error", err)
 		select {
 		case <-ctx.Done():
 		case <-time.After(time.Second):

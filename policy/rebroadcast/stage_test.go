@@ -177,7 +177,7 @@ type bed struct {
 	t                               *testing.T
 	brokers                         []string
 	audio, fps, alerts, dead, group string
-	probe                           string
+	probe, life                     string
 	parts                           map[string]int
 	prod                            *bus.Producer
 	keys                            *crypt.Memory
@@ -189,20 +189,20 @@ func newBed(t *testing.T, partitions int) *bed {
 	var nb [6]byte
 	_, _ = rand.Read(nb[:])
 	n := hex.EncodeToString(nb[:])
-	b := &bed{t: t, brokers: brokers, audio: "t.rb.audio." + n, fps: "t.rb.fp." + n, alerts: "t.rb.alerts." + n, dead: "t.rb.dead." + n, probe: "t.rb.probe." + n,
+	b := &bed{t: t, brokers: brokers, audio: "t.rb.audio." + n, fps: "t.rb.fp." + n, alerts: "t.rb.alerts." + n, dead: "t.rb.dead." + n, probe: "t.rb.probe." + n, life: "t.rb.life." + n,
 		group: "t-rb-" + n, keys: crypt.NewMemory(), secret: bytes.Repeat([]byte{7}, 32)}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := bus.EnsureTopics(ctx, brokers,
 		bus.TopicSpec{Name: b.audio, Partitions: partitions}, bus.TopicSpec{Name: b.fps, Partitions: partitions},
 		bus.TopicSpec{Name: b.alerts, Partitions: 1}, bus.TopicSpec{Name: b.dead, Partitions: 1},
-		bus.TopicSpec{Name: b.probe, Partitions: partitions}); err != nil {
+		bus.TopicSpec{Name: b.probe, Partitions: partitions}, bus.TopicSpec{Name: b.life, Partitions: partitions}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		_ = bus.DeleteTopics(ctx, brokers, b.audio, b.fps, b.alerts, b.dead, b.probe)
+		_ = bus.DeleteTopics(ctx, brokers, b.audio, b.fps, b.alerts, b.dead, b.probe, b.life)
 	})
 	prod, err := bus.NewProducer(bus.ProducerConfig{Brokers: brokers})
 	if err != nil {
@@ -223,7 +223,7 @@ func (b *bed) stage() *Stage {
 	}
 	st, err := New(Config{Consumer: cons, Log: bus.LogReader{Brokers: b.brokers}, Sender: b.prod, Keys: b.keys,
 		Producer: event.Producer{Name: "test"}, Secret: b.secret,
-		Topics: Topics{Fingerprints: b.fps, Alerts: b.alerts, DeadLetter: b.dead}})
+		Topics: Topics{Fingerprints: b.fps, Alerts: b.alerts, DeadLetter: b.dead, Lifecycle: b.life}})
 	if err != nil {
 		b.t.Fatal(err)
 	}
@@ -320,4 +320,24 @@ func fourGrams(text string) map[string]bool {
 		out[strings.Join(ws[i:i+4], " ")] = true
 	}
 	return out
+}
+
+// sessionStarted writes r's session_started with the given private flag
+// to the bed's lifecycle topic.
+func (b *bed) sessionStarted(r room, private bool) {
+	b.t.Helper()
+	e, err := event.New(event.TypeSessionStarted, event.Producer{Name: "test"}, nil, r.name, r.session, "", nil,
+		event.SessionStarted{Connector: "janus-videoroom", Metadata: map[string]string{"private": strconv.FormatBool(private)}})
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	v, err := e.Marshal()
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := b.prod.Produce(ctx, bus.Message{Topic: b.life, Key: []byte(r.name), Value: v}); err != nil {
+		b.t.Fatal(err)
+	}
 }
