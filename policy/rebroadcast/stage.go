@@ -94,7 +94,8 @@ type Config struct {
 	// Matcher holds the thresholds (default fingerprint.DefaultMatcherConfig).
 	Matcher *fingerprint.MatcherConfig
 	// Private reports whether a room is private or confidential (its
-	// original raises critical alerts); nil: none is.
+	// original raises critical alerts), besides the rooms the lifecycle
+	// topic calls private; nil adds none.
 	Private func(room string) bool
 	Topics  Topics
 	Logger  *slog.Logger
