@@ -46,8 +46,8 @@ type TopicConfig struct {
 // TopicConfigs describes the configs of topics, by topic. An error for the
 // whole request is returned as such (wrapping ErrNotAllowed when refused);
 // errors for single topics are in their TopicConfig.Err.
-func TopicConfigs(ctx context.Context, brokers []string, topics ...string) (map[string]TopicConfig, error) {
-	c, done, err := adminClient(brokers)
+func TopicConfigs(ctx context.Context, cl Cluster, topics ...string) (map[string]TopicConfig, error) {
+	c, done, err := adminClient(cl)
 	if err != nil {
 		return nil, fmt.Errorf("bus: describe configs of %s: %w", strings.Join(topics, ","), err)
 	}
@@ -58,7 +58,7 @@ func TopicConfigs(ctx context.Context, brokers []string, topics ...string) (map[
 	}
 	res, err := c.DescribeConfigs(ctx, req)
 	if err != nil {
-		return nil, fmt.Errorf("bus: describe configs of %s via brokers %s: %w", strings.Join(topics, ","), strings.Join(brokers, ","), classify(err))
+		return nil, fmt.Errorf("bus: describe configs of %s via brokers %s: %w", strings.Join(topics, ","), cl, classify(err))
 	}
 	out := make(map[string]TopicConfig, len(topics))
 	for _, r := range res.Resources {
@@ -85,11 +85,11 @@ func TopicConfigs(ctx context.Context, brokers []string, topics ...string) (map[
 // configs as they are (IncrementalAlterConfigs, Kafka 2.3+). The error
 // wraps ErrNotAllowed when the brokers refuse, ErrUnknownTopic when the
 // topic does not exist.
-func AlterTopicConfigs(ctx context.Context, brokers []string, topic string, set map[string]string) error {
+func AlterTopicConfigs(ctx context.Context, cl Cluster, topic string, set map[string]string) error {
 	if len(set) == 0 {
 		return nil
 	}
-	c, done, err := adminClient(brokers)
+	c, done, err := adminClient(cl)
 	if err != nil {
 		return fmt.Errorf("bus: alter configs of %s: %w", topic, err)
 	}
@@ -100,7 +100,7 @@ func AlterTopicConfigs(ctx context.Context, brokers []string, topic string, set 
 	}
 	ans, err := c.IncrementalAlterConfigs(ctx, &kafka.IncrementalAlterConfigsRequest{Resources: []kafka.IncrementalAlterConfigsRequestResource{res}})
 	if err != nil {
-		return fmt.Errorf("bus: alter configs of %s via brokers %s: %w", topic, strings.Join(brokers, ","), classify(err))
+		return fmt.Errorf("bus: alter configs of %s via brokers %s: %w", topic, cl, classify(err))
 	}
 	for _, r := range ans.Resources {
 		if r.ResourceName == topic && r.Error != nil {
@@ -111,18 +111,18 @@ func AlterTopicConfigs(ctx context.Context, brokers []string, topic string, set 
 }
 
 // DeleteTopics deletes topics; topics that do not exist are no error.
-func DeleteTopics(ctx context.Context, brokers []string, topics ...string) error {
+func DeleteTopics(ctx context.Context, cl Cluster, topics ...string) error {
 	if len(topics) == 0 {
 		return nil
 	}
-	c, done, err := adminClient(brokers)
+	c, done, err := adminClient(cl)
 	if err != nil {
 		return fmt.Errorf("bus: delete topics %s: %w", strings.Join(topics, ","), err)
 	}
 	defer done()
 	res, err := c.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: topics})
 	if err != nil {
-		return fmt.Errorf("bus: delete topics %s via brokers %s: %w", strings.Join(topics, ","), strings.Join(brokers, ","), classify(err))
+		return fmt.Errorf("bus: delete topics %s via brokers %s: %w", strings.Join(topics, ","), cl, classify(err))
 	}
 	var errs []error
 	for _, t := range topics {
@@ -139,15 +139,15 @@ func DeleteTopics(ctx context.Context, brokers []string, topics ...string) error
 // TopicPartitions lists the partition IDs of topics, sorted, by topic; with
 // no topics it lists every topic the brokers have. A named topic that does
 // not exist fails with ErrUnknownTopic.
-func TopicPartitions(ctx context.Context, brokers []string, topics ...string) (map[string][]int, error) {
-	c, done, err := adminClient(brokers)
+func TopicPartitions(ctx context.Context, cl Cluster, topics ...string) (map[string][]int, error) {
+	c, done, err := adminClient(cl)
 	if err != nil {
 		return nil, fmt.Errorf("bus: partitions: %w", err)
 	}
 	defer done()
 	md, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
 	if err != nil {
-		return nil, fmt.Errorf("bus: partitions of %s via brokers %s: %w", strings.Join(topics, ","), strings.Join(brokers, ","), err)
+		return nil, fmt.Errorf("bus: partitions of %s via brokers %s: %w", strings.Join(topics, ","), cl, err)
 	}
 	out := map[string][]int{}
 	for _, tp := range md.Topics {
@@ -176,13 +176,13 @@ func TopicPartitions(ctx context.Context, brokers []string, topics ...string) (m
 // default transport answers metadata from a cache shared by the whole
 // process, which can predate a topic's creation. The caller calls done.
 // Its MetadataTTL is its timeout, as LogReader's is (see there why).
-func adminClient(brokers []string) (c *kafka.Client, done func(), err error) {
-	if len(brokers) == 0 {
-		return nil, nil, errors.New("no brokers configured")
+func adminClient(cl Cluster) (c *kafka.Client, done func(), err error) {
+	if err := cl.check(); err != nil {
+		return nil, nil, err
 	}
 	const timeout = 30 * time.Second
-	tr := &kafka.Transport{ClientID: "earshot-admin", DialTimeout: 5 * time.Second, MetadataTTL: timeout}
-	return &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: timeout, Transport: tr}, tr.CloseIdleConnections, nil
+	tr := cl.transport("earshot-admin", timeout)
+	return &kafka.Client{Addr: kafka.TCP(cl.Brokers...), Timeout: timeout, Transport: tr}, tr.CloseIdleConnections, nil
 }
 
 // classify makes a broker's refusal match ErrNotAllowed and an unknown
@@ -194,6 +194,7 @@ func classify(err error) error {
 	case errors.Is(err, kafka.UnknownTopicOrPartition):
 		return fmt.Errorf("%w: %w", ErrUnknownTopic, err)
 	case errors.Is(err, kafka.TopicAuthorizationFailed), errors.Is(err, kafka.ClusterAuthorizationFailed),
+		errors.Is(err, kafka.GroupAuthorizationFailed), errors.Is(err, kafka.SASLAuthenticationFailed),
 		errors.Is(err, kafka.PolicyViolation), errors.Is(err, kafka.UnsupportedVersion), errors.Is(err, kafka.InvalidRequest):
 		return fmt.Errorf("%w: %w", ErrNotAllowed, err)
 	}

@@ -10,36 +10,34 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
-
-	"github.com/earshot/earshot/internal/testbed"
 )
 
 // The topic admin, the Appender and ReadTopic run the same scenarios on
 // the in-process broker and on the test bed's Kafka.
 
 func TestEmbeddedTopicAdmin(t *testing.T) {
-	scenarioTopicAdmin(t, newEmbedded(t, EmbeddedConfig{}).Brokers())
+	scenarioTopicAdmin(t, newEmbedded(t, EmbeddedConfig{}).Cluster())
 }
 
 func TestKafkaTopicAdmin(t *testing.T) {
 	t.Parallel()
-	scenarioTopicAdmin(t, testbed.KafkaBrokers(t))
+	scenarioTopicAdmin(t, testKafka(t))
 }
 
 func TestEmbeddedAppender(t *testing.T) {
-	scenarioAppender(t, newEmbedded(t, EmbeddedConfig{}).Brokers())
+	scenarioAppender(t, newEmbedded(t, EmbeddedConfig{}).Cluster())
 }
 
 func TestKafkaAppender(t *testing.T) {
 	t.Parallel()
-	scenarioAppender(t, testbed.KafkaBrokers(t))
+	scenarioAppender(t, testKafka(t))
 }
 
 // scenarioTopicAdmin: partitions and configs read back as created; an
 // incremental alter changes the named config and keeps the others; a
 // missing topic is reported as ErrUnknownTopic; deleting removes the topic
 // and tolerates a missing one.
-func scenarioTopicAdmin(t *testing.T, brokers []string) {
+func scenarioTopicAdmin(t *testing.T, brokers Cluster) {
 	ctx := testContext(t)
 	topic, missing := uniqueName("bus-admin"), uniqueName("bus-admin-missing")
 	err := EnsureTopics(ctx, brokers, TopicSpec{Name: topic, Partitions: 2, Retention: time.Hour, Config: map[string]string{"max.message.bytes": "2000000"}})
@@ -103,12 +101,12 @@ func scenarioTopicAdmin(t *testing.T, brokers []string) {
 // offset Append returned, with its key, value and time; a key lands in the
 // partition Producer puts it in; a nil value is a tombstone; ReadTopic
 // starts where asked. A missing topic and a closed Appender fail clearly.
-func scenarioAppender(t *testing.T, brokers []string) {
+func scenarioAppender(t *testing.T, brokers Cluster) {
 	ctx := testContext(t)
 	topic := uniqueName("bus-appender")
 	ensureTopic(t, ctx, brokers, topic, 3)
 	t.Cleanup(func() { _ = DeleteTopics(context.Background(), brokers, topic) })
-	a, err := NewAppender(AppenderConfig{Brokers: brokers, Topic: topic})
+	a, err := NewAppender(AppenderConfig{Cluster: brokers, Topic: topic})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +130,7 @@ func scenarioAppender(t *testing.T, brokers []string) {
 		}
 		got = append(got, landed{key, value, p, off})
 	}
-	lr := LogReader{Brokers: brokers}
+	lr := LogReader{Cluster: brokers}
 	last := map[int]int64{}
 	for i, l := range got {
 		if prev, ok := last[l.partition]; ok && l.offset <= prev {
@@ -183,7 +181,7 @@ func scenarioAppender(t *testing.T, brokers []string) {
 		t.Fatalf("ReadTopic from the start: %d records, %v; want 40", len(all), err)
 	}
 
-	b, err := NewAppender(AppenderConfig{Brokers: brokers, Topic: uniqueName("bus-appender-missing"), MaxAttempts: 2})
+	b, err := NewAppender(AppenderConfig{Cluster: brokers, Topic: uniqueName("bus-appender-missing"), MaxAttempts: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +199,7 @@ func scenarioAppender(t *testing.T, brokers []string) {
 }
 
 func TestAppenderConfigValidation(t *testing.T) {
-	for _, cfg := range []AppenderConfig{{}, {Brokers: []string{"127.0.0.1:1"}}, {Topic: "t"}} {
+	for _, cfg := range []AppenderConfig{{}, {Cluster: Plain("127.0.0.1:1")}, {Topic: "t"}} {
 		if _, err := NewAppender(cfg); err == nil {
 			t.Errorf("NewAppender(%+v) succeeded", cfg)
 		}

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -16,8 +15,8 @@ import (
 
 // AppenderConfig configures an Appender.
 type AppenderConfig struct {
-	// Brokers are the bootstrap addresses. Required.
-	Brokers []string
+	// Cluster is where the brokers are and how to reach them. Required.
+	Cluster Cluster
 	// Topic is the one topic appended to. Required; it must exist.
 	Topic string
 	// ClientID names the client in the brokers' logs (default
@@ -48,8 +47,11 @@ type Appender struct {
 // NewAppender builds an Appender. It does not contact the brokers: the
 // first Append does.
 func NewAppender(cfg AppenderConfig) (*Appender, error) {
-	if len(cfg.Brokers) == 0 || cfg.Topic == "" {
-		return nil, errors.New("bus: appender: Brokers and Topic are required")
+	if cfg.Topic == "" {
+		return nil, errors.New("bus: appender: Topic is required")
+	}
+	if err := cfg.Cluster.check(); err != nil {
+		return nil, fmt.Errorf("bus: appender: %w", err)
 	}
 	if cfg.ClientID == "" {
 		cfg.ClientID = "earshot-appender"
@@ -57,11 +59,11 @@ func NewAppender(cfg AppenderConfig) (*Appender, error) {
 	if cfg.MaxAttempts <= 0 {
 		cfg.MaxAttempts = 3
 	}
-	tr := &kafka.Transport{ClientID: cfg.ClientID, DialTimeout: 5 * time.Second, MetadataTTL: time.Second}
+	tr := cfg.Cluster.transport(cfg.ClientID, time.Second)
 	return &Appender{
 		cfg:    cfg,
 		tr:     tr,
-		client: &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 30 * time.Second, Transport: tr},
+		client: &kafka.Client{Addr: kafka.TCP(cfg.Cluster.Brokers...), Timeout: 30 * time.Second, Transport: tr},
 	}, nil
 }
 
@@ -82,7 +84,7 @@ func (a *Appender) Append(ctx context.Context, key, value []byte) (partition int
 		}
 	}
 	if err != nil {
-		return 0, 0, fmt.Errorf("bus: append to %s via brokers %s: %w", a.cfg.Topic, strings.Join(a.cfg.Brokers, ","), err)
+		return 0, 0, fmt.Errorf("bus: append to %s via brokers %s: %w", a.cfg.Topic, a.cfg.Cluster, a.cfg.Cluster.refused(err, "write to", a.cfg.Topic))
 	}
 	return partition, offset, nil
 }

@@ -7,8 +7,6 @@ import (
 	"slices"
 	"testing"
 	"time"
-
-	"github.com/earshot/earshot/internal/testbed"
 )
 
 // BenchmarkRoundTripEmbedded measures one record's latency from Produce to
@@ -21,16 +19,16 @@ func BenchmarkRoundTripEmbedded(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer e.Close()
-	benchRoundTrip(b, e.Brokers(), "bus_embedded")
+	benchRoundTrip(b, e.Cluster(), "bus_embedded")
 }
 
 // BenchmarkRoundTripKafka is the same on the test bed's Kafka.
 func BenchmarkRoundTripKafka(b *testing.B) {
-	benchRoundTrip(b, testbed.KafkaBrokers(b), "bus_kafka")
+	benchRoundTrip(b, testKafka(b), "bus_kafka")
 }
 
 // figure prefixes the reported figures (<figure>_rtt_p50_ms, ..._p95_ms).
-func benchRoundTrip(b *testing.B, brokers []string, figure string) {
+func benchRoundTrip(b *testing.B, brokers Cluster, figure string) {
 	ctx, cancel := context.WithTimeout(b.Context(), 10*time.Minute)
 	defer cancel()
 	topic, group := uniqueName("bench-rtt"), uniqueName("bench")
@@ -39,12 +37,12 @@ func benchRoundTrip(b *testing.B, brokers []string, figure string) {
 	}
 	// Logs would interleave with the benchmark's result line on stdout.
 	quiet := slog.New(slog.DiscardHandler)
-	p, err := NewProducer(ProducerConfig{Brokers: brokers, Logger: quiet})
+	p, err := NewProducer(ProducerConfig{Cluster: brokers, Logger: quiet})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer p.Close()
-	cfg := ConsumerConfig{Brokers: brokers, GroupID: group, Topics: []string{topic}, StartOffset: FirstOffset, Logger: quiet}
+	cfg := ConsumerConfig{Cluster: brokers, GroupID: group, Topics: []string{topic}, StartOffset: FirstOffset, Logger: quiet}
 	c, err := NewConsumer(cfg)
 	if err != nil {
 		b.Fatal(err)

@@ -32,12 +32,12 @@ func newEmbedded(t *testing.T, cfg EmbeddedConfig) *Embedded {
 
 func TestEmbeddedProduceConsumeCommit(t *testing.T) {
 	t.Parallel()
-	scenarioProduceConsumeCommit(t, newEmbedded(t, EmbeddedConfig{}).Brokers())
+	scenarioProduceConsumeCommit(t, newEmbedded(t, EmbeddedConfig{}).Cluster())
 }
 
 func TestEmbeddedRestartMidStream(t *testing.T) {
 	t.Parallel()
-	scenarioRestartMidStream(t, newEmbedded(t, EmbeddedConfig{}).Brokers(), 1000)
+	scenarioRestartMidStream(t, newEmbedded(t, EmbeddedConfig{}).Cluster(), 1000)
 }
 
 // TestOutOfOrderAcksCommitOnlyPrefix acknowledges a chosen subset of one
@@ -46,14 +46,14 @@ func TestEmbeddedRestartMidStream(t *testing.T) {
 func TestOutOfOrderAcksCommitOnlyPrefix(t *testing.T) {
 	t.Parallel()
 	e := newEmbedded(t, EmbeddedConfig{})
-	ctx, topic, group, p := setup(t, e.Brokers(), "ooo", 1)
+	ctx, topic, group, p := setup(t, e.Cluster(), "ooo", 1)
 	produceIDs(t, ctx, p, topic, "ev", 10)
 
 	ackNow := map[int64]bool{0: true, 1: true, 2: true, 4: true, 5: true, 7: true, 9: true}
 	var mu sync.Mutex
 	var held []*Delivery
 	var seen int
-	_, stop1 := startConsumer(t, testConsumerConfig(e.Brokers(), group, topic), func(_ context.Context, d *Delivery) {
+	_, stop1 := startConsumer(t, testConsumerConfig(e.Cluster(), group, topic), func(_ context.Context, d *Delivery) {
 		mu.Lock()
 		defer mu.Unlock()
 		seen++
@@ -64,24 +64,24 @@ func TestOutOfOrderAcksCommitOnlyPrefix(t *testing.T) {
 		held = append(held, d)
 	})
 	waitFor(t, "commit at offset 3", func() bool {
-		return committed(t, ctx, e.Brokers(), group, topic, 1)[0] == 3
+		return committed(t, ctx, e.Cluster(), group, topic, 1)[0] == 3
 	})
 	// Finishing 3 lets the commit jump over the finished 4 and 5 to 6.
 	mu.Lock()
 	held[0].Ack()
 	mu.Unlock()
 	waitFor(t, "commit at offset 6", func() bool {
-		return committed(t, ctx, e.Brokers(), group, topic, 1)[0] == 6
+		return committed(t, ctx, e.Cluster(), group, topic, 1)[0] == 6
 	})
 	if err := stop1(); err != nil {
 		t.Fatal(err)
 	}
-	if got := committed(t, ctx, e.Brokers(), group, topic, 1)[0]; got != 6 {
+	if got := committed(t, ctx, e.Cluster(), group, topic, 1)[0]; got != 6 {
 		t.Fatalf("committed %d after close; want 6 (6 and 8 never finished)", got)
 	}
 
 	var again collector
-	_, stop2 := startConsumer(t, testConsumerConfig(e.Brokers(), group, topic), again.handle)
+	_, stop2 := startConsumer(t, testConsumerConfig(e.Cluster(), group, topic), again.handle)
 	waitFor(t, "redelivery", func() bool { return again.len() >= 4 })
 	_ = stop2()
 	var offsets []int64
@@ -99,13 +99,13 @@ func TestOutOfOrderAcksCommitOnlyPrefix(t *testing.T) {
 func TestMaxInFlightBoundsUnacked(t *testing.T) {
 	t.Parallel()
 	e := newEmbedded(t, EmbeddedConfig{})
-	ctx, topic, group, p := setup(t, e.Brokers(), "inflight", 3)
+	ctx, topic, group, p := setup(t, e.Cluster(), "inflight", 3)
 	const n, bound = 300, 5
 	produceIDs(t, ctx, p, topic, "ev", n)
 
 	var inflight, peak, total atomic.Int64
 	release := make(chan *Delivery, n)
-	cfg := testConsumerConfig(e.Brokers(), group, topic)
+	cfg := testConsumerConfig(e.Cluster(), group, topic)
 	cfg.MaxInFlight = bound
 	_, stop := startConsumer(t, cfg, func(_ context.Context, d *Delivery) {
 		now := inflight.Add(1)
@@ -137,7 +137,7 @@ func TestMaxInFlightBoundsUnacked(t *testing.T) {
 
 func TestRebalanceBetweenTwoMembers(t *testing.T) {
 	t.Parallel()
-	scenarioRebalance(t, newEmbedded(t, EmbeddedConfig{}).Brokers())
+	scenarioRebalance(t, newEmbedded(t, EmbeddedConfig{}).Cluster())
 }
 
 // TestAbandonedRecordsFreeTheirSlots: records never acknowledged when their
@@ -146,7 +146,7 @@ func TestRebalanceBetweenTwoMembers(t *testing.T) {
 func TestAbandonedRecordsFreeTheirSlots(t *testing.T) {
 	t.Parallel()
 	e := newEmbedded(t, EmbeddedConfig{})
-	ctx, topic, group, p := setup(t, e.Brokers(), "abandon", 1)
+	ctx, topic, group, p := setup(t, e.Cluster(), "abandon", 1)
 	produceIDs(t, ctx, p, topic, "before", 5)
 
 	// generation and partitions of a member's current generation (0 between
@@ -162,7 +162,7 @@ func TestAbandonedRecordsFreeTheirSlots(t *testing.T) {
 	var mu sync.Mutex
 	var calls int
 	after := map[string]bool{}
-	cfg := testConsumerConfig(e.Brokers(), group, topic)
+	cfg := testConsumerConfig(e.Cluster(), group, topic)
 	cfg.MaxInFlight = 2
 	c1, _ := startConsumer(t, cfg, func(_ context.Context, d *Delivery) {
 		mu.Lock()
@@ -181,7 +181,7 @@ func TestAbandonedRecordsFreeTheirSlots(t *testing.T) {
 
 	// A second member joins and leaves: two rebalances.
 	var other collector
-	c2, stop2 := startConsumer(t, testConsumerConfig(e.Brokers(), group, topic), other.handle)
+	c2, stop2 := startConsumer(t, testConsumerConfig(e.Cluster(), group, topic), other.handle)
 	waitFor(t, "a rebalance", func() bool { g, _ := generation(c2); return g > joined })
 	_ = stop2()
 	waitFor(t, "the first member to get the partition back", func() bool {
@@ -202,10 +202,10 @@ func TestAbandonedRecordsFreeTheirSlots(t *testing.T) {
 func TestCloseCancelsBlockedHandler(t *testing.T) {
 	t.Parallel()
 	e := newEmbedded(t, EmbeddedConfig{})
-	ctx, topic, group, p := setup(t, e.Brokers(), "blocked", 1)
+	ctx, topic, group, p := setup(t, e.Cluster(), "blocked", 1)
 	produceIDs(t, ctx, p, topic, "ev", 3)
 	entered := make(chan struct{}, 3)
-	_, stop := startConsumer(t, testConsumerConfig(e.Brokers(), group, topic), func(ctx context.Context, d *Delivery) {
+	_, stop := startConsumer(t, testConsumerConfig(e.Cluster(), group, topic), func(ctx context.Context, d *Delivery) {
 		entered <- struct{}{}
 		<-ctx.Done() // never acknowledges
 	})
@@ -226,7 +226,7 @@ func TestCloseCancelsBlockedHandler(t *testing.T) {
 	}
 	// 0 (or nothing) is the position of the first record: it is delivered
 	// again, since it never finished.
-	if got := committed(t, ctx, e.Brokers(), group, topic, 1)[0]; got > 0 {
+	if got := committed(t, ctx, e.Cluster(), group, topic, 1)[0]; got > 0 {
 		t.Fatalf("committed offset %d; want 0 or none, the first record never finished", got)
 	}
 }
@@ -236,16 +236,16 @@ func TestDeadLetterRoundTrip(t *testing.T) {
 	e := newEmbedded(t, EmbeddedConfig{})
 	ctx := testContext(t)
 	src, dlq, group := uniqueName("src"), uniqueName("dlq"), uniqueName("g")
-	ensureTopic(t, ctx, e.Brokers(), src, 2)
-	ensureTopic(t, ctx, e.Brokers(), dlq, 1)
-	p := newTestProducer(t, e.Brokers())
+	ensureTopic(t, ctx, e.Cluster(), src, 2)
+	ensureTopic(t, ctx, e.Cluster(), dlq, 1)
+	p := newTestProducer(t, e.Cluster())
 	orig := Message{Topic: src, Key: []byte("room-1"), Value: []byte(`{"event_id":"x"}`), Headers: []Header{{Key: "event_id", Value: []byte("x")}}}
 	if err := p.Produce(ctx, orig); err != nil {
 		t.Fatal(err)
 	}
 
 	got := make(chan Message, 2)
-	startConsumer(t, testConsumerConfig(e.Brokers(), group, src, dlq), func(ctx context.Context, d *Delivery) {
+	startConsumer(t, testConsumerConfig(e.Cluster(), group, src, dlq), func(ctx context.Context, d *Delivery) {
 		if d.Topic == src {
 			if err := DeadLetter(ctx, p, dlq, d.Message, "policy: schema_version unsupported"); err != nil {
 				t.Errorf("DeadLetter: %v", err)
@@ -343,10 +343,10 @@ func TestDeadLetterKeepsOriginalAndReportsFailure(t *testing.T) {
 func TestEnsureTopicsIsIdempotentAndConfigures(t *testing.T) {
 	t.Parallel()
 	e := newEmbedded(t, EmbeddedConfig{})
-	scenarioEnsureTopics(t, e.Brokers())
+	scenarioEnsureTopics(t, e.Cluster())
 }
 
-func scenarioEnsureTopics(t *testing.T, brokers []string) {
+func scenarioEnsureTopics(t *testing.T, brokers Cluster) {
 	ctx := testContext(t)
 	state, events := uniqueName("state"), uniqueName("events")
 	specs := []TopicSpec{
@@ -358,9 +358,9 @@ func scenarioEnsureTopics(t *testing.T, brokers []string) {
 			t.Fatalf("EnsureTopics: %v", err)
 		}
 	}
-	tr := &kafka.Transport{}
+	tr := brokers.transport("test", 0)
 	defer tr.CloseIdleConnections()
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Transport: tr}
+	client := &kafka.Client{Addr: kafka.TCP(brokers.Brokers...), Transport: tr}
 	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{state, events}})
 	if err != nil {
 		t.Fatal(err)
@@ -402,10 +402,10 @@ func scenarioEnsureTopics(t *testing.T, brokers []string) {
 
 func TestEnsureTopicsRejectsBadSpecs(t *testing.T) {
 	ctx := t.Context()
-	if err := EnsureTopics(ctx, nil, TopicSpec{Name: "x"}); err == nil {
+	if err := EnsureTopics(ctx, Cluster{}, TopicSpec{Name: "x"}); err == nil {
 		t.Error("no brokers: want an error")
 	}
-	if err := EnsureTopics(ctx, []string{"127.0.0.1:1"}, TopicSpec{}); err == nil {
+	if err := EnsureTopics(ctx, Plain("127.0.0.1:1"), TopicSpec{}); err == nil {
 		t.Error("unnamed topic: want an error")
 	}
 }
@@ -461,7 +461,7 @@ func TestDeadBrokerFailsClearly(t *testing.T) {
 	for name, addr := range map[string]string{"closed port": closedPort(t), "silent broker": silentBroker(t)} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			p, err := NewProducer(ProducerConfig{Brokers: []string{addr}})
+			p, err := NewProducer(ProducerConfig{Cluster: Plain(addr)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -471,7 +471,7 @@ func TestDeadBrokerFailsClearly(t *testing.T) {
 					return p.Produce(ctx, Message{Topic: "t", Value: []byte("v")})
 				},
 				"EnsureTopics": func(ctx context.Context) error {
-					return EnsureTopics(ctx, []string{addr}, TopicSpec{Name: "t"})
+					return EnsureTopics(ctx, Plain(addr), TopicSpec{Name: "t"})
 				},
 			}
 			for call, fn := range checks {
@@ -499,7 +499,7 @@ func TestDeadBrokerFailsClearly(t *testing.T) {
 func TestProduceToUnknownTopicFails(t *testing.T) {
 	t.Parallel()
 	e := newEmbedded(t, EmbeddedConfig{})
-	p, err := NewProducer(ProducerConfig{Brokers: e.Brokers(), MetadataTTL: 300 * time.Millisecond})
+	p, err := NewProducer(ProducerConfig{Cluster: e.Cluster(), MetadataTTL: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -520,12 +520,12 @@ func TestProduceToTopicCreatedLater(t *testing.T) {
 	e := newEmbedded(t, EmbeddedConfig{})
 	ctx := testContext(t)
 	early, late := uniqueName("early"), uniqueName("late")
-	ensureTopic(t, ctx, e.Brokers(), early, 1)
-	p := newTestProducer(t, e.Brokers())
+	ensureTopic(t, ctx, e.Cluster(), early, 1)
+	p := newTestProducer(t, e.Cluster())
 	if err := p.Produce(ctx, Message{Topic: early, Value: []byte("v")}); err != nil {
 		t.Fatal(err)
 	}
-	ensureTopic(t, ctx, e.Brokers(), late, 1)
+	ensureTopic(t, ctx, e.Cluster(), late, 1)
 	if err := p.Produce(ctx, Message{Topic: late, Value: []byte("v")}); err != nil {
 		t.Fatalf("Produce to a topic created after the producer's first metadata: %v", err)
 	}
@@ -536,7 +536,7 @@ func TestProducerValidationAndClose(t *testing.T) {
 		t.Error("NewProducer without brokers succeeded")
 	}
 	e := newEmbedded(t, EmbeddedConfig{})
-	p := newTestProducer(t, e.Brokers())
+	p := newTestProducer(t, e.Cluster())
 	if err := p.Produce(t.Context(), Message{Value: []byte("v")}); err == nil {
 		t.Error("Produce without a topic succeeded")
 	}
@@ -557,7 +557,7 @@ func TestKeyPartitioningMatchesJavaClient(t *testing.T) {
 	t.Parallel()
 	e := newEmbedded(t, EmbeddedConfig{})
 	const parts, n = 7, 70
-	ctx, topic, group, p := setup(t, e.Brokers(), "keys", parts)
+	ctx, topic, group, p := setup(t, e.Cluster(), "keys", parts)
 	var msgs []Message
 	for i := range n {
 		key := fmt.Appendf(nil, "track-%d", i)
@@ -568,7 +568,7 @@ func TestKeyPartitioningMatchesJavaClient(t *testing.T) {
 	}
 	ref := kgo.StickyKeyPartitioner(nil).ForTopic(topic)
 	var col collector
-	startConsumer(t, testConsumerConfig(e.Brokers(), group, topic), col.handle)
+	startConsumer(t, testConsumerConfig(e.Cluster(), group, topic), col.handle)
 	waitFor(t, "all keys", func() bool { return col.len() == n })
 	got := map[string]int{}
 	for _, r := range col.records() {
@@ -588,14 +588,14 @@ func TestKeyPartitioningMatchesJavaClient(t *testing.T) {
 }
 
 func TestConsumerConfigValidation(t *testing.T) {
-	ok := ConsumerConfig{Brokers: []string{"127.0.0.1:1"}, GroupID: "g", Topics: []string{"t"}}
+	ok := ConsumerConfig{Cluster: Plain("127.0.0.1:1"), GroupID: "g", Topics: []string{"t"}}
 	tests := []struct {
 		name   string
 		mutate func(*ConsumerConfig)
 		want   string
 	}{
 		{"valid", func(*ConsumerConfig) {}, ""},
-		{"no brokers", func(c *ConsumerConfig) { c.Brokers = nil }, "no brokers"},
+		{"no brokers", func(c *ConsumerConfig) { c.Cluster = Cluster{} }, "no brokers"},
 		{"no group", func(c *ConsumerConfig) { c.GroupID = "" }, "no group"},
 		{"no topics", func(c *ConsumerConfig) { c.Topics = nil }, "no topics"},
 		{"bad start", func(c *ConsumerConfig) { c.StartOffset = 5 }, "StartOffset"},
@@ -619,7 +619,7 @@ func TestConsumerConfigValidation(t *testing.T) {
 func TestConsumerRunAndCloseContract(t *testing.T) {
 	t.Parallel()
 	e := newEmbedded(t, EmbeddedConfig{})
-	c, err := NewConsumer(testConsumerConfig(e.Brokers(), uniqueName("g"), "t"))
+	c, err := NewConsumer(testConsumerConfig(e.Cluster(), uniqueName("g"), "t"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -654,15 +654,15 @@ func TestEmbeddedDataDirSurvivesRestart(t *testing.T) {
 	ctx := testContext(t)
 	topic := uniqueName("persist")
 	e1 := newEmbedded(t, EmbeddedConfig{DataDir: dir})
-	ensureTopic(t, ctx, e1.Brokers(), topic, 1)
-	p := newTestProducer(t, e1.Brokers())
+	ensureTopic(t, ctx, e1.Cluster(), topic, 1)
+	p := newTestProducer(t, e1.Cluster())
 	want := produceIDs(t, ctx, p, topic, "ev", 5)
 	_ = p.Close()
 	_ = e1.Close()
 
 	e2 := newEmbedded(t, EmbeddedConfig{DataDir: dir})
 	var col collector
-	startConsumer(t, testConsumerConfig(e2.Brokers(), uniqueName("g"), topic), col.handle)
+	startConsumer(t, testConsumerConfig(e2.Cluster(), uniqueName("g"), topic), col.handle)
 	waitFor(t, "the persisted records", func() bool { return col.len() >= len(want) })
 	if got := col.ids(); !slices.Equal(got, want) {
 		t.Fatalf("after restart consumed %v; want %v", got, want)

@@ -56,12 +56,12 @@ type lagSample struct {
 // failoverVictim picks the node to kill once the load runs.
 type failoverVictim struct {
 	name string
-	pick func(ctx context.Context, brokers []string, topic, group string) (int, error)
+	pick func(ctx context.Context, brokers Cluster, topic, group string) (int, error)
 }
 
 // Leader of partition 0 of the load's topic: its producers and its
 // fetchers must move to a new leader.
-var victimPartitionLeader = failoverVictim{"partition leader", func(ctx context.Context, brokers []string, topic, _ string) (int, error) {
+var victimPartitionLeader = failoverVictim{"partition leader", func(ctx context.Context, brokers Cluster, topic, _ string) (int, error) {
 	md, err := clusterMetadata(ctx, brokers, topic)
 	if err != nil {
 		return 0, err
@@ -76,7 +76,7 @@ var victimPartitionLeader = failoverVictim{"partition leader", func(ctx context.
 
 // Coordinator of the load's consumer group: heartbeats, joins and offset
 // commits must move to a new coordinator.
-var victimGroupCoordinator = failoverVictim{"group coordinator", func(ctx context.Context, brokers []string, _, group string) (int, error) {
+var victimGroupCoordinator = failoverVictim{"group coordinator", func(ctx context.Context, brokers Cluster, _, group string) (int, error) {
 	c, done, err := adminClient(brokers)
 	if err != nil {
 		return 0, err
@@ -92,7 +92,7 @@ var victimGroupCoordinator = failoverVictim{"group coordinator", func(ctx contex
 	return res.Coordinator.NodeID, nil
 }}
 
-func clusterMetadata(ctx context.Context, brokers []string, topic string) (*kafka.MetadataResponse, error) {
+func clusterMetadata(ctx context.Context, brokers Cluster, topic string) (*kafka.MetadataResponse, error) {
 	c, done, err := adminClient(brokers)
 	if err != nil {
 		return nil, err
@@ -145,7 +145,7 @@ func runFailover(tb testing.TB, cl *testbed.Cluster, victim failoverVictim, load
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	brokers := cl.Brokers
+	brokers := Plain(cl.Brokers...)
 	topic, group := uniqueName("failover"), uniqueName("failover-group")
 	// Errors only: kafka-go reports every retry during the outage.
 	tw := &testWriter{tb: tb}
@@ -171,7 +171,7 @@ func runFailover(tb testing.TB, cl *testbed.Cluster, victim failoverVictim, load
 
 	// The shipped producer configuration (cmd/earshot sets only brokers,
 	// batch timeout and client ID).
-	p, err := NewProducer(ProducerConfig{Brokers: brokers, Logger: log})
+	p, err := NewProducer(ProducerConfig{Cluster: brokers, Logger: log})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -194,7 +194,7 @@ func runFailover(tb testing.TB, cl *testbed.Cluster, victim failoverVictim, load
 		dd := NewDedupe(0)
 		// The shipped consumer configuration (cmd/earshot's
 		// Runtime.consumer): only brokers, group, topics, start offset.
-		c, err := NewConsumer(ConsumerConfig{Brokers: brokers, GroupID: group, Topics: []string{topic}, StartOffset: FirstOffset, Logger: log})
+		c, err := NewConsumer(ConsumerConfig{Cluster: brokers, GroupID: group, Topics: []string{topic}, StartOffset: FirstOffset, Logger: log})
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -419,7 +419,7 @@ func runFailover(tb testing.TB, cl *testbed.Cluster, victim failoverVictim, load
 
 // waitFullISR waits until every partition of topic has three in-sync
 // replicas again.
-func waitFullISR(ctx context.Context, brokers []string, topic string, within time.Duration) bool {
+func waitFullISR(ctx context.Context, brokers Cluster, topic string, within time.Duration) bool {
 	give := time.Now().Add(within)
 	for time.Now().Before(give) {
 		md, err := clusterMetadata(ctx, brokers, topic)

@@ -22,8 +22,8 @@ const (
 // ConsumerConfig configures a Consumer. Zero values take the defaults named
 // on each field.
 type ConsumerConfig struct {
-	// Brokers are the bootstrap addresses (host:port). Required.
-	Brokers []string
+	// Cluster is where the brokers are and how to reach them. Required.
+	Cluster Cluster
 	// GroupID is the consumer group. Required.
 	GroupID string
 	// Topics to consume. Required.
@@ -77,8 +77,8 @@ type ConsumerConfig struct {
 
 func (cfg *ConsumerConfig) setDefaults() error {
 	switch {
-	case len(cfg.Brokers) == 0:
-		return errors.New("bus: consumer: no brokers configured")
+	case cfg.Cluster.check() != nil:
+		return fmt.Errorf("bus: consumer: %w", cfg.Cluster.check())
 	case cfg.GroupID == "":
 		return errors.New("bus: consumer: no group ID configured")
 	case len(cfg.Topics) == 0:
@@ -202,12 +202,12 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	tr := &kafka.Transport{ClientID: cfg.ClientID, DialTimeout: 5 * time.Second}
+	tr := cfg.Cluster.transport(cfg.ClientID, 0)
 	return &Consumer{
 		cfg:    cfg,
 		log:    orDefault(cfg.Logger).With("group", cfg.GroupID),
-		dialer: &kafka.Dialer{ClientID: cfg.ClientID, Timeout: 10 * time.Second, DualStack: true},
-		admin:  &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Transport: tr},
+		dialer: cfg.Cluster.dialer(cfg.ClientID),
+		admin:  &kafka.Client{Addr: kafka.TCP(cfg.Cluster.Brokers...), Transport: tr},
 		tr:     tr,
 		sem:    make(chan struct{}, cfg.MaxInFlight),
 		stop:   make(chan struct{}),
@@ -219,7 +219,9 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 // is called; then it stops fetching, waits up to DrainTimeout for records in
 // work, commits what is finished, leaves the group and returns nil. Failures
 // to reach the brokers or join the group are logged and retried, not
-// returned: a consumer outlives a broker restart. Run may be called once.
+// returned: a consumer outlives a broker restart. A refusal no retry
+// changes (authentication failed, the ACLs deny the group or a topic:
+// see Permanent) ends Run with that error. Run may be called once.
 func (c *Consumer) Run(ctx context.Context, h Handler) error {
 	if h == nil {
 		return errors.New("bus: consumer: nil handler")
@@ -241,7 +243,7 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 	info, errs := kafkaLoggers(c.log, "bus.consumer")
 	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
 		ID:                    c.cfg.GroupID,
-		Brokers:               c.cfg.Brokers,
+		Brokers:               c.cfg.Cluster.Brokers,
 		Dialer:                c.dialer,
 		Topics:                c.cfg.Topics,
 		HeartbeatInterval:     c.cfg.HeartbeatInterval,
@@ -269,14 +271,23 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 		close(groupClosed)
 	}()
 
+	var runErr error
 	for {
 		gen, err := cg.Next(ctx)
 		if err != nil {
 			if errors.Is(err, kafka.ErrGroupClosed) || ctx.Err() != nil || c.stopping() {
 				break
 			}
+			if Permanent(err) {
+				// Credentials or ACLs refused: no retry changes that, and a
+				// member that retries forever hides it from the operator.
+				runErr = fmt.Errorf("bus: consumer %s on %s via brokers %s: %w", c.cfg.GroupID, strings.Join(c.cfg.Topics, ","),
+					c.cfg.Cluster, c.cfg.Cluster.refused(err, "read", "topics "+strings.Join(c.cfg.Topics, ",")+" in consumer group "+c.cfg.GroupID))
+				c.stopOnce.Do(func() { close(c.stop) })
+				break
+			}
 			c.log.Warn("bus: consumer: joining the group failed; retrying",
-				"brokers", strings.Join(c.cfg.Brokers, ","), "err", err)
+				"brokers", c.cfg.Cluster.String(), "err", err)
 			continue
 		}
 		c.gens.Add(1)
@@ -287,7 +298,7 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 	}
 	<-groupClosed
 	c.gens.Wait()
-	return nil
+	return runErr
 }
 
 // Close stops Run as cancelling its context does and waits for it to
@@ -573,7 +584,7 @@ func (c *Consumer) fetch(fetchCtx, workCtx context.Context, g *generation, p *pa
 	// reports as an error; after the stop it is expected, so demote it.
 	errs = quietAfter(fetchCtx, errs, info)
 	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:         c.cfg.Brokers,
+		Brokers:         c.cfg.Cluster.Brokers,
 		Topic:           p.topic,
 		Partition:       p.partition,
 		Dialer:          c.dialer,
@@ -604,7 +615,7 @@ func (c *Consumer) fetch(fetchCtx, workCtx context.Context, g *generation, p *pa
 			// kafka-go retries with backoff inside the reader; this only
 			// reports what it surfaced.
 			c.log.Warn("bus: consumer: fetch failed; retrying", "topic", p.topic, "partition", p.partition,
-				"brokers", strings.Join(c.cfg.Brokers, ","), "err", err)
+				"brokers", c.cfg.Cluster.String(), "err", err)
 			continue
 		}
 		if err := p.fetched(km.Offset); err != nil {

@@ -90,8 +90,12 @@ func (e *Embedded) ping(ctx context.Context) error {
 // Addr is the broker's host:port.
 func (e *Embedded) Addr() string { return e.addr }
 
-// Brokers is Addr as the list producers and consumers take.
+// Brokers is Addr as a list of bootstrap addresses.
 func (e *Embedded) Brokers() []string { return []string{e.addr} }
+
+// Cluster is how clients reach the broker: plaintext, no SASL (it listens
+// on loopback only and has no ACLs).
+func (e *Embedded) Cluster() Cluster { return Plain(e.addr) }
 
 // Close stops the broker (persisting its state when DataDir is set). Clients
 // still connected get connection errors. It is idempotent.

@@ -21,10 +21,10 @@ func Example() {
 	defer broker.Close()
 
 	const topic = "example.events"
-	if err := bus.EnsureTopics(ctx, broker.Brokers(), bus.TopicSpec{Name: topic, Partitions: 1}); err != nil {
+	if err := bus.EnsureTopics(ctx, broker.Cluster(), bus.TopicSpec{Name: topic, Partitions: 1}); err != nil {
 		panic(err)
 	}
-	p, err := bus.NewProducer(bus.ProducerConfig{Brokers: broker.Brokers()})
+	p, err := bus.NewProducer(bus.ProducerConfig{Cluster: broker.Cluster()})
 	if err != nil {
 		panic(err)
 	}
@@ -37,7 +37,7 @@ func Example() {
 		}
 	}
 
-	c, err := bus.NewConsumer(bus.ConsumerConfig{Brokers: broker.Brokers(), GroupID: "example", Topics: []string{topic}})
+	c, err := bus.NewConsumer(bus.ConsumerConfig{Cluster: broker.Cluster(), GroupID: "example", Topics: []string{topic}})
 	if err != nil {
 		panic(err)
 	}

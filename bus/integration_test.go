@@ -5,15 +5,13 @@ package bus
 
 import (
 	"testing"
-
-	"github.com/earshot/earshot/internal/testbed"
 )
 
 // TestKafkaProduceConsumeCommit: kafka-go produces with acks=all and consumes
 // through a consumer group with commits on the real broker.
 func TestKafkaProduceConsumeCommit(t *testing.T) {
 	t.Parallel()
-	scenarioProduceConsumeCommit(t, testbed.KafkaBrokers(t))
+	scenarioProduceConsumeCommit(t, testKafka(t))
 }
 
 // TestKafkaRestartMidStream: a consumer restarted mid-stream sees every
@@ -21,17 +19,17 @@ func TestKafkaProduceConsumeCommit(t *testing.T) {
 // oldest unfinished record of each partition.
 func TestKafkaRestartMidStream(t *testing.T) {
 	t.Parallel()
-	scenarioRestartMidStream(t, testbed.KafkaBrokers(t), 1000)
+	scenarioRestartMidStream(t, testKafka(t), 1000)
 }
 
 func TestKafkaEnsureTopics(t *testing.T) {
 	t.Parallel()
-	scenarioEnsureTopics(t, testbed.KafkaBrokers(t))
+	scenarioEnsureTopics(t, testKafka(t))
 }
 
 // TestKafkaRebalance: a second member joining mid-stream gets partitions and
 // nothing is lost across the rebalance.
 func TestKafkaRebalance(t *testing.T) {
 	t.Parallel()
-	scenarioRebalance(t, testbed.KafkaBrokers(t))
+	scenarioRebalance(t, testKafka(t))
 }

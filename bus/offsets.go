@@ -21,7 +21,8 @@ var ErrUnknownTopic = errors.New("bus: unknown topic")
 // commits: for stages that rebuild state from what a topic retains, and
 // for tests that check what was written.
 type LogReader struct {
-	Brokers []string
+	// Cluster is where the brokers are and how to reach them.
+	Cluster Cluster
 	// ClientID names the client in the brokers' logs (default
 	// "earshot-log-reader").
 	ClientID string
@@ -66,7 +67,7 @@ func (l LogReader) offsets(ctx context.Context, topic string) (map[int]Partition
 	defer done()
 	md, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
 	if err != nil {
-		return nil, fmt.Errorf("bus: offsets of %s: metadata: %w", topic, err)
+		return nil, fmt.Errorf("bus: offsets of %s: metadata: %w", topic, l.Cluster.refused(err, "describe", "topic "+topic))
 	}
 	var reqs []kafka.OffsetRequest
 	for _, tp := range md.Topics {
@@ -77,7 +78,7 @@ func (l LogReader) offsets(ctx context.Context, topic string) (map[int]Partition
 			return nil, fmt.Errorf("%w %s", ErrUnknownTopic, topic)
 		}
 		if tp.Error != nil {
-			return nil, fmt.Errorf("bus: offsets of %s: %w", topic, tp.Error)
+			return nil, fmt.Errorf("bus: offsets of %s: %w", topic, l.Cluster.refused(tp.Error, "describe", "topic "+topic))
 		}
 		for _, p := range tp.Partitions {
 			reqs = append(reqs, kafka.FirstOffsetOf(p.ID), kafka.LastOffsetOf(p.ID))
@@ -194,7 +195,7 @@ func (l LogReader) read(ctx context.Context, topic string, partition int, from, 
 			err = res.Error
 		}
 		if err != nil {
-			return fmt.Errorf("bus: fetch %s/%d at %d of [%d, %d): %w", topic, partition, off, from, end, err)
+			return fmt.Errorf("bus: fetch %s/%d at %d of [%d, %d): %w", topic, partition, off, from, end, l.Cluster.refused(err, "read", "topic "+topic))
 		}
 		before := off
 		for off < end {
@@ -261,6 +262,6 @@ func (l LogReader) client() (c *kafka.Client, done func()) {
 		id = "earshot-log-reader"
 	}
 	const timeout = 30 * time.Second
-	tr := &kafka.Transport{ClientID: id, DialTimeout: 5 * time.Second, MetadataTTL: timeout}
-	return &kafka.Client{Addr: kafka.TCP(l.Brokers...), Timeout: timeout, Transport: tr}, tr.CloseIdleConnections
+	tr := l.Cluster.transport(id, timeout)
+	return &kafka.Client{Addr: kafka.TCP(l.Cluster.Brokers...), Timeout: timeout, Transport: tr}, tr.CloseIdleConnections
 }

@@ -7,24 +7,22 @@ import (
 	"slices"
 	"testing"
 	"time"
-
-	"github.com/earshot/earshot/internal/testbed"
 )
 
 func TestEmbeddedOffsetsAndReadRange(t *testing.T) {
-	scenarioOffsetsAndReadRange(t, newEmbedded(t, EmbeddedConfig{}).Brokers())
+	scenarioOffsetsAndReadRange(t, newEmbedded(t, EmbeddedConfig{}).Cluster())
 }
 
 func TestKafkaOffsetsAndReadRange(t *testing.T) {
 	t.Parallel()
-	scenarioOffsetsAndReadRange(t, testbed.KafkaBrokers(t))
+	scenarioOffsetsAndReadRange(t, testKafka(t))
 }
 
 // scenarioOffsetsAndReadRange: Offsets reports each partition's retained
 // range, ReadRange yields exactly the records of a sub-range in order
 // (keys, values, headers intact), OffsetAt finds records by time, and an
 // unknown topic is ErrUnknownTopic.
-func scenarioOffsetsAndReadRange(t *testing.T, brokers []string) {
+func scenarioOffsetsAndReadRange(t *testing.T, brokers Cluster) {
 	ctx := testContext(t)
 	topic := uniqueName("earshot.test.offsets")
 	if err := EnsureTopics(ctx, brokers, TopicSpec{Name: topic, Partitions: 2}); err != nil {
@@ -50,7 +48,7 @@ func scenarioOffsetsAndReadRange(t *testing.T, brokers []string) {
 	if err := p.Produce(ctx, msgs[4:]...); err != nil {
 		t.Fatal(err)
 	}
-	lr := LogReader{Brokers: brokers}
+	lr := LogReader{Cluster: brokers}
 	ranges, err := lr.Offsets(ctx, topic)
 	if err != nil {
 		t.Fatal(err)
@@ -117,16 +115,16 @@ func scenarioOffsetsAndReadRange(t *testing.T, brokers []string) {
 	}
 }
 
-func TestEmbeddedFollow(t *testing.T) { scenarioFollow(t, newEmbedded(t, EmbeddedConfig{}).Brokers()) }
+func TestEmbeddedFollow(t *testing.T) { scenarioFollow(t, newEmbedded(t, EmbeddedConfig{}).Cluster()) }
 
 func TestKafkaFollow(t *testing.T) {
 	t.Parallel()
-	scenarioFollow(t, testbed.KafkaBrokers(t))
+	scenarioFollow(t, testKafka(t))
 }
 
 // scenarioFollow: Follow yields what is there, then what is written while
 // it waits, in order, and returns ctx's error when stopped.
-func scenarioFollow(t *testing.T, brokers []string) {
+func scenarioFollow(t *testing.T, brokers Cluster) {
 	ctx := testContext(t)
 	topic := uniqueName("earshot.test.follow")
 	if err := EnsureTopics(ctx, brokers, TopicSpec{Name: topic, Partitions: 1}); err != nil {
@@ -146,7 +144,7 @@ func scenarioFollow(t *testing.T, brokers []string) {
 	got := make(chan Message, 16)
 	done := make(chan error, 1)
 	go func() {
-		done <- LogReader{Brokers: brokers}.Follow(fctx, topic, 0, 1, func(m Message) error { got <- m; return nil })
+		done <- LogReader{Cluster: brokers}.Follow(fctx, topic, 0, 1, func(m Message) error { got <- m; return nil })
 	}()
 	next := func() Message {
 		t.Helper()

@@ -2,6 +2,8 @@ package bus
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"slices"
@@ -12,10 +14,19 @@ import (
 
 // Permanent reports whether err is the brokers' considered refusal, which
 // asking again will not change (a topic that cannot be created as asked,
-// authorisation or authentication refused, an invalid request), as
+// authorisation or authentication refused, a broker certificate that
+// does not verify, an invalid request), as
 // opposed to a cluster that could not be reached or was not ready: those
 // a stage retries with backoff, these make it exit.
 func Permanent(err error) bool {
+	// A broker certificate that does not verify will not verify on the
+	// next attempt either: the CA file or the server name is wrong.
+	var cve *tls.CertificateVerificationError
+	var hostErr x509.HostnameError
+	var authErr x509.UnknownAuthorityError
+	if errors.As(err, &cve) || errors.As(err, &hostErr) || errors.As(err, &authErr) {
+		return true
+	}
 	var ke kafka.Error
 	if !errors.As(err, &ke) {
 		return false
@@ -33,11 +44,11 @@ func Permanent(err error) bool {
 // topic created earlier, by hand or with other settings, that would keep
 // less copies of the data than the deployment asks for. The error wraps
 // kafka.InvalidReplicationFactor, so Permanent reports it.
-func CheckReplication(ctx context.Context, brokers []string, topics []string, want int) error {
+func CheckReplication(ctx context.Context, cl Cluster, topics []string, want int) error {
 	if want <= 0 || len(topics) == 0 {
 		return nil
 	}
-	client, done, err := adminClient(brokers)
+	client, done, err := adminClient(cl)
 	if err != nil {
 		return fmt.Errorf("bus: check replication: %w", err)
 	}

@@ -29,8 +29,8 @@ var _ Sender = (*Producer)(nil)
 // ProducerConfig configures a Producer. Zero values take the defaults named
 // on each field.
 type ProducerConfig struct {
-	// Brokers are the bootstrap addresses (host:port). Required.
-	Brokers []string
+	// Cluster is where the brokers are and how to reach them. Required.
+	Cluster Cluster
 	// BatchTimeout is how long a partially filled batch waits for more
 	// records before it is sent. Default 5 ms: kafka-go's own default of
 	// 1 s would be paid on every hop of the pipeline.
@@ -66,7 +66,7 @@ type ProducerConfig struct {
 // partition. Safe for concurrent use; concurrent calls share batches.
 type Producer struct {
 	w                *kafka.Writer
-	brokers          string
+	cluster          Cluster
 	unknownTopicWait time.Duration
 	once             sync.Once
 }
@@ -74,8 +74,8 @@ type Producer struct {
 // NewProducer builds a Producer. It does not contact the brokers: the first
 // Produce does, and reports an unreachable cluster.
 func NewProducer(cfg ProducerConfig) (*Producer, error) {
-	if len(cfg.Brokers) == 0 {
-		return nil, errors.New("bus: producer: no brokers configured")
+	if err := cfg.Cluster.check(); err != nil {
+		return nil, fmt.Errorf("bus: producer: %w", err)
 	}
 	if cfg.BatchTimeout <= 0 {
 		cfg.BatchTimeout = 5 * time.Millisecond
@@ -100,7 +100,7 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 	}
 	info, errs := kafkaLoggers(orDefault(cfg.Logger), "bus.producer")
 	w := &kafka.Writer{
-		Addr:         kafka.TCP(cfg.Brokers...),
+		Addr:         kafka.TCP(cfg.Cluster.Brokers...),
 		Balancer:     &kafka.Murmur2Balancer{},
 		RequiredAcks: kafka.RequireAll,
 		BatchTimeout: cfg.BatchTimeout,
@@ -111,15 +111,11 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 		MaxAttempts:  cfg.MaxAttempts,
 		// An own transport, so Close releases this producer's connections
 		// and not those of every kafka-go user in the process.
-		Transport: &kafka.Transport{
-			ClientID:    cfg.ClientID,
-			DialTimeout: 5 * time.Second,
-			MetadataTTL: cfg.MetadataTTL,
-		},
+		Transport:   cfg.Cluster.transport(cfg.ClientID, cfg.MetadataTTL),
 		Logger:      info,
 		ErrorLogger: errs,
 	}
-	return &Producer{w: w, brokers: strings.Join(cfg.Brokers, ","), unknownTopicWait: cfg.MetadataTTL}, nil
+	return &Producer{w: w, cluster: cfg.Cluster, unknownTopicWait: cfg.MetadataTTL}, nil
 }
 
 // Produce writes msgs and returns when the brokers have acknowledged every
@@ -147,7 +143,7 @@ func (p *Producer) Produce(ctx context.Context, msgs ...Message) error {
 		return fmt.Errorf("bus: produce: %w", ErrClosed)
 	}
 	return fmt.Errorf("bus: produce %d record(s) to %s via brokers %s: %w",
-		len(msgs), topicList(msgs), p.brokers, flattenWriteErrors(err))
+		len(msgs), topicList(msgs), p.cluster, p.cluster.refused(flattenWriteErrors(err), "write to", topicList(msgs)))
 }
 
 // writeWaitingForTopics writes kms, retrying while a topic is missing from

@@ -36,9 +36,9 @@ func testContext(t *testing.T) context.Context {
 	return ctx
 }
 
-func newTestProducer(t *testing.T, brokers []string) *Producer {
+func newTestProducer(t *testing.T, brokers Cluster) *Producer {
 	t.Helper()
-	p, err := NewProducer(ProducerConfig{Brokers: brokers})
+	p, err := NewProducer(ProducerConfig{Cluster: brokers})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,9 +46,9 @@ func newTestProducer(t *testing.T, brokers []string) *Producer {
 	return p
 }
 
-func testConsumerConfig(brokers []string, group string, topics ...string) ConsumerConfig {
+func testConsumerConfig(brokers Cluster, group string, topics ...string) ConsumerConfig {
 	return ConsumerConfig{
-		Brokers:           brokers,
+		Cluster:           brokers,
 		GroupID:           group,
 		Topics:            topics,
 		SessionTimeout:    10 * time.Second,
@@ -152,7 +152,7 @@ func produceIDs(t *testing.T, ctx context.Context, p *Producer, topic, prefix st
 	return ids
 }
 
-func ensureTopic(t *testing.T, ctx context.Context, brokers []string, topic string, partitions int) {
+func ensureTopic(t *testing.T, ctx context.Context, brokers Cluster, topic string, partitions int) {
 	t.Helper()
 	if err := EnsureTopics(ctx, brokers, TopicSpec{Name: topic, Partitions: partitions, Retention: time.Hour}); err != nil {
 		t.Fatalf("ensure topic: %v", err)
@@ -160,11 +160,11 @@ func ensureTopic(t *testing.T, ctx context.Context, brokers []string, topic stri
 }
 
 // committed reads the group's committed offsets for topic from the broker.
-func committed(t *testing.T, ctx context.Context, brokers []string, group, topic string, partitions int) map[int]int64 {
+func committed(t *testing.T, ctx context.Context, brokers Cluster, group, topic string, partitions int) map[int]int64 {
 	t.Helper()
-	tr := &kafka.Transport{}
+	tr := brokers.transport("test", 0)
 	defer tr.CloseIdleConnections()
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Transport: tr}
+	client := &kafka.Client{Addr: kafka.TCP(brokers.Brokers...), Transport: tr}
 	ps := make([]int, partitions)
 	for i := range ps {
 		ps[i] = i
@@ -195,7 +195,7 @@ func committed(t *testing.T, ctx context.Context, brokers []string, group, topic
 
 // setup gives a test a context, a fresh topic with partitions, a fresh
 // group name and a producer, on brokers.
-func setup(t *testing.T, brokers []string, prefix string, partitions int) (ctx context.Context, topic, group string, p *Producer) {
+func setup(t *testing.T, brokers Cluster, prefix string, partitions int) (ctx context.Context, topic, group string, p *Producer) {
 	t.Helper()
 	ctx = testContext(t)
 	topic, group = uniqueName(prefix), uniqueName(prefix+"-group")
@@ -219,7 +219,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // through a consumer group, the group's committed offsets reach the end of
 // every partition, and a second member of the group started afterwards sees
 // only records produced after that.
-func scenarioProduceConsumeCommit(t *testing.T, brokers []string) {
+func scenarioProduceConsumeCommit(t *testing.T, brokers Cluster) {
 	const parts, n = 3, 200
 	ctx, topic, group, p := setup(t, brokers, "earshot-test-pcc", parts)
 	want := produceIDs(t, ctx, p, topic, "first", n)
@@ -284,7 +284,7 @@ func mapsEqual(a, b map[int]int64) bool {
 // once after dedupe, and the second member resumes exactly at the first one's
 // oldest unacknowledged record of each partition: nothing in the finished
 // prefix is delivered again.
-func scenarioRestartMidStream(t *testing.T, brokers []string, n int) {
+func scenarioRestartMidStream(t *testing.T, brokers Cluster, n int) {
 	const parts = 4
 	ctx, topic, group, p := setup(t, brokers, "earshot-test-restart", parts)
 	all := produceIDs(t, ctx, p, topic, "ev", n)
@@ -442,7 +442,7 @@ func scenarioRestartMidStream(t *testing.T, brokers []string, n int) {
 // rebalances, the first member commits its finished prefix at the end of its
 // generation, records produced afterwards reach both members, and together
 // they cover every record.
-func scenarioRebalance(t *testing.T, brokers []string) {
+func scenarioRebalance(t *testing.T, brokers Cluster) {
 	const parts, n = 4, 400
 	ctx, topic, group, p := setup(t, brokers, "rebalance", parts)
 	all := produceIDs(t, ctx, p, topic, "ev", n/2)

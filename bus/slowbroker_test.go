@@ -7,8 +7,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/earshot/earshot/internal/testbed"
 )
 
 // slowBroker is a TCP proxy to a broker that holds back every answer for
@@ -94,23 +92,25 @@ func slowBroker(t *testing.T, broker string, delay time.Duration) string {
 }
 
 func TestEmbeddedSlowBroker(t *testing.T) {
-	scenarioSlowBroker(t, newEmbedded(t, EmbeddedConfig{}).Brokers())
+	scenarioSlowBroker(t, newEmbedded(t, EmbeddedConfig{}).Cluster())
 }
 
 func TestKafkaSlowBroker(t *testing.T) {
 	t.Parallel()
-	scenarioSlowBroker(t, testbed.KafkaBrokers(t))
+	scenarioSlowBroker(t, testKafka(t))
 }
 
 // scenarioSlowBroker: a bootstrap broker that takes 1.5 s to
 // answer (seen on a loaded test bed) slows the calls that make a client
 // per call down but does not fail them: EnsureTopics creates the topic,
 // and Offsets and ReadRange through it give what they give directly.
-func scenarioSlowBroker(t *testing.T, brokers []string) {
+func scenarioSlowBroker(t *testing.T, brokers Cluster) {
 	ctx := testContext(t)
 	topic := uniqueName("earshot.test.slow")
-	slowAddr := slowBroker(t, brokers[0], 1500*time.Millisecond)
-	if err := EnsureTopics(ctx, []string{slowAddr}, TopicSpec{Name: topic, Partitions: 2}); err != nil {
+	slowAddr := slowBroker(t, brokers.Brokers[0], 1500*time.Millisecond)
+	slowCluster := brokers
+	slowCluster.Brokers = []string{slowAddr}
+	if err := EnsureTopics(ctx, slowCluster, TopicSpec{Name: topic, Partitions: 2}); err != nil {
 		t.Fatalf("EnsureTopics through a broker that answers in 1.5 s: %v", err)
 	}
 	p := newTestProducer(t, brokers)
@@ -119,11 +119,11 @@ func scenarioSlowBroker(t *testing.T, brokers []string) {
 			t.Fatal(err)
 		}
 	}
-	want, err := LogReader{Brokers: brokers}.Offsets(ctx, topic)
+	want, err := LogReader{Cluster: brokers}.Offsets(ctx, topic)
 	if err != nil {
 		t.Fatal(err)
 	}
-	slow := LogReader{Brokers: []string{slowAddr}}
+	slow := LogReader{Cluster: slowCluster}
 	got, err := slow.Offsets(ctx, topic)
 	if err != nil {
 		t.Fatalf("Offsets through a broker that answers in 1.5 s: %v", err)

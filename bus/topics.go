@@ -51,9 +51,9 @@ func (s *TopicSpec) configs() []kafka.ConfigEntry {
 // started next do not race the controller. Existing topics are left as they
 // are (their partitions and configs are not compared or changed). It is
 // idempotent. Without a deadline on ctx it gives up after 30 s.
-func EnsureTopics(ctx context.Context, brokers []string, specs ...TopicSpec) error {
-	if len(brokers) == 0 {
-		return errors.New("bus: ensure topics: no brokers configured")
+func EnsureTopics(ctx context.Context, cl Cluster, specs ...TopicSpec) error {
+	if err := cl.check(); err != nil {
+		return fmt.Errorf("bus: ensure topics: %w", err)
 	}
 	if len(specs) == 0 {
 		return nil
@@ -63,12 +63,12 @@ func EnsureTopics(ctx context.Context, brokers []string, specs ...TopicSpec) err
 		ctx, cancel = context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
 	}
-	client, done, err := adminClient(brokers)
+	client, done, err := adminClient(cl)
 	if err != nil {
 		return fmt.Errorf("bus: ensure topics: %w", err)
 	}
 	defer done()
-	where := strings.Join(brokers, ",")
+	where := cl.String()
 
 	req := &kafka.CreateTopicsRequest{}
 	names := make([]string, 0, len(specs))
@@ -93,21 +93,43 @@ func EnsureTopics(ctx context.Context, brokers []string, specs ...TopicSpec) err
 		req.Topics = append(req.Topics, tc)
 		names = append(names, s.Name)
 	}
+	// Ask only for the topics that are missing: a principal with no right
+	// to create topics (its ACLs allow reading and writing) can then start
+	// once an administrator has created them.
+	if md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: names}); err == nil {
+		req.Topics = slices.DeleteFunc(req.Topics, func(tc kafka.TopicConfig) bool {
+			i := slices.IndexFunc(md.Topics, func(t kafka.Topic) bool { return t.Name == tc.Topic })
+			return i >= 0 && md.Topics[i].Error == nil && len(md.Topics[i].Partitions) > 0
+		})
+	}
+	if len(req.Topics) > 0 {
+		if err := createTopics(ctx, cl, client, req); err != nil {
+			return err
+		}
+	}
+	if err := waitForLeaders(ctx, client, names); err != nil {
+		return fmt.Errorf("bus: ensure topics via brokers %s: %w", where, err)
+	}
+	return nil
+}
+
+func createTopics(ctx context.Context, cl Cluster, client *kafka.Client, req *kafka.CreateTopicsRequest) error {
+	names := make([]string, len(req.Topics))
+	for i, t := range req.Topics {
+		names[i] = t.Topic
+	}
 	res, err := client.CreateTopics(ctx, req)
 	if err != nil {
-		return fmt.Errorf("bus: ensure topics %s via brokers %s: %w", strings.Join(names, ","), where, err)
+		return fmt.Errorf("bus: ensure topics %s via brokers %s: %w", strings.Join(names, ","), cl, cl.refused(err, "create", "topics "+strings.Join(names, ",")))
 	}
 	var errs []error
 	for _, name := range names {
 		if e := res.Errors[name]; e != nil && !errors.Is(e, kafka.TopicAlreadyExists) {
-			errs = append(errs, fmt.Errorf("topic %s: %w", name, e))
+			errs = append(errs, fmt.Errorf("topic %s: %w", name, cl.refused(e, "create", "topic "+name)))
 		}
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("bus: ensure topics via brokers %s: %w", where, errors.Join(errs...))
-	}
-	if err := waitForLeaders(ctx, client, names); err != nil {
-		return fmt.Errorf("bus: ensure topics via brokers %s: %w", where, err)
+		return fmt.Errorf("bus: ensure topics via brokers %s: %w", cl, errors.Join(errs...))
 	}
 	return nil
 }

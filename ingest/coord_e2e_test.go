@@ -241,7 +241,7 @@ func playSpeech(t *testing.T, ep testbed.JanusEndpoint, room janus.ID, bridge bo
 // other takes over after the TTL and continues the same session.
 func TestE2ELeaseOneBotPerRoom(t *testing.T) {
 	ep := testbed.JanusServer(t)
-	brokers := testbed.KafkaBrokers(t)
+	brokers := bustest.Kafka(t)
 	topic := "earshot-ingest-lease-test-" + kit.RandHex(4)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -255,7 +255,7 @@ func TestE2ELeaseOneBotPerRoom(t *testing.T) {
 	})
 	leaseCfg := func(name string) *lease.Manager {
 		m, err := lease.NewKafka(ctx, lease.KafkaConfig{
-			Config: lease.Config{Instance: name, TTL: 3 * time.Second, Renew: time.Second}, Brokers: brokers, Topic: topic,
+			Config: lease.Config{Instance: name, TTL: 3 * time.Second, Renew: time.Second}, Cluster: brokers, Topic: topic,
 		})
 		if err != nil {
 			t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 	"github.com/earshot/earshot/event"
 	"github.com/earshot/earshot/ingest"
 	"github.com/earshot/earshot/ingest/pseudonym"
+	"github.com/earshot/earshot/internal/bustest"
 	kit "github.com/earshot/earshot/internal/e2e"
 	"github.com/earshot/earshot/internal/testbed"
 	"github.com/earshot/earshot/record/spool"
@@ -56,7 +57,7 @@ type e2e struct {
 	t       testing.TB
 	cfg     e2eConfig
 	janus   testbed.JanusEndpoint
-	brokers []string
+	brokers bus.Cluster
 	pseud   *pseudonym.Pseudonymizer
 	roomP   string
 	s3cfg   storage.S3Config
@@ -106,9 +107,9 @@ func newE2E(t testing.TB, cfg e2eConfig) *e2e {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = emb.Close() })
-		h.brokers = emb.Brokers()
+		h.brokers = emb.Cluster()
 	} else {
-		h.brokers = testbed.KafkaBrokers(t)
+		h.brokers = bustest.Kafka(t)
 	}
 	var specs []bus.TopicSpec
 	for _, ts := range event.Topics(3) {
@@ -151,7 +152,7 @@ func newE2E(t testing.TB, cfg e2eConfig) *e2e {
 		poll = 0 // the stage's default
 	}
 	prod := event.Producer{Name: "earshot-ingest", Version: "e2e", Instance: "e2e-" + kit.RandHex(4)}
-	producer, err := bus.NewProducer(bus.ProducerConfig{Brokers: h.brokers, Logger: h.log})
+	producer, err := bus.NewProducer(bus.ProducerConfig{Cluster: h.brokers, Logger: h.log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -398,7 +399,7 @@ func (m *stallMonitor) result() (time.Duration, int) {
 // --- Kafka -----------------------------------------------------------------
 
 // partitions lists a topic's partitions; topic "" lists every topic's.
-func partitions(ctx context.Context, brokers []string, topic string) (map[string][]int, error) {
+func partitions(ctx context.Context, brokers bus.Cluster, topic string) (map[string][]int, error) {
 	if topic == "" {
 		return bus.TopicPartitions(ctx, brokers)
 	}

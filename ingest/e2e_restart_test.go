@@ -23,6 +23,7 @@ import (
 	"github.com/earshot/earshot/bus"
 	"github.com/earshot/earshot/event"
 	"github.com/earshot/earshot/ingest/pseudonym"
+	"github.com/earshot/earshot/internal/bustest"
 	kit "github.com/earshot/earshot/internal/e2e"
 	"github.com/earshot/earshot/internal/speech"
 	"github.com/earshot/earshot/internal/testbed"
@@ -257,7 +258,7 @@ func scrape(addr, name string) float64 {
 }
 
 // kafkaStart ensures the topics and returns, per topic, its end offsets.
-func kafkaStart(t testing.TB, brokers []string) map[string]map[int]int64 {
+func kafkaStart(t testing.TB, brokers bus.Cluster) map[string]map[int]int64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -396,7 +397,7 @@ func BenchmarkE2EKillAndResume(b *testing.B) {
 func killAndResume(t testing.TB) time.Duration {
 	t.Helper()
 	ep := testbed.JanusServer(t)
-	brokers := testbed.KafkaBrokers(t)
+	brokers := bustest.Kafka(t)
 	s3cfg := kit.FreshBucket(t, "earshot-e2e")
 	s3cfg.Versioning = true
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -598,7 +599,7 @@ func TestE2ES3Outage(t *testing.T) {
 	if err != nil {
 		t.Fatalf("open bucket through the proxy: %v", err)
 	}
-	producer, err := bus.NewProducer(bus.ProducerConfig{Brokers: h.brokers, Logger: h.log})
+	producer, err := bus.NewProducer(bus.ProducerConfig{Cluster: h.brokers, Logger: h.log})
 	if err != nil {
 		t.Fatal(err)
 	}

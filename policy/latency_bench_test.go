@@ -21,6 +21,7 @@ import (
 
 	"github.com/earshot/earshot/bus"
 	"github.com/earshot/earshot/event"
+	"github.com/earshot/earshot/internal/bustest"
 	"github.com/earshot/earshot/internal/config"
 	"github.com/earshot/earshot/internal/e2e"
 	"github.com/earshot/earshot/internal/speech"
@@ -86,7 +87,7 @@ func BenchmarkAlertLatency(b *testing.B) {
 		n = v
 	}
 	need := min(100, n)
-	testbed.KafkaBrokers(b)
+	bustest.Kafka(b)
 	testbed.Require(b, testbed.Janus)
 	testbed.WhisperURL(b)
 	tools := e2e.SpeechTools(b)
@@ -267,7 +268,7 @@ func (h *hookReceiver) count() int {
 // receiver. name prefixes the topics and consumer groups.
 func runAlertPipeline(b *testing.B, ctx context.Context, room uint64, name string, clip speech.Clip, n int, talkFor time.Duration) (lines []e2e.Line, es []*event.Envelope, hook *hookReceiver) {
 	b.Helper()
-	brokers := testbed.KafkaBrokers(b)
+	brokers := bustest.Kafka(b)
 	testbed.Require(b, testbed.Janus)
 	whisperURL := testbed.WhisperURL(b)
 	// The stages stop (their contexts end) before they are closed, when
@@ -285,7 +286,7 @@ func runAlertPipeline(b *testing.B, ctx context.Context, room uint64, name strin
 	keys := e2e.DerivedKeys{Secret: []byte(e2e.RandHex(16))}
 	ep := testbed.JanusServer(b)
 	e2e.CreateRoom(b, ep, room)
-	producer, err := bus.NewProducer(bus.ProducerConfig{Brokers: brokers, Logger: log})
+	producer, err := bus.NewProducer(bus.ProducerConfig{Cluster: brokers, Logger: log})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -304,7 +305,7 @@ func runAlertPipeline(b *testing.B, ctx context.Context, room uint64, name strin
 	if err != nil {
 		b.Fatal(err)
 	}
-	tcons, err := bus.NewConsumer(bus.ConsumerConfig{Brokers: brokers, GroupID: name + "-tr-" + e2e.RandHex(4),
+	tcons, err := bus.NewConsumer(bus.ConsumerConfig{Cluster: brokers, GroupID: name + "-tr-" + e2e.RandHex(4),
 		Topics: []string{topics.Of(event.TopicAudio)}, Logger: log})
 	if err != nil {
 		b.Fatal(err)
@@ -326,7 +327,7 @@ func runAlertPipeline(b *testing.B, ctx context.Context, room uint64, name strin
 	if err != nil {
 		b.Fatal(err)
 	}
-	pcons, err := bus.NewConsumer(bus.ConsumerConfig{Brokers: brokers, GroupID: name + "-pol-" + e2e.RandHex(4),
+	pcons, err := bus.NewConsumer(bus.ConsumerConfig{Cluster: brokers, GroupID: name + "-pol-" + e2e.RandHex(4),
 		Topics: []string{topics.Of(event.TopicTranscripts)}, Logger: log})
 	if err != nil {
 		b.Fatal(err)
@@ -335,7 +336,7 @@ func runAlertPipeline(b *testing.B, ctx context.Context, room uint64, name strin
 		Consumer: pcons, Sender: sender, Policy: policy.Fixed{P: p}, Producer: event.Producer{Name: "earshot-policy", Version: "bench"},
 		Keys: keys, Logger: log, RateLimit: policy.RateLimit{Every: -1},
 		Topics:  policy.Topics{Transcripts: topics.Of(event.TopicTranscripts), Alerts: topics.Of(event.TopicAlerts), DeadLetter: topics.Of(event.TopicDeadLetter)},
-		Rebuild: policy.RebuildConfig{Tail: &policy.KafkaTail{Brokers: brokers}},
+		Rebuild: policy.RebuildConfig{Tail: &policy.KafkaTail{Cluster: brokers}},
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -355,7 +356,7 @@ func runAlertPipeline(b *testing.B, ctx context.Context, room uint64, name strin
 	if err != nil {
 		b.Fatal(err)
 	}
-	ncons, err := bus.NewConsumer(bus.ConsumerConfig{Brokers: brokers, GroupID: name + "-notify-" + e2e.RandHex(4),
+	ncons, err := bus.NewConsumer(bus.ConsumerConfig{Cluster: brokers, GroupID: name + "-notify-" + e2e.RandHex(4),
 		Topics: []string{topics.Of(event.TopicAlerts)}, Logger: log})
 	if err != nil {
 		b.Fatal(err)
@@ -378,7 +379,7 @@ func runAlertPipeline(b *testing.B, ctx context.Context, room uint64, name strin
 			return err == nil && len(l) > 0
 		})
 	}
-	ing := e2e.StartIngest(b, e2e.IngestConfig{Room: room, Brokers: brokers, Topics: topics, Keys: keys})
+	ing := e2e.StartIngest(b, e2e.IngestConfig{Room: room, Cluster: brokers, Topics: topics, Keys: keys})
 	ing.WaitJoined()
 	sp := &e2e.Speaker{Name: "mallory", Feed: room, Clip: clip}
 	b.ResetTimer()

@@ -7,7 +7,7 @@ import (
 
 	"github.com/earshot/earshot/bus"
 	"github.com/earshot/earshot/event"
-	"github.com/earshot/earshot/internal/testbed"
+	"github.com/earshot/earshot/internal/bustest"
 	"github.com/earshot/earshot/storage/crypt"
 )
 
@@ -20,12 +20,12 @@ func TestRebuildEmbedded(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer emb.Close()
-	restartScenario(t, ctx, emb.Brokers(), "policy-rebuild-unit")
+	restartScenario(t, ctx, emb.Cluster(), "policy-rebuild-unit")
 }
 
 // TestIntegrationRebuildAfterRestart runs it on the test bed's Kafka.
 func TestIntegrationRebuildAfterRestart(t *testing.T) {
-	brokers := testbed.KafkaBrokers(t)
+	brokers := bustest.Kafka(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	restartScenario(t, ctx, brokers, "policy-helper-rebuild-"+time.Now().UTC().Format("150405.000000"))
@@ -35,7 +35,7 @@ func TestIntegrationRebuildAfterRestart(t *testing.T) {
 // stage; it stops; a new stage (same group) gets the other half of the
 // number and a re-transcription of the threat. The number must be found
 // across the restart, the threat not alerted again.
-func restartScenario(t *testing.T, ctx context.Context, brokers []string, prefix string) {
+func restartScenario(t *testing.T, ctx context.Context, brokers bus.Cluster, prefix string) {
 	topics := Topics{Transcripts: prefix + ".transcripts", Alerts: prefix + ".alerts", DeadLetter: prefix + ".deadletter"}
 	if err := bus.EnsureTopics(ctx, brokers,
 		bus.TopicSpec{Name: topics.Transcripts, Partitions: 2, Retention: time.Hour},
@@ -43,7 +43,7 @@ func restartScenario(t *testing.T, ctx context.Context, brokers []string, prefix
 		bus.TopicSpec{Name: topics.DeadLetter, Partitions: 1, Retention: time.Hour}); err != nil {
 		t.Fatal(err)
 	}
-	prod, err := bus.NewProducer(bus.ProducerConfig{Brokers: brokers})
+	prod, err := bus.NewProducer(bus.ProducerConfig{Cluster: brokers})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +54,7 @@ func restartScenario(t *testing.T, ctx context.Context, brokers []string, prefix
 		m.Topic = topics.Transcripts
 		return m
 	}
-	tail := &KafkaTail{Brokers: brokers}
+	tail := &KafkaTail{Cluster: brokers}
 	alerts := func() []*event.Envelope {
 		var out []*event.Envelope
 		err := tail.Read(ctx, topics.Alerts, -1, time.Now().Add(-time.Hour), -1, func(m bus.Message) error {
@@ -71,7 +71,7 @@ func restartScenario(t *testing.T, ctx context.Context, brokers []string, prefix
 		return out
 	}
 	run := func(until func() bool) {
-		cons, err := bus.NewConsumer(bus.ConsumerConfig{Brokers: brokers, GroupID: prefix + "-policy", Topics: []string{topics.Transcripts}, Logger: quiet()})
+		cons, err := bus.NewConsumer(bus.ConsumerConfig{Cluster: brokers, GroupID: prefix + "-policy", Topics: []string{topics.Transcripts}, Logger: quiet()})
 		if err != nil {
 			t.Fatal(err)
 		}

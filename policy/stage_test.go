@@ -97,7 +97,7 @@ func TestStageRaisesAlerts(t *testing.T) {
 			event.SampleRate/4, "if anyone leaks this i will find you and hurt you", true),
 	}
 	brokers := bustest.Preload(t, ctx, event.TopicTranscripts, recs...)
-	cons, err := bus.NewConsumer(bus.ConsumerConfig{Brokers: brokers, GroupID: "p", Topics: []string{event.TopicTranscripts}, StartOffset: bus.FirstOffset})
+	cons, err := bus.NewConsumer(bus.ConsumerConfig{Cluster: brokers, GroupID: "p", Topics: []string{event.TopicTranscripts}, StartOffset: bus.FirstOffset})
 	if err != nil {
 		t.Fatal(err)
 	}

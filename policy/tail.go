@@ -23,8 +23,8 @@ type Tail interface {
 
 // KafkaTail is a Tail on Kafka brokers.
 type KafkaTail struct {
-	// Brokers are the bootstrap addresses.
-	Brokers []string
+	// Cluster is where the brokers are and how to reach them.
+	Cluster bus.Cluster
 	// ClientID names the client in the broker's logs (default
 	// "earshot-policy-rebuild").
 	ClientID string
@@ -34,14 +34,14 @@ var _ Tail = (*KafkaTail)(nil)
 
 // Read implements Tail.
 func (t *KafkaTail) Read(ctx context.Context, topic string, partition int, since time.Time, before int64, fn func(bus.Message) error) error {
-	if len(t.Brokers) == 0 {
+	if len(t.Cluster.Brokers) == 0 {
 		return errors.New("policy: tail: no brokers")
 	}
 	id := t.ClientID
 	if id == "" {
 		id = "earshot-policy-rebuild"
 	}
-	lr := bus.LogReader{Brokers: t.Brokers, ClientID: id}
+	lr := bus.LogReader{Cluster: t.Cluster, ClientID: id}
 	ranges, err := lr.Offsets(ctx, topic)
 	if errors.Is(err, bus.ErrUnknownTopic) {
 		return nil // nothing written yet

@@ -25,7 +25,7 @@ import (
 // meanwhile. Partitions added after Run started are not read until the
 // next start.
 type Tail struct {
-	Brokers []string
+	Cluster bus.Cluster
 	Topics  []string
 	Apply   func(*event.Envelope)
 	Logger  *slog.Logger
@@ -92,7 +92,7 @@ func (t *Tail) Run(ctx context.Context) error {
 	if log == nil {
 		log = slog.Default()
 	}
-	lr := bus.LogReader{Brokers: t.Brokers, ClientID: "earshot-serve"}
+	lr := bus.LogReader{Cluster: t.Cluster, ClientID: "earshot-serve"}
 	type part struct {
 		topic string
 		id    int
@@ -172,7 +172,7 @@ func (t *Tail) Run(ctx context.Context) error {
 // FindAlert reads the alerts topic from its start up to its current end
 // and returns the alert.raised event with the given ID: for tools that
 // act on an alert without a running server.
-func FindAlert(ctx context.Context, brokers []string, topic, id string) (*event.Envelope, error) {
+func FindAlert(ctx context.Context, cl bus.Cluster, topic, id string) (*event.Envelope, error) {
 	if topic == "" {
 		topic = event.TopicAlerts
 	}
@@ -183,7 +183,7 @@ func FindAlert(ctx context.Context, brokers []string, topic, id string) (*event.
 		mu    sync.Mutex
 		found *event.Envelope
 	)
-	t := &Tail{Brokers: brokers, Topics: []string{topic}, Apply: func(e *event.Envelope) {
+	t := &Tail{Cluster: cl, Topics: []string{topic}, Apply: func(e *event.Envelope) {
 		if e.Type == event.TypeAlert && e.EventID == id {
 			mu.Lock()
 			found = e

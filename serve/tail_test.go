@@ -28,7 +28,7 @@ func TestTailRestartsAFailedReader(t *testing.T) {
 		return b
 	}
 	b := start()
-	if err := bus.EnsureTopics(ctx, b.Brokers(), bus.TopicSpec{Name: event.TopicAlerts, Partitions: 1}); err != nil {
+	if err := bus.EnsureTopics(ctx, b.Cluster(), bus.TopicSpec{Name: event.TopicAlerts, Partitions: 1}); err != nil {
 		t.Fatal(err)
 	}
 	produce := func(first int64) string {
@@ -42,7 +42,7 @@ func TestTailRestartsAFailedReader(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p, err := bus.NewProducer(bus.ProducerConfig{Brokers: b.Brokers()})
+		p, err := bus.NewProducer(bus.ProducerConfig{Cluster: b.Cluster()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -57,7 +57,7 @@ func TestTailRestartsAFailedReader(t *testing.T) {
 		mu   sync.Mutex
 		seen = map[string]bool{}
 	)
-	tail := &Tail{Brokers: b.Brokers(), Topics: []string{event.TopicAlerts}, RetryMin: 50 * time.Millisecond, RetryMax: 200 * time.Millisecond,
+	tail := &Tail{Cluster: b.Cluster(), Topics: []string{event.TopicAlerts}, RetryMin: 50 * time.Millisecond, RetryMax: 200 * time.Millisecond,
 		Apply: func(e *event.Envelope) { mu.Lock(); defer mu.Unlock(); seen[e.EventID] = true }}
 	tctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)

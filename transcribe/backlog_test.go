@@ -93,7 +93,7 @@ func runWorker(t *testing.T, recs []bus.Message, cfg WorkerConfig, before func(w
 		recs = chunkRecords(t, "trk_a")
 	}
 	brokers := bustest.Preload(t, ctx, event.TopicAudio, recs...)
-	cons, err := bus.NewConsumer(bus.ConsumerConfig{Brokers: brokers, GroupID: "g", Topics: []string{event.TopicAudio}, StartOffset: bus.FirstOffset})
+	cons, err := bus.NewConsumer(bus.ConsumerConfig{Cluster: brokers, GroupID: "g", Topics: []string{event.TopicAudio}, StartOffset: bus.FirstOffset})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,7 +39,7 @@ func TestFinalPass(t *testing.T) {
 	}
 	brokers := bustest.Preload(t, ctx, event.TopicLifecycle,
 		ended("ses_empty", ""), ended("ses_f", event.ManifestKey("r1_room", "ses_f")))
-	cons, err := bus.NewConsumer(bus.ConsumerConfig{Brokers: brokers, GroupID: "final", Topics: []string{event.TopicLifecycle}, StartOffset: bus.FirstOffset})
+	cons, err := bus.NewConsumer(bus.ConsumerConfig{Cluster: brokers, GroupID: "final", Topics: []string{event.TopicLifecycle}, StartOffset: bus.FirstOffset})
 	if err != nil {
 		t.Fatal(err)
 	}

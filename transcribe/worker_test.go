@@ -113,7 +113,7 @@ func TestWorker(t *testing.T) {
 				recs = append([]bus.Message{{Topic: event.TopicAudio, Key: []byte("trk_a"), Value: []byte(`{"not":"an event"}`)}}, recs...)
 			}
 			brokers := bustest.Preload(t, ctx, event.TopicAudio, recs...)
-			cons, err := bus.NewConsumer(bus.ConsumerConfig{Brokers: brokers, GroupID: "g", Topics: []string{event.TopicAudio}, StartOffset: bus.FirstOffset})
+			cons, err := bus.NewConsumer(bus.ConsumerConfig{Cluster: brokers, GroupID: "g", Topics: []string{event.TopicAudio}, StartOffset: bus.FirstOffset})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -193,7 +193,7 @@ func TestWorkerStoppedMidCall(t *testing.T) {
 	brokers := bustest.Preload(t, ctx, event.TopicAudio, chunkRecords(t, "trk_a")...)
 	out := &bustest.Capture{}
 	start := func(eng Engine) func() {
-		cons, err := bus.NewConsumer(bus.ConsumerConfig{Brokers: brokers, GroupID: "g", Topics: []string{event.TopicAudio}, StartOffset: bus.FirstOffset,
+		cons, err := bus.NewConsumer(bus.ConsumerConfig{Cluster: brokers, GroupID: "g", Topics: []string{event.TopicAudio}, StartOffset: bus.FirstOffset,
 			DrainTimeout: time.Second})
 		if err != nil {
 			t.Fatal(err)

@@ -75,7 +75,7 @@ func runAlert(ctx context.Context, e *env) error {
 	defer rt.Close()
 	fctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	alert, err := serve.FindAlert(fctx, rt.Brokers, event.TopicAlerts, id)
+	alert, err := serve.FindAlert(fctx, rt.Cluster, event.TopicAlerts, id)
 	if err != nil {
 		return err
 	}

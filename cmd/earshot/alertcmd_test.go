@@ -105,10 +105,10 @@ func TestAlertCommandDirect(t *testing.T) {
 	for _, ts := range event.Topics(2) {
 		specs = append(specs, bus.TopicSpec{Name: ts.Name, Partitions: ts.Partitions})
 	}
-	if err := bus.EnsureTopics(ctx, emb.Brokers(), specs...); err != nil {
+	if err := bus.EnsureTopics(ctx, emb.Cluster(), specs...); err != nil {
 		t.Fatal(err)
 	}
-	prod, err := bus.NewProducer(bus.ProducerConfig{Brokers: emb.Brokers()})
+	prod, err := bus.NewProducer(bus.ProducerConfig{Cluster: emb.Cluster()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +131,7 @@ func TestAlertCommandDirect(t *testing.T) {
 
 	found := false
 	for range 50 {
-		recs, err := readAll(ctx, emb.Brokers(), event.TopicAlertActions)
+		recs, err := readAll(ctx, emb.Cluster(), event.TopicAlertActions)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -159,12 +159,12 @@ func TestAlertCommandDirect(t *testing.T) {
 }
 
 // readAll returns the values of every record of topic.
-func readAll(ctx context.Context, brokers []string, topic string) ([][]byte, error) {
+func readAll(ctx context.Context, brokers bus.Cluster, topic string) ([][]byte, error) {
 	var (
 		mu  sync.Mutex
 		out [][]byte
 	)
-	t := &serve.Tail{Brokers: brokers, Topics: []string{topic}, Apply: func(e *event.Envelope) {
+	t := &serve.Tail{Cluster: brokers, Topics: []string{topic}, Apply: func(e *event.Envelope) {
 		b, _ := e.Marshal()
 		mu.Lock()
 		out = append(out, b)

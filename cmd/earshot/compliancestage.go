@@ -136,7 +136,7 @@ func newComplianceStage(ctx context.Context, rt *Runtime) (_ Stage, err error) {
 			rt.Log.Warn("deferred erasures are not completed by this sweeper", "reason", c.eraserErr)
 		}
 		if rt.Config.Retention.ApplyKafka {
-			scfg.Topics = &retention.KafkaTopics{Brokers: rt.Brokers, Retention: topicRetention(rt.Config.Retention), Logger: rt.Log}
+			scfg.Topics = &retention.KafkaTopics{Cluster: rt.Cluster, Retention: topicRetention(rt.Config.Retention), Logger: rt.Log}
 		}
 		if st.sweeper, err = retention.NewSweeper(scfg); err != nil {
 			return nil, err

@@ -137,15 +137,14 @@ func TestStageCommandsExitOnPermanentStartError(t *testing.T) {
 	}
 	// The real broker refuses topics with more replicas than it has
 	// brokers: the same refusal for every stage command.
-	brokers := testbed.KafkaBrokers(t)
+	kafkaArgs := testbedKafkaArgs(t, "")
 	stageSettings := map[string][]string{
 		"ingest":     {"-set", "ingest.janus.url=http://127.0.0.1:9/janus"},
 		"transcribe": {"-set", "transcribe.url=http://127.0.0.1:9/v1"},
 	}
 	for _, cmd := range []string{"ingest", "transcribe", "policy", "serve", "compliance", "run"} {
-		cases = append(cases, tc{cmd + "/topics short of replicas", append([]string{cmd,
-			"-set", "kafka.embedded=false", "-set", "kafka.brokers=" + strings.Join(brokers, ","),
-			"-set", "kafka.replication_factor=3", "-set", "kafka.create_topics=true"}, stageSettings[cmd]...), "replication"})
+		cases = append(cases, tc{cmd + "/topics short of replicas", append(append([]string{cmd,
+			"-set", "kafka.replication_factor=3", "-set", "kafka.create_topics=true"}, kafkaArgs...), stageSettings[cmd]...), "replication"})
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -158,6 +157,28 @@ func TestStageCommandsExitOnPermanentStartError(t *testing.T) {
 			}
 		})
 	}
+}
+
+// testbedKafkaArgs are the -set flags that point a command at the test
+// bed's broker: TLS with its CA, and SCRAM as stage's principal (the admin
+// when stage is empty).
+func testbedKafkaArgs(t *testing.T, stage string) []string {
+	t.Helper()
+	k := testbed.KafkaServer(t)
+	args := []string{"-set", "kafka.embedded=false", "-set", "kafka.brokers=" + strings.Join(k.Brokers, ",")}
+	if k.CAFile == "" {
+		return args
+	}
+	user, pw := k.AdminUser, k.AdminPassword
+	if stage != "" {
+		up, ok := k.Users[stage]
+		if !ok {
+			t.Fatalf("testbed: kafka.env has no user for stage %s; rerun testbed/kafka.sh start", stage)
+		}
+		user, pw = up[0], up[1]
+	}
+	return append(args, "-set", "kafka.tls.enabled=true", "-set", "kafka.tls.ca_file="+k.CAFile,
+		"-set", "kafka.sasl.mechanism=SCRAM-SHA-512", "-set", "kafka.sasl.username="+user, "-set", "kafka.sasl.password="+pw)
 }
 
 // TestStageCommandWaitsForUnreachableBroker: a broker that cannot be

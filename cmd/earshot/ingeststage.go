@@ -93,7 +93,7 @@ func newIngestStage(ctx context.Context, rt *Runtime) (_ Stage, err error) {
 		}
 		leases, err := lease.NewKafka(ctx, lease.KafkaConfig{
 			Config:  lease.Config{Instance: inst, TTL: l.TTL, Renew: l.Renew, Logger: rt.Log},
-			Brokers: rt.Brokers, Topic: event.TopicState,
+			Cluster: rt.Cluster, Topic: event.TopicState,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("ingest lease: %w", err)

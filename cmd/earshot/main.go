@@ -96,6 +96,7 @@ func commandTable() map[string]command {
 		"pseudonym":   {"print the pseudonym of participant identities (for ingest.participants.skip)", runPseudonym},
 		"rules":       {"tools for rule authors: rules test SET.jsonl | rules explain \"text\" | rules check policy.yaml", runRules},
 		"model":       {"convert a CTranslate2 (faster-whisper) Whisper model folder to a whisper.cpp ggml file: model convert -in DIR -out FILE", runModel},
+		"kafka":       {"kafka acls [-apply]: print the stage principals' ACLs, or create the topics and add them as the admin principal", runKafka},
 		"config":      {"print the effective configuration (config show), check it (config check) or list keys (config keys)", runConfig},
 		"version":     {"print the build version", runVersion},
 	}

@@ -67,7 +67,7 @@ func newPolicyStage(_ context.Context, rt *Runtime) (_ Stage, err error) {
 		Consumer: cons, Sender: rt.Producer, Policy: src, Producer: rt.Self, Keys: rt.Keys, Logger: rt.Log,
 		ExcerptContext: ac.ExcerptContext, RateLimit: limit, Classifier: classifier, Metrics: rt.Metrics,
 		Rebuild: policy.RebuildConfig{
-			Tail:        &policy.KafkaTail{Brokers: rt.Brokers, ClientID: rt.Config.Kafka.ClientID},
+			Tail:        &policy.KafkaTail{Cluster: rt.Cluster, ClientID: rt.Config.Kafka.ClientID},
 			Transcripts: ac.Rebuild.Transcripts, Alerts: ac.Rebuild.Alerts,
 		},
 	})

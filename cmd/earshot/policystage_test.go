@@ -39,12 +39,12 @@ func TestPolicyStageWiresSinks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	prod, err := bus.NewProducer(bus.ProducerConfig{Brokers: []string{"127.0.0.1:9"}})
+	prod, err := bus.NewProducer(bus.ProducerConfig{Cluster: bus.Plain("127.0.0.1:9")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer prod.Close()
-	rt := &Runtime{Config: cfg, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Brokers: []string{"127.0.0.1:9"},
+	rt := &Runtime{Config: cfg, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Cluster: bus.Plain("127.0.0.1:9"),
 		Producer: prod, Pseudonym: ps, Metrics: prometheus.NewRegistry(), Keys: crypt.NewMemory()}
 	st, err := newPolicyStage(context.Background(), rt)
 	if err != nil {

@@ -29,19 +29,19 @@ func newRebroadcastStage(ctx context.Context, rt *Runtime) (Stage, error) {
 	mac.Write([]byte("earshot fingerprint key v1"))
 	if rt.Config.Kafka.CreateTopics && c.Window > event.FingerprintRetention {
 		// The index is rebuilt from the topic: it keeps the window.
-		if err := bus.AlterTopicConfigs(ctx, rt.Brokers, event.TopicFingerprints, map[string]string{"retention.ms": bus.RetentionMS(c.Window)}); err != nil {
+		if err := bus.AlterTopicConfigs(ctx, rt.Cluster, event.TopicFingerprints, map[string]string{"retention.ms": bus.RetentionMS(c.Window)}); err != nil {
 			return nil, fmt.Errorf("rebroadcast: retention of %s: %w", event.TopicFingerprints, err)
 		}
 	}
 	cons, err := bus.NewConsumer(bus.ConsumerConfig{
-		Brokers: rt.Brokers, GroupID: "earshot-rebroadcast", Topics: []string{event.TopicAudio},
+		Cluster: rt.Cluster, GroupID: "earshot-rebroadcast", Topics: []string{event.TopicAudio},
 		StartOffset: bus.LastOffset, MaxInFlight: c.MaxInFlight, ClientID: rt.Config.Kafka.ClientID, Logger: rt.Log,
 	})
 	if err != nil {
 		return nil, err
 	}
 	st, err := rebroadcast.New(rebroadcast.Config{
-		Consumer: cons, Log: bus.LogReader{Brokers: rt.Brokers, ClientID: rt.Config.Kafka.ClientID}, Sender: rt.Producer,
+		Consumer: cons, Log: bus.LogReader{Cluster: rt.Cluster, ClientID: rt.Config.Kafka.ClientID}, Sender: rt.Producer,
 		Keys: rt.Keys, Producer: rt.Self, Secret: mac.Sum(nil), Window: c.Window, MaxLandmarks: c.MaxLandmarks,
 		QueryDelay: c.QueryDelay, Logger: rt.Log,
 	})

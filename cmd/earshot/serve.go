@@ -33,11 +33,11 @@ func newServeStage(ctx context.Context, rt *Runtime) (Stage, error) {
 	}
 	idx := serve.NewIndex(c.MaxAlerts)
 	idx.RequireSealed(rt.Keys)
-	tail := &serve.Tail{Brokers: rt.Brokers, Topics: []string{event.TopicAlerts, event.TopicAlertActions},
+	tail := &serve.Tail{Cluster: rt.Cluster, Topics: []string{event.TopicAlerts, event.TopicAlertActions},
 		Apply: func(e *event.Envelope) { idx.Apply(e) }, Logger: rt.Log}
 	// The console's live rooms: what arrives from now on.
 	live := serve.NewLive(nil)
-	liveTail := &serve.Tail{Brokers: rt.Brokers, Topics: []string{event.TopicLifecycle, event.TopicSegments, event.TopicTranscripts},
+	liveTail := &serve.Tail{Cluster: rt.Cluster, Topics: []string{event.TopicLifecycle, event.TopicSegments, event.TopicTranscripts},
 		Apply: live.Apply, Logger: rt.Log, FromEnd: true}
 	// One hash-chained audit log per process, shared with the compliance
 	// stage, so that the chain has one writer here.

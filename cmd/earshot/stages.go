@@ -37,9 +37,10 @@ type Stage interface {
 // Runtime is what every stage is built from: the configuration and the
 // shared clients. One process builds one Runtime, whichever stages it runs.
 type Runtime struct {
-	Config   config.Config
-	Log      *slog.Logger
-	Brokers  []string
+	Config config.Config
+	Log    *slog.Logger
+	// Cluster is how this process reaches Kafka, as its own principal.
+	Cluster  bus.Cluster
 	Producer *bus.Producer
 	// Store encrypts what it keeps under protected prefixes (crypt.Store
 	// over the configured backend): stages see plaintext, the object store
@@ -212,14 +213,16 @@ func newRuntime(ctx context.Context, cfg config.Config, log *slog.Logger, reg *p
 		return fail(err)
 	}
 
-	rt.Brokers = cfg.Kafka.Brokers
+	if rt.Cluster, err = kafkaCluster(cfg.Kafka); err != nil {
+		return fail(err)
+	}
 	if cfg.Kafka.Embedded {
 		emb, err := bus.NewEmbedded(ctx, bus.EmbeddedConfig{Partitions: cfg.Kafka.Partitions, AutoCreateTopics: true, Logger: log})
 		if err != nil {
 			return fail(fmt.Errorf("start embedded broker: %w", err))
 		}
 		rt.closers = append(rt.closers, emb.Close)
-		rt.Brokers = emb.Brokers()
+		rt.Cluster = emb.Cluster()
 		log.Warn("using the embedded Kafka-protocol broker: events are kept in memory, for evaluation only", "addr", emb.Addr())
 	}
 	if cfg.Kafka.CreateTopics {
@@ -228,11 +231,11 @@ func newRuntime(ctx context.Context, cfg config.Config, log *slog.Logger, reg *p
 			specs = append(specs, bus.TopicSpec{Name: t.Name, Partitions: t.Partitions, ReplicationFactor: cfg.Kafka.ReplicationFactor,
 				Compact: t.Compact, Retention: t.Retention, Config: t.Config})
 		}
-		if err := ensureTopics(ctx, rt.Brokers, specs, hl, log); err != nil {
+		if err := ensureTopics(ctx, rt.Cluster, specs, hl, log); err != nil {
 			return fail(err)
 		}
 	}
-	rt.Producer, err = bus.NewProducer(bus.ProducerConfig{Brokers: rt.Brokers, BatchTimeout: cfg.Kafka.BatchTimeout, ClientID: cfg.Kafka.ClientID, Logger: log})
+	rt.Producer, err = bus.NewProducer(bus.ProducerConfig{Cluster: rt.Cluster, BatchTimeout: cfg.Kafka.BatchTimeout, ClientID: cfg.Kafka.ClientID, Logger: log})
 	if err != nil {
 		return fail(err)
 	}
@@ -256,7 +259,7 @@ func newRuntime(ctx context.Context, cfg config.Config, log *slog.Logger, reg *p
 // when the group has no committed offset.
 func (rt *Runtime) consumer(group string, topics ...string) (*bus.Consumer, error) {
 	return bus.NewConsumer(bus.ConsumerConfig{
-		Brokers: rt.Brokers, GroupID: group, Topics: topics,
+		Cluster: rt.Cluster, GroupID: group, Topics: topics,
 		StartOffset: bus.FirstOffset, ClientID: rt.Config.Kafka.ClientID, Logger: rt.Log,
 	})
 }
@@ -312,11 +315,11 @@ func newRegistry() *prometheus.Registry {
 // backoff while it cannot be reached (the stage starts once it can, and
 // /healthz says why it has not yet), and failing at once when the brokers
 // refuse the request itself: no retry would change that.
-func ensureTopics(ctx context.Context, brokers []string, specs []bus.TopicSpec, hl *health, log *slog.Logger) error {
+func ensureTopics(ctx context.Context, cl bus.Cluster, specs []bus.TopicSpec, hl *health, log *slog.Logger) error {
 	const maxBackoff = 30 * time.Second
 	backoff := 500 * time.Millisecond
 	for {
-		err := bus.EnsureTopics(ctx, brokers, specs...)
+		err := bus.EnsureTopics(ctx, cl, specs...)
 		if err == nil && len(specs) > 0 {
 			// Topics that existed already keep their replica count: say so
 			// when it is less than the deployment asks for.
@@ -324,7 +327,7 @@ func ensureTopics(ctx context.Context, brokers []string, specs []bus.TopicSpec, 
 			for i, s := range specs {
 				names[i] = s.Name
 			}
-			err = bus.CheckReplication(ctx, brokers, names, specs[0].ReplicationFactor)
+			err = bus.CheckReplication(ctx, cl, names, specs[0].ReplicationFactor)
 		}
 		if err == nil {
 			hl.set("kafka", "")

@@ -43,14 +43,14 @@ func TestArchiverStoresEveryEventOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer emb.Close()
-	brokers := emb.Brokers()
+	brokers := emb.Cluster()
 	store, err := storage.OpenLocal(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	built := compliancetest.Build(t, discard{}, compliancetest.NewKeyring(), compliancetest.Session{
 		Room: "r1_room", ID: "ses_a", Speakers: []string{"p1_a", "p1_b"}, Start: time.Now(), Ended: time.Now(), Alert: true, Confirm: true})
-	p, err := bus.NewProducer(bus.ProducerConfig{Brokers: brokers})
+	p, err := bus.NewProducer(bus.ProducerConfig{Cluster: brokers})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +84,7 @@ func TestArchiverStoresEveryEventOnce(t *testing.T) {
 	dead := &bustest.Capture{}
 	fl := &flaky{Putter: store}
 	fl.n.Store(3)
-	cons, err := bus.NewConsumer(bus.ConsumerConfig{Brokers: brokers, GroupID: "archive-test", Topics: archive.Topics})
+	cons, err := bus.NewConsumer(bus.ConsumerConfig{Cluster: brokers, GroupID: "archive-test", Topics: archive.Topics})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,8 +9,8 @@ import (
 	"github.com/earshot/earshot/bus"
 	"github.com/earshot/earshot/compliance/audit"
 	"github.com/earshot/earshot/event"
+	"github.com/earshot/earshot/internal/bustest"
 	"github.com/earshot/earshot/internal/compliancetest"
-	"github.com/earshot/earshot/internal/testbed"
 )
 
 // TestAuditOnTestbed: entries go to versitygw and to a Kafka topic; the
@@ -18,7 +18,7 @@ import (
 // bucket (a delete marker, as an operator with S3 access would leave)
 // makes Verify fail naming it, and so does removing every version of it.
 func TestAuditOnTestbed(t *testing.T) {
-	brokers := testbed.KafkaBrokers(t)
+	brokers := bustest.Kafka(t)
 	s3 := compliancetest.NewS3(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -27,7 +27,7 @@ func TestAuditOnTestbed(t *testing.T) {
 		t.Fatal(err)
 	}
 	compliancetest.DeleteTopicAtEnd(t, brokers, topic)
-	p, err := bus.NewProducer(bus.ProducerConfig{Brokers: brokers})
+	p, err := bus.NewProducer(bus.ProducerConfig{Cluster: brokers})
 	if err != nil {
 		t.Fatal(err)
 	}

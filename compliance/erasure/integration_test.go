@@ -19,8 +19,8 @@ import (
 	"github.com/earshot/earshot/compliance/erasure"
 	"github.com/earshot/earshot/compliance/retention"
 	"github.com/earshot/earshot/event"
+	"github.com/earshot/earshot/internal/bustest"
 	"github.com/earshot/earshot/internal/compliancetest"
-	"github.com/earshot/earshot/internal/testbed"
 	"github.com/earshot/earshot/storage"
 	"github.com/earshot/earshot/storage/crypt"
 )
@@ -44,7 +44,7 @@ func (n noEvents) Put(ctx context.Context, key string, r io.Reader, size int64, 
 // object or version of theirs is left, and none of their protected fields
 // opens; the other speaker's still do.
 func TestErasePersonOnTestbed(t *testing.T) {
-	brokers := testbed.KafkaBrokers(t)
+	brokers := bustest.Kafka(t)
 	s3 := compliancetest.NewS3(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -115,7 +115,7 @@ func TestErasePersonOnTestbed(t *testing.T) {
 	}
 
 	// The archive consumer writes the events from Kafka to storage.
-	cons, err := bus.NewConsumer(bus.ConsumerConfig{Brokers: brokers, GroupID: compliancetest.Unique("compliance-helper-archive-"),
+	cons, err := bus.NewConsumer(bus.ConsumerConfig{Cluster: brokers, GroupID: compliancetest.Unique("compliance-helper-archive-"),
 		Topics: []string{topics[event.TypeTranscript], topics[event.TypeAlert], topics[event.TypeAlertAction], topics[event.TypeSessionStarted]}})
 	if err != nil {
 		t.Fatal(err)

@@ -14,9 +14,9 @@ import (
 	"github.com/earshot/earshot/bus"
 	"github.com/earshot/earshot/compliance/audit"
 	"github.com/earshot/earshot/compliance/retention"
+	"github.com/earshot/earshot/internal/bustest"
 	"github.com/earshot/earshot/internal/compliancetest"
 	"github.com/earshot/earshot/internal/config"
-	"github.com/earshot/earshot/internal/testbed"
 	"github.com/earshot/earshot/storage"
 	"github.com/earshot/earshot/storage/crypt"
 )
@@ -123,7 +123,7 @@ func TestEphemeralSweepOnTestbed(t *testing.T) {
 // topics to the configured values (forever too), leaves them when they
 // already match, and passes over a topic that does not exist.
 func TestKafkaTopicRetentionOnTestbed(t *testing.T) {
-	topicRetentionScenario(t, testbed.KafkaBrokers(t))
+	topicRetentionScenario(t, bustest.Kafka(t))
 }
 
 // TestKafkaTopicRetentionEmbedded: the same on the in-process broker.
@@ -135,10 +135,10 @@ func TestKafkaTopicRetentionEmbedded(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = e.Close() })
-	topicRetentionScenario(t, e.Brokers())
+	topicRetentionScenario(t, e.Cluster())
 }
 
-func topicRetentionScenario(t *testing.T, brokers []string) {
+func topicRetentionScenario(t *testing.T, brokers bus.Cluster) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	hours, forever, missing := compliancetest.Unique("compliance-helper-retention-"), compliancetest.Unique("compliance-helper-retention-"), compliancetest.Unique("compliance-helper-retention-")
@@ -149,7 +149,7 @@ func topicRetentionScenario(t *testing.T, brokers []string) {
 	compliancetest.DeleteTopicAtEnd(t, brokers, forever)
 	var logs bytes.Buffer
 	kt := &retention.KafkaTopics{
-		Brokers:   brokers,
+		Cluster:   brokers,
 		Retention: map[string]time.Duration{hours: 3 * time.Hour, forever: -1, missing: 2 * time.Hour},
 		Logger:    slog.New(slog.NewTextHandler(&logs, nil)),
 	}

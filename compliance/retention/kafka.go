@@ -18,7 +18,7 @@ import (
 // When the brokers do not allow it, Apply logs that once and returns nil:
 // topic retention is then the Kafka operators' job.
 type KafkaTopics struct {
-	Brokers   []string
+	Cluster   bus.Cluster
 	Retention map[string]time.Duration // topic -> retention; negative keeps forever
 	Logger    *slog.Logger
 
@@ -35,7 +35,7 @@ func (k *KafkaTopics) Apply(ctx context.Context) error {
 		log = slog.Default()
 	}
 	topics := slices.Sorted(maps.Keys(k.Retention))
-	cur, err := bus.TopicConfigs(ctx, k.Brokers, topics...)
+	cur, err := bus.TopicConfigs(ctx, k.Cluster, topics...)
 	if err != nil && !errors.Is(err, bus.ErrNotAllowed) {
 		return fmt.Errorf("retention: describe topic configs: %w", err)
 	}
@@ -57,7 +57,7 @@ func (k *KafkaTopics) Apply(ctx context.Context) error {
 	var errs []error
 	for _, t := range change {
 		v := bus.RetentionMS(k.Retention[t])
-		err := bus.AlterTopicConfigs(ctx, k.Brokers, t, map[string]string{bus.ConfigRetentionMS: v})
+		err := bus.AlterTopicConfigs(ctx, k.Cluster, t, map[string]string{bus.ConfigRetentionMS: v})
 		switch {
 		case err == nil:
 			log.Info("kafka topic retention set", "topic", t, "retention_ms", v)

@@ -13,8 +13,8 @@ import (
 // KafkaConfig configures a Manager on a Kafka topic.
 type KafkaConfig struct {
 	Config
-	// Brokers are the bootstrap addresses. Required.
-	Brokers []string
+	// Cluster is where the brokers are and how to reach them. Required.
+	Cluster bus.Cluster
 	// Topic is the compacted state topic (event.TopicState). Required; it
 	// must exist.
 	Topic string
@@ -31,8 +31,8 @@ type KafkaConfig struct {
 // has read its own claim back. The topic's partition count must not change
 // while instances run: a key's partition follows from it.
 func NewKafka(ctx context.Context, cfg KafkaConfig) (*Manager, error) {
-	if len(cfg.Brokers) == 0 || cfg.Topic == "" {
-		return nil, errors.New("lease: kafka: Brokers and Topic are required")
+	if len(cfg.Cluster.Brokers) == 0 || cfg.Topic == "" {
+		return nil, errors.New("lease: kafka: Cluster and Topic are required")
 	}
 	if cfg.CatchUp <= 0 {
 		cfg.CatchUp = 30 * time.Second
@@ -41,11 +41,11 @@ func NewKafka(ctx context.Context, cfg KafkaConfig) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	app, err := bus.NewAppender(bus.AppenderConfig{Brokers: cfg.Brokers, Topic: cfg.Topic, ClientID: "earshot-lease"})
+	app, err := bus.NewAppender(bus.AppenderConfig{Cluster: cfg.Cluster, Topic: cfg.Topic, ClientID: "earshot-lease"})
 	if err != nil {
 		return nil, fmt.Errorf("lease: kafka: %w", err)
 	}
-	lr := bus.LogReader{Brokers: cfg.Brokers, ClientID: "earshot-lease"}
+	lr := bus.LogReader{Cluster: cfg.Cluster, ClientID: "earshot-lease"}
 	lctx, cancel := context.WithTimeout(ctx, cfg.CatchUp)
 	defer cancel()
 	ranges, err := lr.Offsets(lctx, cfg.Topic)

@@ -9,11 +9,12 @@ import (
 	"time"
 
 	"github.com/earshot/earshot/bus"
+	"github.com/earshot/earshot/internal/bustest"
 	"github.com/earshot/earshot/internal/testbed"
 )
 
 // stateTopic creates a compacted topic of its own for one test.
-func stateTopic(t *testing.T, brokers []string) string {
+func stateTopic(t *testing.T, brokers bus.Cluster) string {
 	t.Helper()
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
@@ -31,11 +32,11 @@ func stateTopic(t *testing.T, brokers []string) string {
 	return name
 }
 
-func newKafka(t *testing.T, brokers []string, topic, instance string) *Manager {
+func newKafka(t *testing.T, brokers bus.Cluster, topic, instance string) *Manager {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	m, err := NewKafka(ctx, KafkaConfig{Config: Config{Instance: instance, TTL: 2 * time.Second, Renew: 500 * time.Millisecond}, Brokers: brokers, Topic: topic})
+	m, err := NewKafka(ctx, KafkaConfig{Config: Config{Instance: instance, TTL: 2 * time.Second, Renew: 500 * time.Millisecond}, Cluster: brokers, Topic: topic})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +47,7 @@ func newKafka(t *testing.T, brokers []string, topic, instance string) *Manager {
 // TestKafkaLease runs the lease protocol on the test bed's Kafka: one
 // holder at a time, takeover after a crash, and a restarted instance that
 // takes its lease back at once; the session record survives in the topic.
-func TestKafkaLease(t *testing.T) { leaseScenario(t, testbed.KafkaBrokers(t)) }
+func TestKafkaLease(t *testing.T) { leaseScenario(t, bustest.Kafka(t)) }
 
 // TestEmbeddedKafkaLease runs the same protocol on the in-process broker
 // that `earshot run` uses by default.
@@ -58,10 +59,10 @@ func TestEmbeddedKafkaLease(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = e.Close() })
-	leaseScenario(t, e.Brokers())
+	leaseScenario(t, e.Cluster())
 }
 
-func leaseScenario(t *testing.T, brokers []string) {
+func leaseScenario(t *testing.T, brokers bus.Cluster) {
 	topic := stateTopic(t, brokers)
 	ctx := context.Background()
 	a := newKafka(t, brokers, topic, "inst-a")
@@ -125,8 +126,8 @@ func TestKafkaLeaseFollowsAcrossBrokerRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	topic := stateTopic(t, e1.Brokers())
-	a := newKafka(t, e1.Brokers(), topic, "inst-a")
+	topic := stateTopic(t, e1.Cluster())
+	a := newKafka(t, e1.Cluster(), topic, "inst-a")
 	if _, err := a.Acquire(ctx, "room1"); err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +138,7 @@ func TestKafkaLeaseFollowsAcrossBrokerRestart(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = e2.Close() })
 
-	b := newKafka(t, e2.Brokers(), topic, "inst-b")
+	b := newKafka(t, e2.Cluster(), topic, "inst-b")
 	if _, err := b.Acquire(ctx, "room1"); !errors.Is(err, ErrHeld) {
 		t.Fatalf("b acquired room1, held by a before the restart: %v", err)
 	}

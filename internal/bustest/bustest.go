@@ -7,7 +7,32 @@ import (
 	"testing"
 
 	"github.com/earshot/earshot/bus"
+	"github.com/earshot/earshot/internal/testbed"
 )
+
+// Kafka is the test bed's Kafka broker as the admin super user (TLS and
+// SCRAM-SHA-512 when the test bed's broker has them), or ends the test as
+// testbed.Require does.
+func Kafka(tb testing.TB) bus.Cluster {
+	tb.Helper()
+	return Cluster(tb, testbed.KafkaServer(tb))
+}
+
+// Cluster turns a test bed endpoint into a bus.Cluster with its admin
+// credentials.
+func Cluster(tb testing.TB, e testbed.KafkaEndpoint) bus.Cluster {
+	tb.Helper()
+	c := bus.Plain(e.Brokers...)
+	if e.CAFile == "" {
+		return c
+	}
+	tlsCfg, err := bus.LoadTLS(e.CAFile, "", "", "")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c.TLS = tlsCfg
+	return c.As(e.AdminUser, e.AdminPassword)
+}
 
 // Capture is a bus.Sender that keeps every record it is given.
 type Capture struct {
@@ -44,18 +69,18 @@ func (c *Capture) Topic(name string) []bus.Message {
 }
 
 // Preload starts an in-process broker (stopped when the test ends) with one
-// single-partition topic holding msgs, and returns its brokers.
-func Preload(t testing.TB, ctx context.Context, topic string, msgs ...bus.Message) []string {
+// single-partition topic holding msgs, and returns the broker.
+func Preload(t testing.TB, ctx context.Context, topic string, msgs ...bus.Message) bus.Cluster {
 	t.Helper()
 	emb, err := bus.NewEmbedded(ctx, bus.EmbeddedConfig{Partitions: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { emb.Close() })
-	if err := bus.EnsureTopics(ctx, emb.Brokers(), bus.TopicSpec{Name: topic, Partitions: 1}); err != nil {
+	if err := bus.EnsureTopics(ctx, emb.Cluster(), bus.TopicSpec{Name: topic, Partitions: 1}); err != nil {
 		t.Fatal(err)
 	}
-	prod, err := bus.NewProducer(bus.ProducerConfig{Brokers: emb.Brokers()})
+	prod, err := bus.NewProducer(bus.ProducerConfig{Cluster: emb.Cluster()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,5 +88,5 @@ func Preload(t testing.TB, ctx context.Context, topic string, msgs ...bus.Messag
 	if err := prod.Produce(ctx, msgs...); err != nil {
 		t.Fatal(err)
 	}
-	return emb.Brokers()
+	return emb.Cluster()
 }

@@ -81,7 +81,7 @@ func (s *S3) Versions(tb testing.TB, prefix string) []RawVersion {
 }
 
 // Produce sends envelopes to topic (key = room), creating the topic.
-func Produce(tb testing.TB, brokers []string, topic string, envs ...*event.Envelope) {
+func Produce(tb testing.TB, brokers bus.Cluster, topic string, envs ...*event.Envelope) {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -89,7 +89,7 @@ func Produce(tb testing.TB, brokers []string, topic string, envs ...*event.Envel
 		tb.Fatal(err)
 	}
 	DeleteTopicAtEnd(tb, brokers, topic)
-	p, err := bus.NewProducer(bus.ProducerConfig{Brokers: brokers})
+	p, err := bus.NewProducer(bus.ProducerConfig{Cluster: brokers})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -108,11 +108,11 @@ func Produce(tb testing.TB, brokers []string, topic string, envs ...*event.Envel
 }
 
 // ReadTopic reads every record of partition 0 of topic, from the start.
-func ReadTopic(tb testing.TB, brokers []string, topic string) []bus.Message {
+func ReadTopic(tb testing.TB, brokers bus.Cluster, topic string) []bus.Message {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	lr := bus.LogReader{Brokers: brokers}
+	lr := bus.LogReader{Cluster: brokers}
 	ranges, err := lr.Offsets(ctx, topic)
 	if err != nil {
 		tb.Fatal(err)
@@ -128,7 +128,7 @@ func ReadTopic(tb testing.TB, brokers []string, topic string) []bus.Message {
 }
 
 // DeleteTopicAtEnd deletes topic when the test ends (best effort).
-func DeleteTopicAtEnd(tb testing.TB, brokers []string, topic string) {
+func DeleteTopicAtEnd(tb testing.TB, brokers bus.Cluster, topic string) {
 	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()

@@ -65,6 +65,10 @@ type Kafka struct {
 	// 0 leaves it to the broker's default.replication.factor.
 	ReplicationFactor int  `yaml:"replication_factor"`
 	CreateTopics      bool `yaml:"create_topics"`
+	// TLS and SASL secure the connections to a real cluster (see
+	// kafka_sec.go); the embedded broker takes neither.
+	TLS  KafkaTLS  `yaml:"tls"`
+	SASL KafkaSASL `yaml:"sasl"`
 }
 
 // Storage configures the object store.
@@ -395,6 +399,7 @@ func (c *Config) Validate() error {
 	if c.Transcribe.Concurrency < 1 {
 		bad("transcribe.concurrency", "%d must be at least 1", c.Transcribe.Concurrency)
 	}
+	c.Kafka.validateSecurity(bad)
 	c.Ingest.Lease.validate(bad)
 	c.Ingest.Participants.validate(bad)
 	c.Transcribe.Backlog.validate(bad)

@@ -59,6 +59,8 @@ func redactedURL(s Secret) string {
 var Public = []string{
 	"data_dir", "log.level", "log.format", "metrics.listen",
 	"kafka.brokers", "kafka.client_id",
+	"kafka.tls.ca_file", "kafka.tls.cert_file", "kafka.tls.key_file", "kafka.tls.server_name",
+	"kafka.sasl.mechanism", "kafka.sasl.username", "kafka.sasl.password_file",
 	"storage.backend", "storage.local.dir", "storage.s3.endpoint", "storage.s3.bucket", "storage.s3.region", "storage.s3.prefix",
 	"storage.s3.secret_key_file", "storage.s3.sse",
 	"identity.secret_file",

@@ -48,7 +48,7 @@ type Topics map[string]string
 // "<prefix>-<random>.<name without earshot.>", with the given partitions,
 // and waits until they accept records. They are not deleted: Kafka's
 // retention removes them.
-func NewTopics(t testing.TB, brokers []string, prefix string, partitions int) Topics {
+func NewTopics(t testing.TB, brokers bus.Cluster, prefix string, partitions int) Topics {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -120,8 +120,8 @@ type Record struct {
 
 // EndOffsets returns, per partition, the offset the next record of topic
 // will get.
-func EndOffsets(ctx context.Context, brokers []string, topic string) (map[int]int64, error) {
-	ranges, err := (bus.LogReader{Brokers: brokers, ClientID: "earshot-e2e"}).Offsets(ctx, topic)
+func EndOffsets(ctx context.Context, brokers bus.Cluster, topic string) (map[int]int64, error) {
+	ranges, err := (bus.LogReader{Cluster: brokers, ClientID: "earshot-e2e"}).Offsets(ctx, topic)
 	if err != nil {
 		return nil, err
 	}
@@ -134,8 +134,8 @@ func EndOffsets(ctx context.Context, brokers []string, topic string) (map[int]in
 
 // ReadTopic reads topic from the offsets in from (0 for partitions not in
 // it) to its current end.
-func ReadTopic(ctx context.Context, brokers []string, topic string, from map[int]int64) ([]Record, error) {
-	msgs, err := (bus.LogReader{Brokers: brokers, ClientID: "earshot-e2e"}).ReadTopic(ctx, topic, from)
+func ReadTopic(ctx context.Context, brokers bus.Cluster, topic string, from map[int]int64) ([]Record, error) {
+	msgs, err := (bus.LogReader{Cluster: brokers, ClientID: "earshot-e2e"}).ReadTopic(ctx, topic, from)
 	if err != nil {
 		return nil, err
 	}
@@ -148,7 +148,7 @@ func ReadTopic(ctx context.Context, brokers []string, topic string, from map[int
 
 // Events reads every event of a run topic, with the record's timestamp;
 // records that are not valid events fail the test.
-func Events(t testing.TB, brokers []string, topic string) ([]*event.Envelope, []Record) {
+func Events(t testing.TB, brokers bus.Cluster, topic string) ([]*event.Envelope, []Record) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

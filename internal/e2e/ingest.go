@@ -23,7 +23,7 @@ import (
 // IngestConfig says how to run the ingest stage for a test.
 type IngestConfig struct {
 	Room    uint64 // VideoRoom number (CreateRoom it first)
-	Brokers []string
+	Cluster bus.Cluster
 	Topics  Topics
 	Keys    event.Keys
 	// ChunkDuration of live chunks (default 1 s) and SegmentDuration of
@@ -87,7 +87,7 @@ func StartIngest(t testing.TB, cfg IngestConfig) *Ingest {
 		t.Fatalf("open bucket: %v", err)
 	}
 	prod := event.Producer{Name: "earshot-ingest", Version: "e2e", Instance: "e2e-" + RandHex(4)}
-	producer, err := bus.NewProducer(bus.ProducerConfig{Brokers: cfg.Brokers, Logger: log})
+	producer, err := bus.NewProducer(bus.ProducerConfig{Cluster: cfg.Cluster, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -116,10 +116,37 @@ func missing(tb testing.TB, component string, err error) {
 	tb.Skip("integration test not run: " + msg + "; set EARSHOT_TESTBED=1 to make this a failure")
 }
 
-// KafkaBrokers returns the real Kafka broker addresses.
-func KafkaBrokers(tb testing.TB) []string {
+// KafkaEndpoint is the test bed's Kafka broker as kafka.env describes it:
+// a SASL_SSL listener (SCRAM-SHA-512, certificates from the test bed's own
+// CA) with ACLs, an admin super user, and one user per stage principal.
+// This package does not import bus (bus's own tests use it);
+// bustest.Kafka turns it into a bus.Cluster.
+type KafkaEndpoint struct {
+	Brokers []string
+	// CAFile is the PEM CA the broker's certificate chains to; empty when
+	// the broker is a plaintext one (an older test bed).
+	CAFile string
+	// AdminUser and AdminPassword are the super user's SCRAM credentials.
+	AdminUser, AdminPassword string
+	// Users maps each stage (event.Stages) to its SCRAM user and password.
+	Users map[string][2]string
+}
+
+// KafkaServer returns the running Kafka broker's endpoint.
+func KafkaServer(tb testing.TB) KafkaEndpoint {
 	tb.Helper()
-	return strings.Split(Get(tb, Kafka, "KAFKA_BROKERS"), ",")
+	env := Require(tb, Kafka)
+	e := KafkaEndpoint{Brokers: strings.Split(Get(tb, Kafka, "KAFKA_BROKERS"), ","), CAFile: env["KAFKA_CA_FILE"], Users: map[string][2]string{}}
+	if e.CAFile == "" {
+		return e
+	}
+	e.AdminUser, e.AdminPassword = Get(tb, Kafka, "KAFKA_ADMIN_USER"), Get(tb, Kafka, "KAFKA_ADMIN_PASSWORD")
+	for k, v := range env {
+		if stage, ok := strings.CutPrefix(k, "KAFKA_USER_"); ok {
+			e.Users[strings.ToLower(stage)] = [2]string{v, env["KAFKA_PASSWORD_"+stage]}
+		}
+	}
+	return e
 }
 
 // S3Endpoint describes the versitygw server.

@@ -15,9 +15,9 @@ import (
 
 // runFor runs a notify stage in group "notify" until cond holds, then
 // stops it (the consumer commits what was acknowledged).
-func runFor(t *testing.T, ctx context.Context, brokers []string, cfg StageConfig, cond func() bool) {
+func runFor(t *testing.T, ctx context.Context, brokers bus.Cluster, cfg StageConfig, cond func() bool) {
 	t.Helper()
-	cons, err := bus.NewConsumer(bus.ConsumerConfig{Brokers: brokers, GroupID: "notify", Topics: []string{event.TopicAlerts}, Logger: quiet()})
+	cons, err := bus.NewConsumer(bus.ConsumerConfig{Cluster: brokers, GroupID: "notify", Topics: []string{event.TopicAlerts}, Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,6 @@ import (
 	"github.com/earshot/earshot/bus"
 	"github.com/earshot/earshot/event"
 	"github.com/earshot/earshot/internal/bustest"
-	"github.com/earshot/earshot/internal/testbed"
 	"github.com/earshot/earshot/policy"
 	"github.com/earshot/earshot/storage/crypt"
 )
@@ -25,12 +24,12 @@ func TestRevisionsExactlyOnceEmbedded(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer emb.Close()
-	revisionsScenario(t, ctx, emb.Brokers(), "revisions-unit")
+	revisionsScenario(t, ctx, emb.Cluster(), "revisions-unit")
 }
 
 // TestIntegrationRevisionsExactlyOnce runs it on the test bed's Kafka.
 func TestIntegrationRevisionsExactlyOnce(t *testing.T) {
-	brokers := testbed.KafkaBrokers(t)
+	brokers := bustest.Kafka(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	revisionsScenario(t, ctx, brokers, "revisions-"+time.Now().UTC().Format("150405.000000"))
@@ -45,7 +44,7 @@ func TestIntegrationRevisionsExactlyOnce(t *testing.T) {
 // pass. A webhook sink gets each alert exactly once and no update; the
 // rate limiter (on, 60 s) holds nothing back, since each speaker said one
 // thing.
-func revisionsScenario(t *testing.T, ctx context.Context, brokers []string, prefix string) {
+func revisionsScenario(t *testing.T, ctx context.Context, brokers bus.Cluster, prefix string) {
 	topics := policy.Topics{Transcripts: prefix + ".transcripts", Alerts: prefix + ".alerts", DeadLetter: prefix + ".deadletter"}
 	if err := bus.EnsureTopics(ctx, brokers,
 		bus.TopicSpec{Name: topics.Transcripts, Partitions: 2, Retention: time.Hour},
@@ -53,7 +52,7 @@ func revisionsScenario(t *testing.T, ctx context.Context, brokers []string, pref
 		bus.TopicSpec{Name: topics.DeadLetter, Partitions: 1, Retention: time.Hour}); err != nil {
 		t.Fatal(err)
 	}
-	prod, err := bus.NewProducer(bus.ProducerConfig{Brokers: brokers})
+	prod, err := bus.NewProducer(bus.ProducerConfig{Cluster: brokers})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +84,7 @@ func revisionsScenario(t *testing.T, ctx context.Context, brokers []string, pref
 		}
 		return bus.Message{Topic: topics.Transcripts, Key: []byte("r1_rev"), Value: b}
 	}
-	tail := &policy.KafkaTail{Brokers: brokers}
+	tail := &policy.KafkaTail{Cluster: brokers}
 	read := func() (alerts []policy.AlertPayload, ids []string, updates []event.AlertUpdated) {
 		err := tail.Read(ctx, topics.Alerts, -1, time.Now().Add(-time.Hour), -1, func(m bus.Message) error {
 			e, err := event.Decode(m.Value)
@@ -114,7 +113,7 @@ func revisionsScenario(t *testing.T, ctx context.Context, brokers []string, pref
 		return
 	}
 	runPolicy := func(until func() bool) {
-		cons, err := bus.NewConsumer(bus.ConsumerConfig{Brokers: brokers, GroupID: prefix + "-policy", Topics: []string{topics.Transcripts}, Logger: quiet()})
+		cons, err := bus.NewConsumer(bus.ConsumerConfig{Cluster: brokers, GroupID: prefix + "-policy", Topics: []string{topics.Transcripts}, Logger: quiet()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -213,7 +212,7 @@ func revisionsScenario(t *testing.T, ctx context.Context, brokers []string, pref
 		t.Fatal(err)
 	}
 	dl := &bustest.Capture{}
-	cons, err := bus.NewConsumer(bus.ConsumerConfig{Brokers: brokers, GroupID: prefix + "-notify", Topics: []string{topics.Alerts}, StartOffset: bus.FirstOffset, Logger: quiet()})
+	cons, err := bus.NewConsumer(bus.ConsumerConfig{Cluster: brokers, GroupID: prefix + "-notify", Topics: []string{topics.Alerts}, StartOffset: bus.FirstOffset, Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}

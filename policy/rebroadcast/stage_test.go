@@ -18,6 +18,7 @@ import (
 
 	"github.com/earshot/earshot/bus"
 	"github.com/earshot/earshot/event"
+	"github.com/earshot/earshot/internal/bustest"
 	"github.com/earshot/earshot/internal/opusenc"
 	"github.com/earshot/earshot/internal/speech"
 	"github.com/earshot/earshot/internal/testbed"
@@ -175,7 +176,7 @@ func chunks(t *testing.T, keys *crypt.Memory, r room, pcm []float32, kbps int) [
 // bed is a set of fresh topics on the test bed's Kafka and stages on them.
 type bed struct {
 	t                               *testing.T
-	brokers                         []string
+	brokers                         bus.Cluster
 	audio, fps, alerts, dead, group string
 	probe, life                     string
 	parts                           map[string]int
@@ -185,7 +186,7 @@ type bed struct {
 }
 
 func newBed(t *testing.T, partitions int) *bed {
-	brokers := testbed.KafkaBrokers(t)
+	brokers := bustest.Kafka(t)
 	var nb [6]byte
 	_, _ = rand.Read(nb[:])
 	n := hex.EncodeToString(nb[:])
@@ -204,7 +205,7 @@ func newBed(t *testing.T, partitions int) *bed {
 		defer cancel()
 		_ = bus.DeleteTopics(ctx, brokers, b.audio, b.fps, b.alerts, b.dead, b.probe, b.life)
 	})
-	prod, err := bus.NewProducer(bus.ProducerConfig{Brokers: brokers})
+	prod, err := bus.NewProducer(bus.ProducerConfig{Cluster: brokers})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,12 +217,12 @@ func newBed(t *testing.T, partitions int) *bed {
 // stage starts one instance of the stage, stopped when the test ends.
 func (b *bed) stage() *Stage {
 	b.t.Helper()
-	cons, err := bus.NewConsumer(bus.ConsumerConfig{Brokers: b.brokers, GroupID: b.group, Topics: []string{b.audio},
+	cons, err := bus.NewConsumer(bus.ConsumerConfig{Cluster: b.brokers, GroupID: b.group, Topics: []string{b.audio},
 		SessionTimeout: 6 * time.Second, HeartbeatInterval: time.Second, DrainTimeout: 3 * time.Second, RebalanceTimeout: 10 * time.Second})
 	if err != nil {
 		b.t.Fatal(err)
 	}
-	st, err := New(Config{Consumer: cons, Log: bus.LogReader{Brokers: b.brokers}, Sender: b.prod, Keys: b.keys,
+	st, err := New(Config{Consumer: cons, Log: bus.LogReader{Cluster: b.brokers}, Sender: b.prod, Keys: b.keys,
 		Producer: event.Producer{Name: "test"}, Secret: b.secret,
 		Topics: Topics{Fingerprints: b.fps, Alerts: b.alerts, DeadLetter: b.dead, Lifecycle: b.life}})
 	if err != nil {
@@ -256,7 +257,7 @@ func (b *bed) read(topic string) []bus.Message {
 	b.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	ms, err := bus.LogReader{Brokers: b.brokers}.ReadTopic(ctx, topic, nil)
+	ms, err := bus.LogReader{Cluster: b.brokers}.ReadTopic(ctx, topic, nil)
 	if err != nil {
 		b.t.Fatal(err)
 	}

@@ -27,6 +27,7 @@ import (
 	"github.com/earshot/earshot/bus"
 	"github.com/earshot/earshot/compliance/archive"
 	"github.com/earshot/earshot/event"
+	"github.com/earshot/earshot/internal/bustest"
 	"github.com/earshot/earshot/internal/e2e"
 	"github.com/earshot/earshot/internal/speech"
 	"github.com/earshot/earshot/internal/testbed"
@@ -102,7 +103,7 @@ func run(t *testing.T, name string, r func(context.Context) error, closeFn func(
 func TestConsoleInBrowser(t *testing.T) {
 	began := time.Now()
 	chrome := testbed.RequireTool(t, "chromium")
-	brokers := testbed.KafkaBrokers(t)
+	brokers := bustest.Kafka(t)
 	testbed.Require(t, testbed.Janus)
 	logs := &testbed.SyncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -114,7 +115,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	})
 	keys := crypt.NewMemory()
 	topics := e2e.NewTopics(t, brokers, "earshot-console-e2e", 3)
-	prod, err := bus.NewProducer(bus.ProducerConfig{Brokers: brokers, Logger: log})
+	prod, err := bus.NewProducer(bus.ProducerConfig{Cluster: brokers, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +125,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		for _, tp := range topic {
 			of = append(of, topics.Of(tp))
 		}
-		c, err := bus.NewConsumer(bus.ConsumerConfig{Brokers: brokers, GroupID: "earshot-console-e2e-" + name + "-" + e2e.RandHex(4),
+		c, err := bus.NewConsumer(bus.ConsumerConfig{Cluster: brokers, GroupID: "earshot-console-e2e-" + name + "-" + e2e.RandHex(4),
 			Topics: of, StartOffset: bus.FirstOffset, SessionTimeout: 10 * time.Second,
 			HeartbeatInterval: time.Second, RebalanceTimeout: 20 * time.Second, DrainTimeout: 5 * time.Second, Logger: log.With("stage", name)})
 		if err != nil {
@@ -172,7 +173,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	run(t, "policy", ps.Run, ps.Close)
-	ing := e2e.StartIngest(t, e2e.IngestConfig{Room: room, Brokers: brokers, Topics: topics, Keys: keys, SegmentDuration: 10 * time.Second})
+	ing := e2e.StartIngest(t, e2e.IngestConfig{Room: room, Cluster: brokers, Topics: topics, Keys: keys, SegmentDuration: 10 * time.Second})
 	// The compliance archive: the alert page reads its transcript
 	// revisions from it, exports read it.
 	arch, err := archive.New(archive.Config{Consumer: consumer("archive", archive.Topics...), Store: ing.Store, Keys: keys, Logger: log.With("stage", "archive")})
@@ -203,9 +204,9 @@ func TestConsoleInBrowser(t *testing.T) {
 			{Name: "cora", TokenHash: serve.HashToken(coraToken), Role: serve.RoleCompliance},
 		},
 		Index: idx,
-		Tail: &serve.Tail{Brokers: brokers, Topics: []string{topics.Of(event.TopicAlerts), topics.Of(event.TopicAlertActions)},
+		Tail: &serve.Tail{Cluster: brokers, Topics: []string{topics.Of(event.TopicAlerts), topics.Of(event.TopicAlertActions)},
 			Apply: func(e *event.Envelope) { idx.Apply(e) }, Logger: log},
-		Live: live, LiveTail: &serve.Tail{Brokers: brokers, Topics: []string{topics.Of(event.TopicLifecycle), topics.Of(event.TopicSegments),
+		Live: live, LiveTail: &serve.Tail{Cluster: brokers, Topics: []string{topics.Of(event.TopicLifecycle), topics.Of(event.TopicSegments),
 			topics.Of(event.TopicTranscripts)}, Apply: live.Apply, Logger: log, FromEnd: true},
 		Compliance: comp, Logger: log, Now: clk.Now,
 		Console: serve.ConsoleConfig{Idle: 30 * time.Minute, MaxAge: 12 * time.Hour},

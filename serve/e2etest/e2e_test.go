@@ -24,6 +24,7 @@ import (
 
 	"github.com/earshot/earshot/bus"
 	"github.com/earshot/earshot/event"
+	"github.com/earshot/earshot/internal/bustest"
 	"github.com/earshot/earshot/internal/e2e"
 	"github.com/earshot/earshot/internal/speech"
 	"github.com/earshot/earshot/internal/testbed"
@@ -58,7 +59,7 @@ var script = []speech.Item{
 type pipeline struct {
 	t       *testing.T
 	pol     *policy.Policy // the policy stage's
-	brokers []string
+	brokers bus.Cluster
 	topics  e2e.Topics
 	keys    *crypt.Memory
 	eng     transcribe.Engine
@@ -69,7 +70,7 @@ type pipeline struct {
 
 func (p *pipeline) consumer(name, topic string) *bus.Consumer {
 	p.t.Helper()
-	c, err := bus.NewConsumer(bus.ConsumerConfig{Brokers: p.brokers, GroupID: "earshot-serve-e2e-" + name + "-" + e2e.RandHex(4),
+	c, err := bus.NewConsumer(bus.ConsumerConfig{Cluster: p.brokers, GroupID: "earshot-serve-e2e-" + name + "-" + e2e.RandHex(4),
 		Topics: []string{p.topics.Of(topic)}, StartOffset: bus.FirstOffset, SessionTimeout: 10 * time.Second,
 		HeartbeatInterval: time.Second, RebalanceTimeout: 20 * time.Second, DrainTimeout: 5 * time.Second, Logger: p.log.With("stage", name)})
 	if err != nil {
@@ -98,7 +99,7 @@ func (p *pipeline) run(name string, r func(context.Context) error, closeFn func(
 }
 
 func TestE2EEvidence(t *testing.T) {
-	brokers := testbed.KafkaBrokers(t)
+	brokers := bustest.Kafka(t)
 	testbed.Require(t, testbed.Janus)
 	p := &pipeline{t: t, brokers: brokers, keys: crypt.NewMemory(), logs: &testbed.SyncBuffer{}}
 	p.log = slog.New(slog.NewJSONHandler(p.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -112,7 +113,7 @@ func TestE2EEvidence(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.topics = e2e.NewTopics(t, brokers, "earshot-serve-e2e", 3)
-	if p.prod, err = bus.NewProducer(bus.ProducerConfig{Brokers: brokers, Logger: p.log}); err != nil {
+	if p.prod, err = bus.NewProducer(bus.ProducerConfig{Cluster: brokers, Logger: p.log}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = p.prod.Close() })
@@ -154,7 +155,7 @@ func TestE2EEvidence(t *testing.T) {
 
 	// Ingest, with 10 s segments so that the evidence is cut across
 	// segment boundaries.
-	ing := e2e.StartIngest(t, e2e.IngestConfig{Room: room, Brokers: brokers, Topics: p.topics, Keys: p.keys, SegmentDuration: 10 * time.Second})
+	ing := e2e.StartIngest(t, e2e.IngestConfig{Room: room, Cluster: brokers, Topics: p.topics, Keys: p.keys, SegmentDuration: 10 * time.Second})
 
 	// The moderator API.
 	links, err := serve.NewLinkSigner([]byte("e2e-link-key-0123456789abcdef"), "http://earshot.invalid", 15*time.Minute)
@@ -167,7 +168,7 @@ func TestE2EEvidence(t *testing.T) {
 		Producer: event.Producer{Name: "earshot-serve", Version: "e2e"},
 		Audit:    &serve.KafkaAuditor{Sender: p.prod, Topic: p.topics.Of(event.TopicAudit), Producer: event.Producer{Name: "earshot-serve", Version: "e2e"}},
 		Links:    links, Operators: []serve.Operator{{Name: "alice", TokenHash: serve.HashToken(opToken)}}, Index: idx,
-		Tail: &serve.Tail{Brokers: brokers, Topics: []string{p.topics.Of(event.TopicAlerts), p.topics.Of(event.TopicAlertActions)},
+		Tail: &serve.Tail{Cluster: brokers, Topics: []string{p.topics.Of(event.TopicAlerts), p.topics.Of(event.TopicAlertActions)},
 			Apply: func(e *event.Envelope) { idx.Apply(e) }, Logger: p.log},
 		Logger: p.log,
 	})

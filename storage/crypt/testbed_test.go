@@ -19,7 +19,7 @@ import (
 	"github.com/earshot/earshot/bus"
 	"github.com/earshot/earshot/event"
 	"github.com/earshot/earshot/ingest/pseudonym"
-	"github.com/earshot/earshot/internal/testbed"
+	"github.com/earshot/earshot/internal/bustest"
 	"github.com/earshot/earshot/record/spool"
 	"github.com/earshot/earshot/storage"
 	"github.com/earshot/earshot/storage/storagetest"
@@ -86,7 +86,7 @@ func TestSegmentEncryptedThroughSpool(t *testing.T) {
 	keys := newKeyring(t, kek, inner, 0)
 	store := NewStore(inner, keys)
 	raw := storagetest.RawS3(t, cfg)
-	brokers := testbed.KafkaBrokers(t)
+	brokers := bustest.Kafka(t)
 
 	ps, err := pseudonym.New(randBytes(t, pseudonym.MinSecretBytes), 1)
 	if err != nil {
@@ -106,7 +106,7 @@ func TestSegmentEncryptedThroughSpool(t *testing.T) {
 	if _, err := sp.Put(seg, bytes.NewReader(foxOpus)); err != nil {
 		t.Fatal(err)
 	}
-	prod, err := bus.NewProducer(bus.ProducerConfig{Brokers: brokers})
+	prod, err := bus.NewProducer(bus.ProducerConfig{Cluster: brokers})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,7 +253,7 @@ func info2meta(t *testing.T, o *minio.Object) map[string]string {
 // after the speaker is shredded nobody can.
 func TestKafkaRecordsHoldNoSpeech(t *testing.T) {
 	ctx := testCtx(t)
-	brokers := testbed.KafkaBrokers(t)
+	brokers := bustest.Kafka(t)
 	cfg := s3Bucket(t, false)
 	keys := newKeyring(t, newKEK(t), storagetest.NewS3(t, cfg), 0)
 	id := uniq(t)
@@ -291,7 +291,7 @@ func TestKafkaRecordsHoldNoSpeech(t *testing.T) {
 	if err := tr.Seal(ctx, keys, event.TranscriptSegmentData{Text: text}); err != nil {
 		t.Fatal(err)
 	}
-	prod, err := bus.NewProducer(bus.ProducerConfig{Brokers: brokers})
+	prod, err := bus.NewProducer(bus.ProducerConfig{Cluster: brokers})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -313,7 +313,7 @@ func TestKafkaRecordsHoldNoSpeech(t *testing.T) {
 		forbidden = append(forbidden, []byte(base64.StdEncoding.EncodeToString(p)[:24]))
 	}
 	read := func(topic string) *event.Envelope {
-		msgs, err := (bus.LogReader{Brokers: brokers}).ReadTopic(ctx, topic, nil)
+		msgs, err := (bus.LogReader{Cluster: brokers}).ReadTopic(ctx, topic, nil)
 		if err != nil || len(msgs) != 1 {
 			t.Fatalf("read %s: %d records, %v; want the one written", topic, len(msgs), err)
 		}

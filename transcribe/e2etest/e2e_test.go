@@ -17,6 +17,7 @@ import (
 
 	"github.com/earshot/earshot/bus"
 	"github.com/earshot/earshot/event"
+	"github.com/earshot/earshot/internal/bustest"
 	"github.com/earshot/earshot/internal/config"
 	"github.com/earshot/earshot/internal/e2e"
 	"github.com/earshot/earshot/internal/speakerbot"
@@ -57,7 +58,7 @@ var feeds = map[string]uint64{"alice": 41, "bob": 42, "carol": 43}
 type e2eRun struct {
 	t       testing.TB
 	room    uint64
-	brokers []string
+	brokers bus.Cluster
 	topics  e2e.Topics
 	keys    e2e.DerivedKeys
 	eng     transcribe.Engine
@@ -72,7 +73,7 @@ func newRun(t testing.TB, room uint64) *e2eRun {
 		// run it outside the shared real-time lock.
 		t.Skip("real-time end-to-end test: run with EARSHOT_TESTBED=1 under flock /tmp/earshot-realtime.lock")
 	}
-	r := &e2eRun{t: t, room: room, brokers: testbed.KafkaBrokers(t), keys: e2e.DerivedKeys{Secret: []byte(e2e.RandHex(16))}, eng: whisper(t),
+	r := &e2eRun{t: t, room: room, brokers: bustest.Kafka(t), keys: e2e.DerivedKeys{Secret: []byte(e2e.RandHex(16))}, eng: whisper(t),
 		group: "earshot-transcribe-e2e-" + e2e.RandHex(4), logs: &testbed.SyncBuffer{}}
 	testbed.Require(t, testbed.Janus)
 	r.topics = e2e.NewTopics(t, r.brokers, "earshot-tre2e", 3)
@@ -106,7 +107,7 @@ type workerOpts struct {
 // workerSpec is everything a worker process needs to join a run: the
 // kill test passes it to a child process as JSON.
 type workerSpec struct {
-	Brokers []string
+	Cluster bus.Cluster
 	Topics  e2e.Topics
 	Group   string
 	Secret  []byte
@@ -114,7 +115,7 @@ type workerSpec struct {
 }
 
 func (r *e2eRun) spec(name string) workerSpec {
-	return workerSpec{Brokers: r.brokers, Topics: r.topics, Group: r.group, Secret: r.keys.Secret, Name: name}
+	return workerSpec{Cluster: r.brokers, Topics: r.topics, Group: r.group, Secret: r.keys.Secret, Name: name}
 }
 
 // productSettle is the settled pass as the earshot binary configures it
@@ -132,13 +133,13 @@ func productSettle(t testing.TB) transcribe.SettleConfig {
 func buildWorker(t testing.TB, sp workerSpec, eng transcribe.Engine, o workerOpts, logTo io.Writer) *worker {
 	t.Helper()
 	log := slog.New(slog.NewJSONHandler(logTo, &slog.HandlerOptions{Level: slog.LevelDebug})).With("worker", sp.Name)
-	cons, err := bus.NewConsumer(bus.ConsumerConfig{Brokers: sp.Brokers, GroupID: sp.Group, Topics: []string{sp.Topics.Of(event.TopicAudio)},
+	cons, err := bus.NewConsumer(bus.ConsumerConfig{Cluster: sp.Cluster, GroupID: sp.Group, Topics: []string{sp.Topics.Of(event.TopicAudio)},
 		StartOffset: bus.FirstOffset, SessionTimeout: 10 * time.Second, HeartbeatInterval: time.Second,
 		RebalanceTimeout: 20 * time.Second, DrainTimeout: 5 * time.Second, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
-	producer, err := bus.NewProducer(bus.ProducerConfig{Brokers: sp.Brokers, Logger: log})
+	producer, err := bus.NewProducer(bus.ProducerConfig{Cluster: sp.Cluster, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -468,7 +469,7 @@ func (r *e2eRun) converse(lines []speech.Line, clips map[string]speech.Clip, chu
 		// pause arrives).
 		chunk = config.Default().Ingest.ChunkDuration
 	}
-	ing := e2e.StartIngest(t, e2e.IngestConfig{Room: r.room, Brokers: r.brokers, Topics: r.topics, Keys: r.keys, ChunkDuration: chunk})
+	ing := e2e.StartIngest(t, e2e.IngestConfig{Room: r.room, Cluster: r.brokers, Topics: r.topics, Keys: r.keys, ChunkDuration: chunk})
 	ing.WaitJoined()
 	var speakers []*e2e.Speaker
 	names := slices.Sorted(func(yield func(string) bool) {

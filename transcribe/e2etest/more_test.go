@@ -144,7 +144,7 @@ func TestE2EWorkerKilled(t *testing.T) {
 		t.Fatal("worker A did not join the group within a minute")
 	}
 
-	ing := e2e.StartIngest(t, e2e.IngestConfig{Room: r.room, Brokers: r.brokers, Topics: r.topics, Keys: r.keys})
+	ing := e2e.StartIngest(t, e2e.IngestConfig{Room: r.room, Cluster: r.brokers, Topics: r.topics, Keys: r.keys})
 	ing.WaitJoined()
 	sp := &e2e.Speaker{Name: "carol", Feed: feeds["carol"], Clip: clips["carol"]}
 	sp.Start(t, ing.Janus, r.room)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/earshot/earshot/bus"
 	"github.com/earshot/earshot/event"
+	"github.com/earshot/earshot/internal/bustest"
 	"github.com/earshot/earshot/internal/e2e"
 	"github.com/earshot/earshot/internal/speakerbot"
 	"github.com/earshot/earshot/internal/speech"
@@ -23,7 +24,7 @@ import (
 // rig is two Janus rooms, each recorded by an ingest stage, and one
 // rebroadcast stage on the run's topics.
 type rig struct {
-	brokers    []string
+	brokers    bus.Cluster
 	ep         testbed.JanusEndpoint
 	tp         e2e.Topics
 	ingA, ingB *e2e.Ingest
@@ -35,7 +36,7 @@ type rig struct {
 
 func newRig(t testing.TB) *rig {
 	t.Helper()
-	r := &rig{brokers: testbed.KafkaBrokers(t), ep: testbed.JanusServer(t), logs: &testbed.SyncBuffer{}}
+	r := &rig{brokers: bustest.Kafka(t), ep: testbed.JanusServer(t), logs: &testbed.SyncBuffer{}}
 	r.tp = e2e.NewTopics(t, r.brokers, "rbe2e", 2)
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
@@ -44,24 +45,24 @@ func newRig(t testing.TB) *rig {
 	r.roomA, r.roomB = 7_000_000_000+base, 7_000_000_000+base+1
 	e2e.CreateRoom(t, r.ep, r.roomA)
 	e2e.CreateRoom(t, r.ep, r.roomB)
-	r.ingA = e2e.StartIngest(t, e2e.IngestConfig{Room: r.roomA, Brokers: r.brokers, Topics: r.tp, Keys: keys, ChunkDuration: 240 * time.Millisecond})
-	r.ingB = e2e.StartIngest(t, e2e.IngestConfig{Room: r.roomB, Brokers: r.brokers, Topics: r.tp, Keys: keys, ChunkDuration: 240 * time.Millisecond})
+	r.ingA = e2e.StartIngest(t, e2e.IngestConfig{Room: r.roomA, Cluster: r.brokers, Topics: r.tp, Keys: keys, ChunkDuration: 240 * time.Millisecond})
+	r.ingB = e2e.StartIngest(t, e2e.IngestConfig{Room: r.roomB, Cluster: r.brokers, Topics: r.tp, Keys: keys, ChunkDuration: 240 * time.Millisecond})
 	r.ingA.WaitJoined()
 	r.ingB.WaitJoined()
 
-	prod, err := bus.NewProducer(bus.ProducerConfig{Brokers: r.brokers})
+	prod, err := bus.NewProducer(bus.ProducerConfig{Cluster: r.brokers})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = prod.Close() })
-	cons, err := bus.NewConsumer(bus.ConsumerConfig{Brokers: r.brokers, GroupID: "rbe2e-" + e2e.RandHex(4),
+	cons, err := bus.NewConsumer(bus.ConsumerConfig{Cluster: r.brokers, GroupID: "rbe2e-" + e2e.RandHex(4),
 		Topics: []string{r.tp.Of(event.TopicAudio)}, MaxInFlight: 20_000})
 	if err != nil {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(r.logs, nil))
 	st, err := rebroadcast.New(rebroadcast.Config{
-		Consumer: cons, Log: bus.LogReader{Brokers: r.brokers}, Sender: prod, Keys: keys,
+		Consumer: cons, Log: bus.LogReader{Cluster: r.brokers}, Sender: prod, Keys: keys,
 		Producer: event.Producer{Name: "earshot-rebroadcast", Version: "e2e"}, Secret: secret, Logger: log,
 		Topics: rebroadcast.Topics{Fingerprints: r.tp.Of(event.TopicFingerprints), Alerts: r.tp.Of(event.TopicAlerts), DeadLetter: r.tp.Of(event.TopicDeadLetter), Lifecycle: r.tp.Of(event.TopicLifecycle)},
 	})

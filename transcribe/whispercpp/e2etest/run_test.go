@@ -30,6 +30,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/earshot/earshot/bus"
 	"github.com/earshot/earshot/event"
 	"github.com/earshot/earshot/internal/e2e"
 	"github.com/earshot/earshot/internal/speech"
@@ -53,7 +54,7 @@ type sidRun struct {
 	logs    testbed.SyncBuffer // earshot's stdout and stderr
 	done    chan error
 	exited  bool
-	brokers []string // the embedded broker, once started
+	brokers bus.Cluster // the embedded broker, once started
 }
 
 // newSidRun stages this run's own copy of the tagged binaries (building
@@ -205,7 +206,7 @@ func (r *sidRun) start(path string) {
 		}
 		return addr != ""
 	})
-	r.brokers = []string{addr}
+	r.brokers = bus.Plain(addr)
 }
 
 // logRecord is one line of earshot's JSON log.
