@@ -8,12 +8,30 @@
 # the tools (storage formatting, topic listing) and a log4j2 binding into
 # $EARSHOT_CACHE/kafka/<version>/libs.
 #
-# Broker 127.0.0.1:19092 (PLAINTEXT), controller 127.0.0.1:19093; data in
-# <state>/kafka-data (formatted once; kept across stop/start). Ready when a
-# metadata request (TopicCommand --list) succeeds; then writes kafka.env:
+# Broker 127.0.0.1:19092, SASL_SSL only: TLS with a certificate from the
+# test bed's own CA (generated once with openssl into <state>/kafka-tls,
+# PEM keystore), SCRAM-SHA-512 logins, StandardAuthorizer with
+# allow.everyone.if.no.acl.found=false and super.users=User:admin. There is
+# no plaintext client listener. The controller listens on 127.0.0.1:19093
+# (SASL_PLAINTEXT, PLAIN login of the admin, loopback only). Inter-broker
+# traffic uses the SASL_SSL listener as admin. SCRAM users (admin and one
+# per stage principal, earshot-<stage>, passwords generated once into
+# <state>/kafka-tls/users) are added when the data folder
+# <state>/kafka-data is formatted; a data folder formatted for another
+# listener setup or user list (its .earshot-stamp differs, e.g. an older
+# plaintext test bed's) is formatted again. Ready when a metadata request
+# as admin succeeds; then writes kafka.env (mode 600):
 #   KAFKA_BROKERS=127.0.0.1:19092
+#   KAFKA_SECURITY=SASL_SSL  KAFKA_SASL_MECHANISM=SCRAM-SHA-512
+#   KAFKA_CA_FILE=<state>/kafka-tls/ca.pem
+#   KAFKA_ADMIN_USER=admin  KAFKA_ADMIN_PASSWORD=...
+#   KAFKA_USER_<STAGE>=earshot-<stage>  KAFKA_PASSWORD_<STAGE>=...
+# The stage principals have no ACLs until a test or `earshot kafka acls
+# -apply` adds them.
 #
-# Overrides: KAFKA_VERSION, KAFKA_HEAP_OPTS, JAVA (a java binary).
+# Overrides: KAFKA_VERSION, KAFKA_HEAP_OPTS, JAVA (a java binary),
+# KAFKA_PORT and KAFKA_CONTROLLER_PORT (default 19092 and 19093: a second
+# test bed under another EARSHOT_TESTBED_DIR runs its own broker beside).
 #
 # --cluster: a separate three-node cluster for the broker fault tests and
 # benchmarks (`make cluster-test`, `make bench`); the single broker above is
@@ -41,14 +59,20 @@ KAFKA_VERSION=${KAFKA_VERSION:-4.4.0}
 # log4j2 binding for the broker's slf4j logging (Kafka 4 logs through log4j2).
 LOG4J_VERSION=2.25.3
 SLF4J_VERSION=2.0.17
-BROKER_ADDR=127.0.0.1:19092
-CONTROLLER_ADDR=127.0.0.1:19093
+BROKER_ADDR=127.0.0.1:${KAFKA_PORT:-19092}
+CONTROLLER_ADDR=127.0.0.1:${KAFKA_CONTROLLER_PORT:-19093}
 KAFKA_HEAP_OPTS=${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}
 
 KAFKA_HOME=$TB_CACHE/kafka/$KAFKA_VERSION
 KAFKA_LIBS=$KAFKA_HOME/libs
 CONF_DIR=$TB_STATE/kafka
 DATA_DIR=$TB_STATE/kafka-data
+TLS_DIR=$TB_STATE/kafka-tls
+# The stage principals (event.Access): one SCRAM user each.
+STAGES=(ingest transcribe policy serve compliance)
+# Bumped when the listener setup changes: a data folder formatted under
+# another stamp is formatted again.
+STAMP_VERSION=sasl-ssl-scram-1
 
 java_bin() {
 	if [[ -n "${JAVA:-}" ]]; then
@@ -133,18 +157,82 @@ cmd_install() {
 	tb_log "installed Kafka $KAFKA_VERSION ($(find "$KAFKA_LIBS" -name "*.jar" | wc -l) jars, $(du -sh "$KAFKA_LIBS" | cut -f1)) in $(tb_elapsed "$t0")s"
 }
 
+# ensure_tls: a CA and a broker certificate for 127.0.0.1 (PEM), made once.
+ensure_tls() {
+	[[ -s "$TLS_DIR/broker-keystore.pem" && -s "$TLS_DIR/ca.pem" ]] && return 0
+	tb_have_cmd openssl || apt_install openssl
+	local log tmp
+	log=$(tb_log_file)
+	tmp=$(mktemp -d "$TB_STATE/.kafka-tls.XXXXXX")
+	chmod 700 "$tmp"
+	if ! {
+		openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=earshot test bed Kafka CA" \
+			-keyout "$tmp/ca.key" -out "$tmp/ca.pem" &&
+			openssl req -newkey rsa:2048 -nodes -subj "/CN=earshot-testbed-broker" \
+				-keyout "$tmp/broker.key.rsa" -out "$tmp/broker.csr" &&
+			printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n' >"$tmp/ext" &&
+			openssl x509 -req -in "$tmp/broker.csr" -CA "$tmp/ca.pem" -CAkey "$tmp/ca.key" -CAcreateserial \
+				-days 3650 -extfile "$tmp/ext" -out "$tmp/broker.pem" &&
+			openssl pkcs8 -topk8 -nocrypt -in "$tmp/broker.key.rsa" -out "$tmp/broker.key"
+	} >>"$log" 2>&1; then
+		rm -rf "$tmp"
+		tb_die "openssl could not make the Kafka certificates; see $log"
+	fi
+	# Kafka's PEM keystore: the (unencrypted PKCS#8) key, then the chain.
+	cat "$tmp/broker.key" "$tmp/broker.pem" "$tmp/ca.pem" >"$tmp/broker-keystore.pem"
+	rm -f "$tmp/broker.key.rsa" "$tmp/broker.csr" "$tmp/ext"
+	rm -rf "$TLS_DIR"
+	mv "$tmp" "$TLS_DIR"
+}
+
+# ensure_users: one SCRAM password per user, generated once
+# ("name password" lines in $TLS_DIR/users).
+ensure_users() {
+	local f=$TLS_DIR/users u
+	touch "$f"
+	chmod 600 "$f"
+	for u in admin "${STAGES[@]/#/earshot-}"; do
+		grep -q "^$u " "$f" || echo "$u $(openssl rand -hex 16)" >>"$f"
+	done
+}
+
+user_password() { awk -v u="$1" '$1 == u {print $2}' "$TLS_DIR/users"; }
+
+# stamp: what the data folder was formatted for (listeners and users).
+stamp() { echo "$STAMP_VERSION $(sha256sum <"$TLS_DIR/users" | cut -c1-16)"; }
+
 write_config() {
 	mkdir -p "$CONF_DIR"
-	cat >"$CONF_DIR/server.properties" <<EOF
+	local admin_pw
+	admin_pw=$(user_password admin)
+	(
+		umask 077
+		cat >"$CONF_DIR/server.properties" <<EOF
 # Generated by testbed/kafka.sh: one KRaft node, loopback only.
 process.roles=broker,controller
 node.id=1
 controller.quorum.bootstrap.servers=$CONTROLLER_ADDR
-listeners=PLAINTEXT://$BROKER_ADDR,CONTROLLER://$CONTROLLER_ADDR
-advertised.listeners=PLAINTEXT://$BROKER_ADDR
+# Clients reach the broker over SASL_SSL only; the controller listener
+# (loopback) takes the admin's PLAIN login, which needs no metadata.
+listeners=SASL_SSL://$BROKER_ADDR,CONTROLLER://$CONTROLLER_ADDR
+advertised.listeners=SASL_SSL://$BROKER_ADDR
 controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=SASL_SSL
+listener.security.protocol.map=SASL_SSL:SASL_SSL,CONTROLLER:SASL_PLAINTEXT
+sasl.enabled.mechanisms=SCRAM-SHA-512
+sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="$admin_pw";
+sasl.mechanism.controller.protocol=PLAIN
+listener.name.controller.sasl.enabled.mechanisms=PLAIN
+listener.name.controller.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="$admin_pw" user_admin="$admin_pw";
+ssl.keystore.type=PEM
+ssl.keystore.location=$TLS_DIR/broker-keystore.pem
+ssl.truststore.type=PEM
+ssl.truststore.location=$TLS_DIR/ca.pem
+ssl.client.auth=none
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+allow.everyone.if.no.acl.found=false
+super.users=User:admin
 log.dirs=$DATA_DIR
 # Off: a consumer group on a missing topic would create it with one
 # partition, and EnsureTopics would then leave it so. Stages create theirs.
@@ -165,6 +253,14 @@ log.segment.bytes=16777216
 log.retention.hours=24
 log.retention.check.interval.ms=60000
 EOF
+		cat >"$CONF_DIR/admin-client.properties" <<EOF
+security.protocol=SASL_SSL
+sasl.mechanism=SCRAM-SHA-512
+sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="$admin_pw";
+ssl.truststore.type=PEM
+ssl.truststore.location=$TLS_DIR/ca.pem
+EOF
+	)
 	cat >"$CONF_DIR/log4j2.properties" <<'EOF'
 status = warn
 appender.out.type = Console
@@ -201,24 +297,42 @@ run_tool() {
 }
 
 format_storage() {
-	[[ -f "$DATA_DIR/meta.properties" ]] && return 0
-	local log cluster_id
+	local log cluster_id u scram=()
+	if [[ -f "$DATA_DIR/meta.properties" ]]; then
+		[[ "$(cat "$DATA_DIR/.earshot-stamp" 2>/dev/null)" == "$(stamp)" ]] && return 0
+		tb_log "$DATA_DIR was formatted for another listener setup or user list; formatting it again (its topics are dropped)"
+		rm -rf "$DATA_DIR"
+	fi
 	log=$(tb_log_file)
+	for u in admin "${STAGES[@]/#/earshot-}"; do
+		scram+=(--add-scram "SCRAM-SHA-512=[name=$u,password=$(user_password "$u")]")
+	done
 	cluster_id=$(run_tool kafka.tools.StorageTool random-uuid 2>>"$log") ||
 		tb_die "StorageTool random-uuid failed; see $log"
 	mkdir -p "$DATA_DIR"
-	if ! run_tool kafka.tools.StorageTool format --standalone \
+	if ! run_tool kafka.tools.StorageTool format --standalone "${scram[@]}" \
 		--cluster-id "$cluster_id" --config "$CONF_DIR/server.properties" >>"$log" 2>&1; then
 		tb_log_tail "$log"
 		tb_die "formatting $DATA_DIR failed; see $log"
 	fi
+	stamp >"$DATA_DIR/.earshot-stamp"
+}
+
+# kafka_env: kafka.env's lines.
+kafka_env() {
+	local st kv=("KAFKA_BROKERS=$BROKER_ADDR" "KAFKA_SECURITY=SASL_SSL" "KAFKA_SASL_MECHANISM=SCRAM-SHA-512"
+		"KAFKA_CA_FILE=$TLS_DIR/ca.pem" "KAFKA_ADMIN_USER=admin" "KAFKA_ADMIN_PASSWORD=$(user_password admin)")
+	for st in "${STAGES[@]}"; do
+		kv+=("KAFKA_USER_${st^^}=earshot-$st" "KAFKA_PASSWORD_${st^^}=$(user_password "earshot-$st")")
+	done
+	write_env kafka "${kv[@]}"
 }
 
 metadata_ok() {
 	timeout 60 "$JAVA" -Xmx128m -XX:TieredStopAtLevel=1 \
 		-Dlog4j2.configurationFile="$CONF_DIR/tools-log4j2.properties" \
 		-cp "$KAFKA_LIBS/*" org.apache.kafka.tools.TopicCommand \
-		--bootstrap-server "$BROKER_ADDR" --list
+		--bootstrap-server "$BROKER_ADDR" --command-config "$CONF_DIR/admin-client.properties" --list
 }
 
 wait_ready() {
@@ -228,10 +342,14 @@ wait_ready() {
 
 cmd_start() {
 	cmd_install
+	ensure_tls
+	ensure_users
 	if tb_running; then
+		[[ "$(cat "$DATA_DIR/.earshot-stamp" 2>/dev/null)" == "$(stamp)" ]] ||
+			tb_die "the running Kafka (pid $(tb_pid)) was started with another listener setup; run testbed/kafka.sh stop, then start"
 		write_config
 		wait_ready
-		write_env kafka "KAFKA_BROKERS=$BROKER_ADDR"
+		kafka_env
 		return 0
 	fi
 	remove_env kafka
@@ -248,8 +366,8 @@ cmd_start() {
 		-Dkafka.logs.dir="$TB_LOGS" \
 		-cp "$KAFKA_LIBS/*" kafka.Kafka "$CONF_DIR/server.properties"
 	wait_ready
-	write_env kafka "KAFKA_BROKERS=$BROKER_ADDR"
-	tb_log "Kafka $KAFKA_VERSION ready on $BROKER_ADDR (pid $(tb_pid)) in $(tb_elapsed "$t0")s"
+	kafka_env
+	tb_log "Kafka $KAFKA_VERSION ready on $BROKER_ADDR (SASL_SSL, ACLs; pid $(tb_pid)) in $(tb_elapsed "$t0")s"
 }
 
 cmd_stop() {
@@ -265,7 +383,7 @@ cmd_stop() {
 
 cmd_status() {
 	if tb_running; then
-		echo "kafka: running (pid $(tb_pid)), Kafka $KAFKA_VERSION, broker $BROKER_ADDR, controller $CONTROLLER_ADDR, data $DATA_DIR"
+		echo "kafka: running (pid $(tb_pid)), Kafka $KAFKA_VERSION, broker $BROKER_ADDR (SASL_SSL), controller $CONTROLLER_ADDR, data $DATA_DIR"
 		return 0
 	fi
 	if installed; then
@@ -418,6 +536,8 @@ cluster_start() {
 	local nodes n t0
 	read -ra nodes <<<"$(cluster_nodes_arg "${1:-}")"
 	cmd_install
+	ensure_tls
+	ensure_users
 	write_config # the tools' log4j2 configuration
 	for n in "${CLUSTER_NODES[@]}"; do cluster_node_config "$n"; done
 	cluster_format
