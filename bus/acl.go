@@ -92,6 +92,9 @@ func CreateACLs(ctx context.Context, cl Cluster, acls []ACL) error {
 		return fmt.Errorf("bus: create ACLs: %w", err)
 	}
 	defer done()
+	if err := preflight(ctx, c, cl); err != nil {
+		return fmt.Errorf("bus: create ACLs: %w", err)
+	}
 	res, err := c.CreateACLs(ctx, req)
 	if err != nil {
 		return fmt.Errorf("bus: create ACLs via brokers %s: %w", cl, classify(cl.refused(err, "alter ACLs of", "the cluster")))

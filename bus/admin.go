@@ -52,6 +52,9 @@ func TopicConfigs(ctx context.Context, cl Cluster, topics ...string) (map[string
 		return nil, fmt.Errorf("bus: describe configs of %s: %w", strings.Join(topics, ","), err)
 	}
 	defer done()
+	if err := preflight(ctx, c, cl); err != nil {
+		return nil, fmt.Errorf("bus: describe configs of %s: %w", strings.Join(topics, ","), err)
+	}
 	req := &kafka.DescribeConfigsRequest{}
 	for _, t := range topics {
 		req.Resources = append(req.Resources, kafka.DescribeConfigRequestResource{ResourceType: kafka.ResourceTypeTopic, ResourceName: t})
@@ -94,6 +97,9 @@ func AlterTopicConfigs(ctx context.Context, cl Cluster, topic string, set map[st
 		return fmt.Errorf("bus: alter configs of %s: %w", topic, err)
 	}
 	defer done()
+	if err := preflight(ctx, c, cl); err != nil {
+		return fmt.Errorf("bus: alter configs of %s: %w", topic, err)
+	}
 	res := kafka.IncrementalAlterConfigsRequestResource{ResourceType: kafka.ResourceTypeTopic, ResourceName: topic}
 	for _, k := range slices.Sorted(maps.Keys(set)) {
 		res.Configs = append(res.Configs, kafka.IncrementalAlterConfigsRequestConfig{Name: k, Value: set[k], ConfigOperation: kafka.ConfigOperationSet})
@@ -120,6 +126,9 @@ func DeleteTopics(ctx context.Context, cl Cluster, topics ...string) error {
 		return fmt.Errorf("bus: delete topics %s: %w", strings.Join(topics, ","), err)
 	}
 	defer done()
+	if err := preflight(ctx, c, cl); err != nil {
+		return fmt.Errorf("bus: delete topics %s: %w", strings.Join(topics, ","), err)
+	}
 	res, err := c.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: topics})
 	if err != nil {
 		return fmt.Errorf("bus: delete topics %s via brokers %s: %w", strings.Join(topics, ","), cl, classify(err))
@@ -183,6 +192,20 @@ func adminClient(cl Cluster) (c *kafka.Client, done func(), err error) {
 	const timeout = 30 * time.Second
 	tr := cl.transport("earshot-admin", timeout)
 	return &kafka.Client{Addr: kafka.TCP(cl.Brokers...), Timeout: timeout, Transport: tr}, tr.CloseIdleConnections, nil
+}
+
+// preflight returns the error of the client's first contact with the
+// cluster when no retry changes it (a refused login, a certificate that
+// does not verify). kafka-go keeps that error for metadata requests only;
+// requests routed to one broker (the controller, a partition's leader)
+// fail as "broker not available" instead, which reads as a cluster that
+// is down. The metadata is the transport's own first request, so this
+// costs no extra round trip.
+func preflight(ctx context.Context, c *kafka.Client, cl Cluster) error {
+	if _, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{}}); err != nil && Permanent(err) {
+		return cl.refused(err, "describe", "the cluster")
+	}
+	return nil
 }
 
 // classify makes a broker's refusal match ErrNotAllowed and an unknown

@@ -96,11 +96,15 @@ func EnsureTopics(ctx context.Context, cl Cluster, specs ...TopicSpec) error {
 	// Ask only for the topics that are missing: a principal with no right
 	// to create topics (its ACLs allow reading and writing) can then start
 	// once an administrator has created them.
-	if md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: names}); err == nil {
+	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: names})
+	switch {
+	case err == nil:
 		req.Topics = slices.DeleteFunc(req.Topics, func(tc kafka.TopicConfig) bool {
 			i := slices.IndexFunc(md.Topics, func(t kafka.Topic) bool { return t.Name == tc.Topic })
 			return i >= 0 && md.Topics[i].Error == nil && len(md.Topics[i].Partitions) > 0
 		})
+	case Permanent(err):
+		return fmt.Errorf("bus: ensure topics via brokers %s: %w", where, cl.refused(err, "describe", "topics "+strings.Join(names, ",")))
 	}
 	if len(req.Topics) > 0 {
 		if err := createTopics(ctx, cl, client, req); err != nil {
