@@ -218,10 +218,18 @@ func TestKafkaRefusesUnauthenticated(t *testing.T) {
 // instead of retrying as it does for an unreachable broker.
 func TestStageCommandExitsOnKafkaLoginRefused(t *testing.T) {
 	securedKafka(t)
-	for _, cmd := range []string{"policy", "serve"} {
+	settings := map[string][]string{
+		"ingest":     {"-set", "ingest.janus.url=http://127.0.0.1:9/janus"},
+		"transcribe": {"-set", "transcribe.url=http://127.0.0.1:9/v1"},
+	}
+	for _, cmd := range []string{"ingest", "transcribe", "policy", "serve", "compliance", "run"} {
 		t.Run(cmd, func(t *testing.T) {
 			t.Parallel()
-			args := append([]string{cmd}, testbedKafkaArgs(t, cmd)...)
+			principal := cmd
+			if cmd == "run" {
+				principal = "" // every stage in one process: one principal
+			}
+			args := append(append([]string{cmd}, testbedKafkaArgs(t, principal)...), settings[cmd]...)
 			args = append(args, "-set", "kafka.sasl.password=wrong-"+randHex(t), "-set", "kafka.create_topics=true")
 			ch := startChild(t, append(args, baseArgs(t)...)...)
 			code := ch.wait(t, 20*time.Second)
