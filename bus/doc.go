@@ -7,7 +7,16 @@
 // in a compacted topic, such as room leases), and an in-process broker for
 // evaluation and tests. Tests and test kits elsewhere use these too.
 //
-// The package knows no topic names; the event package defines them.
+// The package knows no topic names; the event package defines them (and
+// which stage may read and write which, event.Access).
+//
+// Every client takes a [Cluster]: the brokers, and for a real cluster the
+// TLS that encrypts and checks them and the SCRAM-SHA-512 credentials of
+// the process's principal, whose ACLs ([CreateACLs]) say what it may do.
+// A refused login, a broker certificate that does not verify and an ACL
+// refusal are [Permanent] and name the principal, the operation and the
+// resource. [Embedded] is plaintext without ACLs: it listens on loopback
+// only, for evaluation and tests.
 //
 // Delivery is at least once. A [Producer] returns only after every replica in
 // sync has the records (acks=all), so a caller may acknowledge its own input

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"slices"
@@ -164,8 +166,8 @@ func consumeOne(ctx context.Context, cl bus.Cluster, group, topic string) error 
 }
 
 // TestKafkaRefusesUnauthenticated: the broker takes no plaintext client
-// and no wrong password, and a wrong password is a permanent error that
-// says what to check.
+// and no wrong password; a wrong password and a broker certificate that
+// does not verify are permanent errors that say what to check.
 func TestKafkaRefusesUnauthenticated(t *testing.T) {
 	_, admin := securedKafka(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
@@ -179,6 +181,8 @@ func TestKafkaRefusesUnauthenticated(t *testing.T) {
 	wrong := admin.As(admin.SASL.Username, "not-the-password")
 	noTLS := admin
 	noTLS.TLS = nil // SASL over plaintext: the listener expects TLS
+	otherCA := admin
+	otherCA.TLS = &tls.Config{RootCAs: x509.NewCertPool()} // trusts no CA
 	cases := []struct {
 		name      string
 		cl        bus.Cluster
@@ -188,6 +192,7 @@ func TestKafkaRefusesUnauthenticated(t *testing.T) {
 		{"plaintext", bus.Plain(admin.Brokers...), false, ""},
 		{"SASL without TLS", noTLS, false, ""},
 		{"wrong password", wrong, true, "User:" + admin.SASL.Username + " was not accepted"},
+		{"broker certificate from an untrusted CA", otherCA, true, "certificate"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
