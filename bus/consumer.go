@@ -281,8 +281,12 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 			if Permanent(err) {
 				// Credentials or ACLs refused: no retry changes that, and a
 				// member that retries forever hides it from the operator.
+				op, what := "read", "topics "+strings.Join(c.cfg.Topics, ",")
+				if errors.Is(err, kafka.GroupAuthorizationFailed) {
+					op, what = "join", "consumer group "+c.cfg.GroupID
+				}
 				runErr = fmt.Errorf("bus: consumer %s on %s via brokers %s: %w", c.cfg.GroupID, strings.Join(c.cfg.Topics, ","),
-					c.cfg.Cluster, c.cfg.Cluster.refused(err, "read", "topics "+strings.Join(c.cfg.Topics, ",")+" in consumer group "+c.cfg.GroupID))
+					c.cfg.Cluster, c.cfg.Cluster.refused(err, op, what))
 				c.stopOnce.Do(func() { close(c.stop) })
 				break
 			}

@@ -8,8 +8,12 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
+	"io"
+	"net/http"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -108,7 +112,7 @@ func TestKafkaStagePrincipals(t *testing.T) {
 				other = prefix + "earshot-transcribe"
 			}
 			err := consumeOne(ctx, cl, other+"-test", a.Reads[0])
-			checkAccess(t, err, false, cl.Principal(), "read", "consumer group "+other)
+			checkAccess(t, err, false, cl.Principal(), "join", "consumer group "+other)
 		})
 	}
 }
@@ -262,4 +266,86 @@ func randHex(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return hex.EncodeToString(b)
+}
+
+// TestStagesStartAsTheirPrincipals: with `earshot kafka acls -apply` run
+// by the admin, each stage command started as its own principal (no
+// CREATE right) gets through its start-up on the real topics (topic
+// checks, consumer groups, tails, retention configs) to a healthy
+// /healthz, and stops cleanly on SIGTERM.
+func TestStagesStartAsTheirPrincipals(t *testing.T) {
+	securedKafka(t)
+	var out, errOut bytes.Buffer
+	if code := Main(t.Context(), append(append([]string{"kafka", "acls", "-apply"}, testbedKafkaArgs(t, "")...), baseArgs(t)...), &out, &errOut); code != 0 {
+		t.Fatalf("earshot kafka acls -apply: exit %d\n%s", code, errOut.String())
+	}
+	settings := map[string][]string{
+		"transcribe": {"-set", "transcribe.url=http://127.0.0.1:9/v1"},
+		"serve":      {"-set", "serve.listen=127.0.0.1:" + strconv.Itoa(testbed.FreePort(t))},
+		// A group of its own under the stage's prefix: the archive does
+		// not take over another run's offsets.
+		"compliance": {"-set", "compliance.consumer_group=earshot-compliance-" + randHex(t)},
+	}
+	for _, stage := range []string{"transcribe", "policy", "serve", "compliance"} {
+		t.Run(stage, func(t *testing.T) {
+			t.Parallel()
+			metrics := "127.0.0.1:" + strconv.Itoa(testbed.FreePort(t))
+			args := append(append(append([]string{stage}, testbedKafkaArgs(t, stage)...), settings[stage]...), "-set", "kafka.create_topics=true")
+			ch := startChild(t, append(args, append(baseArgs(t), "-set", "metrics.listen="+metrics)...)...)
+			deadline := time.Now().Add(90 * time.Second)
+			for {
+				code, body := healthz(metrics)
+				if code == http.StatusOK {
+					break
+				}
+				select {
+				case err := <-ch.done:
+					t.Fatalf("exited (%v) before it was healthy; stderr:\n%s", err, ch.stderr)
+				case <-time.After(300 * time.Millisecond):
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("/healthz is %d %s after 90 s; stderr:\n%s", code, body, ch.stderr)
+				}
+			}
+			// Consumer groups join in the background: a refused join ends
+			// the stage (see the case below), so it must still run after
+			// the joins had time to finish.
+			select {
+			case err := <-ch.done:
+				t.Fatalf("exited (%v) after it was healthy; stderr:\n%s", err, ch.stderr)
+			case <-time.After(8 * time.Second):
+			}
+			if err := ch.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			if code := ch.wait(t, 45*time.Second); code != 0 {
+				t.Fatalf("exit %d after SIGTERM; stderr:\n%s", code, ch.stderr)
+			}
+			if s := ch.stderr.String(); strings.Contains(s, "may not ") || strings.Contains(s, "Authorization") {
+				t.Errorf("refused something it needs:\n%s", s)
+			}
+		})
+	}
+	// A consumer group outside the principal's ACLs: the stage exits,
+	// naming the principal and the group, instead of retrying the join.
+	t.Run("compliance in a group it may not use", func(t *testing.T) {
+		t.Parallel()
+		group := "not-earshot-" + randHex(t)
+		args := append(append([]string{"compliance"}, testbedKafkaArgs(t, "compliance")...), "-set", "compliance.consumer_group="+group)
+		ch := startChild(t, append(args, baseArgs(t)...)...)
+		code := ch.wait(t, 60*time.Second)
+		if out := ch.stderr.String(); code == 0 || !strings.Contains(out, "User:earshot-compliance may not join consumer group "+group) {
+			t.Fatalf("exit %d, want non-zero naming the principal and group %s:\n%s", code, group, out)
+		}
+	})
+}
+
+func healthz(addr string) (int, string) {
+	resp, err := http.Get("http://" + addr + "/healthz")
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
