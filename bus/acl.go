@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/segmentio/kafka-go"
 )
@@ -72,7 +73,8 @@ func (a ACL) entry() (kafka.ACLEntry, error) {
 }
 
 // CreateACLs adds acls to the cluster (an ACL that exists already is no
-// error: creating is idempotent). cl must authenticate as a principal that
+// error: creating is idempotent) and returns once the brokers describe
+// them, so a principal started next is not refused. cl must authenticate as a principal that
 // may alter the cluster's ACLs (a super user). Brokers without an
 // authorizer refuse with ErrNotAllowed.
 func CreateACLs(ctx context.Context, cl Cluster, acls []ACL) error {
@@ -108,5 +110,53 @@ func CreateACLs(ctx context.Context, cl Cluster, acls []ACL) error {
 	if len(errs) > 0 {
 		return fmt.Errorf("bus: create ACLs via brokers %s: %w", cl, errors.Join(errs...))
 	}
+	if err := waitACLs(ctx, c, req.ACLs); err != nil {
+		return fmt.Errorf("bus: create ACLs via brokers %s: %w", cl, err)
+	}
 	return nil
+}
+
+// waitACLs returns once the broker answering describes every entry: the
+// controller accepts ACLs before the brokers' authorizers apply them (a
+// principal that starts right after CreateACLs was refused for a moment).
+func waitACLs(ctx context.Context, c *kafka.Client, want []kafka.ACLEntry) error {
+	all := &kafka.DescribeACLsRequest{Filter: kafka.ACLFilter{ResourceTypeFilter: kafka.ResourceTypeAny,
+		ResourcePatternTypeFilter: kafka.PatternTypeAny, Operation: kafka.ACLOperationTypeAny, PermissionType: kafka.ACLPermissionTypeAny}}
+	for {
+		res, err := c.DescribeACLs(ctx, all)
+		if err == nil && res.Error != nil {
+			err = res.Error
+		}
+		missing := len(want)
+		if err == nil {
+			missing = 0
+			for _, w := range want {
+				if !described(res.Resources, w) {
+					missing++
+				}
+			}
+			if missing == 0 {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the brokers to apply the ACLs (%d not yet described, last error %v): %w", missing, err, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func described(res []kafka.ACLResource, w kafka.ACLEntry) bool {
+	for _, r := range res {
+		if r.ResourceType != w.ResourceType || r.ResourceName != w.ResourceName || r.PatternType != w.ResourcePatternType {
+			continue
+		}
+		for _, d := range r.ACLs {
+			if d.Principal == w.Principal && d.Operation == w.Operation && d.PermissionType == w.PermissionType && d.Host == w.Host {
+				return true
+			}
+		}
+	}
+	return false
 }

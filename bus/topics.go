@@ -99,6 +99,18 @@ func EnsureTopics(ctx context.Context, cl Cluster, specs ...TopicSpec) error {
 	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: names})
 	switch {
 	case err == nil:
+		// A topic the principal may not describe is not one to create:
+		// say what is refused instead of asking for a CREATE it lacks too.
+		var hidden []string
+		for _, t := range md.Topics {
+			if errors.Is(t.Error, kafka.TopicAuthorizationFailed) {
+				hidden = append(hidden, t.Name)
+			}
+		}
+		if len(hidden) > 0 {
+			return fmt.Errorf("bus: ensure topics via brokers %s: %w", where,
+				cl.refused(kafka.TopicAuthorizationFailed, "describe", "topics "+strings.Join(hidden, ",")))
+		}
 		req.Topics = slices.DeleteFunc(req.Topics, func(tc kafka.TopicConfig) bool {
 			i := slices.IndexFunc(md.Topics, func(t kafka.Topic) bool { return t.Name == tc.Topic })
 			return i >= 0 && md.Topics[i].Error == nil && len(md.Topics[i].Partitions) > 0
