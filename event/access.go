@@ -18,9 +18,11 @@ type StageAccess struct {
 	Writes []string
 	// Groups are the prefixes of the consumer groups it joins.
 	Groups []string
-	// TopicConfigs: it describes and alters topic configs (the retention
-	// sweeper keeps retention.ms at the configured values).
+	// TopicConfigs: it describes and alters every topic's configs (the
+	// retention sweeper keeps retention.ms at the configured values).
 	TopicConfigs bool
+	// Configs are the topics whose configs it describes and alters.
+	Configs []string
 }
 
 // DefaultPrincipal is the SCRAM user of stage when the deployment does not
@@ -46,7 +48,10 @@ func DefaultPrincipal(stage string) string { return "earshot-" + stage }
 //   - serve reads alerts, actions and the live topics for the console,
 //     and writes moderator actions and audit entries;
 //   - compliance archives transcripts, alerts, actions and lifecycle,
-//     writes audit entries and dead letters, and sets topic retention.
+//     writes audit entries and dead letters, and sets topic retention;
+//   - rebroadcast reads audio, follows the fingerprints and lifecycle
+//     topics, writes fingerprints, alerts and dead letters, and keeps the
+//     fingerprints topic's retention at its window.
 func Access(prefix, complianceGroup string) []StageAccess {
 	t := func(names ...string) []string {
 		out := make([]string, len(names))
@@ -78,6 +83,11 @@ func Access(prefix, complianceGroup string) []StageAccess {
 			Writes:       t(TopicAudit, TopicDeadLetter),
 			Groups:       []string{prefix + complianceGroup},
 			TopicConfigs: true},
+		{Stage: "rebroadcast",
+			Reads:   t(TopicAudio, TopicFingerprints, TopicLifecycle),
+			Writes:  t(TopicFingerprints, TopicAlerts, TopicDeadLetter),
+			Groups:  []string{prefix + "earshot-rebroadcast"},
+			Configs: t(TopicFingerprints)},
 	}
 	for i := range table {
 		table[i].Principal = DefaultPrincipal(table[i].Stage)

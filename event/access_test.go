@@ -8,8 +8,8 @@ import (
 
 // TestAccessWriters: the stages that may write each topic, as the
 // security design states it (a leaked stage credential forges only what
-// that stage writes). Alerts has two writers: the policy stage, and
-// transcribe's operational lag alerts.
+// that stage writes). Alerts has three writers: the policy stage, the
+// rebroadcast stage, and transcribe's operational lag alerts.
 func TestAccessWriters(t *testing.T) {
 	want := map[string][]string{
 		TopicAudio:        {"ingest"},
@@ -17,10 +17,11 @@ func TestAccessWriters(t *testing.T) {
 		TopicLifecycle:    {"ingest"},
 		TopicState:        {"ingest"},
 		TopicTranscripts:  {"transcribe"},
-		TopicAlerts:       {"policy", "transcribe"},
+		TopicAlerts:       {"policy", "rebroadcast", "transcribe"},
+		TopicFingerprints: {"rebroadcast"},
 		TopicAlertActions: {"serve"},
 		TopicAudit:        {"compliance", "serve"},
-		TopicDeadLetter:   {"compliance", "policy", "transcribe"},
+		TopicDeadLetter:   {"compliance", "policy", "rebroadcast", "transcribe"},
 	}
 	got := map[string][]string{}
 	for _, a := range Access("", "") {

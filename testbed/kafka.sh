@@ -69,7 +69,7 @@ CONF_DIR=$TB_STATE/kafka
 DATA_DIR=$TB_STATE/kafka-data
 TLS_DIR=$TB_STATE/kafka-tls
 # The stage principals (event.Access): one SCRAM user each.
-STAGES=(ingest transcribe policy serve compliance)
+STAGES=(ingest transcribe policy serve compliance rebroadcast)
 # Bumped when the listener setup changes: a data folder formatted under
 # another stamp is formatted again.
 STAMP_VERSION=sasl-ssl-scram-1

@@ -60,6 +60,10 @@ func stageACLs(prefix, complianceGroup string) []bus.ACL {
 		for _, g := range a.Groups {
 			out = append(out, bus.ACL{Principal: p, Group: true, Name: g, Prefixed: true, Operation: bus.OpRead})
 		}
+		for _, t := range a.Configs {
+			out = append(out, bus.ACL{Principal: p, Name: t, Operation: bus.OpDescribeConfigs},
+				bus.ACL{Principal: p, Name: t, Operation: bus.OpAlterConfigs})
+		}
 		if a.TopicConfigs {
 			out = append(out,
 				bus.ACL{Principal: p, Name: event.TopicPrefix(prefix), Prefixed: true, Operation: bus.OpDescribeConfigs},

@@ -231,7 +231,7 @@ func TestStageCommandExitsOnKafkaLoginRefused(t *testing.T) {
 		"ingest":     {"-set", "ingest.janus.url=http://127.0.0.1:9/janus"},
 		"transcribe": {"-set", "transcribe.url=http://127.0.0.1:9/v1"},
 	}
-	for _, cmd := range []string{"ingest", "transcribe", "policy", "serve", "compliance", "run"} {
+	for _, cmd := range []string{"ingest", "transcribe", "policy", "serve", "compliance", "rebroadcast", "run"} {
 		t.Run(cmd, func(t *testing.T) {
 			t.Parallel()
 			principal := cmd
@@ -286,7 +286,7 @@ func TestStagesStartAsTheirPrincipals(t *testing.T) {
 		// not take over another run's offsets.
 		"compliance": {"-set", "compliance.consumer_group=earshot-compliance-" + randHex(t)},
 	}
-	for _, stage := range []string{"transcribe", "policy", "serve", "compliance"} {
+	for _, stage := range []string{"transcribe", "policy", "serve", "compliance", "rebroadcast"} {
 		t.Run(stage, func(t *testing.T) {
 			t.Parallel()
 			metrics := "127.0.0.1:" + strconv.Itoa(testbed.FreePort(t))
