@@ -392,6 +392,18 @@ func BenchmarkE2EKillAndResume(b *testing.B) {
 	b.ReportMetric(killAndResume(b).Seconds(), "record_resume_s")
 }
 
+// kafkaConfig is the kafka section of a child earshot's configuration
+// for the test bed's broker, as its admin (the child creates the topics).
+func kafkaConfig(t testing.TB) map[string]any {
+	k := testbed.KafkaServer(t)
+	c := map[string]any{"embedded": false, "brokers": k.Brokers, "create_topics": true}
+	if k.CAFile != "" {
+		c["tls"] = map[string]any{"enabled": true, "ca_file": k.CAFile}
+		c["sasl"] = map[string]any{"mechanism": "SCRAM-SHA-512", "username": k.AdminUser, "password": k.AdminPassword}
+	}
+	return c
+}
+
 // killAndResume is TestE2EKillAndResume's scenario; it returns the resume
 // time.
 func killAndResume(t testing.TB) time.Duration {
@@ -437,7 +449,7 @@ func killAndResume(t testing.TB) time.Duration {
 	cfg := map[string]any{
 		"data_dir": dataDir,
 		"log":      map[string]any{"level": "debug", "format": "json"},
-		"kafka":    map[string]any{"embedded": false, "brokers": brokers, "create_topics": true},
+		"kafka":    kafkaConfig(t),
 		"storage": map[string]any{"backend": "s3", "s3": map[string]any{
 			"endpoint": proxy.addr, "region": s3cfg.Region, "bucket": s3cfg.Bucket,
 			"access_key": s3cfg.AccessKey, "secret_key": s3cfg.SecretKey,

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/earshot/earshot/internal/bustest"
 	"github.com/earshot/earshot/internal/e2e"
 	"github.com/earshot/earshot/internal/speakerbot"
 	"github.com/earshot/earshot/internal/speech"
@@ -83,6 +84,7 @@ func TestHelperWorkerProcess(t *testing.T) {
 	if err := json.Unmarshal([]byte(raw), &sp); err != nil {
 		t.Fatal(err)
 	}
+	sp.Cluster = bustest.Kafka(t)
 	w := buildWorker(t, sp, whisper(t), workerOpts{}, os.Stdout)
 	w.run(t)
 	w.waitAssigned(t, sp.Name)
