@@ -42,9 +42,10 @@ func DefaultPrincipal(stage string) string { return "earshot-" + stage }
 //   - transcribe reads audio, lifecycle (the final pass) and alerts plus
 //     actions (flags that raise a room's transcription quality); it writes
 //     transcripts, dead letters, and its operational lag alerts to the
-//     alerts topic;
+//     ops topic, never the alerts topic;
 //   - policy (with notify) reads transcripts and its own alerts (window
-//     rebuild, notification) and writes alerts and dead letters;
+//     rebuild, notification) and the ops topic (notification), and writes
+//     alerts and dead letters;
 //   - serve reads alerts, actions and the live topics for the console,
 //     and writes moderator actions and audit entries;
 //   - compliance archives transcripts, alerts, actions and lifecycle,
@@ -69,10 +70,10 @@ func Access(prefix, complianceGroup string) []StageAccess {
 			Writes: t(TopicAudio, TopicSegments, TopicLifecycle, TopicState)},
 		{Stage: "transcribe",
 			Reads:  t(TopicAudio, TopicLifecycle, TopicAlerts, TopicAlertActions),
-			Writes: t(TopicTranscripts, TopicDeadLetter, TopicAlerts),
+			Writes: t(TopicTranscripts, TopicDeadLetter, TopicOps),
 			Groups: []string{prefix + "earshot-transcribe"}},
 		{Stage: "policy",
-			Reads:  t(TopicTranscripts, TopicAlerts),
+			Reads:  t(TopicTranscripts, TopicAlerts, TopicOps),
 			Writes: t(TopicAlerts, TopicDeadLetter),
 			Groups: []string{prefix + "earshot-policy", prefix + "earshot-notify"}},
 		{Stage: "serve",

@@ -8,8 +8,9 @@ import (
 
 // TestAccessWriters: the stages that may write each topic, as the
 // security design states it (a leaked stage credential forges only what
-// that stage writes). Alerts has three writers: the policy stage, the
-// rebroadcast stage, and transcribe's operational lag alerts.
+// that stage writes). Alerts have two writers, both detectors: the policy
+// stage and the rebroadcast stage; transcribe's lag alerts go to the ops
+// topic, so its credential cannot forge a moderation alert.
 func TestAccessWriters(t *testing.T) {
 	want := map[string][]string{
 		TopicAudio:        {"ingest"},
@@ -17,7 +18,8 @@ func TestAccessWriters(t *testing.T) {
 		TopicLifecycle:    {"ingest"},
 		TopicState:        {"ingest"},
 		TopicTranscripts:  {"transcribe"},
-		TopicAlerts:       {"policy", "rebroadcast", "transcribe"},
+		TopicAlerts:       {"policy", "rebroadcast"},
+		TopicOps:          {"transcribe"},
 		TopicFingerprints: {"rebroadcast"},
 		TopicAlertActions: {"serve"},
 		TopicAudit:        {"compliance", "serve"},

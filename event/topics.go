@@ -15,6 +15,7 @@ const (
 	TopicDeadLetter   = "earshot.deadletter"    // original record plus the reason
 	TopicState        = "earshot.state"         // compacted: state a stage rebuilds after a restart
 	TopicFingerprints = "earshot.fingerprints"  // keyed audio fingerprints, key = track
+	TopicOps          = "earshot.ops"           // operational alerts (no room, no speech), key = category
 )
 
 // FingerprintRetention is how long earshot.fingerprints keeps records: the
@@ -48,6 +49,9 @@ func Topics(partitions int) []TopicSpec {
 		{Name: TopicTranscripts, Partitions: partitions, Retention: 7 * day},
 		{Name: TopicAlerts, Partitions: partitions, Retention: 30 * day},
 		{Name: TopicAlertActions, Partitions: partitions, Retention: 30 * day},
+		// Operational alerts (a stage falling behind) are few and about
+		// the system, not a room: one partition keeps them in order.
+		{Name: TopicOps, Partitions: 1, Retention: 30 * day},
 		{Name: TopicAudit, Partitions: 1, Retention: 365 * day},
 		{Name: TopicDeadLetter, Partitions: 1, Retention: 30 * day},
 		// Fingerprints are kept no longer than the rebroadcast index

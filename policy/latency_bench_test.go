@@ -313,7 +313,7 @@ func runAlertPipeline(b *testing.B, ctx context.Context, room uint64, name strin
 	w, err := transcribe.NewWorker(transcribe.WorkerConfig{
 		Consumer: tcons, Sender: producer, Engine: eng, Language: "en",
 		Producer: event.Producer{Name: "earshot-transcribe", Version: "bench"}, Keys: keys, Logger: log, Metrics: prometheus.NewRegistry(),
-		Topics: transcribe.Topics{Transcripts: topics.Of(event.TopicTranscripts), DeadLetter: topics.Of(event.TopicDeadLetter), Alerts: topics.Of(event.TopicAlerts)},
+		Topics: transcribe.Topics{Transcripts: topics.Of(event.TopicTranscripts), DeadLetter: topics.Of(event.TopicDeadLetter), Ops: topics.Of(event.TopicOps)},
 		Settle: shippedSettle(b),
 	})
 	if err != nil {

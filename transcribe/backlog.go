@@ -143,7 +143,7 @@ func (w *Worker) raiseLagAlert(ctx context.Context, total int64) {
 		if b, err = e.Marshal(); err == nil {
 			pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 			defer cancel()
-			err = w.cfg.Sender.Produce(pctx, bus.Message{Topic: w.cfg.Topics.Alerts, Key: []byte(CategoryLag), Value: b})
+			err = w.cfg.Sender.Produce(pctx, bus.Message{Topic: w.cfg.Topics.Ops, Key: []byte(CategoryLag), Value: b})
 		}
 	}
 	if err != nil {

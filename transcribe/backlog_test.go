@@ -245,7 +245,7 @@ func TestWorkerLagAlert(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
-	alerts := func() int { return len(out.Topic(event.TopicAlerts)) }
+	alerts := func() int { return len(out.Topic(event.TopicOps)) }
 	cons.set(50)
 	wait("lag gauge", func() bool { return metricValue(w.m.lag) == 50 })
 	if alerts() != 0 || w.Overloaded() {
@@ -266,7 +266,10 @@ func TestWorkerLagAlert(t *testing.T) {
 	if metricValue(w.m.overloaded) != 0 || metricValue(w.m.lagAlerts) != 1 {
 		t.Fatal("metrics do not follow")
 	}
-	e, err := event.Decode(out.Topic(event.TopicAlerts)[0].Value)
+	if n := len(out.Topic(event.TopicAlerts)); n != 0 {
+		t.Fatalf("%d records on the alerts topic: operational alerts go to %s, only detectors write moderation alerts", n, event.TopicOps)
+	}
+	e, err := event.Decode(out.Topic(event.TopicOps)[0].Value)
 	if err != nil {
 		t.Fatal(err)
 	}

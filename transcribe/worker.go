@@ -73,7 +73,7 @@ type WorkerConfig struct {
 type Topics struct {
 	Transcripts string // default event.TopicTranscripts
 	DeadLetter  string // default event.TopicDeadLetter
-	Alerts      string // operational alerts; default event.TopicAlerts
+	Ops         string // operational alerts; default event.TopicOps
 }
 
 func (t *Topics) setDefaults() {
@@ -84,7 +84,7 @@ func (t *Topics) setDefaults() {
 	}
 	def(&t.Transcripts, event.TopicTranscripts)
 	def(&t.DeadLetter, event.TopicDeadLetter)
-	def(&t.Alerts, event.TopicAlerts)
+	def(&t.Ops, event.TopicOps)
 }
 
 // Worker is a transcription worker: earshot.audio in, utterances to the

@@ -119,7 +119,7 @@ func newNotifier(rt *Runtime) (*notify.Stage, error) {
 		return nil, fmt.Errorf("evidence links: %w", err)
 	}
 	var linker notify.Linker = evidenceLinks{signer}
-	cons, err := rt.consumer("earshot-notify", event.TopicAlerts)
+	cons, err := rt.consumer("earshot-notify", event.TopicAlerts, event.TopicOps)
 	if err != nil {
 		return nil, err
 	}

@@ -9,7 +9,7 @@ import (
 // holds the backlog (nothing is dropped); the worker measures its consumer
 // lag every check_interval, exports it as a metric, and raises an
 // operational alert (an alert.raised event of category
-// ops.transcription_lag on earshot.alerts, plus an error log line) when it
+// ops.transcription_lag on earshot.ops, plus an error log line) when it
 // passes lag_alert. With capacity_mode on, while the lag is over lag_alert
 // the worker transcribes only flagged rooms: rooms in flagged_rooms and
 // rooms with an alert or an alert action within flag_ttl (read from

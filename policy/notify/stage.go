@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -77,6 +78,10 @@ type StageConfig struct {
 	Linker Linker
 	// DeadLetterTopic defaults to event.TopicDeadLetter.
 	DeadLetterTopic string
+	// OpsTopic is where operational alerts arrive (default
+	// event.TopicOps): unsealed by design (no room, no speech), trusted
+	// because only the transcription stage may write there.
+	OpsTopic string
 	// MaxConcurrent bounds alerts in delivery at once (default 64).
 	MaxConcurrent int
 	Logger        *slog.Logger
@@ -114,6 +119,9 @@ func NewStage(cfg StageConfig) (*Stage, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.OpsTopic == "" {
+		cfg.OpsTopic = event.TopicOps
 	}
 	if cfg.DeadLetterTopic == "" {
 		cfg.DeadLetterTopic = event.TopicDeadLetter
@@ -202,14 +210,21 @@ func (s *Stage) handle(ctx context.Context, d *bus.Delivery) {
 	if err == nil && e.Type != event.TypeAlert {
 		err = fmt.Errorf("notify: %s on the alerts topic is not an alert", e.Type)
 	}
+	ops := d.Topic == s.cfg.OpsTopic
 	if err == nil {
 		// Before the dedupe: a forged or broken record carrying a real
 		// alert's ID must not make the real one look delivered.
 		var p policy.AlertPayload
-		if verr := e.VerifySealed(ctx, s.cfg.Keys); verr != nil {
-			err = fmt.Errorf("notify: alert %s not sealed by this deployment: %w", e.EventID, verr)
-		} else if perr := e.DecodePayload(&p); perr != nil {
+		if perr := e.DecodePayload(&p); perr != nil {
 			err = fmt.Errorf("notify: alert payload: %w", perr)
+		} else if ops {
+			// Operational alerts hold nothing to seal; they are taken only
+			// as such, and their IDs are kept apart from moderation alerts'.
+			if e.Protected != nil || e.Room != "" || e.Session != "" || !strings.HasPrefix(p.Category, "ops.") {
+				err = fmt.Errorf("notify: %s on %s is not an operational alert (category %q, room %q, protected part %v)", e.EventID, d.Topic, p.Category, e.Room, e.Protected != nil)
+			}
+		} else if verr := e.VerifySealed(ctx, s.cfg.Keys); verr != nil {
+			err = fmt.Errorf("notify: alert %s not sealed by this deployment: %w", e.EventID, verr)
 		}
 	}
 	if err != nil {
@@ -218,7 +233,11 @@ func (s *Stage) handle(ctx context.Context, d *bus.Delivery) {
 		}
 		return
 	}
-	if s.done.Seen(e.EventID) {
+	id := e.EventID
+	if ops {
+		id = "ops/" + id
+	}
+	if s.done.Seen(id) {
 		d.Ack() // delivered already (a redelivery, or the stage raised it twice)
 		return
 	}
@@ -232,7 +251,7 @@ func (s *Stage) handle(ctx context.Context, d *bus.Delivery) {
 		defer s.wg.Done()
 		defer func() { <-s.sem }()
 		for {
-			wait, mine := s.claim(e.EventID)
+			wait, mine := s.claim(id)
 			if !mine {
 				// The same alert is being delivered from another record:
 				// this one is finished when that one is.
@@ -241,7 +260,7 @@ func (s *Stage) handle(ctx context.Context, d *bus.Delivery) {
 				case <-ctx.Done():
 					return
 				}
-				if s.done.Seen(e.EventID) {
+				if s.done.Seen(id) {
 					d.Ack()
 					return
 				}
@@ -249,12 +268,12 @@ func (s *Stage) handle(ctx context.Context, d *bus.Delivery) {
 			}
 			finished, delivered := s.deliver(ctx, d, e)
 			if delivered {
-				s.done.Add(e.EventID)
+				s.done.Add(id)
 			}
 			if finished {
 				d.Ack()
 			}
-			s.release(e.EventID)
+			s.release(id)
 			return
 		}
 	}()

@@ -151,7 +151,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		Consumer: consumer("transcribe", event.TopicAudio), Sender: prod, Engine: eng, Language: "en",
 		Producer: event.Producer{Name: "earshot-transcribe", Version: "e2e"}, Keys: keys, Logger: log.With("stage", "transcribe"),
 		Topics: transcribe.Topics{Transcripts: topics.Of(event.TopicTranscripts), DeadLetter: topics.Of(event.TopicDeadLetter),
-			Alerts: topics.Of(event.TopicAlerts)},
+			Ops: topics.Of(event.TopicOps)},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -133,7 +133,7 @@ func TestE2EEvidence(t *testing.T) {
 		Consumer: wcons, Sender: p.prod, Engine: p.eng, Language: "en",
 		Producer: event.Producer{Name: "earshot-transcribe", Version: "e2e"}, Keys: p.keys, Logger: p.log.With("stage", "transcribe"),
 		Topics: transcribe.Topics{Transcripts: p.topics.Of(event.TopicTranscripts), DeadLetter: p.topics.Of(event.TopicDeadLetter),
-			Alerts: p.topics.Of(event.TopicAlerts)},
+			Ops: p.topics.Of(event.TopicOps)},
 	})
 	if err != nil {
 		t.Fatal(err)

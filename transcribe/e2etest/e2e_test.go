@@ -107,7 +107,9 @@ type workerOpts struct {
 // workerSpec is everything a worker process needs to join a run: the
 // kill test passes it to a child process as JSON.
 type workerSpec struct {
-	Cluster bus.Cluster
+	// Cluster is not sent to a worker process (its TLS settings do not
+	// serialise): the process reads the same test bed's broker itself.
+	Cluster bus.Cluster `json:"-"`
 	Topics  e2e.Topics
 	Group   string
 	Secret  []byte
@@ -150,7 +152,7 @@ func buildWorker(t testing.TB, sp workerSpec, eng transcribe.Engine, o workerOpt
 		Producer: event.Producer{Name: "earshot-transcribe", Version: "e2e", Instance: sp.Name},
 		Keys:     e2e.DerivedKeys{Secret: sp.Secret}, Logger: log, Segmenter: o.seg, Metrics: wk.reg, LogText: true,
 		Topics: transcribe.Topics{Transcripts: sp.Topics.Of(event.TopicTranscripts), DeadLetter: sp.Topics.Of(event.TopicDeadLetter),
-			Alerts: sp.Topics.Of(event.TopicAlerts)},
+			Ops: sp.Topics.Of(event.TopicOps)},
 		Backlog: o.backlog, RoomLanguage: o.lang, Settle: o.settle,
 	})
 	if err != nil {
