@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/earshot/earshot/internal/speakerbot"
+	"github.com/earshot/earshot/internal/speech/speechtest"
 	"github.com/earshot/earshot/record/opus"
 )
 
@@ -41,17 +42,17 @@ func BenchmarkRebroadcastFalseAlarms(b *testing.B) {
 
 // talkTrack is a minute of one participant at a 30 % talk share (3 s of
 // speech every 10 s) as Opus packets, the way a recorder receives it.
-func talkTrack(b *testing.B, s *studio) [][]byte {
-	speech := s.say(s.text(7, 60), "talk")
+func talkTrack(b *testing.B, s *speechtest.Studio) [][]byte {
+	speech := s.Say(s.Text(7, 60), "talk")
 	var parts []string
-	silence := s.path("gap.wav")
-	s.run(s.tools.Sox, "-n", "-r", "48000", "-c", "1", "-b", "16", silence, "trim", "0", "7")
+	silence := s.Path("gap.wav")
+	s.Run(s.Tools().Sox, "-n", "-r", "48000", "-c", "1", "-b", "16", silence, "trim", "0", "7")
 	for i := range 6 {
-		parts = append(parts, s.sox(speech, fmt.Sprintf("talk%d", i), "trim", fmt.Sprint(3*i), "3"), silence)
+		parts = append(parts, s.Sox(speech, fmt.Sprintf("talk%d", i), "trim", fmt.Sprint(3*i), "3"), silence)
 	}
-	wav := s.concat("talk-minute", parts...)
+	wav := s.Concat("talk-minute", parts...)
 	ogg := wav + ".ogg"
-	s.run(s.tools.Opusenc, "--quiet", "--bitrate", "32", "--framesize", "20", "--serial", "1", wav, ogg)
+	s.Run(s.Tools().Opusenc, "--quiet", "--bitrate", "32", "--framesize", "20", "--serial", "1", wav, ogg)
 	data, err := os.ReadFile(ogg)
 	if err != nil {
 		b.Fatal(err)
@@ -78,7 +79,7 @@ func talkTrack(b *testing.B, s *studio) [][]byte {
 // thousands of tracks needs the index sharded; this figure leaves that
 // out, and Kafka's cost too.
 func BenchmarkFingerprintTracks(b *testing.B) {
-	s := newStudio(b)
+	s := speechtest.New(b)
 	packets := talkTrack(b, s)
 	idx, err := NewIndex(IndexConfig{Window: 2 * time.Hour})
 	if err != nil {
@@ -86,7 +87,7 @@ func BenchmarkFingerprintTracks(b *testing.B) {
 	}
 	empty := idx.Bytes()
 	// An hour of other speech, extracted once, indexed ten times.
-	r := voicePipe(b, s, b.Context(), "prefill", s.text(8, 9800))
+	r := voicePipe(b, s, b.Context(), "prefill", s.Text(8, 9800))
 	e := NewExtractor()
 	var pairs []Pair
 	var levels []int8

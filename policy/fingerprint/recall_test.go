@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"testing"
+
+	"github.com/earshot/earshot/internal/speech/speechtest"
 )
 
 // excerpt is one original track (room A) and where its replay sits.
@@ -19,30 +21,30 @@ type degradation struct {
 	name     string
 	from, to float64
 	kbps     int // Opus rate of room B's speaker
-	apply    func(s *studio, in, name string) string
+	apply    func(s *speechtest.Studio, in, name string) string
 }
 
 func degradations() []degradation {
-	none := func(s *studio, in, name string) string { return in }
+	none := func(s *speechtest.Studio, in, name string) string { return in }
 	return []degradation{
 		{name: "opus-12k", from: 2, to: 22, kbps: 12, apply: none},
-		{name: "gain-12dB", from: 2, to: 22, kbps: 32, apply: func(s *studio, in, name string) string {
-			return s.sox(in, name, "gain", "-12")
+		{name: "gain-12dB", from: 2, to: 22, kbps: 32, apply: func(s *speechtest.Studio, in, name string) string {
+			return s.Sox(in, name, "gain", "-12")
 		}},
-		{name: "loudspeaker-mic", from: 2, to: 22, kbps: 32, apply: func(s *studio, in, name string) string {
+		{name: "loudspeaker-mic", from: 2, to: 22, kbps: 32, apply: func(s *speechtest.Studio, in, name string) string {
 			// Band-pass 300–3400 Hz, a small room's reverb, then pink
 			// noise 10 dB below the signal.
-			wet := s.sox(in, name+"-room", "sinc", "300-3400", "reverb", "40", "50", "60", "gain", "-n", "-3")
-			return s.addNoise(wet, name, 10)
+			wet := s.Sox(in, name+"-room", "sinc", "300-3400", "reverb", "40", "50", "60", "gain", "-n", "-3")
+			return s.AddNoise(wet, name, 10)
 		}},
-		{name: "speed+3%", from: 2, to: 22, kbps: 32, apply: func(s *studio, in, name string) string {
-			return s.sox(in, name, "speed", "1.03")
+		{name: "speed+3%", from: 2, to: 22, kbps: 32, apply: func(s *speechtest.Studio, in, name string) string {
+			return s.Sox(in, name, "speed", "1.03")
 		}},
-		{name: "speed-3%", from: 2, to: 22, kbps: 32, apply: func(s *studio, in, name string) string {
-			return s.sox(in, name, "speed", "0.97")
+		{name: "speed-3%", from: 2, to: 22, kbps: 32, apply: func(s *speechtest.Studio, in, name string) string {
+			return s.Sox(in, name, "speed", "0.97")
 		}},
-		{name: "pitch+3%", from: 2, to: 22, kbps: 32, apply: func(s *studio, in, name string) string {
-			return s.sox(in, name, "pitch", "51") // 51 cents = 3 %, tempo kept
+		{name: "pitch+3%", from: 2, to: 22, kbps: 32, apply: func(s *speechtest.Studio, in, name string) string {
+			return s.Sox(in, name, "pitch", "51") // 51 cents = 3 %, tempo kept
 		}},
 		{name: "mid-sentence", from: 7.37, to: 25, kbps: 32, apply: none},
 		{name: "overlap-8s", from: 11.13, to: 19.13, kbps: 32, apply: none},
@@ -68,7 +70,7 @@ func TestRebroadcastRecall(t *testing.T) {
 // measureRecall runs every degradation on every excerpt and returns how
 // many cases judge accepts.
 func measureRecall(tb testing.TB) (found, total int) {
-	s := newStudio(tb)
+	s := speechtest.New(tb)
 	cfg := DefaultMatcherConfig()
 	idx, err := NewIndex(IndexConfig{})
 	if err != nil {
@@ -77,8 +79,8 @@ func measureRecall(tb testing.TB) (found, total int) {
 	var orig [excerpts]excerpt
 	for i := range orig {
 		name := fmt.Sprintf("orig%d", i)
-		wav := s.say(s.text(uint64(100+i), 80), name)
-		orig[i] = excerpt{wav: wav, pcm: s.opus(wav, 32),
+		wav := s.Say(s.Text(uint64(100+i), 80), name)
+		orig[i] = excerpt{wav: wav, pcm: s.Opus(wav, 32),
 			info: TrackInfo{Track: name, Room: "room-a" + strconv.Itoa(i), Speaker: "sp-a" + strconv.Itoa(i), StartMS: 1_000_000}}
 		if len(orig[i].pcm) < 26*SampleRate {
 			tb.Fatalf("original %d is %.1f s, want at least 26 s", i, float64(len(orig[i].pcm))/SampleRate)
@@ -86,16 +88,16 @@ func measureRecall(tb testing.TB) (found, total int) {
 		stream(tb, cfg, idx, orig[i].info, orig[i].pcm, true)
 	}
 	// Room B's own speech before and after the replay.
-	before := s.say(s.text(900, 12), "before")
-	after := s.say(s.text(901, 8), "after")
-	beforeSec := float64(len(s.pcm16k(before))) / SampleRate
+	before := s.Say(s.Text(900, 12), "before")
+	after := s.Say(s.Text(901, 8), "after")
+	beforeSec := float64(len(s.Samples(before, SampleRate))) / SampleRate
 	for _, d := range degradations() {
 		n := 0
 		for i, o := range orig {
 			name := fmt.Sprintf("%s-%d", d.name, i)
-			part := s.sox(o.wav, name+"-cut", "trim", fmt.Sprint(d.from), fmt.Sprint(d.to-d.from))
-			b := s.concat(name+"-b", before, d.apply(s, part, name+"-deg"), after)
-			x := s.opus(b, d.kbps)
+			part := s.Sox(o.wav, name+"-cut", "trim", fmt.Sprint(d.from), fmt.Sprint(d.to-d.from))
+			b := s.Concat(name+"-b", before, d.apply(s, part, name+"-deg"), after)
+			x := s.Opus(b, d.kbps)
 			info := TrackInfo{Track: "b-" + name, Room: "room-b", Speaker: "sp-b", StartMS: 5_000_000}
 			ms := stream(tb, cfg, idx, info, x, false)
 			ok, why := judge(ms, o.info, d, beforeSec)

@@ -3,44 +3,46 @@ package fingerprint
 import (
 	"fmt"
 	"testing"
+
+	"github.com/earshot/earshot/internal/speech/speechtest"
 )
 
 // holdMusic renders 40 s of synthetic hold music with sox: a pad of
 // three-note chords changing every 2 s under a legato melody of quarter-
 // second triangle notes, the kind of loop a waiting room plays.
-func holdMusic(s *studio) string {
+func holdMusic(s *speechtest.Studio) string {
 	chords := [][3]float64{{220, 277, 330}, {247, 311, 370}, {196, 247, 294}, {175, 220, 262}}
 	melody := []float64{440, 494, 554, 587, 659, 587, 554, 494}
 	var parts []string
 	for i := range 20 {
 		c := chords[i%len(chords)]
-		pad := s.path(fmt.Sprintf("pad%d.wav", i))
-		s.run(s.tools.Sox, "-n", "-r", "48000", "-b", "16", pad, "synth", "2",
+		pad := s.Path(fmt.Sprintf("pad%d.wav", i))
+		s.Run(s.Tools().Sox, "-n", "-r", "48000", "-b", "16", pad, "synth", "2",
 			"sine", fmt.Sprint(c[0]), "sine", fmt.Sprint(c[1]), "sine", fmt.Sprint(c[2]), "remix", "-", "gain", "-n", "-12")
 		var notes []string
 		for j := range 8 {
-			n := s.path(fmt.Sprintf("note%d-%d.wav", i, j))
-			s.run(s.tools.Sox, "-n", "-r", "48000", "-b", "16", n, "synth", "0.25", "triangle", fmt.Sprint(melody[(i+j)%len(melody)]*(1+float64(i%3)/8)), "gain", "-n", "-14")
+			n := s.Path(fmt.Sprintf("note%d-%d.wav", i, j))
+			s.Run(s.Tools().Sox, "-n", "-r", "48000", "-b", "16", n, "synth", "0.25", "triangle", fmt.Sprint(melody[(i+j)%len(melody)]*(1+float64(i%3)/8)), "gain", "-n", "-14")
 			notes = append(notes, n)
 		}
-		mel := s.concat(fmt.Sprintf("mel%d", i), notes...)
-		bar := s.path(fmt.Sprintf("bar%d.wav", i))
-		s.run(s.tools.Sox, "-m", pad, mel, bar)
+		mel := s.Concat(fmt.Sprintf("mel%d", i), notes...)
+		bar := s.Path(fmt.Sprintf("bar%d.wav", i))
+		s.Run(s.Tools().Sox, "-m", pad, mel, bar)
 		parts = append(parts, bar)
 	}
-	return s.concat("hold-music", parts...)
+	return s.Concat("hold-music", parts...)
 }
 
 // TestSharedAudio plays the same audio in two rooms. Hold music matches
 // but is shared audio (low severity), not a leak; shared silence gives no
 // landmarks at all, so nothing to match.
 func TestSharedAudio(t *testing.T) {
-	s := newStudio(t)
+	s := speechtest.New(t)
 	music := holdMusic(s)
-	silence := s.path("silence.wav")
-	s.run(s.tools.Sox, "-n", "-r", "48000", "-c", "1", "-b", "16", silence, "trim", "0", "60")
-	quiet := s.path("quiet.wav")
-	s.run(s.tools.Sox, "-R", "-n", "-r", "48000", "-c", "1", "-b", "16", quiet, "synth", "60", "pinknoise", "gain", "-n", "-65")
+	silence := s.Path("silence.wav")
+	s.Run(s.Tools().Sox, "-n", "-r", "48000", "-c", "1", "-b", "16", silence, "trim", "0", "60")
+	quiet := s.Path("quiet.wav")
+	s.Run(s.Tools().Sox, "-R", "-n", "-r", "48000", "-c", "1", "-b", "16", quiet, "synth", "60", "pinknoise", "gain", "-n", "-65")
 	cases := []struct {
 		name      string
 		wav       string
@@ -52,14 +54,14 @@ func TestSharedAudio(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			s := s.in(t)
+			s := s.In(t)
 			idx, err := NewIndex(IndexConfig{})
 			if err != nil {
 				t.Fatal(err)
 			}
 			cfg := DefaultMatcherConfig()
-			a := s.opus(c.wav, 32)
-			b := s.opus(s.sox(c.wav, "b-"+c.name, "gain", "-6"), 24)
+			a := s.Opus(c.wav, 32)
+			b := s.Opus(s.Sox(c.wav, "b-"+c.name, "gain", "-6"), 24)
 			if pa, _ := fingerprintAll(a); !c.wantMatch && len(pa) != 0 {
 				t.Errorf("%d landmarks, want none", len(pa))
 			}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/earshot/earshot/bus"
 	"github.com/earshot/earshot/event"
+	"github.com/earshot/earshot/internal/speech/speechtest"
 	"github.com/earshot/earshot/policy/fingerprint"
 )
 
@@ -20,7 +21,7 @@ import (
 // redelivery of B's chunks raises no second one; malformed chunks are
 // dead-lettered and the stage goes on.
 func TestLiveStageOnKafka(t *testing.T) {
-	s := newStudio(t)
+	s := speechtest.New(t)
 	b := newBed(t, 2)
 	s1, s2 := b.stage(), b.stage()
 	origin := time.Now().Add(-2 * time.Minute).UTC().Truncate(time.Millisecond)
@@ -46,7 +47,7 @@ func TestLiveStageOnKafka(t *testing.T) {
 		time.Sleep(time.Second)
 	}
 
-	texts := map[string]string{"x": s.text(101, 55), "b": s.text(202, 12), "b2": s.text(203, 12), "c": s.text(303, 110), "d": s.text(404, 110)}
+	texts := map[string]string{"x": s.Text(101, 55), "b": s.Text(202, 12), "b2": s.Text(203, 12), "c": s.Text(303, 110), "d": s.Text(404, 110)}
 	for k1, t1 := range texts {
 		for k2, t2 := range texts {
 			for g := range fourGrams(t1) {
@@ -56,9 +57,9 @@ func TestLiveStageOnKafka(t *testing.T) {
 			}
 		}
 	}
-	x := s.say("x", texts["x"])
-	xCopy := s.say("x-copy", texts["x"], "gain", "-12")
-	bOwn, bOwn2 := s.say("b", texts["b"]), s.say("b2", texts["b2"])
+	x := say(s, "x", texts["x"])
+	xCopy := say(s, "x-copy", texts["x"], "gain", "-12")
+	bOwn, bOwn2 := say(s, "b", texts["b"]), say(s, "b2", texts["b2"])
 	bPCM := append(append(append([]float32{}, bOwn...), xCopy...), bOwn2...)
 	replayFrom := float64(len(bOwn)) / 48000
 	replayTo := replayFrom + float64(len(xCopy))/48000
@@ -88,10 +89,10 @@ func TestLiveStageOnKafka(t *testing.T) {
 	b.sessionStarted(rb, false)
 
 	// The originals, then (once both indexes hold them) the copy.
-	b.produce(append(chunks(t, b.keys, ra, x, 32), chunks(t, b.keys, rc, s.say("c", texts["c"]), 32)...)...)
+	b.produce(append(chunks(t, b.keys, ra, x, 32), chunks(t, b.keys, rc, say(s, "c", texts["c"]), 32)...)...)
 	settled(t, s1, s2)
 	bChunks := chunks(t, b.keys, rb, bPCM, 12)
-	b.produce(append(bChunks, chunks(t, b.keys, rd, s.say("d", texts["d"]), 32)...)...)
+	b.produce(append(bChunks, chunks(t, b.keys, rd, say(s, "d", texts["d"]), 32)...)...)
 	waitFor(t, 3*time.Minute, "a rebroadcast alert", func() bool { es, _ := b.alertPayloads(); return len(es) > 0 })
 	settled(t, s1, s2)
 	time.Sleep(3 * time.Second) // the last queries' delay

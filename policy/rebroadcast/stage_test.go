@@ -4,13 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/binary"
 	"encoding/hex"
-	"math"
-	mrand "math/rand/v2"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -20,80 +14,14 @@ import (
 	"github.com/earshot/earshot/event"
 	"github.com/earshot/earshot/internal/bustest"
 	"github.com/earshot/earshot/internal/opusenc"
-	"github.com/earshot/earshot/internal/speech"
-	"github.com/earshot/earshot/internal/testbed"
+	"github.com/earshot/earshot/internal/speech/speechtest"
 	"github.com/earshot/earshot/storage/crypt"
 )
 
-// studio renders speech with the test bed's tools (espeak-ng, sox).
-type studio struct {
-	t     testing.TB
-	tools speech.Tools
-	dir   string
-	words []string
-}
-
-func newStudio(t testing.TB) *studio {
-	t.Helper()
-	tools, err := speech.LookupTools()
-	if err != nil {
-		testbed.Unavailable(t, err.Error())
-	}
-	b, err := os.ReadFile("../fingerprint/testdata/words.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &studio{t: t, tools: tools, dir: t.TempDir(), words: strings.Fields(string(b))}
-}
-
-func (s *studio) run(bin string, args ...string) {
-	s.t.Helper()
-	if bin == s.tools.Sox {
-		args = append([]string{"-R"}, args...) // no random dither: the same audio every run
-	}
-	out, err := exec.Command(bin, args...).CombinedOutput()
-	if err != nil {
-		s.t.Fatalf("%s %v: %v\n%s", filepath.Base(bin), args, err, out)
-	}
-}
-
-// text is n words drawn from the word list with seed, in sentences.
-func (s *studio) text(seed uint64, n int) string {
-	r := mrand.New(mrand.NewPCG(seed, 0x5eed))
-	var b strings.Builder
-	for i := range n {
-		if i > 0 {
-			if r.IntN(10) == 0 {
-				b.WriteString(". ")
-			} else {
-				b.WriteByte(' ')
-			}
-		}
-		b.WriteString(s.words[r.IntN(len(s.words))])
-	}
-	b.WriteByte('.')
-	return b.String()
-}
-
-// say renders text with espeak-ng, then applies sox effects, and returns
+// say renders text with espeak-ng, applies sox effects, and returns
 // 48 kHz mono samples.
-func (s *studio) say(name, text string, effects ...string) []float32 {
-	s.t.Helper()
-	txt, wav, raw := filepath.Join(s.dir, name+".txt"), filepath.Join(s.dir, name+".wav"), filepath.Join(s.dir, name+".f32")
-	if err := os.WriteFile(txt, []byte(text), 0o644); err != nil {
-		s.t.Fatal(err)
-	}
-	s.run(s.tools.EspeakNG, "-v", speech.DefaultVoice, "-f", txt, "-w", wav)
-	s.run(s.tools.Sox, append([]string{wav, "-r", "48000", "-c", "1", "-e", "float", "-b", "32", "-t", "raw", raw}, effects...)...)
-	b, err := os.ReadFile(raw)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	out := make([]float32, len(b)/4)
-	for i := range out {
-		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
-	}
-	return out
+func say(s *speechtest.Studio, name, text string, effects ...string) []float32 {
+	return s.Samples(s.Say(text, name), 48000, effects...)
 }
 
 // room is one speaker's track in a test room.

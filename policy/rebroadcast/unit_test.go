@@ -8,6 +8,7 @@ import (
 	"github.com/earshot/earshot/bus"
 	"github.com/earshot/earshot/event"
 	"github.com/earshot/earshot/internal/bustest"
+	"github.com/earshot/earshot/internal/speech/speechtest"
 	"github.com/earshot/earshot/storage/crypt"
 )
 
@@ -26,7 +27,7 @@ func (noLog) Follow(ctx context.Context, _ string, _ int, _ int64, _ func(bus.Me
 // TestOneInstanceFindsReplay: one instance on a stand-in consumer holds
 // both rooms; the replay raises one alert.
 func TestOneInstanceFindsReplay(t *testing.T) {
-	s := newStudio(t)
+	s := speechtest.New(t)
 	keys := crypt.NewMemory()
 	feed, out := bustest.NewFeed(), &bustest.Capture{}
 	st, err := New(Config{Consumer: feed, Log: noLog{}, Sender: out, Keys: keys, Secret: make([]byte, 32), QueryDelay: time.Millisecond})
@@ -38,12 +39,12 @@ func TestOneInstanceFindsReplay(t *testing.T) {
 	origin := time.Now().Add(-time.Minute)
 	ra := room{name: "room_a", session: "ses_a", speaker: "spk_a", track: "trk_a", origin: origin}
 	rb := room{name: "room_b", session: "ses_b", speaker: "spk_b", track: "trk_b", origin: origin.Add(30 * time.Second)}
-	text := s.text(101, 55)
-	x := s.say("x", text)
-	xc := s.say("xc", text, "gain", "-12")
+	text := s.Text(101, 55)
+	x := say(s, "x", text)
+	xc := say(s, "xc", text, "gain", "-12")
 	offs := feed.Push(chunks(t, keys, ra, x, 32)...)
 	feed.WaitAcked(t, offs...)
-	offs = feed.Push(chunks(t, keys, rb, append(s.say("b", s.text(5, 12)), xc...), 12)...)
+	offs = feed.Push(chunks(t, keys, rb, append(say(s, "b", s.Text(5, 12)), xc...), 12)...)
 	feed.WaitAcked(t, offs...)
 	al := out.Topic(event.TopicAlerts)
 	t.Logf("%d alerts, %d records", len(al), len(out.Topic(TopicFingerprints)))
