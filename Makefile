@@ -5,7 +5,7 @@ SHELL := /bin/bash
 export PATH := $(PATH):/usr/local/go/bin
 GO ?= go
 BIN := out/bin
-COMPONENTS ?= janus kafka s3 whisper speech chromium
+COMPONENTS ?= janus kafka s3 whisper speech chromium icecast
 GOTESTFLAGS ?= -race -timeout 40m
 # Tests that restart a shared component (Janus): run alone, after the rest.
 DISRUPTIVE := TestE2EJanusRestart

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# testbed/install.sh [component...]   components: janus kafka s3 whisper speech
+# testbed/install.sh [component...]   components: janus kafka s3 whisper speech chromium icecast
 #
 # Install every test-bed component (or those named) that is missing:
 # apt, go install, mvn, pip. Quiet when everything is present; otherwise

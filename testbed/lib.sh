@@ -293,10 +293,10 @@ tb_main() {
 # --- orchestration ------------------------------------------------------------------
 
 # Every component, in start order.
-TB_ALL_COMPONENTS=(janus kafka s3 whisper speech chromium)
+TB_ALL_COMPONENTS=(janus kafka s3 whisper speech chromium icecast)
 # Components whose install uses apt: run one after another, so no apt-get
 # meets another's dpkg lock even if a script calls apt-get directly.
-TB_APT_COMPONENTS=" janus speech chromium "
+TB_APT_COMPONENTS=" janus speech chromium icecast "
 
 # tb_run_one COMPONENT VERB: run testbed/COMPONENT.sh VERB, its output
 # streamed with the component's name in front of lines that lack it.

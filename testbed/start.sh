@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# testbed/start.sh [component...]   components: janus kafka s3 whisper speech
+# testbed/start.sh [component...]   components: janus kafka s3 whisper speech chromium icecast
 #
 # Start the test bed's components (all, or those named), in parallel,
 # installing what is missing first. Each component's start script waits for

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# testbed/status.sh [component...]   components: janus kafka s3 whisper speech
+# testbed/status.sh [component...]   components: janus kafka s3 whisper speech chromium icecast
 #
 # One line per component. Exits 0 when every named component is running
 # (ready, for speech), 3 otherwise.

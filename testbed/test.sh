@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 GO=${GO:-go}
-COMPONENTS=${COMPONENTS:-janus kafka s3 whisper speech chromium}
+COMPONENTS=${COMPONENTS:-janus kafka s3 whisper speech chromium icecast}
 GOTESTFLAGS=${GOTESTFLAGS:--race -timeout 40m}
 REALTIME_RE=${REALTIME_RE:-/ingest($|/)|/e2etest$|/webrtcbench$|/browsertest$}
 DISRUPTIVE=${DISRUPTIVE:-TestE2EJanusRestart}

@@ -28,6 +28,7 @@ var toolSources = map[string]string{
 	"espeak-ng": "Debian package espeak-ng: run testbed/speech.sh install",
 	"iptables":  "Debian package iptables: run testbed/janus.sh install",
 	"chromium":  "Debian package chromium: run testbed/chromium.sh install",
+	"ffmpeg":    "Debian package ffmpeg: run testbed/icecast.sh install",
 }
 
 // RequireTool returns the path of the program name on PATH, or ends the

@@ -24,6 +24,7 @@ const (
 	S3      = "s3"
 	Whisper = "whisper"
 	Speech  = "speech"
+	Icecast = "icecast"
 )
 
 // Enabled reports whether the run requires the real test bed
