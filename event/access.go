@@ -51,7 +51,8 @@ func DefaultPrincipal(stage string) string { return "earshot-" + stage }
 //   - compliance archives transcripts, alerts, actions and lifecycle,
 //     writes audit entries and dead letters, and sets topic retention;
 //   - rebroadcast reads audio, follows the fingerprints and lifecycle
-//     topics, writes fingerprints, alerts and dead letters, and keeps the
+//     topics, writes fingerprints, alerts and dead letters (and the ops
+//     alert of an outside stream it cannot decode), and keeps the
 //     fingerprints topic's retention at its window.
 func Access(prefix, complianceGroup string) []StageAccess {
 	t := func(names ...string) []string {
@@ -86,7 +87,7 @@ func Access(prefix, complianceGroup string) []StageAccess {
 			TopicConfigs: true},
 		{Stage: "rebroadcast",
 			Reads:   t(TopicAudio, TopicFingerprints, TopicLifecycle),
-			Writes:  t(TopicFingerprints, TopicAlerts, TopicDeadLetter),
+			Writes:  t(TopicFingerprints, TopicAlerts, TopicDeadLetter, TopicOps),
 			Groups:  []string{prefix + "earshot-rebroadcast"},
 			Configs: t(TopicFingerprints)},
 	}

@@ -9,8 +9,9 @@ import (
 // TestAccessWriters: the stages that may write each topic, as the
 // security design states it (a leaked stage credential forges only what
 // that stage writes). Alerts have two writers, both detectors: the policy
-// stage and the rebroadcast stage; transcribe's lag alerts go to the ops
-// topic, so its credential cannot forge a moderation alert.
+// stage and the rebroadcast stage; transcribe's lag alerts (and the
+// rebroadcast watcher's "stream unavailable") go to the ops topic, so the
+// transcribe credential cannot forge a moderation alert.
 func TestAccessWriters(t *testing.T) {
 	want := map[string][]string{
 		TopicAudio:        {"ingest"},
@@ -19,7 +20,7 @@ func TestAccessWriters(t *testing.T) {
 		TopicState:        {"ingest"},
 		TopicTranscripts:  {"transcribe"},
 		TopicAlerts:       {"policy", "rebroadcast"},
-		TopicOps:          {"transcribe"},
+		TopicOps:          {"rebroadcast", "transcribe"},
 		TopicFingerprints: {"rebroadcast"},
 		TopicAlertActions: {"serve"},
 		TopicAudit:        {"compliance", "serve"},

@@ -8,6 +8,7 @@ import (
 
 	"github.com/earshot/earshot/bus"
 	"github.com/earshot/earshot/event"
+	"github.com/earshot/earshot/internal/config"
 	"github.com/earshot/earshot/policy/rebroadcast"
 )
 
@@ -43,11 +44,20 @@ func newRebroadcastStage(ctx context.Context, rt *Runtime) (Stage, error) {
 	st, err := rebroadcast.New(rebroadcast.Config{
 		Consumer: cons, Log: bus.LogReader{Cluster: rt.Cluster, ClientID: rt.Config.Kafka.ClientID}, Sender: rt.Producer,
 		Keys: rt.Keys, Producer: rt.Self, Secret: mac.Sum(nil), Window: c.Window, MaxLandmarks: c.MaxLandmarks,
-		QueryDelay: c.QueryDelay, Logger: rt.Log,
+		QueryDelay: c.QueryDelay, Logger: rt.Log, Watch: watchList(c.Watch),
 	})
 	if err != nil {
 		_ = cons.Close()
 		return nil, err
 	}
 	return st, nil
+}
+
+// watchList converts the configured outside streams.
+func watchList(ws []config.WatchStream) []rebroadcast.Watch {
+	var out []rebroadcast.Watch
+	for _, w := range ws {
+		out = append(out, rebroadcast.Watch{Name: w.Name, URL: w.URL.Reveal()})
+	}
+	return out
 }

@@ -22,6 +22,11 @@ type Rebroadcast struct {
 	// MaxInFlight bounds the chunks held (awaiting QueryDelay) and not
 	// yet acknowledged.
 	MaxInFlight int `yaml:"max_in_flight"`
+	// Watch lists outside streams to compare with the live rooms
+	// (docs/rebroadcast.md, "Watching outside streams"); from the file
+	// only. One instance watches them: the owner of the audio topic's
+	// partition 0.
+	Watch []WatchStream `yaml:"watch"`
 }
 
 func defaultRebroadcast() Rebroadcast {
@@ -42,4 +47,5 @@ func (x *Rebroadcast) validate(bad func(key, format string, a ...any)) {
 	if x.MaxInFlight < 256 {
 		bad("rebroadcast.max_in_flight", "%d is under 256: chunks wait query_delay before they are acknowledged", x.MaxInFlight)
 	}
+	validateWatch(x.Watch, bad)
 }

@@ -74,6 +74,7 @@ var Public = []string{
 	"serve.listen", "serve.public_url", "serve.link_secret_file", "serve.operators.name", "serve.operators.token_file",
 	"compliance.signing_key_file", "compliance.consumer_group", "compliance.operators",
 	"retention.default_class", "retention.rooms.class", "retention.classes.mode",
+	"rebroadcast.watch.name",
 }
 
 // Shown returns a copy of c to print: Secret settings are redacted by their

@@ -35,6 +35,10 @@ type AlertPayload struct {
 	// Speech says the matched audio sounds like speech (otherwise the
 	// category is audio.shared).
 	Speech bool `json:"speech"`
+	// External names the outside stream (its registered name) when the
+	// copy is one: then the original is the room, which is the alert's
+	// subject, and the copy's span is on the stream's connection.
+	External string `json:"external,omitempty"`
 }
 
 // Span is one side of a match: a stretch of a track (inclusive samples on
@@ -88,6 +92,15 @@ func (s *Stage) alerts(ctx context.Context, found []fingerprint.Match) ([]bus.Me
 		if !okq || !okr {
 			continue // erased or expired meanwhile
 		}
+		if IsExternal(q.Room) || IsExternal(r.Room) {
+			if IsExternal(q.Room) && IsExternal(r.Room) {
+				continue // two outside streams: no room of ours leaked
+			}
+			if msg, id, ok := s.externalAlert(ctx, m, q, r); ok && !slices.Contains(ids, id) {
+				msgs, ids = append(msgs, msg), append(ids, id)
+			}
+			continue
+		}
 		id := AlertID(q.Track, r.Track)
 		if s.raised.Seen(id) || slices.Contains(ids, id) {
 			continue
@@ -116,9 +129,13 @@ func (s *Stage) alerts(ctx context.Context, found []fingerprint.Match) ([]bus.Me
 	return msgs, ids
 }
 
-// alert builds one sealed alert.raised event on the copy's room.
+// alert builds one sealed alert.raised event on the copy's room (on the
+// original's when the copy is an outside stream).
 func (s *Stage) alert(ctx context.Context, id string, p AlertPayload) (bus.Message, error) {
 	c := p.Copy
+	if p.External != "" {
+		c = p.Original
+	}
 	tl := &event.Timeline{Track: c.Track, FirstSample: c.FirstSample, LastSample: c.LastSample,
 		Origin: c.Start.Add(-event.SamplesToDuration(c.FirstSample)), Anchor: event.AnchorArrival}
 	e, err := event.New(event.TypeAlert, s.cfg.Producer, nil, c.Room, c.Session, c.Speaker, tl, p, RuleID)

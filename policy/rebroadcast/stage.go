@@ -42,6 +42,9 @@ type Topics struct {
 	Fingerprints, Alerts, DeadLetter string
 	// Lifecycle says which rooms are private (session_started metadata).
 	Lifecycle string
+	// Audio is the consumer's topic (its partition 0's owner watches the
+	// outside streams); Ops takes the watcher's operational alerts.
+	Audio, Ops string
 }
 
 func (t *Topics) defaults() {
@@ -56,6 +59,12 @@ func (t *Topics) defaults() {
 	}
 	if t.Lifecycle == "" {
 		t.Lifecycle = event.TopicLifecycle
+	}
+	if t.Audio == "" {
+		t.Audio = event.TopicAudio
+	}
+	if t.Ops == "" {
+		t.Ops = event.TopicOps
 	}
 }
 
@@ -101,6 +110,16 @@ type Config struct {
 	Logger  *slog.Logger
 	// Now defaults to time.Now.
 	Now func() time.Time
+
+	// Watch lists outside streams compared with the live rooms (watch.go);
+	// Streams opens them (default FFmpeg{}); OwnsWatch says whether this
+	// instance watches them now (default: it owns the audio topic's
+	// partition 0); WatchBackoff caps the wait between reconnects
+	// (default 1 min).
+	Watch        []Watch
+	Streams      Streams
+	OwnsWatch    func() bool
+	WatchBackoff time.Duration
 }
 
 // Stage is the live rebroadcast stage.
@@ -129,6 +148,9 @@ type Stage struct {
 	lastExp time.Time
 
 	closeOnce sync.Once
+
+	wmu   sync.Mutex
+	wstat map[string]*WatchStatus // by watched stream
 }
 
 // localTrack is a track this instance fingerprints and matches.
@@ -214,6 +236,12 @@ func New(cfg Config) (*Stage, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Streams == nil {
+		cfg.Streams = FFmpeg{}
+	}
+	if cfg.WatchBackoff <= 0 {
+		cfg.WatchBackoff = time.Minute
+	}
 	cfg.Topics.defaults()
 	return &Stage{
 		cfg: cfg, log: cfg.Logger.With("stage", "rebroadcast"), perm: keyer.Permutation(), mcfg: mcfg,
@@ -227,10 +255,14 @@ func (s *Stage) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() {
 		defer wg.Done()
 		s.tick(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		s.watchers(ctx)
 	}()
 	go func() {
 		defer wg.Done()
