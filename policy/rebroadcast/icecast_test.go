@@ -1,0 +1,202 @@
+package rebroadcast
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/earshot/earshot/bus"
+	"github.com/earshot/earshot/event"
+	"github.com/earshot/earshot/internal/testbed"
+	"github.com/earshot/earshot/policy/fingerprint"
+)
+
+// TestWatcherOnIcecast is the outside-stream path end to end on the test
+// bed: room A (private) carries espeak-ng speech as live chunks on Kafka;
+// ffmpeg feeds the same speech (gain -6 dB, Ogg/Opus 24 kbit/s) as an
+// Icecast source on loopback at real-time speed, and different speech of
+// the same voice (MP3) on a second mount; room C carries other speech.
+// The stage watches both mounts (as the owner of the audio topic's
+// partition 0) through URLs holding a password. Exactly one alert:
+// leak.rebroadcast, critical, on room A, with the stream by its
+// registered name; the second stream, decoded for as long, raises none,
+// and the password is in no record and no log line.
+func TestWatcherOnIcecast(t *testing.T) {
+	ice := testbed.IcecastServer(t)
+	s := newStudio(t)
+	b := newBed(t, 1)
+	ops := b.alerts + ".ops"
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := bus.EnsureTopics(ctx, b.brokers, bus.TopicSpec{Name: ops, Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = bus.DeleteTopics(ctx, b.brokers, ops)
+	})
+
+	origin := time.Now().Add(-2 * time.Minute).UTC().Truncate(time.Millisecond)
+	mk := func(name string) room {
+		return room{name: "room_" + name, session: "ses_" + name, speaker: "spk_" + name, track: b.trackOn(name, 0), origin: origin}
+	}
+	ra, rc := mk("a"), mk("c")
+	texts := map[string]string{"x": s.text(101, 55), "c": s.text(303, 55), "d": s.text(404, 55)}
+	disjoint(t, texts)
+	x := s.say("x", texts["x"])
+	b.sessionStarted(ra, true)
+	b.produce(append(chunks(t, b.keys, ra, x, 32), chunks(t, b.keys, rc, s.say("c", texts["c"]), 32)...)...)
+
+	// The sources: the same speech as room A, and different speech.
+	tag := strings.TrimPrefix(b.alerts, "t.rb.alerts.")
+	leakMount, otherMount := "/leak-"+tag+".ogg", "/other-"+tag+".mp3"
+	xRaw := writeF32(t, s.dir, "x-src", x)
+	dRaw := writeF32(t, s.dir, "d-src", s.say("d", texts["d"]))
+	source(t, ice, xRaw, leakMount, "-af", "volume=-6dB", "-c:a", "libopus", "-b:a", "24k", "-f", "ogg", "-content_type", "application/ogg")
+	source(t, ice, dRaw, otherMount, "-c:a", "libmp3lame", "-b:a", "48k", "-f", "mp3", "-content_type", "audio/mpeg")
+	for _, m := range []string{leakMount, otherMount} {
+		waitFor(t, time.Minute, "the Icecast mount "+m, func() bool { return mountUp(ice.URL, m) })
+	}
+
+	const secret = "listener-pw-42"
+	withCred := func(mount string) string {
+		return strings.Replace(ice.URL, "http://", "http://watcher:"+secret+"@", 1) + mount + "?auth=" + secret
+	}
+	logw := &testbed.SyncBuffer{}
+	cons, err := bus.NewConsumer(bus.ConsumerConfig{Cluster: b.brokers, GroupID: b.group, Topics: []string{b.audio},
+		SessionTimeout: 6 * time.Second, HeartbeatInterval: time.Second, DrainTimeout: 3 * time.Second, RebalanceTimeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := New(Config{Consumer: cons, Log: bus.LogReader{Cluster: b.brokers}, Sender: b.prod, Keys: b.keys,
+		Producer: event.Producer{Name: "test"}, Secret: b.secret, Logger: slog.New(slog.NewTextHandler(logw, nil)),
+		Topics:  Topics{Fingerprints: b.fps, Alerts: b.alerts, DeadLetter: b.dead, Lifecycle: b.life, Audio: b.audio, Ops: ops},
+		Watch:   []Watch{{Name: "leak", URL: withCred(leakMount)}, {Name: "other", URL: withCred(otherMount)}},
+		Streams: FFmpeg{Path: ice.FFmpeg}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- st.Run(rctx) }()
+	t.Cleanup(func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("stage: %v", err)
+		}
+		_ = st.Close()
+	})
+
+	start := time.Now()
+	waitFor(t, 3*time.Minute, "a rebroadcast alert", func() bool { es, _ := b.alertPayloads(); return len(es) > 0 })
+	t.Logf("first alert %v after the stage started", time.Since(start).Round(100*time.Millisecond))
+	// Both streams decoded for as long as the leaked one needed, and more.
+	waitFor(t, 3*time.Minute, "20 s of each stream decoded", func() bool {
+		for _, w := range st.Watching() {
+			if w.Seconds < 20 {
+				return false
+			}
+		}
+		return true
+	})
+	time.Sleep(3 * time.Second) // the last queries' delay
+
+	es, ps := b.alertPayloads()
+	for i, p := range ps {
+		t.Logf("alert %s/%s on %s: original %s, copy %s (%s), matched %.1f s, %d hits, confidence %.3f, speed %.2f",
+			p.Category, p.Severity, es[i].Room, p.Original.Room, p.Copy.Room, p.External, p.MatchedS, p.Hits, p.Confidence, p.Speed)
+	}
+	if len(es) != 1 {
+		t.Fatalf("%d alerts, want exactly 1 (room A in the leak stream)", len(es))
+	}
+	e, p := es[0], ps[0]
+	if p.Category != fingerprint.CategoryRebroadcast || p.Severity != "critical" || !p.Original.Private {
+		t.Errorf("%s/%s (room private %v), want leak.rebroadcast/critical from a private room", p.Category, p.Severity, p.Original.Private)
+	}
+	if e.Room != ra.name || p.Original.Room != ra.name || p.Original.Track != ra.track || p.External != "leak" || p.Copy.Room != ExternalRoom("leak") {
+		t.Errorf("alert on %s: original %s/%s, copy %s (%q); want room %s and stream leak", e.Room, p.Original.Room, p.Original.Track, p.Copy.Room, p.External, ra.name)
+	}
+	if e.EventID != ExternalAlertID(ra.track, "leak") {
+		t.Errorf("alert ID %s is not the room track's and stream's", e.EventID)
+	}
+	if rs, re := float64(p.Original.FirstSample)/48000, float64(p.Original.LastSample)/48000; rs < -1.5 || re > float64(len(x))/48000+1.5 || re-rs < 3 {
+		t.Errorf("room span %.1f–%.1f s of %.1f s", rs, re, float64(len(x))/48000)
+	}
+	for _, w := range st.Watching() {
+		t.Logf("stream %s: %d connections, %.1f s decoded, %d failures", w.Name, w.Connections, w.Seconds, w.Failures)
+	}
+	for _, topic := range []string{b.fps, b.alerts, ops, b.dead} {
+		for _, m := range b.read(topic) {
+			if bytes.Contains(m.Value, []byte(secret)) || bytes.Contains(m.Value, []byte(leakMount)) {
+				t.Errorf("a record on %s carries the watched URL", topic)
+			}
+		}
+	}
+	if strings.Contains(logw.String(), secret) {
+		t.Errorf("a log line carries the URL's password")
+	}
+}
+
+// writeF32 writes 48 kHz float samples as raw f32le for ffmpeg.
+func writeF32(t *testing.T, dir, name string, pcm []float32) string {
+	t.Helper()
+	b := make([]byte, 4*len(pcm))
+	for i, v := range pcm {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(v))
+	}
+	p := filepath.Join(dir, name+".f32")
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// source runs ffmpeg as an Icecast source on mount: raw 48 kHz audio at
+// real-time speed, looped three times (the watcher starts on its first
+// ownership check), stopped when the test ends.
+func source(t *testing.T, ice testbed.IcecastEndpoint, raw, mount string, args ...string) {
+	t.Helper()
+	u := fmt.Sprintf("icecast://%s:%s@%s%s", ice.SourceUser, ice.SourcePassword, strings.TrimPrefix(ice.URL, "http://"), mount)
+	all := append([]string{"-nostdin", "-hide_banner", "-loglevel", "error", "-re", "-stream_loop", "2",
+		"-f", "f32le", "-ar", "48000", "-ac", "1", "-i", raw}, args...)
+	cmd := exec.Command(ice.FFmpeg, append(all, u)...)
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() && errb.Len() > 0 {
+			t.Logf("source %s: %s", mount, errb.String())
+		}
+	})
+}
+
+// mountUp reports whether Icecast serves mount (a source is connected).
+func mountUp(base, mount string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+mount, nil)
+	if err != nil {
+		return false
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false
+	}
+	_ = resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
