@@ -10,13 +10,13 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/earshot/earshot/bus"
 	"github.com/earshot/earshot/event"
+	"github.com/earshot/earshot/internal/speech/speechtest"
 	"github.com/earshot/earshot/internal/testbed"
 	"github.com/earshot/earshot/policy/fingerprint"
 )
@@ -33,7 +33,7 @@ import (
 // and the password is in no record and no log line.
 func TestWatcherOnIcecast(t *testing.T) {
 	ice := testbed.IcecastServer(t)
-	s := newStudio(t)
+	s := speechtest.New(t)
 	b := newBed(t, 1)
 	ops := b.alerts + ".ops"
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -52,17 +52,25 @@ func TestWatcherOnIcecast(t *testing.T) {
 		return room{name: "room_" + name, session: "ses_" + name, speaker: "spk_" + name, track: b.trackOn(name, 0), origin: origin}
 	}
 	ra, rc := mk("a"), mk("c")
-	texts := map[string]string{"x": s.text(101, 55), "c": s.text(303, 55), "d": s.text(404, 55)}
-	disjoint(t, texts)
-	x := s.say("x", texts["x"])
+	texts := map[string]string{"x": s.Text(101, 55), "c": s.Text(303, 55), "d": s.Text(404, 55)}
+	for k1, t1 := range texts {
+		for k2, t2 := range texts {
+			for g := range fourGrams(t1) {
+				if k1 < k2 && fourGrams(t2)[g] {
+					t.Fatalf("texts %s and %s share the 4-gram %q", k1, k2, g)
+				}
+			}
+		}
+	}
+	x := say(s, "x", texts["x"])
 	b.sessionStarted(ra, true)
-	b.produce(append(chunks(t, b.keys, ra, x, 32), chunks(t, b.keys, rc, s.say("c", texts["c"]), 32)...)...)
+	b.produce(append(chunks(t, b.keys, ra, x, 32), chunks(t, b.keys, rc, say(s, "c", texts["c"]), 32)...)...)
 
 	// The sources: the same speech as room A, and different speech.
 	tag := strings.TrimPrefix(b.alerts, "t.rb.alerts.")
 	leakMount, otherMount := "/leak-"+tag+".ogg", "/other-"+tag+".mp3"
-	xRaw := writeF32(t, s.dir, "x-src", x)
-	dRaw := writeF32(t, s.dir, "d-src", s.say("d", texts["d"]))
+	xRaw := writeF32(t, s.Path("x-src.f32"), x)
+	dRaw := writeF32(t, s.Path("d-src.f32"), say(s, "d", texts["d"]))
 	source(t, ice, xRaw, leakMount, "-af", "volume=-6dB", "-c:a", "libopus", "-b:a", "24k", "-f", "ogg", "-content_type", "application/ogg")
 	source(t, ice, dRaw, otherMount, "-c:a", "libmp3lame", "-b:a", "48k", "-f", "mp3", "-content_type", "audio/mpeg")
 	for _, m := range []string{leakMount, otherMount} {
@@ -148,14 +156,13 @@ func TestWatcherOnIcecast(t *testing.T) {
 	}
 }
 
-// writeF32 writes 48 kHz float samples as raw f32le for ffmpeg.
-func writeF32(t *testing.T, dir, name string, pcm []float32) string {
+// writeF32 writes 48 kHz float samples to p as raw f32le for ffmpeg.
+func writeF32(t *testing.T, p string, pcm []float32) string {
 	t.Helper()
 	b := make([]byte, 4*len(pcm))
 	for i, v := range pcm {
 		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(v))
 	}
-	p := filepath.Join(dir, name+".f32")
 	if err := os.WriteFile(p, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
