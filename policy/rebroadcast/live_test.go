@@ -48,15 +48,7 @@ func TestLiveStageOnKafka(t *testing.T) {
 	}
 
 	texts := map[string]string{"x": s.Text(101, 55), "b": s.Text(202, 12), "b2": s.Text(203, 12), "c": s.Text(303, 110), "d": s.Text(404, 110)}
-	for k1, t1 := range texts {
-		for k2, t2 := range texts {
-			for g := range fourGrams(t1) {
-				if k1 < k2 && fourGrams(t2)[g] {
-					t.Fatalf("texts %s and %s share the 4-gram %q", k1, k2, g)
-				}
-			}
-		}
-	}
+	disjoint(t, texts)
 	x := say(s, "x", texts["x"])
 	xCopy := say(s, "x-copy", texts["x"], "gain", "-12")
 	bOwn, bOwn2 := say(s, "b", texts["b"]), say(s, "b2", texts["b2"])
