@@ -50,10 +50,11 @@ func DefaultPrincipal(stage string) string { return "earshot-" + stage }
 //     and writes moderator actions and audit entries;
 //   - compliance archives transcripts, alerts, actions and lifecycle,
 //     writes audit entries and dead letters, and sets topic retention;
-//   - rebroadcast reads audio, follows the fingerprints and lifecycle
-//     topics, writes fingerprints, alerts and dead letters (and the ops
-//     alert of an outside stream it cannot decode), and keeps the
-//     fingerprints topic's retention at its window.
+//   - rebroadcast reads audio, follows the fingerprints, lifecycle,
+//     alerts (what it raised already) and audit (erasures) topics, writes
+//     fingerprints, alerts and dead letters (and the ops alert of an
+//     outside stream it cannot decode), and keeps the fingerprints
+//     topic's retention at its window.
 func Access(prefix, complianceGroup string) []StageAccess {
 	t := func(names ...string) []string {
 		out := make([]string, len(names))
@@ -86,7 +87,7 @@ func Access(prefix, complianceGroup string) []StageAccess {
 			Groups:       []string{prefix + complianceGroup},
 			TopicConfigs: true},
 		{Stage: "rebroadcast",
-			Reads:   t(TopicAudio, TopicFingerprints, TopicLifecycle),
+			Reads:   t(TopicAudio, TopicFingerprints, TopicLifecycle, TopicAlerts, TopicAudit),
 			Writes:  t(TopicFingerprints, TopicAlerts, TopicDeadLetter, TopicOps),
 			Groups:  []string{prefix + "earshot-rebroadcast"},
 			Configs: t(TopicFingerprints)},

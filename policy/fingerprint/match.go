@@ -28,8 +28,9 @@ type MatcherConfig struct {
 	// matched span that hit the reference at the span's offset.
 	MinConfidence float64
 	// Allowed reports whether two rooms may carry the same audio (a
-	// consented simulcast); nil allows no pair. Same-room matches are never
-	// reported.
+	// consented simulcast); nil allows no pair. Such pairs are never
+	// compared; the answer is asked again each second of the query, so it
+	// may change over time. Same-room matches are never reported.
 	Allowed func(roomA, roomB string) bool
 }
 
@@ -188,6 +189,9 @@ func (m *Matcher) Push(pairs []Pair) []Match {
 		if cell := p.T * FrameMS / 1000; cell != m.cell {
 			out = m.flushCell(out)
 			m.cell = cell
+			// Allowances can end (an allow list entry's end time): asked
+			// again each second of the query.
+			clear(m.allowCache)
 		}
 		m.now = p.T
 		m.countPair(p.T)
@@ -230,7 +234,8 @@ func (m *Matcher) Push(pairs []Pair) []Match {
 func (m *Matcher) Flush() []Match { return m.flushCell(nil) }
 
 // comparable reports whether the query may be compared with a track of
-// another room: not when the room pair is allow-listed. Cached per room.
+// another room: not when the room pair is allow-listed. Cached per room
+// for the current second.
 func (m *Matcher) comparable(ts *trackState) bool {
 	if m.cfg.Allowed == nil {
 		return true

@@ -80,11 +80,12 @@ func span(r Record, info fingerprint.TrackInfo, frames [2]int32, ms [2]int64) Sp
 }
 
 // alerts builds the alert events of new matches (under s.mu), skipping
-// those already raised.
-func (s *Stage) alerts(ctx context.Context, found []fingerprint.Match) ([]bus.Message, []string) {
+// those already raised, and returns them with their IDs and payloads.
+func (s *Stage) alerts(ctx context.Context, found []fingerprint.Match) ([]bus.Message, []string, []AlertPayload) {
 	var (
 		msgs []bus.Message
 		ids  []string
+		ps   []AlertPayload
 	)
 	for _, m := range found {
 		q, okq := s.identity(m.Query.Track)
@@ -96,13 +97,14 @@ func (s *Stage) alerts(ctx context.Context, found []fingerprint.Match) ([]bus.Me
 			if IsExternal(q.Room) && IsExternal(r.Room) {
 				continue // two outside streams: no room of ours leaked
 			}
-			if msg, id, ok := s.externalAlert(ctx, m, q, r); ok && !slices.Contains(ids, id) {
-				msgs, ids = append(msgs, msg), append(ids, id)
+			if msg, id, p, ok := s.externalAlert(ctx, m, q, r); ok && !slices.Contains(ids, id) {
+				msgs, ids, ps = append(msgs, msg), append(ids, id), append(ps, p)
 			}
 			continue
 		}
 		id := AlertID(q.Track, r.Track)
 		if s.raised.Seen(id) || slices.Contains(ids, id) {
+			s.m.duplicates.Inc()
 			continue
 		}
 		// A room's class may have arrived after its track started.
@@ -114,19 +116,21 @@ func (s *Stage) alerts(ctx context.Context, found []fingerprint.Match) ([]bus.Me
 			orig, cp = qs, rs
 		}
 		category, severity := fingerprint.Classify(m)
-		msg, err := s.alert(ctx, id, AlertPayload{
+		p := AlertPayload{
 			Alert:    event.Alert{Severity: severity, Category: category, RuleID: RuleID, Score: m.Confidence, Confidence: m.Confidence},
 			Original: orig, Copy: cp, MatchedS: float64(m.DurationMS()) / 1000, Seconds: m.Seconds, Hits: m.Hits,
 			Speed: m.Speed, Speech: m.Speech,
-		})
+		}
+		msg, err := s.alert(ctx, id, p)
 		if err != nil {
 			s.log.Error("rebroadcast alert not built", "error", err)
 			continue
 		}
 		msgs = append(msgs, msg)
 		ids = append(ids, id)
+		ps = append(ps, p)
 	}
-	return msgs, ids
+	return msgs, ids, ps
 }
 
 // alert builds one sealed alert.raised event on the copy's room (on the

@@ -9,7 +9,10 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/earshot/earshot/bus"
 	"github.com/earshot/earshot/event"
@@ -45,6 +48,8 @@ type Topics struct {
 	// Audio is the consumer's topic (its partition 0's owner watches the
 	// outside streams); Ops takes the watcher's operational alerts.
 	Audio, Ops string
+	// Audit carries erasures (audit entries of action erase).
+	Audit string
 }
 
 func (t *Topics) defaults() {
@@ -65,6 +70,9 @@ func (t *Topics) defaults() {
 	}
 	if t.Ops == "" {
 		t.Ops = event.TopicOps
+	}
+	if t.Audit == "" {
+		t.Audit = event.TopicAudit
 	}
 }
 
@@ -106,6 +114,19 @@ type Config struct {
 	// original raises critical alerts), besides the rooms the lifecycle
 	// topic calls private; nil adds none.
 	Private func(room string) bool
+	// Allow lists room pairs that may carry the same audio (consented
+	// simulcasts): never compared, so they raise nothing.
+	Allow []AllowedPair
+	// AlertLookback is how much of the alerts topic a starting instance
+	// reads back, so that a match it finds again is not raised again
+	// (default 24 h).
+	AlertLookback time.Duration
+	// RebuildWait bounds how long a starting instance waits to have read
+	// back the fingerprints, lifecycle, alerts and audit topics before it
+	// consumes audio (default 2 min).
+	RebuildWait time.Duration
+	// Metrics registers the stage's collectors when set.
+	Metrics prometheus.Registerer
 	Topics  Topics
 	Logger  *slog.Logger
 	// Now defaults to time.Now.
@@ -129,6 +150,13 @@ type Stage struct {
 	perm   *fingerprint.Permutation
 	mcfg   fingerprint.MatcherConfig
 	raised *bus.Dedupe
+	m      *stageMetrics
+	// rebuilt says when the followed topics are read back.
+	rebuilt *rebuild
+	// fpNext is the next offset this instance reads of each partition of
+	// the fingerprints topic (the lag gauge).
+	posMu  sync.Mutex
+	fpNext map[int]int64
 
 	mu     sync.Mutex
 	idx    *fingerprint.Index
@@ -144,6 +172,9 @@ type Stage struct {
 	// private are the rooms lifecycle events call private (as many as
 	// the lifecycle topic's sessions in the window).
 	private map[string]bool
+	// erased are the erased people and rooms (pseudonyms) with the time
+	// of their erasure (Unix ms), for twice the window.
+	erased  map[string]int64
 	queue   []*query
 	lastExp time.Time
 
@@ -210,8 +241,13 @@ func New(cfg Config) (*Stage, error) {
 	if err != nil {
 		errs = append(errs, err.Error())
 	}
-	if cfg.MaxLandmarks < 0 || cfg.QueryDelay < 0 || cfg.IdleTrack < 0 {
-		errs = append(errs, "negative max landmarks, query delay or idle track")
+	if cfg.MaxLandmarks < 0 || cfg.QueryDelay < 0 || cfg.IdleTrack < 0 || cfg.AlertLookback < 0 || cfg.RebuildWait < 0 {
+		errs = append(errs, "negative max landmarks, query delay, idle track, alert lookback or rebuild wait")
+	}
+	for i, p := range cfg.Allow {
+		if p.Rooms[0] == "" || p.Rooms[1] == "" || p.Rooms[0] == p.Rooms[1] {
+			errs = append(errs, fmt.Sprintf("allowed pair %d does not name two rooms", i))
+		}
 	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("rebroadcast: stage: %v", errs)
@@ -224,6 +260,12 @@ func New(cfg Config) (*Stage, error) {
 	}
 	if cfg.IdleTrack == 0 {
 		cfg.IdleTrack = 2 * time.Minute
+	}
+	if cfg.AlertLookback == 0 {
+		cfg.AlertLookback = 24 * time.Hour
+	}
+	if cfg.RebuildWait == 0 {
+		cfg.RebuildWait = 2 * time.Minute
 	}
 	if cfg.Instance == "" {
 		var b [8]byte
@@ -243,10 +285,30 @@ func New(cfg Config) (*Stage, error) {
 		cfg.WatchBackoff = time.Minute
 	}
 	cfg.Topics.defaults()
-	return &Stage{
+	if len(cfg.Allow) > 0 {
+		allow, also := newAllowList(cfg.Allow, cfg.Now), mcfg.Allowed
+		mcfg.Allowed = func(a, b string) bool { return allow.allowed(a, b) || (also != nil && also(a, b)) }
+	}
+	s := &Stage{
 		cfg: cfg, log: cfg.Logger.With("stage", "rebroadcast"), perm: keyer.Permutation(), mcfg: mcfg,
 		raised: bus.NewDedupe(0), idx: idx, local: map[string]*localTrack{}, remote: map[string]*remoteTrack{}, idents: map[string]Record{}, held: map[string]*extent{}, private: map[string]bool{},
-	}, nil
+		erased: map[string]int64{}, fpNext: map[int]int64{},
+	}
+	s.m = newStageMetrics(s)
+	s.rebuilt = newRebuild(len(s.followers()))
+	if cfg.Metrics != nil {
+		if err := cfg.Metrics.Register(s.m); err != nil {
+			return nil, fmt.Errorf("rebroadcast: metrics: %w", err)
+		}
+	}
+	for _, p := range cfg.Allow {
+		until := "no end"
+		if !p.Until.IsZero() {
+			until = p.Until.UTC().Format(time.RFC3339)
+		}
+		s.log.Info("room pair allow-listed: never compared", "until", until, "reason", p.Reason)
+	}
+	return s, nil
 }
 
 // Run follows the fingerprints topic, consumes the audio and matches until
@@ -255,7 +317,7 @@ func (s *Stage) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(4)
 	go func() {
 		defer wg.Done()
 		s.tick(ctx)
@@ -268,7 +330,15 @@ func (s *Stage) Run(ctx context.Context) error {
 		defer wg.Done()
 		s.followAll(ctx)
 	}()
+	go func() {
+		defer wg.Done()
+		s.monitorLag(ctx)
+	}()
 	s.log.Info("rebroadcast stage started", "instance", s.cfg.Instance, "window", s.cfg.Window, "query_delay", s.cfg.QueryDelay)
+	// Audio waits for the rebuild: a chunk matched before the index,
+	// the raised alerts and the erasures are read back could miss its
+	// original, raise an alert again or index an erased person.
+	s.waitRebuilt(ctx)
 	err := s.cfg.Consumer.Run(ctx, s.handle)
 	cancel()
 	wg.Wait()
@@ -301,45 +371,62 @@ func (s *Stage) IndexStats() (tracks, landmarks int, bytes int64) {
 	return s.idx.Tracks(), s.idx.Len(), s.idx.Bytes()
 }
 
-// followAll follows every partition of the fingerprints and lifecycle
-// topics until ctx ends.
+// followAll follows every partition of the followed topics until ctx
+// ends.
 func (s *Stage) followAll(ctx context.Context) {
 	var wg sync.WaitGroup
-	for topic, fn := range map[string]func(bus.Message){s.cfg.Topics.Fingerprints: s.indexRecord, s.cfg.Topics.Lifecycle: s.roomClass} {
+	for _, f := range s.followers() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.followTopic(ctx, topic, fn)
+			s.followTopic(ctx, f, s.rebuilt.caughtUp())
 		}()
 	}
 	wg.Wait()
 }
 
-// followTopic follows every partition of topic from the start of the
-// window. Until the topic's partitions are known (the brokers answer),
-// the instance goes on without (matching its own tracks only, or calling
-// no room private); it asks again every 5 s.
-func (s *Stage) followTopic(ctx context.Context, topic string, fn func(bus.Message)) {
-	var parts map[int]int64
+// followTopic follows every partition of a topic from since before now,
+// and calls caughtUp once it has read what the topic held at the start.
+// Until the topic's partitions are known (the brokers answer), the
+// instance goes on without (matching its own tracks only, or calling no
+// room private); it asks again every 5 s.
+func (s *Stage) followTopic(ctx context.Context, f follower, caughtUp func()) {
+	var parts, ends map[int]int64
 	for {
 		var err error
-		if parts, err = s.startFollowing(ctx, topic); err == nil {
+		if parts, ends, err = s.startFollowing(ctx, f.topic, f.since); err == nil {
 			break
 		}
-		s.log.Warn("topic not readable yet; again in 5 s", "topic", topic, "error", err)
+		if unreadable(err) {
+			caughtUp() // nothing to read back; asked again for live records
+		}
+		s.log.Warn("topic not readable yet; again in 5 s", "topic", f.topic, "error", err)
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(5 * time.Second):
 		}
 	}
-	s.log.Info("following", "topic", topic, "partitions", len(parts))
+	s.log.Info("following", "topic", f.topic, "partitions", len(parts))
+	var behind atomic.Int64
+	for p, from := range parts {
+		if from < ends[p] {
+			behind.Add(1)
+		}
+	}
+	if behind.Load() == 0 {
+		caughtUp()
+	}
 	var wg sync.WaitGroup
 	for p, from := range parts {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.follow(ctx, topic, p, from, fn)
+			s.follow(ctx, f, p, from, ends[p], func() {
+				if behind.Add(-1) == 0 {
+					caughtUp()
+				}
+			})
 		}()
 	}
 	wg.Wait()
@@ -365,42 +452,64 @@ func (s *Stage) roomClass(m bus.Message) {
 	}
 }
 
-// startFollowing finds where each partition of topic holds the start of
-// the window: the index is rebuilt from there.
-func (s *Stage) startFollowing(ctx context.Context, topic string) (map[int]int64, error) {
+// startFollowing finds where each partition of topic holds the records
+// of the last since (the state is rebuilt from there) and where it ends
+// now.
+func (s *Stage) startFollowing(ctx context.Context, topic string, since time.Duration) (from, end map[int]int64, err error) {
 	ranges, err := s.cfg.Log.Offsets(ctx, topic)
 	if err != nil {
-		return nil, fmt.Errorf("rebroadcast: offsets of %s: %w", topic, err)
+		return nil, nil, fmt.Errorf("rebroadcast: offsets of %s: %w", topic, err)
 	}
-	from := map[int]int64{}
-	since := s.cfg.Now().Add(-s.cfg.Window)
+	from, end = map[int]int64{}, map[int]int64{}
+	at := s.cfg.Now().Add(-since)
 	for p, r := range ranges {
-		off, err := s.cfg.Log.OffsetAt(ctx, topic, p, since)
+		off, err := s.cfg.Log.OffsetAt(ctx, topic, p, at)
 		if err != nil {
-			return nil, fmt.Errorf("rebroadcast: rebuild position of %s/%d: %w", topic, p, err)
+			return nil, nil, fmt.Errorf("rebroadcast: rebuild position of %s/%d: %w", topic, p, err)
 		}
-		from[p] = min(max(off, r.First), r.End)
+		from[p], end[p] = min(max(off, r.First), r.End), r.End
 	}
-	return from, nil
+	return from, end, nil
 }
 
-// follow hands one partition's records to fn until ctx ends, starting
-// again after a failed fetch.
-func (s *Stage) follow(ctx context.Context, topic string, partition int, from int64, fn func(bus.Message)) {
-	next := from
+// follow hands one partition's records to f.fn until ctx ends, starting
+// again after a failed fetch; it calls caughtUp once it has passed end.
+func (s *Stage) follow(ctx context.Context, f follower, partition int, from, end int64, caughtUp func()) {
+	topic, fn := f.topic, f.fn
+	next, reached := from, from >= end
+	fp := topic == s.cfg.Topics.Fingerprints
 	for ctx.Err() == nil {
 		err := s.cfg.Log.Follow(ctx, topic, partition, next, func(m bus.Message) error {
 			next = m.Offset + 1
 			fn(m)
+			if fp {
+				s.posMu.Lock()
+				s.fpNext[partition] = next
+				s.posMu.Unlock()
+			}
+			if !reached && next >= end {
+				reached = true
+				caughtUp()
+			}
 			return nil
 		})
 		if ctx.Err() != nil {
 			return
 		}
-		s.log.Warn("following failed; again in 1 s", "topic", topic, "partition", partition, "error", err)
+		wait := time.Second
+		if unreadable(err) {
+			// Refused: nothing to wait for at start-up; asked again
+			// now and then, in case the ACLs are fixed.
+			wait = 30 * time.Second
+			if !reached {
+				reached = true
+				caughtUp()
+			}
+		}
+		s.log.Warn("following failed; again later", "topic", topic, "partition", partition, "error", err, "again_in", wait)
 		select {
 		case <-ctx.Done():
-		case <-time.After(time.Second):
+		case <-time.After(wait):
 		}
 	}
 }
@@ -410,6 +519,7 @@ func (s *Stage) follow(ctx context.Context, topic string, partition int, from in
 func (s *Stage) indexRecord(m bus.Message) {
 	r, err := DecodeRecord(m.Value)
 	if err != nil {
+		s.m.recordsSkipped.Inc()
 		s.log.Warn("fingerprint record skipped", "partition", m.Partition, "offset", m.Offset, "error", err)
 		return
 	}
@@ -418,11 +528,16 @@ func (s *Stage) indexRecord(m bus.Message) {
 	}
 	lms, err := unpackLandmarks(r.Landmarks, s.perm)
 	if err != nil {
+		s.m.recordsSkipped.Inc()
 		s.log.Warn("fingerprint record skipped", "partition", m.Partition, "offset", m.Offset, "error", err)
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.erasedAt(r.Room, r.Speaker, r.StartMS+int64(r.Frame)*fingerprint.FrameMS) {
+		s.m.recordsSkipped.Inc()
+		return // erased after this audio was heard: never indexed again
+	}
 	name := r.name()
 	rt, ok := s.remote[name]
 	if ok && r.Seq <= rt.lastSeq {
@@ -442,7 +557,9 @@ func (s *Stage) indexRecord(m bus.Message) {
 	s.idx.AddLevels(rt.id, levelsOf(r.Levels))
 	if err := s.idx.AddLandmarks(rt.id, lms); err != nil {
 		s.log.Warn("fingerprint record not indexed", "error", err)
+		return
 	}
+	s.m.indexedRemote.Add(float64(len(lms)))
 }
 
 // handle takes one audio chunk: decode, extract, index, publish the
@@ -467,6 +584,7 @@ func (s *Stage) handle(ctx context.Context, d *bus.Delivery) {
 		err = e.Open(ctx, s.cfg.Keys, &data)
 	}
 	if errors.Is(err, event.ErrKeyDestroyed) {
+		s.m.erasedChunks.Inc()
 		d.Ack() // the speaker was erased: nothing of theirs is fingerprinted
 		return
 	}
@@ -487,10 +605,12 @@ func (s *Stage) handle(ctx context.Context, d *bus.Delivery) {
 			s.log.Error("fingerprint record not produced", "error", err)
 			return
 		}
+		s.m.published.Add(float64(len(rec.Landmarks) / 8))
 	}
 	if derr != nil {
 		// The audio that decoded is used; the chunk is kept for people to
 		// look at.
+		s.m.decodeErrors.Inc()
 		s.deadLetter(ctx, d, derr)
 		if q != nil {
 			q.d = nil
@@ -514,6 +634,11 @@ func (s *Stage) extract(e *event.Envelope, p *event.AudioChunk, data *event.Audi
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.cfg.Now()
+	if s.erasedAt(e.Room, e.Speaker, e.Timeline.Origin.Add(event.SamplesToDuration(e.Timeline.FirstSample)).UnixMilli()) {
+		// Erased, its key still cached here: not fingerprinted.
+		s.m.erasedChunks.Inc()
+		return nil, nil, nil
+	}
 	t := s.local[e.Timeline.Track]
 	if t == nil {
 		if err := check(e.Timeline, data); err != nil {
@@ -532,6 +657,7 @@ func (s *Stage) extract(e *event.Envelope, p *event.AudioChunk, data *event.Audi
 	if errors.Is(derr, errBadChunk) {
 		return nil, nil, derr
 	}
+	s.m.chunks.Inc()
 	if t.matcher != nil && !s.idx.Known(t.rec.name()) {
 		t.matcher = nil // expired after a long silence: registered afresh
 	}
@@ -578,6 +704,7 @@ func (s *Stage) extract(e *event.Envelope, p *event.AudioChunk, data *event.Audi
 	if err := s.idx.Add(t.id, fresh); err != nil {
 		return nil, nil, err
 	}
+	s.m.indexedLocal.Add(float64(len(fresh)))
 	if len(fresh) > 0 {
 		h.pair = fresh[len(fresh)-1].T
 	}
@@ -626,7 +753,8 @@ func (s *Stage) matchDue(ctx context.Context) {
 			found = append(found, q.track.matcher.Flush()...)
 		}
 	}
-	msgs, ids := s.alerts(ctx, found)
+	s.m.matches.Add(float64(len(found)))
+	msgs, ids, ps := s.alerts(ctx, found)
 	s.housekeep(now)
 	s.mu.Unlock()
 	if len(msgs) > 0 {
@@ -639,8 +767,9 @@ func (s *Stage) matchDue(ctx context.Context) {
 			s.log.Error("rebroadcast alerts not produced", "error", err)
 			return
 		}
-		for _, id := range ids {
+		for i, id := range ids {
 			s.raised.Add(id)
+			s.m.alerted(ps[i])
 		}
 	}
 	for _, q := range due {
@@ -669,17 +798,8 @@ func (s *Stage) housekeep(now time.Time) {
 			delete(s.local, id)
 		}
 	}
-	for name := range s.remote {
-		if !s.idx.Known(name) {
-			delete(s.remote, name)
-		}
-	}
-	for name := range s.idents {
-		if !s.idx.Known(name) {
-			delete(s.idents, name)
-			delete(s.held, name)
-		}
-	}
+	s.forgetDropped()
+	s.expireErasures(nowMS)
 }
 
 func (s *Stage) deadLetter(ctx context.Context, d *bus.Delivery, reason error) {
@@ -690,5 +810,6 @@ func (s *Stage) deadLetter(ctx context.Context, d *bus.Delivery, reason error) {
 		s.log.Error("dead letter failed; the chunk will be redelivered", "error", err)
 		return
 	}
+	s.m.deadLetters.Inc()
 	d.Ack()
 }

@@ -7,8 +7,11 @@ import (
 	"encoding/hex"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/earshot/earshot/bus"
 	"github.com/earshot/earshot/event"
@@ -106,7 +109,7 @@ type bed struct {
 	t                               *testing.T
 	brokers                         bus.Cluster
 	audio, fps, alerts, dead, group string
-	probe, life                     string
+	probe, life, audit              string
 	parts                           map[string]int
 	prod                            *bus.Producer
 	keys                            *crypt.Memory
@@ -118,20 +121,20 @@ func newBed(t *testing.T, partitions int) *bed {
 	var nb [6]byte
 	_, _ = rand.Read(nb[:])
 	n := hex.EncodeToString(nb[:])
-	b := &bed{t: t, brokers: brokers, audio: "t.rb.audio." + n, fps: "t.rb.fp." + n, alerts: "t.rb.alerts." + n, dead: "t.rb.dead." + n, probe: "t.rb.probe." + n, life: "t.rb.life." + n,
+	b := &bed{t: t, brokers: brokers, audio: "t.rb.audio." + n, fps: "t.rb.fp." + n, alerts: "t.rb.alerts." + n, dead: "t.rb.dead." + n, probe: "t.rb.probe." + n, life: "t.rb.life." + n, audit: "t.rb.audit." + n,
 		group: "t-rb-" + n, keys: crypt.NewMemory(), secret: bytes.Repeat([]byte{7}, 32)}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := bus.EnsureTopics(ctx, brokers,
 		bus.TopicSpec{Name: b.audio, Partitions: partitions}, bus.TopicSpec{Name: b.fps, Partitions: partitions},
 		bus.TopicSpec{Name: b.alerts, Partitions: 1}, bus.TopicSpec{Name: b.dead, Partitions: 1},
-		bus.TopicSpec{Name: b.probe, Partitions: partitions}, bus.TopicSpec{Name: b.life, Partitions: partitions}); err != nil {
+		bus.TopicSpec{Name: b.probe, Partitions: partitions}, bus.TopicSpec{Name: b.life, Partitions: partitions}, bus.TopicSpec{Name: b.audit, Partitions: 1}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		_ = bus.DeleteTopics(ctx, brokers, b.audio, b.fps, b.alerts, b.dead, b.probe, b.life)
+		_ = bus.DeleteTopics(ctx, brokers, b.audio, b.fps, b.alerts, b.dead, b.probe, b.life, b.audit)
 	})
 	prod, err := bus.NewProducer(bus.ProducerConfig{Cluster: brokers})
 	if err != nil {
@@ -145,28 +148,41 @@ func newBed(t *testing.T, partitions int) *bed {
 // stage starts one instance of the stage, stopped when the test ends.
 func (b *bed) stage() *Stage {
 	b.t.Helper()
+	st, _ := b.startStage(nil)
+	return st
+}
+
+// startStage starts one instance of the stage (registering its metrics
+// on reg when not nil) and returns it with a stop function; the test's
+// end stops it too.
+func (b *bed) startStage(reg prometheus.Registerer) (*Stage, func()) {
+	b.t.Helper()
 	cons, err := bus.NewConsumer(bus.ConsumerConfig{Cluster: b.brokers, GroupID: b.group, Topics: []string{b.audio},
 		SessionTimeout: 6 * time.Second, HeartbeatInterval: time.Second, DrainTimeout: 3 * time.Second, RebalanceTimeout: 10 * time.Second})
 	if err != nil {
 		b.t.Fatal(err)
 	}
 	st, err := New(Config{Consumer: cons, Log: bus.LogReader{Cluster: b.brokers}, Sender: b.prod, Keys: b.keys,
-		Producer: event.Producer{Name: "test"}, Secret: b.secret,
-		Topics: Topics{Fingerprints: b.fps, Alerts: b.alerts, DeadLetter: b.dead, Lifecycle: b.life}})
+		Producer: event.Producer{Name: "test"}, Secret: b.secret, Metrics: reg,
+		Topics: Topics{Fingerprints: b.fps, Alerts: b.alerts, DeadLetter: b.dead, Lifecycle: b.life, Audit: b.audit}})
 	if err != nil {
 		b.t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- st.Run(ctx) }()
-	b.t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil && ctx.Err() == nil {
-			b.t.Errorf("stage: %v", err)
-		}
-		_ = st.Close()
-	})
-	return st
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil && ctx.Err() == nil {
+				b.t.Errorf("stage: %v", err)
+			}
+			_ = st.Close()
+		})
+	}
+	b.t.Cleanup(stop)
+	return st, stop
 }
 
 func (b *bed) produce(msgs ...bus.Message) {

@@ -363,7 +363,7 @@ func (s *Stage) raiseUnavailable(ctx context.Context, w Watch, cause error, fail
 // the room's track and the stream's name, so another connection to the
 // stream, or another instance watching it during a rebalance, raises
 // the same ID.
-func (s *Stage) externalAlert(ctx context.Context, m fingerprint.Match, q, r Record) (bus.Message, string, bool) {
+func (s *Stage) externalAlert(ctx context.Context, m fingerprint.Match, q, r Record) (bus.Message, string, AlertPayload, bool) {
 	roomRec, roomInfo, roomFrames, roomMS := r, m.Ref, m.RefFrames, m.RefMS()
 	extRec, extInfo, extFrames, extMS := q, m.Query, m.QueryFrames, m.QueryMS()
 	if IsExternal(r.Room) {
@@ -372,7 +372,8 @@ func (s *Stage) externalAlert(ctx context.Context, m fingerprint.Match, q, r Rec
 	name := strings.TrimPrefix(extRec.Room, ExternalPrefix)
 	id := ExternalAlertID(roomRec.Track, name)
 	if s.raised.Seen(id) {
-		return bus.Message{}, "", false
+		s.m.duplicates.Inc()
+		return bus.Message{}, "", AlertPayload{}, false
 	}
 	roomInfo.Private = roomInfo.Private || s.private[roomRec.Room]
 	category, severity := fingerprint.CategoryRebroadcast, "high"
@@ -382,16 +383,17 @@ func (s *Stage) externalAlert(ctx context.Context, m fingerprint.Match, q, r Rec
 	case roomInfo.Private:
 		severity = "critical"
 	}
-	msg, err := s.alert(ctx, id, AlertPayload{
+	p := AlertPayload{
 		Alert:    event.Alert{Severity: severity, Category: category, RuleID: RuleID, Score: m.Confidence, Confidence: m.Confidence},
 		Original: span(roomRec, roomInfo, roomFrames, roomMS), Copy: span(extRec, extInfo, extFrames, extMS),
 		External: name, MatchedS: float64(m.DurationMS()) / 1000, Seconds: m.Seconds, Hits: m.Hits, Speed: m.Speed, Speech: m.Speech,
-	})
+	}
+	msg, err := s.alert(ctx, id, p)
 	if err != nil {
 		s.log.Error("rebroadcast alert not built", "error", err)
-		return bus.Message{}, "", false
+		return bus.Message{}, "", AlertPayload{}, false
 	}
-	return msg, id, true
+	return msg, id, p, true
 }
 
 // ExternalAlertID is the event ID of the alert for a room's track heard in

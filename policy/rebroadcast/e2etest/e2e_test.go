@@ -64,7 +64,7 @@ func newRig(t testing.TB) *rig {
 	st, err := rebroadcast.New(rebroadcast.Config{
 		Consumer: cons, Log: bus.LogReader{Cluster: r.brokers}, Sender: prod, Keys: keys,
 		Producer: event.Producer{Name: "earshot-rebroadcast", Version: "e2e"}, Secret: secret, Logger: log,
-		Topics: rebroadcast.Topics{Fingerprints: r.tp.Of(event.TopicFingerprints), Alerts: r.tp.Of(event.TopicAlerts), DeadLetter: r.tp.Of(event.TopicDeadLetter), Lifecycle: r.tp.Of(event.TopicLifecycle)},
+		Topics: rebroadcast.Topics{Fingerprints: r.tp.Of(event.TopicFingerprints), Alerts: r.tp.Of(event.TopicAlerts), DeadLetter: r.tp.Of(event.TopicDeadLetter), Lifecycle: r.tp.Of(event.TopicLifecycle), Audit: r.tp.Of(event.TopicAudit)},
 	})
 	if err != nil {
 		t.Fatal(err)
