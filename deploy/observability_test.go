@@ -215,7 +215,8 @@ func checkExpr(t *testing.T, where, expr string, known map[string]bool) []string
 }
 
 // TestDashboardUsesExportedMetrics: every query of the Grafana dashboard
-// names metrics the stages export.
+// names metrics the stages export, and every metric of the rebroadcast
+// stage is shown.
 func TestDashboardUsesExportedMetrics(t *testing.T) {
 	known := exportedMetrics(t)
 	b, err := os.ReadFile("grafana/earshot.json")
@@ -236,15 +237,26 @@ func TestDashboardUsesExportedMetrics(t *testing.T) {
 		t.Fatalf("dashboard: %v", err)
 	}
 	queries := 0
+	shown := map[string]bool{}
 	for _, p := range d.Panels {
 		if p.Type != "row" && len(p.Targets) == 0 {
 			t.Errorf("panel %q has no query", p.Title)
 		}
 		for _, q := range p.Targets {
 			queries++
-			if len(checkExpr(t, "panel "+strconv.Quote(p.Title), q.Expr, known)) == 0 {
+			used := checkExpr(t, "panel "+strconv.Quote(p.Title), q.Expr, known)
+			if len(used) == 0 {
 				t.Errorf("panel %q: query %q uses no metric", p.Title, q.Expr)
 			}
+			for _, m := range used {
+				shown[m] = true
+			}
+		}
+	}
+	// The rebroadcast stage's metrics are all on the dashboard.
+	for m := range known {
+		if strings.HasPrefix(m, "earshot_rebroadcast_") && !shown[m] {
+			t.Errorf("the dashboard does not show %s", m)
 		}
 	}
 	if d.UID == "" || queries < 10 {
@@ -255,7 +267,7 @@ func TestDashboardUsesExportedMetrics(t *testing.T) {
 // TestAlertRules: the rule file parses as Prometheus rule groups, every
 // rule has what an on-call engineer needs (severity, summary, a valid
 // `for`), uses exported metrics, and the lag, gap, spool and dead-letter
-// metrics each carry a rule.
+// metrics (the rebroadcast stage's included) each carry a rule.
 func TestAlertRules(t *testing.T) {
 	known := exportedMetrics(t)
 	b, err := os.ReadFile("prometheus/earshot-rules.yml")
@@ -305,6 +317,7 @@ func TestAlertRules(t *testing.T) {
 	for _, m := range []string{
 		"earshot_transcribe_consumer_lag_records", "earshot_ingest_gap_samples_total",
 		"earshot_spool_pending_entries", "earshot_transcribe_dead_letters_total", "earshot_notify_dead_letters_total",
+		"earshot_rebroadcast_dead_letters_total", "earshot_rebroadcast_consumer_lag_records", "earshot_rebroadcast_fingerprints_lag_records",
 	} {
 		if !covered[m] {
 			t.Errorf("no alerting rule uses %s", m)
