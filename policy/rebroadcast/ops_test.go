@@ -79,15 +79,7 @@ func TestAllowListedPairRaisesNothing(t *testing.T) {
 	}
 	ra, rb, rc, rd := mk("a", 0), mk("b", time.Minute), mk("c", time.Minute), mk("d", time.Minute)
 	texts := []string{s.Text(11, 30), s.Text(12, 30), s.Text(13, 30)}
-	for i := range texts {
-		for j := range i {
-			for g := range fourGrams(texts[i]) {
-				if fourGrams(texts[j])[g] {
-					t.Fatalf("texts %d and %d share %q", i, j, g)
-				}
-			}
-		}
-	}
+	disjoint(t, map[string]string{"x": texts[0], "y": texts[1], "z": texts[2]})
 	x, y, z := say(s, "x", texts[0]), say(s, "y", texts[1]), say(s, "z", texts[2])
 	feed.WaitAcked(t, feed.Push(chunks(t, keys, ra, append(append(append([]float32{}, x...), y...), z...), 32)...)...)
 	feed.WaitAcked(t, feed.Push(chunks(t, keys, rb, say(s, "xb", texts[0], "gain", "-6"), 32)...)...)
@@ -177,15 +169,7 @@ func TestErasureReachesIndex(t *testing.T) {
 	ra, ra2, rc, rc2 := mk("a", erased, 0), mk("a2", erased, 0), mk("c", "p1_other", 0), mk("c2", "p1_other", 0)
 	rb, rd, rb2, rd2 := mk("b", "p1_b", 40*time.Second), mk("d", "p1_d", 40*time.Second), mk("b2", "p1_b2", 60*time.Second), mk("d2", "p1_d2", 60*time.Second)
 	texts := map[string]string{"a": s.Text(21, 30), "a2": s.Text(22, 30), "c": s.Text(23, 30), "c2": s.Text(24, 30)}
-	for k1, t1 := range texts {
-		for k2, t2 := range texts {
-			for g := range fourGrams(t1) {
-				if k1 < k2 && fourGrams(t2)[g] {
-					t.Fatalf("texts %s and %s share %q", k1, k2, g)
-				}
-			}
-		}
-	}
+	disjoint(t, texts)
 
 	st1, feed1, stop1 := start()
 	for _, r := range []room{ra, ra2, rc, rc2} {
