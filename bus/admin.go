@@ -208,6 +208,11 @@ func preflight(ctx context.Context, c *kafka.Client, cl Cluster) error {
 	return nil
 }
 
+// Refused reports whether err is the brokers refusing the request (an
+// ACL, authentication, a request they will never accept) rather than a
+// fault that may pass, whichever client call it came from.
+func Refused(err error) bool { return errors.Is(classify(err), ErrNotAllowed) }
+
 // classify makes a broker's refusal match ErrNotAllowed and an unknown
 // topic match ErrUnknownTopic, keeping the original error in the chain.
 func classify(err error) error {

@@ -7,8 +7,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/segmentio/kafka-go"
-
 	"github.com/earshot/earshot/bus"
 	"github.com/earshot/earshot/event"
 )
@@ -87,7 +85,7 @@ func (s *Stage) waitRebuilt(ctx context.Context) {
 // refused to this principal): nothing to wait for, though the stage goes
 // on asking.
 func unreadable(err error) bool {
-	return errors.Is(err, bus.ErrUnknownTopic) || errors.Is(err, bus.ErrNotAllowed) || errors.Is(err, kafka.TopicAuthorizationFailed)
+	return errors.Is(err, bus.ErrUnknownTopic) || bus.Refused(err)
 }
 
 // noteAlert remembers a rebroadcast alert already on the alerts topic
