@@ -54,6 +54,13 @@ type Config struct {
 	// Threads is how many threads whisper.cpp computes with per call
 	// (min(4, CPUs)).
 	Threads int
+	// Window is how much of Whisper's 30 s input window the encoder
+	// computes per call: WindowFull (the default) all of it, as
+	// faster-whisper and OpenAI's Whisper do; WindowFit only the part the
+	// audio fills and a second of the silence after it, about a tenth of
+	// the time for a live utterance, but tiny.en then hears other words on
+	// a few utterances in ten (see window.go).
+	Window string
 }
 
 // ErrNotBuilt is New's error in a build without the `whisper` tag.
@@ -77,6 +84,13 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.Threads == 0 {
 		cfg.Threads = min(4, runtime.NumCPU())
+	}
+	switch cfg.Window {
+	case "":
+		cfg.Window = WindowFull
+	case WindowFit, WindowFull:
+	default:
+		return cfg, fmt.Errorf("whispercpp: config: Window %q must be %q or %q", cfg.Window, WindowFit, WindowFull)
 	}
 	if cfg.Threads < 0 {
 		return cfg, fmt.Errorf("whispercpp: config: Threads %d must not be negative", cfg.Threads)

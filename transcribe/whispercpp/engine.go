@@ -25,6 +25,9 @@ type Engine struct {
 	// dtw: whisper.cpp computes DTW token times (the model's shape has
 	// alignment heads), which word times then come from.
 	dtw bool
+	// fullCtx is the model's whole encoder window in positions (1500 for
+	// Whisper's 30 s); margin is fitMargin (tests vary it).
+	fullCtx, margin int
 }
 
 var _ transcribe.Engine = (*Engine)(nil)
@@ -72,7 +75,10 @@ func New(cfg Config) (*Engine, error) {
 	if wctx == nil {
 		return nil, fmt.Errorf("whispercpp: whisper.cpp could not load the model %s (its log says why)", cfg.ModelPath)
 	}
-	return &Engine{cfg: cfg, wctx: wctx, multilingual: wctx.Whisper_is_multilingual() != 0, dtw: heads != 0}, nil
+	return &Engine{
+		cfg: cfg, wctx: wctx, multilingual: wctx.Whisper_is_multilingual() != 0, dtw: heads != 0,
+		fullCtx: wctx.Whisper_n_audio_ctx(), margin: fitMargin,
+	}, nil
 }
 
 // readHParams reads a model file's hyperparameters, so that a file that is
@@ -151,6 +157,7 @@ func (e *Engine) transcribe(ctx context.Context, a transcribe.Audio) (transcribe
 	params.SetNoContext(true)
 	// Token times make word times.
 	params.SetTokenTimestamps(true)
+	params.SetAudioCtx(e.audioCtx(len(samples)))
 
 	var res transcribe.Result
 	switch {
@@ -215,9 +222,20 @@ func (e *Engine) transcribe(ctx context.Context, a transcribe.Audio) (transcribe
 	return res, nil
 }
 
+// audioCtx is the call's audio_ctx for n samples (Config.Window); 0 is the
+// whole window.
+func (e *Engine) audioCtx(n int) int {
+	if e.cfg.Window == WindowFull {
+		return 0
+	}
+	return audioCtx(n, e.margin, e.fullCtx)
+}
+
 // detect runs whisper.cpp's language detection (one encoder pass, as
 // whisper_full's own auto mode does) and returns the likeliest language
-// and its probability.
+// and its probability. whisper.cpp sets audio_ctx only in whisper_full, so
+// with a fitted window detection encodes as much of the audio as the
+// previous call's window held (2 s at least; all 30 s before the first).
 func (e *Engine) detect(samples []float32, threads int) (int, float64, error) {
 	if err := e.wctx.Whisper_pcm_to_mel(samples, threads); err != nil {
 		return 0, 0, fmt.Errorf("language detection: mel: %w", err)
@@ -243,6 +261,8 @@ func (e *Engine) collect(res *transcribe.Result) {
 	ctx := e.wctx
 	eot := ctx.Whisper_token_eot()
 	n := ctx.Whisper_full_n_segments()
+	// prev is the previous text token's DTW time, -1 before the first.
+	prev := int64(-1)
 	for i := range n {
 		var toks []token
 		nt := ctx.Whisper_full_n_tokens(i)
@@ -258,13 +278,8 @@ func (e *Engine) collect(res *transcribe.Result) {
 				t0:   data.T0(),
 				t1:   data.T1(),
 			}
-			// With DTW a token spans from its own alignment time to the
-			// next token's (the closing timestamp token's for the last),
-			// as faster-whisper's word times do.
-			if e.dtw && j+1 < nt {
-				if a, b := tokenDTW(ctx, i, j), tokenDTW(ctx, i, j+1); a >= 0 && b >= a {
-					t.t0, t.t1 = a, b
-				}
+			if e.dtw {
+				t.t0, t.t1, prev = dtwSpan(prev, tokenDTW(ctx, i, j), t.t0, t.t1)
 			}
 			toks = append(toks, t)
 		}
