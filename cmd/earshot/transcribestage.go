@@ -138,7 +138,7 @@ func roomLanguages(c config.RoomLanguages, p *pseudonym.Pseudonymizer) func(stri
 func newEngine(rt *Runtime) (transcribe.Engine, func(), error) {
 	c := rt.Config.Transcribe
 	eng, release, err := engines.New(engines.Config{Kind: c.Engine, URL: c.URL.Reveal(), APIKeyFile: c.APIKeyFile, Model: c.Model,
-		ModelPath: c.ModelPath, Threads: c.Threads, Timeout: c.Timeout, Concurrency: c.Concurrency, Logger: rt.Log})
+		ModelPath: c.ModelPath, Threads: c.Threads, Window: c.Window, Timeout: c.Timeout, Concurrency: c.Concurrency, Logger: rt.Log})
 	if errors.Is(err, engines.ErrNotConfigured) {
 		err = fmt.Errorf("%w: %w", err, errNotConfigured)
 	}

@@ -152,6 +152,7 @@ type Transcribe struct {
 	Concurrency int           `yaml:"concurrency"`
 	ModelPath   string        `yaml:"model_path"` // whisper engine: ggml model file
 	Threads     int           `yaml:"threads"`
+	Window      string        `yaml:"window"` // whisper engine: full (default) or fit encoder window
 	Backlog     Backlog       `yaml:"backlog"`
 	Rooms       RoomLanguages `yaml:"rooms"`
 	Final       FinalPass     `yaml:"final"`
@@ -389,6 +390,9 @@ func (c *Config) Validate() error {
 		}
 		if c.Transcribe.Threads < 0 || c.Transcribe.Threads > 256 {
 			bad("transcribe.threads", "%d must be between 0 (min(4, CPUs)) and 256", c.Transcribe.Threads)
+		}
+		if w := c.Transcribe.Window; w != "" && w != "full" && w != "fit" {
+			bad("transcribe.window", "%q is not full or fit", w)
 		}
 	default:
 		bad("transcribe.engine", "%q is not http or whisper", c.Transcribe.Engine)

@@ -83,11 +83,12 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	c.Ingest.Rooms.Pattern = "(("
 	c.Transcribe.Engine = "whisper"
 	c.Transcribe.Threads = -1
+	c.Transcribe.Window = "half"
 	err := c.Validate()
 	if err == nil {
 		t.Fatal("invalid config validated")
 	}
-	for _, want := range []string{"log.level", "kafka.brokers", "storage.s3.endpoint", "storage.s3.access_key", "ingest.rooms.pattern", "EARSHOT_KAFKA_BROKERS", "transcribe.model_path", "transcribe.threads"} {
+	for _, want := range []string{"log.level", "kafka.brokers", "storage.s3.endpoint", "storage.s3.access_key", "ingest.rooms.pattern", "EARSHOT_KAFKA_BROKERS", "transcribe.model_path", "transcribe.threads", "transcribe.window"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not mention %s:\n%v", want, err)
 		}

@@ -67,7 +67,7 @@ var Public = []string{
 	"crypto.kek_file", "crypto.previous_kek_files",
 	"ingest.janus.url", "ingest.janus.interface", "ingest.janus.identity_field", "ingest.spool_dir", "ingest.lease.instance",
 	"ingest.bot_display_name", "ingest.rooms.mode",
-	"transcribe.engine", "transcribe.model", "transcribe.model_path", "transcribe.language", "transcribe.api_key_file",
+	"transcribe.engine", "transcribe.model", "transcribe.model_path", "transcribe.window", "transcribe.language", "transcribe.api_key_file",
 	"policy.file",
 	"alerts.sinks.name", "alerts.sinks.type", "alerts.sinks.secret_file", "alerts.sinks.content",
 	"alerts.classifier.api_key_file", "alerts.classifier.model",

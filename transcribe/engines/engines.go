@@ -42,6 +42,9 @@ type Config struct {
 	ModelPath string
 	// Threads bounds whisper.cpp's threads per call (Whisper only).
 	Threads int
+	// Window is whisper.cpp's encoder window, full or fit (Whisper only;
+	// whispercpp.Config.Window).
+	Window string
 	// Timeout and Concurrency bound the HTTP client's requests.
 	Timeout     time.Duration
 	Concurrency int
@@ -53,7 +56,7 @@ type Config struct {
 func New(c Config) (transcribe.Engine, func(), error) {
 	switch c.Kind {
 	case Whisper:
-		w, err := whispercpp.New(whispercpp.Config{ModelPath: c.ModelPath, Model: c.Model, Threads: c.Threads})
+		w, err := whispercpp.New(whispercpp.Config{ModelPath: c.ModelPath, Model: c.Model, Threads: c.Threads, Window: c.Window})
 		if err != nil {
 			return nil, nil, fmt.Errorf("transcribe: whisper engine: %w", err)
 		}
