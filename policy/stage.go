@@ -570,6 +570,9 @@ func SegmentFromEvent(ctx context.Context, k event.Keys, e *event.Envelope) (Seg
 		Language: p.Language, AvgLogProb: p.AvgLogProb, NoSpeechProb: p.NoSpeechProb, Speech: p.Speech,
 		Text: data.Text,
 	}
+	if len(data.Words) > 0 {
+		seg.Words = make([]Word, 0, len(data.Words))
+	}
 	for _, w := range data.Words {
 		seg.Words = append(seg.Words, Word{Text: w.Word, FirstSample: w.FirstSample, LastSample: w.LastSample, Probability: w.Probability})
 	}

@@ -84,6 +84,11 @@ type Doc struct {
 	wordStarts         []int32
 	finished           bool
 	digitsView         *View
+	// dv and scratch are reused buffers: the digits view, and the text
+	// before barriers are written into it.
+	dv      View
+	dvBuf   []byte
+	scratch []byte
 }
 
 // Group is one number said or written as a unit ("555", "five", "twenty
@@ -269,7 +274,8 @@ func (d *Doc) Finish() {
 		}
 	}
 	if hasBreak {
-		old := append([]byte(nil), d.text...)
+		d.scratch = append(d.scratch[:0], d.text...)
+		old := d.scratch
 		d.text = d.text[:0]
 		for i := range d.Tokens {
 			t := &d.Tokens[i]

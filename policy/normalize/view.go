@@ -36,13 +36,16 @@ func (d *Doc) TextView() *View {
 
 // DigitsView returns the text with every numeric run written as one token
 // of its digits ("call 2025550143 now" for "call two oh two, 555 0143
-// now"), for regex rules about numbers. It is built on first use.
+// now"), for regex rules about numbers. It is built on first use, in
+// buffers the Doc reuses: do not keep it past Reset.
 func (d *Doc) DigitsView() *View {
 	if d.digitsView != nil {
 		return d.digitsView
 	}
-	v := &View{}
-	buf := make([]byte, 0, len(d.Text)+8)
+	// Built into the Doc's own buffers, reused after Reset.
+	v := &d.dv
+	v.pos, v.end, v.first, v.last = v.pos[:0], v.end[:0], v.first[:0], v.last[:0]
+	buf := d.dvBuf[:0]
 	r := 0
 	for i := 0; i < len(d.Tokens); {
 		t := &d.Tokens[i]
@@ -72,6 +75,7 @@ func (d *Doc) DigitsView() *View {
 	}
 	buf = append(buf, ' ')
 	v.Text = string(buf)
+	d.dvBuf = buf
 	d.digitsView = v
 	return v
 }
