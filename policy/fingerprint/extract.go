@@ -2,7 +2,6 @@ package fingerprint
 
 import (
 	"math"
-	"sort"
 )
 
 // Analysis constants. Audio arrives at 16 kHz (what record/opus
@@ -83,9 +82,17 @@ type Extractor struct {
 	// test; specT are their frame numbers (-1: none).
 	spec  [][]float32
 	specT []int32
+	// rowMax[r][i] is the largest of spec[r][i-peakBins..i+peakBins]
+	// (i in peakBins..len-peakBins-1), computed once as a row arrives, so
+	// that a bin's 9x7 neighbourhood is nine reads rather than 63.
+	rowMax [][]float32
+	// colMax is scratch for the neighbourhood maxima of the middle frame.
+	colMax []float32
 	// pending are peaks not yet paired with every later peak that may
 	// follow them.
 	pending []peak
+	// found is scratch for one frame's peaks.
+	found []peak
 }
 
 // NewExtractor returns an extractor for one track.
@@ -96,12 +103,16 @@ func NewExtractor() *Extractor {
 	}
 	e := &Extractor{fft: newRealFFT(frameSize), window: w, x: make([]float32, frameSize), pow: make([]float32, hiBin-loBin+1+2*peakBins)}
 	n := 2*peakFrames + 1
+	width := hiBin - loBin + 1 + 2*peakBins
 	e.spec = make([][]float32, n)
+	e.rowMax = make([][]float32, n)
 	e.specT = make([]int32, n)
 	for i := range e.spec {
-		e.spec[i] = make([]float32, hiBin-loBin+1+2*peakBins)
+		e.spec[i] = make([]float32, width)
+		e.rowMax[i] = make([]float32, width)
 		e.specT[i] = -1
 	}
+	e.colMax = make([]float32, width)
 	return e
 }
 
@@ -127,7 +138,7 @@ func (e *Extractor) Push(samples []float32, out []Pair, levels []int8) ([]Pair, 
 // Flush pairs the peaks still waiting for later frames (end of track).
 func (e *Extractor) Flush(out []Pair) []Pair {
 	for range peakFrames + maxDT + 1 {
-		e.rotate(nil)
+		e.rotate(false)
 		out = e.peaksAndPairs(out)
 		e.frame++
 	}
@@ -150,32 +161,66 @@ func (e *Extractor) analyse(x []float32) int8 {
 		db = max(10*math.Log10(pow/float64(len(x))/0.375), -128)
 	}
 	if db < silentDB {
-		e.rotate(nil)
+		e.rotate(false)
 		return int8(math.Round(db))
 	}
 	e.fft.power(e.x, loBin-peakBins, hiBin+peakBins+1, e.pow)
-	e.rotate(func(s []float32) {
-		for i, p := range e.pow {
-			s[i] = float32(10 * math.Log10(float64(p)+1e-12))
-		}
-	})
+	s, rm := e.rotate(true)
+	for i, p := range e.pow {
+		s[i] = float32(10 * math.Log10(float64(p)+1e-12))
+	}
+	rowMaxOf(s, rm)
 	return int8(math.Round(min(db, 0)))
 }
 
-// rotate drops the oldest spectrum and makes the newest the current frame
-// (e.frame), filled by fill, or marked silent when fill is nil.
-func (e *Extractor) rotate(fill func([]float32)) {
-	n := len(e.spec)
-	first := e.spec[0]
-	copy(e.spec, e.spec[1:])
-	copy(e.specT, e.specT[1:])
-	e.spec[n-1] = first
-	if fill == nil {
-		e.specT[n-1] = -1
-		return
+// rowMaxOf sets rm[i] to the largest of s[i-peakBins..i+peakBins]. A NaN
+// in s makes the maxima around it NaN (the builtin max propagates it), so
+// those bins get the exact peak test.
+func rowMaxOf(s, rm []float32) {
+	for i := peakBins; i < len(s)-peakBins; i++ {
+		m := s[i-peakBins]
+		for _, w := range s[i-peakBins+1 : i+peakBins+1] {
+			m = max(m, w)
+		}
+		rm[i] = m
 	}
-	fill(first)
+}
+
+// neighbourhoodMax returns, for every bin of spec row mid, the largest
+// value within ±peakBins bins and ±peakFrames sounding frames (itself
+// included), from the row maxima: a bin below it is no peak, so only the
+// bins equal to it (or NaN) need isPeak's 63 comparisons and tie rule.
+func (e *Extractor) neighbourhoodMax(mid int) []float32 {
+	cm := e.colMax
+	copy(cm, e.rowMax[mid])
+	for r := range e.spec {
+		if r == mid || e.specT[r] < 0 {
+			continue
+		}
+		row := e.rowMax[r]
+		for i := peakBins; i < len(cm)-peakBins; i++ {
+			cm[i] = max(cm[i], row[i])
+		}
+	}
+	return cm
+}
+
+// rotate drops the oldest spectrum and makes the newest the current frame
+// (e.frame), returned with its row maxima for the caller to fill, or
+// marked silent when !sound.
+func (e *Extractor) rotate(sound bool) (spec, rowMax []float32) {
+	n := len(e.spec)
+	first, firstMax := e.spec[0], e.rowMax[0]
+	copy(e.spec, e.spec[1:])
+	copy(e.rowMax, e.rowMax[1:])
+	copy(e.specT, e.specT[1:])
+	e.spec[n-1], e.rowMax[n-1] = first, firstMax
+	if !sound {
+		e.specT[n-1] = -1
+		return nil, nil
+	}
 	e.specT[n-1] = e.frame
+	return first, firstMax
 }
 
 // peaksAndPairs finds the peaks of the frame now in the middle of spec
@@ -185,10 +230,11 @@ func (e *Extractor) peaksAndPairs(out []Pair) []Pair {
 	mid := peakFrames
 	if t := e.specT[mid]; t >= 0 {
 		s := e.spec[mid]
-		var found []peak
+		cm := e.neighbourhoodMax(mid)
+		found := e.found[:0]
 		for i := peakBins; i < len(s)-peakBins; i++ {
 			v := s[i]
-			if !e.isPeak(mid, i, v) {
+			if v < cm[i] || !e.isPeak(mid, i, v) {
 				continue
 			}
 			lo, hi := max(i-contrastBins, 0), min(i+contrastBins+1, len(s))
@@ -212,11 +258,12 @@ func (e *Extractor) peaksAndPairs(out []Pair) []Pair {
 			found = append(found, peak{t: t, hz: hz, cont: c})
 		}
 		if len(found) > peaksPerFrame {
-			sort.Slice(found, func(i, j int) bool { return found[i].cont > found[j].cont })
+			insertionSort(found, func(a, b peak) bool { return a.cont > b.cont })
 			found = found[:peaksPerFrame]
 		}
-		sort.Slice(found, func(i, j int) bool { return found[i].hz < found[j].hz })
+		insertionSort(found, func(a, b peak) bool { return a.hz < b.hz })
 		e.pending = append(e.pending, found...)
+		e.found = found
 	}
 	// Peaks are complete up to frame e.frame-peakFrames; an anchor at t is
 	// done once t+maxDT is complete.
@@ -228,6 +275,16 @@ func (e *Extractor) peaksAndPairs(out []Pair) []Pair {
 	}
 	e.pending = e.pending[:copy(e.pending, e.pending[n:])]
 	return out
+}
+
+// insertionSort sorts a frame's few peaks stably by less, without the
+// allocation sort.Slice makes (a frame has a handful of peaks).
+func insertionSort(p []peak, less func(a, b peak) bool) {
+	for i := 1; i < len(p); i++ {
+		for j := i; j > 0 && less(p[j], p[j-1]); j-- {
+			p[j], p[j-1] = p[j-1], p[j]
+		}
+	}
 }
 
 // isPeak reports whether v at bin i of spec row r is the maximum of its

@@ -12,22 +12,27 @@ import (
 type fft struct {
 	n   int
 	rev []int32
-	cos []float32
-	sin []float32
+	// twr, twi hold each stage's twiddles contiguously (stages of size
+	// 4, 8, ..., n: half of the size each), so the butterfly loop reads
+	// them in order rather than at a stride.
+	twr, twi []float32
 }
 
 func newFFT(n int) *fft {
 	if n < 2 || n&(n-1) != 0 {
 		panic("fingerprint: fft size must be a power of two") // programming error: sizes are constants
 	}
-	f := &fft{n: n, rev: make([]int32, n), cos: make([]float32, n/2), sin: make([]float32, n/2)}
+	f := &fft{n: n, rev: make([]int32, n)}
 	shift := uint(bits.UintSize - bits.TrailingZeros(uint(n)))
 	for i := range n {
 		f.rev[i] = int32(bits.Reverse(uint(i)) >> shift)
 	}
-	for i := range n / 2 {
-		a := -2 * math.Pi * float64(i) / float64(n)
-		f.cos[i], f.sin[i] = float32(math.Cos(a)), float32(math.Sin(a))
+	for size := 4; size <= n; size <<= 1 {
+		for k := range size / 2 {
+			a := -2 * math.Pi * float64(k*(n/size)) / float64(n)
+			f.twr = append(f.twr, float32(math.Cos(a)))
+			f.twi = append(f.twi, float32(math.Sin(a)))
+		}
 	}
 	return f
 }
@@ -35,25 +40,36 @@ func newFFT(n int) *fft {
 // transform replaces (re, im) by its discrete Fourier transform.
 func (f *fft) transform(re, im []float32) {
 	n := f.n
-	for i := range n {
-		j := int(f.rev[i])
-		if j > i {
+	re, im = re[:n], im[:n]
+	for i, j := range f.rev {
+		if int(j) > i {
 			re[i], re[j] = re[j], re[i]
 			im[i], im[j] = im[j], im[i]
 		}
 	}
-	for size := 2; size <= n; size <<= 1 {
-		half, step := size/2, n/size
+	// Size 2: the twiddle is 1.
+	for a := 0; a+1 < n; a += 2 {
+		tr, ti := re[a+1], im[a+1]
+		re[a+1], im[a+1] = re[a]-tr, im[a]-ti
+		re[a], im[a] = re[a]+tr, im[a]+ti
+	}
+	off := 0
+	for size := 4; size <= n; size <<= 1 {
+		half := size / 2
+		wr, wi := f.twr[off:off+half], f.twi[off:off+half]
 		for start := 0; start < n; start += size {
-			for k := range half {
-				wr, wi := f.cos[k*step], f.sin[k*step]
-				a, b := start+k, start+k+half
-				tr := re[b]*wr - im[b]*wi
-				ti := re[b]*wi + im[b]*wr
-				re[b], im[b] = re[a]-tr, im[a]-ti
-				re[a], im[a] = re[a]+tr, im[a]+ti
+			ar, ai := re[start:start+half], im[start:start+half]
+			br, bi := re[start+half:start+size], im[start+half:start+size]
+			ai, br, bi = ai[:len(ar)], br[:len(ar)], bi[:len(ar)]
+			wr, wi := wr[:len(ar)], wi[:len(ar)]
+			for k := range ar {
+				tr := br[k]*wr[k] - bi[k]*wi[k]
+				ti := br[k]*wi[k] + bi[k]*wr[k]
+				br[k], bi[k] = ar[k]-tr, ai[k]-ti
+				ar[k], ai[k] = ar[k]+tr, ai[k]+ti
 			}
 		}
+		off += half
 	}
 }
 

@@ -348,3 +348,79 @@ func TestRadixSortIsStableByKey(t *testing.T) {
 		}
 	}
 }
+
+// TestNeighbourhoodMaxKeepsEveryPeak checks the shortcut of peak picking
+// against its definition: no bin that isPeak accepts (the largest of its
+// ±3 bins by ±4 sounding frames, ties to the earlier frame and lower bin)
+// is ruled out by the neighbourhood maximum, with ties (values drawn from
+// a few levels), silent frames and NaN in the spectra.
+func TestNeighbourhoodMaxKeepsEveryPeak(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 5))
+	e := NewExtractor()
+	peaks, ruledOut := 0, 0
+	for trial := range 2000 {
+		for row := range e.spec {
+			e.specT[row] = int32(row)
+			if row != peakFrames && r.IntN(6) == 0 {
+				e.specT[row] = -1
+			}
+			levels := 3 + trial%20
+			for i := range e.spec[row] {
+				e.spec[row][i] = float32(r.IntN(levels))
+				if trial%50 == 0 && r.IntN(100) == 0 {
+					e.spec[row][i] = float32(math.NaN())
+				}
+			}
+			rowMaxOf(e.spec[row], e.rowMax[row])
+		}
+		cm := e.neighbourhoodMax(peakFrames)
+		s := e.spec[peakFrames]
+		for i := peakBins; i < len(s)-peakBins; i++ {
+			exact := e.isPeak(peakFrames, i, s[i])
+			if exact {
+				peaks++
+			}
+			if s[i] < cm[i] {
+				ruledOut++
+				if exact {
+					t.Fatalf("trial %d bin %d: a peak (%v) ruled out by the neighbourhood maximum %v", trial, i, s[i], cm[i])
+				}
+			}
+		}
+	}
+	if peaks == 0 || ruledOut == 0 {
+		t.Fatalf("%d peaks, %d bins ruled out: the cases test nothing", peaks, ruledOut)
+	}
+}
+
+// TestConsistentGroups checks the one-pass grouping against its
+// definition: a run of equal keys is kept when it and the runs of the
+// keys one below and one above hold minHitsPerSecond hits.
+func TestConsistentGroups(t *testing.T) {
+	r := rand.New(rand.NewPCG(21, 8))
+	for _, keys := range []int{2, 10, 100, 5000} {
+		p := make([]rawHit, 3000)
+		count := map[uint64]int{}
+		for i := range p {
+			p[i].key = uint64(r.IntN(keys)) + 1<<24
+			count[p[i].key]++
+		}
+		slices.SortStableFunc(p, func(a, b rawHit) int { return cmp.Compare(a.key, b.key) })
+		var want []uint64
+		for i, h := range p {
+			if (i == 0 || p[i-1].key != h.key) && count[h.key-1]+count[h.key]+count[h.key+1] >= minHitsPerSecond {
+				want = append(want, h.key)
+			}
+		}
+		var got []uint64
+		for _, g := range consistent(p, nil) {
+			if g.end-g.start != count[g.key] || p[g.start].key != g.key {
+				t.Fatalf("keys=%d: group %x spans %d hits, holds %d", keys, g.key, g.end-g.start, count[g.key])
+			}
+			got = append(got, g.key)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("keys=%d: %d groups kept, want %d", keys, len(got), len(want))
+		}
+	}
+}

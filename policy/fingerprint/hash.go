@@ -27,20 +27,42 @@ var lnStep = math.Log1p(freqStep)
 // distance are mapped back; the frequency ratio is invariant. ok is false
 // when the mapped pair falls outside the hashed range.
 func Hash(p Pair, r float64) (h uint32, ok bool) {
-	f1 := float64(p.F1) / r
-	q1 := math.Floor(math.Log(f1/minHz) / lnStep)
-	if q1 < 0 || q1 >= 256 {
+	cells, qd, ok := pairCells(p)
+	if !ok {
 		return 0, false
 	}
-	qd := math.Round(math.Log(float64(p.F2/p.F1))/lnStep) + deltaBias
-	if qd < 0 || qd >= 128 {
+	rCells := 0.0 // speed 1, as every indexed landmark is hashed
+	if r != 1 {
+		rCells = math.Log(r) / lnStep
+	}
+	return hashAt(cells, qd, p.DT, r, rCells)
+}
+
+// pairCells is the part of a pair's hash no speed hypothesis changes: the
+// anchor's log-frequency in cells above minHz (not yet quantised: the
+// hypothesis shifts it) and the quantised frequency ratio. A matcher
+// computes it once per pair rather than once per hypothesis.
+func pairCells(p Pair) (cells float64, qd uint32, ok bool) {
+	d := math.Round(math.Log(float64(p.F2/p.F1))/lnStep) + deltaBias
+	if !(d >= 0 && d < 128) { // also false for NaN
+		return 0, 0, false
+	}
+	return math.Log(float64(p.F1)/minHz) / lnStep, uint32(d), true
+}
+
+// hashAt finishes Hash from pairCells at speed r, whose log in cells is
+// rCells (ln r / lnStep): dividing the anchor's frequency by r is
+// subtracting rCells from its cells.
+func hashAt(cells float64, qd uint32, dt int16, r, rCells float64) (uint32, bool) {
+	q1 := math.Floor(cells - rCells)
+	if !(q1 >= 0 && q1 < 256) {
 		return 0, false
 	}
-	qt := math.Round(float64(p.DT) * r)
+	qt := math.Round(float64(dt) * r)
 	if qt < 1 || qt >= 32 {
 		return 0, false
 	}
-	return uint32(q1)<<12 | uint32(qd)<<5 | uint32(qt), true
+	return uint32(q1)<<12 | qd<<5 | uint32(qt), true
 }
 
 // Keyer turns landmark hashes into keyed hashes (HMAC-SHA256 under the

@@ -3,6 +3,7 @@ package fingerprint
 import (
 	"fmt"
 	"math"
+	"math/bits"
 	"slices"
 )
 
@@ -34,6 +35,10 @@ type MatcherConfig struct {
 	Allowed func(roomA, roomB string) bool
 }
 
+// maxSpeeds bounds the speed hypotheses: each costs a lookup per landmark,
+// and a candidate keeps its hypothesis in a byte.
+const maxSpeeds = 64
+
 // DefaultMatcherConfig is the shipped configuration.
 func DefaultMatcherConfig() MatcherConfig {
 	return MatcherConfig{
@@ -51,6 +56,9 @@ func (c MatcherConfig) Validate() error {
 	var errs []string
 	if len(c.Speeds) == 0 {
 		errs = append(errs, "no speed hypotheses")
+	}
+	if len(c.Speeds) > maxSpeeds {
+		errs = append(errs, fmt.Sprintf("%d speed hypotheses, at most %d", len(c.Speeds), maxSpeeds))
 	}
 	for _, s := range c.Speeds {
 		if s < 0.8 || s > 1.25 {
@@ -122,8 +130,11 @@ type candKey struct {
 
 type hit struct{ tq, tr int32 }
 
-// rawHit is a hit before it is judged: key packs the reference track (32
-// bits), the speed hypothesis (8) and the offset cell plus offBias (24).
+// rawHit is a hit before it is judged: key packs the reference track and
+// the speed hypothesis (ref*len(Speeds)+hyp, above bit 24) and the offset
+// cell plus offBias (24 bits), so that the key's varying bits are few and
+// low (radixSort sorts only those) and neighbouring offsets of one
+// candidate are neighbouring keys.
 type rawHit struct {
 	key uint64
 	hit
@@ -136,7 +147,14 @@ const offBias = 1 << 23
 // neighbouring cells, so offsets may wander ±1.5 cells
 // (about 100 ms) within a span: what a residual speed error of half a
 // hypothesis step accumulates over 20 s.
-const offBin = 4
+const (
+	offBinShift = 2
+	offBin      = 1 << offBinShift
+)
+
+// tqFrac is the fixed-point scale of a query time mapped by a speed
+// hypothesis (T*r): offsets are computed in integers from it.
+const tqFrac = 8
 
 // maxHitsPerCand bounds memory per candidate.
 const maxHitsPerCand = 4096
@@ -152,16 +170,31 @@ type Matcher struct {
 	self  uint32
 	cands map[candKey][]hit
 	// pending are the hits of the current second (cell) of the query.
-	pending    []rawHit
-	scratch    []rawHit
-	cell, now  int32
-	allowCache map[uint32]bool
+	pending   []rawHit
+	scratch   []rawHit
+	cell, now int32
+	// allowCache says per room number whether the room pair may be
+	// compared (1), not (2), or is not known yet (0).
+	allowCache []uint8
+	// rCells and tqScale are per hypothesis: ln r in log-frequency
+	// cells, and r in tqFrac fixed point.
+	rCells  []float64
+	tqScale []float64
 	// npairs counts the query's pairs per frame, from frame base on.
 	base    int32
 	npairs  []uint16
 	reports map[uint32]*Match // by reference track: one match each
 	touched []candKey
-	lastGC  int32
+	groups  []group
+	// evalHits is evaluate's scratch.
+	evalHits []hit
+	lastGC   int32
+}
+
+// group is a run of equal keys in a sorted second of hits.
+type group struct {
+	key        uint64
+	start, end int
 }
 
 // NewMatcher returns a matcher for track self of idx.
@@ -172,8 +205,13 @@ func NewMatcher(cfg MatcherConfig, idx *Index, self uint32) (*Matcher, error) {
 	if int(self) >= len(idx.tracks) {
 		return nil, fmt.Errorf("%w: %d", ErrUnknownTrack, self)
 	}
-	return &Matcher{cfg: cfg, idx: idx, self: self, cands: map[candKey][]hit{},
-		reports: map[uint32]*Match{}, allowCache: map[uint32]bool{}, cell: -1}, nil
+	m := &Matcher{cfg: cfg, idx: idx, self: self, cands: map[candKey][]hit{},
+		reports: map[uint32]*Match{}, cell: -1}
+	for _, r := range cfg.Speeds {
+		m.rCells = append(m.rCells, math.Log(r)/lnStep)
+		m.tqScale = append(m.tqScale, r*(1<<tqFrac))
+	}
+	return m, nil
 }
 
 // Push looks up pairs (the query's next pairs, in order). The query's
@@ -183,11 +221,19 @@ func NewMatcher(cfg MatcherConfig, idx *Index, self uint32) (*Matcher, error) {
 // reached the thresholds in this call, each once per reference track;
 // later calls extend them (see Matches).
 func (m *Matcher) Push(pairs []Pair) []Match {
-	self := &m.idx.tracks[m.self]
+	selfRoom := m.idx.tracks[m.self].room
+	tracks := m.idx.tracks
+	nhyp := uint64(len(m.cfg.Speeds))
 	var out []Match
+	var hashes [maxSpeeds]uint32
+	var tqs [maxSpeeds]int64
+	var valid [maxSpeeds]bool
+	pend := m.pending
 	for _, p := range pairs {
 		if cell := p.T * FrameMS / 1000; cell != m.cell {
+			m.pending = pend
 			out = m.flushCell(out)
+			pend = m.pending
 			m.cell = cell
 			// Allowances can end (an allow list entry's end time): asked
 			// again each second of the query.
@@ -195,34 +241,55 @@ func (m *Matcher) Push(pairs []Pair) []Match {
 		}
 		m.now = p.T
 		m.countPair(p.T)
+		cells, qd, ok := pairCells(p)
+		if !ok {
+			continue
+		}
 		for hi, r := range m.cfg.Speeds {
-			h, ok := Hash(p, r)
-			if !ok {
+			hashes[hi], valid[hi] = hashAt(cells, qd, p.DT, r, m.rCells[hi])
+			// The offset cell floor((t_ref - T*r) / offBin) is computed
+			// in fixed point: an arithmetic shift is a floor division.
+			tqs[hi] = int64(math.Round(float64(p.T) * m.tqScale[hi]))
+		}
+		// Neighbouring hypotheses often map a pair to the same hash: its
+		// slot is read once for all of them. Hits of one key still
+		// arrive in slot order, as the judgement's stable sort needs.
+		for hi := 0; hi < len(m.cfg.Speeds); {
+			if !valid[hi] {
+				hi++
 				continue
 			}
-			tq := float64(p.T) * r
-			slot := m.idx.slots[h]
+			hj := hi + 1
+			for hj < len(m.cfg.Speeds) && valid[hj] && hashes[hj] == hashes[hi] {
+				hj++
+			}
+			slot := m.idx.slots[hashes[hi]]
 			if len(slot) > m.cfg.MaxSlot {
 				// A landmark this common says little (as a stop word in
 				// text search) and would cost a long scan.
+				hi = hj
 				continue
 			}
 			for _, e := range slot {
-				ts := &m.idx.tracks[e.track]
-				if ts.room == self.room || ts.dead || !m.comparable(ts) {
+				ts := &tracks[e.track]
+				if ts.room == selfRoom || ts.dead || !m.comparable(ts) {
 					continue
 				}
-				off := int64(math.Floor((float64(e.t)-tq)/offBin)) + offBias
-				if off < 0 || off >= 1<<24 {
-					continue
+				for k := hi; k < hj; k++ {
+					off := (int64(e.t)<<tqFrac-tqs[k])>>(tqFrac+offBinShift) + offBias
+					if off < 0 || off >= 1<<24 {
+						continue
+					}
+					pend = append(pend, rawHit{
+						key: (uint64(e.track)*nhyp+uint64(k))<<24 | uint64(off),
+						hit: hit{tq: p.T, tr: e.t},
+					})
 				}
-				m.pending = append(m.pending, rawHit{
-					key: uint64(e.track)<<32 | uint64(hi)<<24 | uint64(off),
-					hit: hit{tq: p.T, tr: e.t},
-				})
 			}
+			hi = hj
 		}
 	}
+	m.pending = pend
 	if m.now-m.lastGC > 1000/FrameMS {
 		m.gc(m.now)
 		m.lastGC = m.now
@@ -240,12 +307,16 @@ func (m *Matcher) comparable(ts *trackState) bool {
 	if m.cfg.Allowed == nil {
 		return true
 	}
-	ok, seen := m.allowCache[ts.room]
-	if !seen {
-		ok = !m.cfg.Allowed(ts.info.Room, m.idx.tracks[m.self].info.Room)
-		m.allowCache[ts.room] = ok
+	if int(ts.room) >= len(m.allowCache) {
+		m.allowCache = append(m.allowCache, make([]uint8, int(ts.room)+1-len(m.allowCache))...)
 	}
-	return ok
+	if m.allowCache[ts.room] == 0 {
+		m.allowCache[ts.room] = 2
+		if !m.cfg.Allowed(ts.info.Room, m.idx.tracks[m.self].info.Room) {
+			m.allowCache[ts.room] = 1
+		}
+	}
+	return m.allowCache[ts.room] == 1
 }
 
 // flushCell keeps the current second's hits that, with their neighbouring
@@ -255,42 +326,24 @@ func (m *Matcher) flushCell(out []Match) []Match {
 	if len(m.pending) == 0 {
 		return out
 	}
-	p := m.radixSort(m.pending)
-	// Group boundaries, then a window over neighbouring offsets.
-	type group struct {
-		key        uint64
-		start, end int
-	}
-	var groups []group
-	for i := 0; i < len(p); {
-		j := i + 1
-		for j < len(p) && p[j].key == p[i].key {
-			j++
-		}
-		groups = append(groups, group{p[i].key, i, j})
-		i = j
-	}
+	p := m.pending
 	touched := m.touched[:0]
-	for gi, g := range groups {
-		n := g.end - g.start
-		if gi > 0 && groups[gi-1].key == g.key-1 {
-			n += groups[gi-1].end - groups[gi-1].start
-		}
-		if gi+1 < len(groups) && groups[gi+1].key == g.key+1 {
-			n += groups[gi+1].end - groups[gi+1].start
-		}
-		if n < minHitsPerSecond {
-			continue
-		}
-		k := candKey{ref: uint32(g.key >> 32), hyp: uint8(g.key >> 24), off: int32(g.key&(1<<24-1)) - offBias}
-		hs := m.cands[k]
-		for _, h := range p[g.start:g.end] {
-			if len(hs) < maxHitsPerCand {
-				hs = append(hs, h.hit)
+	if len(p) > 0 {
+		p = m.radixSort(p)
+		m.groups = consistent(p, m.groups[:0])
+		nhyp := uint64(len(m.cfg.Speeds))
+		for _, g := range m.groups {
+			rh := g.key >> 24
+			k := candKey{ref: uint32(rh / nhyp), hyp: uint8(rh % nhyp), off: int32(g.key&(1<<24-1)) - offBias}
+			hs := m.cands[k]
+			for _, h := range p[g.start:g.end] {
+				if len(hs) < maxHitsPerCand {
+					hs = append(hs, h.hit)
+				}
 			}
+			m.cands[k] = hs
+			touched = append(touched, k)
 		}
-		m.cands[k] = hs
-		touched = append(touched, k)
 	}
 	m.pending = m.pending[:0]
 	for _, k := range touched {
@@ -300,6 +353,41 @@ func (m *Matcher) flushCell(out []Match) []Match {
 	}
 	m.touched = touched[:0]
 	return out
+}
+
+// consistent appends to groups the runs of equal keys of sorted hits p
+// that, with the runs of the neighbouring offset cells, hold at least
+// minHitsPerSecond hits. One pass: a run is judged when the next one is
+// known.
+func consistent(p []rawHit, groups []group) []group {
+	var prev, cur group // prev: the run before cur; end == 0: none
+	judge := func(next group) {
+		if cur.end == 0 {
+			return
+		}
+		n := cur.end - cur.start
+		if prev.end != 0 && prev.key == cur.key-1 {
+			n += prev.end - prev.start
+		}
+		if next.end != 0 && next.key == cur.key+1 {
+			n += next.end - next.start
+		}
+		if n >= minHitsPerSecond {
+			groups = append(groups, cur)
+		}
+	}
+	for i := 0; i < len(p); {
+		j := i + 1
+		for j < len(p) && p[j].key == p[i].key {
+			j++
+		}
+		next := group{p[i].key, i, j}
+		judge(next)
+		prev, cur = cur, next
+		i = j
+	}
+	judge(group{})
+	return groups
 }
 
 // Matches returns every match found so far, with its span as extended
@@ -325,13 +413,20 @@ func (m *Matcher) countPair(t int32) {
 // evaluate checks the candidate around k. It returns the match and true
 // when the reference track is reported for the first time.
 func (m *Matcher) evaluate(k candKey) (Match, bool) {
-	var hs []hit
-	for d := int32(-1); d <= 1; d++ {
-		hs = append(hs, m.cands[candKey{ref: k.ref, hyp: k.hyp, off: k.off + d}]...)
+	var cells [3][]hit
+	n := 0
+	for d := range cells {
+		cells[d] = m.cands[candKey{ref: k.ref, hyp: k.hyp, off: k.off + int32(d) - 1}]
+		n += len(cells[d])
 	}
-	if len(hs) < m.cfg.MinHits {
-		return Match{}, false
+	if n < m.cfg.MinHits {
+		return Match{}, false // most candidates: nothing to copy or sort
 	}
+	hs := m.evalHits[:0]
+	for _, c := range cells {
+		hs = append(hs, c...)
+	}
+	m.evalHits = hs
 	slices.SortFunc(hs, func(a, b hit) int { return int(a.tq - b.tq) })
 	// Only seconds holding minHitsPerSecond consistent hits count: a
 	// chance hit at the same offset is rare, and a word that both rooms
@@ -453,36 +548,45 @@ func (m *Matcher) gc(now int32) {
 }
 
 // radixSort orders hits by key, stably (hits arrive in query time order,
-// which stays the order within a key), by bytes from the least
-// significant, skipping bytes all keys share: a second of hits is tens of
-// thousands of mostly unrelated keys, and this is several times faster
-// than a comparison sort on them. It returns the sorted slice, which is
-// p or the matcher's scratch buffer.
+// which stays the order within a key), in digits of up to 12 bits over the
+// key's varying bits only: a second of hits is tens of thousands of mostly
+// unrelated keys whose varying bits are the offset cell's low 16 or so and
+// a few of reference and hypothesis, so two passes of a 4096-bucket count
+// (in L1 cache) order them, several times faster than a comparison sort.
+// It returns the sorted slice, which is p or the matcher's scratch buffer.
 func (m *Matcher) radixSort(p []rawHit) []rawHit {
+	const maxDigit = 12
 	if cap(m.scratch) < len(p) {
 		m.scratch = make([]rawHit, len(p))
 	}
 	src, dst := p, m.scratch[:len(p)]
-	var same uint64 = ^uint64(0)
+	var diff uint64
 	first := p[0].key
 	for _, h := range p {
-		same &^= h.key ^ first
+		diff |= h.key ^ first
 	}
-	for shift := uint(0); shift < 64; shift += 8 {
-		if (same>>shift)&0xff == 0xff {
-			continue // every key has the same byte here
-		}
-		var count [257]int
+	if diff == 0 {
+		return src
+	}
+	lo := uint(bits.TrailingZeros64(diff))
+	width := uint(bits.Len64(diff)) - lo
+	passes := (width + maxDigit - 1) / maxDigit
+	digit := (width + passes - 1) / passes
+	mask := uint64(1)<<digit - 1
+	var count [1<<maxDigit + 1]uint32
+	for shift := lo; shift < lo+width; shift += digit {
+		c := count[:mask+2]
+		clear(c)
 		for _, h := range src {
-			count[(h.key>>shift)&0xff+1]++
+			c[(h.key>>shift)&mask+1]++
 		}
-		for i := 1; i < 257; i++ {
-			count[i] += count[i-1]
+		for i := 1; i < len(c); i++ {
+			c[i] += c[i-1]
 		}
 		for _, h := range src {
-			b := (h.key >> shift) & 0xff
-			dst[count[b]] = h
-			count[b]++
+			b := (h.key >> shift) & mask
+			dst[c[b]] = h
+			c[b]++
 		}
 		src, dst = dst, src
 	}
