@@ -225,6 +225,13 @@ func (r *roomRun) openSession(ctx context.Context, now time.Time) (*sessionState
 		if next.man == nil {
 			next.man = newManifest(r.pRoom, prev.ID, r.room.connector, prev.Opened)
 		}
+		// This process has no bot in the room: a stay still open is a
+		// dead bot's, which recorded until about its last renewal.
+		last := prev.Held
+		if last.IsZero() {
+			last = prev.Updated
+		}
+		next.man.closeOpen(StayGone, last)
 		r.log.Info("continuing the room's open session", "session", prev.ID, "stay", next.stay)
 	default:
 		if ok && !prev.Ended {
