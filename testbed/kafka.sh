@@ -511,7 +511,8 @@ cluster_format() {
 	local n log id_file cluster_id u scram=()
 	log=$TB_LOGS/kafka-cluster.log
 	id_file=$CLUSTER_DIR/cluster-id
-	if [[ -e "$CLUSTER_DIR" && "$(cat "$CLUSTER_DIR/.earshot-stamp" 2>/dev/null)" != "$(cluster_stamp)" ]]; then
+	if compgen -G "$CLUSTER_DIR/*/data/meta.properties" >/dev/null &&
+		[[ "$(cat "$CLUSTER_DIR/.earshot-stamp" 2>/dev/null)" != "$(cluster_stamp)" ]]; then
 		cluster_any_running &&
 			tb_die "the running Kafka cluster was started with another listener setup or user list; run testbed/kafka.sh stop --cluster, then start --cluster"
 		tb_log "$CLUSTER_DIR was formatted for another listener setup or user list; formatting the cluster again (its topics are dropped)"
