@@ -136,7 +136,10 @@ func (b *manifest) closeOpen(reason string, at time.Time) {
 	u := at.UTC()
 	for i := range b.m.Stays {
 		if s := &b.m.Stays[i]; s.Left == nil {
-			left := max(u, s.Joined)
+			left := u
+			if left.Before(s.Joined) {
+				left = s.Joined
+			}
 			s.Left, s.Reason = &left, reason
 		}
 	}

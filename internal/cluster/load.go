@@ -22,10 +22,14 @@ import (
 type alertLine struct{ text, category string }
 
 // The scripted alert lines: one of each per room (the first speaker says
-// the threat, the second the phone number).
-var alertLines = []alertLine{
-	{"If anyone leaks this I will find you and hurt you.", "abuse.threat"},
-	{"If you want the details, call me on five five five, one two three, four five six seven.", "pii.phone"},
+// the threat as its second line, the second speaker the phone number as
+// its last), so that a fault between them has alerts on both sides.
+var alertLines = []struct {
+	alertLine
+	at int // the line's position in the speaker's clip
+}{
+	{alertLine{"If anyone leaks this I will find you and hurt you.", "abuse.threat"}, 1},
+	{alertLine{"If you want the details, call me on five five five, one two three, four five six seven.", "pii.phone"}, 3},
 }
 
 // The filler: what the speakers say besides the alert lines.
@@ -72,12 +76,13 @@ func (h *Harness) StartLoad() *Load {
 		for s := range h.cfg.Speakers {
 			var items []speech.Item
 			var al *alertLine
+			at := -1
 			if s < len(alertLines) {
-				al = &alertLines[s]
+				al, at = &alertLines[s].alertLine, alertLines[s].at
 			}
 			for k := range 4 {
 				text := filler[(n+k)%len(filler)]
-				if al != nil && k == 2 {
+				if k == at {
 					text = al.text
 				}
 				items = append(items, speech.Item{Kind: speech.KindSpeech, Text: text},
@@ -184,25 +189,27 @@ func (h *Harness) Events(topic string) (out []*event.Envelope, dups int) {
 
 // Shown is the transcript a reader shows: one text per stretch of speech,
 // as event.PreferredTranscripts picks it among the revisions, in time
-// order.
-func (h *Harness) Shown() (shown []*event.Envelope, dups int) {
-	all, dups := h.Events(event.TopicTranscripts)
+// order; all is every transcript (deduplicated by event ID).
+func (h *Harness) Shown() (shown, all []*event.Envelope, dups int) {
+	all, dups = h.Events(event.TopicTranscripts)
 	shown = event.PreferredTranscripts(all)
 	sort.SliceStable(shown, func(i, j int) bool { return shown[i].Timeline.Start().Before(shown[j].Timeline.Start()) })
-	return shown, dups
+	return shown, all, dups
 }
 
 // Coverage is the shown transcripts per line, and those of no line.
 type Coverage struct {
 	PerLine [][]*event.Envelope
 	Strays  []*event.Envelope
-	// Twice are pairs of shown transcripts sharing audio of one track.
+	// Twice are pairs of transcripts of one revision (live, settled, ...)
+	// sharing audio of one track: the same speech transcribed twice,
+	// under different event IDs, so no reader's dedupe removes it.
 	Twice [][2]*event.Envelope
 }
 
 // Cover assigns each shown transcript to the line of its speaker it
-// overlaps.
-func Cover(lines []Line, shown []*event.Envelope) Coverage {
+// overlaps, and finds the audio of all transcribed twice in a revision.
+func Cover(lines []Line, shown, all []*event.Envelope) Coverage {
 	c := Coverage{PerLine: make([][]*event.Envelope, len(lines))}
 	for _, e := range shown {
 		hit := false
@@ -217,10 +224,10 @@ func Cover(lines []Line, shown []*event.Envelope) Coverage {
 			c.Strays = append(c.Strays, e)
 		}
 	}
-	for i := range shown {
-		for j := i + 1; j < len(shown); j++ {
-			a, b := shown[i], shown[j]
-			if a.Timeline != nil && b.Timeline != nil && a.Timeline.Overlaps(*b.Timeline) {
+	for i := range all {
+		for j := i + 1; j < len(all); j++ {
+			a, b := all[i], all[j]
+			if a.Revision == b.Revision && a.Timeline != nil && b.Timeline != nil && a.Timeline.Overlaps(*b.Timeline) {
 				c.Twice = append(c.Twice, [2]*event.Envelope{a, b})
 			}
 		}
@@ -234,10 +241,13 @@ type Alert struct {
 	Category string
 }
 
-// Alerts reads the run's alerts (deduplicated by event ID).
+// Alerts reads the run's raised alerts (deduplicated by event ID).
 func (h *Harness) Alerts() (out []Alert, dups int) {
 	evs, dups := h.Events(event.TopicAlerts)
 	for _, e := range evs {
+		if e.Type != event.TypeAlert {
+			continue // alert.updated and the like: no new alert
+		}
 		var a event.Alert
 		if len(e.Payload) > 0 {
 			_ = json.Unmarshal(e.Payload, &a)
