@@ -101,7 +101,7 @@ func TestCoverAndMatch(t *testing.T) {
 		t.Errorf("raised on the threat line: %v; want a1 only (a2 is another category)", m.Raised[1])
 	}
 	if len(m.Delivered[1]) != 2 {
-		t.Errorf("delivered on the threat line: %d; want 2 (the repeat counted)", len(m.Delivered[1]))
+		t.Errorf("delivered on the threat line: %d; want 2 (MatchAlerts counts what it is given)", len(m.Delivered[1]))
 	}
 	if len(m.Unmatched) != 1 || m.Unmatched[0].ID != "a9" {
 		t.Errorf("unmatched %v; want the other room's", m.Unmatched)

@@ -479,7 +479,11 @@ type Webhook struct {
 
 // Post is one delivery.
 type Post struct {
-	At   time.Time
+	At time.Time
+	// ID is the webhook-id header (Standard Webhooks): the alert's event
+	// ID, the same on every retry and redelivery, for receivers to drop
+	// repeats.
+	ID   string
 	Body []byte
 }
 
@@ -492,7 +496,7 @@ func newWebhook(t testing.TB) *Webhook {
 			return
 		}
 		w.mu.Lock()
-		w.posts = append(w.posts, Post{At: time.Now(), Body: b})
+		w.posts = append(w.posts, Post{At: time.Now(), ID: r.Header.Get("webhook-id"), Body: b})
 		w.mu.Unlock()
 		rw.WriteHeader(http.StatusNoContent)
 	}))

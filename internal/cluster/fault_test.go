@@ -34,6 +34,7 @@ type faultRun struct {
 	alerts  []Alert
 	adups   int
 	deliv   []Delivery
+	repeats int // webhook POSTs repeating a webhook-id
 	cover   Coverage
 	matched AlertReport
 	// victimRooms are the rooms (pseudonyms) the killed ingest process
@@ -79,7 +80,7 @@ func (r *faultRun) collect() {
 	var all []*event.Envelope
 	r.shown, all, r.tdups = r.h.Shown()
 	r.alerts, r.adups = r.h.Alerts()
-	r.deliv = r.h.Deliveries()
+	r.deliv, r.repeats = r.h.Deliveries()
 	r.cover = Cover(r.lines, r.shown, all)
 	r.matched = MatchAlerts(r.lines, r.alerts, r.deliv)
 }
@@ -101,8 +102,10 @@ func (r *faultRun) complete(excused func(*faultRun, Line) bool) bool {
 
 // check asserts the rows' common outcome: every process but the victim
 // still runs; every line not excused is in the shown transcript, and no
-// audio is shown twice; every scripted alert line not excused is raised
-// once and delivered once; no alert ID reaches the webhook twice.
+// audio is transcribed twice in a revision; every scripted alert line not
+// excused is raised once and delivered once (after the receiver drops
+// repeats of a webhook-id, as Standard Webhooks receivers do: delivery is
+// at least once across a notifier's crash).
 func (r *faultRun) check(t *testing.T, excused func(*faultRun, Line) bool) {
 	t.Helper()
 	for _, p := range r.h.All() {
@@ -135,20 +138,11 @@ func (r *faultRun) check(t *testing.T, excused func(*faultRun, Line) bool) {
 			pair[0].Timeline.Start().Format("15:04:05.000"), pair[0].Timeline.End().Format("15:04:05.000"), instances(pair[:1]),
 			pair[1].Timeline.Start().Format("15:04:05.000"), pair[1].Timeline.End().Format("15:04:05.000"), instances(pair[1:]))
 	}
-	ids := map[string]int{}
-	for _, d := range r.deliv {
-		ids[d.ID]++
-	}
-	for id, n := range ids {
-		if n > 1 {
-			t.Errorf("alert %s delivered %d times", id, n)
-		}
-	}
 	for _, d := range r.matched.Unmatched {
 		t.Logf("delivery of no scripted line: %s %s at %s", d.Category, d.ID, d.Time.Format("15:04:05.000"))
 	}
-	t.Logf("%d lines (%d scripted alerts, %d excused by the fault), %d shown transcripts (%d stray), %d transcript and %d alert duplicates dropped by event ID, %d alerts, %d webhook deliveries",
-		len(r.lines), nAlert, nExcused, len(r.shown), len(r.cover.Strays), r.tdups, r.adups, len(r.alerts), len(r.deliv))
+	t.Logf("%d lines (%d scripted alerts, %d excused by the fault), %d shown transcripts (%d stray), %d transcript and %d alert duplicates dropped by event ID, %d alerts, %d webhook deliveries (%d repeated POSTs dropped by webhook-id)",
+		len(r.lines), nAlert, nExcused, len(r.shown), len(r.cover.Strays), r.tdups, r.adups, len(r.alerts), len(r.deliv), r.repeats)
 	if nAlert == 0 {
 		t.Error("no scripted alert line was checked")
 	}

@@ -264,9 +264,13 @@ type Delivery struct {
 }
 
 // Deliveries parses the webhook's POSTs (the generic JSON format:
-// {"type", "timestamp", "data": alert}).
-func (h *Harness) Deliveries() []Delivery {
-	var out []Delivery
+// {"type", "timestamp", "data": alert}) and keeps the first of each
+// webhook-id, as a receiver following Standard Webhooks does: delivery is
+// at least once (a notifier killed between its POST and its offset commit
+// posts again after the takeover, with the same ID). repeats counts the
+// POSTs dropped.
+func (h *Harness) Deliveries() (out []Delivery, repeats int) {
+	seen := map[string]bool{}
 	for _, p := range h.Hook.Posts() {
 		var body struct {
 			Data *struct {
@@ -282,9 +286,17 @@ func (h *Harness) Deliveries() []Delivery {
 			continue
 		}
 		d := body.Data
+		if p.ID == "" || p.ID != d.ID {
+			h.t.Errorf("webhook POST of alert %s has webhook-id %q: a receiver cannot drop its repeats", d.ID, p.ID)
+		}
+		if seen[p.ID] {
+			repeats++
+			continue
+		}
+		seen[p.ID] = true
 		out = append(out, Delivery{ID: d.ID, Category: d.Category, Room: d.Room, Speaker: d.Speaker, Time: d.Time})
 	}
-	return out
+	return out, repeats
 }
 
 // AlertReport is what became of the scripted alert lines.
