@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"strconv"
 	"strings"
@@ -273,9 +274,12 @@ func TestClusterKillIngest(t *testing.T) {
 				t.Fatal(err)
 			}
 			m := readManifest(t, h, info.Key)
+			t.Logf("room %s: stays %s", pr, stays(m.Stays))
+			// The killed instance's stay: named, or (when it died before
+			// it wrote the manifest) added by its successor unnamed.
 			var gone *ingest.ManifestStay
 			for i, s := range m.Stays {
-				if s.Instance == r.victim.Name {
+				if s.Instance == r.victim.Name || (s.Instance == "" && s.Reason == ingest.StayGone) {
 					gone = &m.Stays[i]
 				}
 			}
@@ -284,7 +288,7 @@ func TestClusterKillIngest(t *testing.T) {
 			}
 			r.victimRooms[pr] = true
 			if gone.Left == nil || gone.Reason != ingest.StayGone {
-				t.Errorf("room %s: the killed instance's stay %+v is not closed as %q", pr, *gone, ingest.StayGone)
+				t.Errorf("room %s: the killed instance's stay %s is not closed as %q", pr, stays([]ingest.ManifestStay{*gone}), ingest.StayGone)
 				continue
 			}
 			var after *ingest.ManifestStay
@@ -322,6 +326,18 @@ func TestClusterKillIngest(t *testing.T) {
 }
 
 func (r *faultRun) victimRoom(ln Line) bool { return r.victimRooms[ln.Room] }
+
+func stays(ss []ingest.ManifestStay) string {
+	var b strings.Builder
+	for _, s := range ss {
+		left := "open"
+		if s.Left != nil {
+			left = s.Left.Format("15:04:05.000")
+		}
+		fmt.Fprintf(&b, "[%q %s–%s %q] ", s.Instance, s.Joined.Format("15:04:05.000"), left, s.Reason)
+	}
+	return b.String()
+}
 
 func readManifest(t *testing.T, h *Harness, key string) ingest.Manifest {
 	t.Helper()
