@@ -36,14 +36,16 @@ test:
 	@COMPONENTS='$(COMPONENTS)' GO='$(GO)' GOTESTFLAGS='$(GOTESTFLAGS)' REALTIME_RE='$(REALTIME_RE)' \
 	  DISRUPTIVE='$(DISRUPTIVE)' testbed/test.sh
 
-## cluster-test: the broker fault tests on a three-node Kafka cluster (testbed/kafka.sh start --cluster),
-## beside the single broker `make test` uses (kafka.sh installs Kafka when missing); not part of `make test`.
-## The cluster is stopped after.
+## cluster-test: the fault tests on a three-node Kafka cluster (testbed/kafka.sh start --cluster; SASL_SSL,
+## ACLs), beside the single broker `make test` uses (kafka.sh installs Kafka when missing); not part of
+## `make test`: broker kills (bus), and every stage as its own processes under a speaker-bot load with one
+## ingest, transcribe or policy process killed (internal/cluster; real time, needs Janus, versitygw and the
+## Whisper fixture running). The cluster is stopped after.
 CLUSTER_TESTS ?= TestCluster
 cluster-test:
 	@testbed/kafka.sh start --cluster
 	@trap 'testbed/kafka.sh stop --cluster' EXIT; \
-	  EARSHOT_TESTBED=1 EARSHOT_KAFKA_CLUSTER=1 $(GO) test -race -p 1 -timeout 30m -run '$(CLUSTER_TESTS)' ./bus/
+	  EARSHOT_TESTBED=1 EARSHOT_KAFKA_CLUSTER=1 $(GO) test -race -p 1 -timeout 60m -run '$(CLUSTER_TESTS)' ./bus/ ./internal/cluster/
 
 ## test-unit: the suite without the test bed (integration tests skip and say why).
 test-unit:

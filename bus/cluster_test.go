@@ -22,6 +22,69 @@ import (
 	"github.com/earshot/earshot/internal/testbed"
 )
 
+// TestClusterSecured: every node of the cluster takes only SASL_SSL logins
+// the test bed's users know, and its authorizer refuses a stage principal
+// what no ACL allows (allow.everyone.if.no.acl.found=false) and allows it
+// once the ACL is added, as on the single broker.
+func TestClusterSecured(t *testing.T) {
+	cl := testbed.KafkaCluster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	admin := testCluster(t, cl.Endpoint)
+	topic := uniqueName("secured")
+	if err := EnsureTopics(ctx, admin, TopicSpec{Name: topic, Partitions: 1, ReplicationFactor: 3, Retention: time.Hour}); err != nil {
+		t.Fatalf("admin creates a topic: %v", err)
+	}
+	t.Cleanup(func() { _ = DeleteTopics(context.Background(), admin, topic) })
+	if err := CheckReplication(ctx, admin, []string{topic}, 3); err != nil {
+		t.Fatalf("RF 3: %v", err)
+	}
+	ingest, ok := cl.Endpoint.Users["ingest"]
+	if !ok {
+		t.Fatal("kafka-cluster.env has no stage user for ingest")
+	}
+	for n, addr := range cl.Nodes {
+		t.Run(fmt.Sprintf("node %d", n), func(t *testing.T) {
+			one := admin
+			one.Brokers = []string{addr}
+			cctx, ccancel := context.WithTimeout(ctx, 20*time.Second)
+			defer ccancel()
+			if _, err := clusterMetadata(cctx, Plain(addr), topic); err == nil {
+				t.Errorf("a plaintext client read metadata from %s", addr)
+			}
+			if _, err := clusterMetadata(cctx, one.As(ingest[0], "not-"+ingest[1]), topic); err == nil {
+				t.Errorf("a wrong password was accepted by %s", addr)
+			}
+			if _, err := clusterMetadata(cctx, one, topic); err != nil {
+				t.Errorf("the admin over SASL_SSL at %s: %v", addr, err)
+			}
+		})
+	}
+	stage := admin.As(ingest[0], ingest[1])
+	produce := func() error {
+		p, err := NewProducer(ProducerConfig{Cluster: stage})
+		if err != nil {
+			return err
+		}
+		defer p.Close()
+		pctx, pcancel := context.WithTimeout(ctx, 30*time.Second)
+		defer pcancel()
+		return p.Produce(pctx, Message{Topic: topic, Key: []byte("k"), Value: []byte("v")})
+	}
+	// Without an ACL the principal may not even describe the topic, and
+	// the brokers answer as if it did not exist (Kafka hides topics a
+	// principal cannot describe); either answer is a refusal.
+	if err := produce(); err == nil || !(strings.Contains(err.Error(), "may not") || strings.Contains(err.Error(), "Unknown Topic")) {
+		t.Errorf("User:%s wrote to %s with no ACL: err %v, want a refusal", ingest[0], topic, err)
+	}
+	if err := CreateACLs(ctx, admin, []ACL{{Principal: "User:" + ingest[0], Name: topic, Operation: OpWrite}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := produce(); err != nil {
+		t.Errorf("User:%s with a write ACL on %s: %v", ingest[0], topic, err)
+	}
+}
+
 // failoverRun is one broker fault under a steady load: what was produced,
 // what the consumers saw, and how long the stream took to recover.
 type failoverRun struct {
@@ -145,7 +208,9 @@ func runFailover(tb testing.TB, cl *testbed.Cluster, victim failoverVictim, load
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	brokers := Plain(cl.Brokers...)
+	// The admin super user over SASL_SSL: the cluster has no plaintext
+	// listener.
+	brokers := testCluster(tb, cl.Endpoint)
 	topic, group := uniqueName("failover"), uniqueName("failover-group")
 	// Errors only: kafka-go reports every retry during the outage.
 	tw := &testWriter{tb: tb}

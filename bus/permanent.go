@@ -36,6 +36,12 @@ func Permanent(err error) bool {
 		// The client reports an unreachable cluster this way; kafka-go
 		// does not count these as temporary.
 		return false
+	case kafka.RebalanceInProgress, kafka.UnknownMemberId, kafka.IllegalGeneration, kafka.MemberIDRequired:
+		// Group churn: another member joined or left while this one was
+		// joining or syncing (members starting together, a member
+		// killed); joining again is the cure. kafka-go does not count
+		// them as temporary.
+		return false
 	}
 	return !ke.Temporary()
 }

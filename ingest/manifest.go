@@ -124,6 +124,27 @@ func (b *manifest) leave(instance, reason string, at time.Time) {
 	}
 }
 
+// StayGone is the reason of a stay its bot never closed (killed, or its
+// host lost): the bot that continues the session closes it at the dead
+// bot's last lease renewal, so the gap to the next stay is named.
+const StayGone = "gone without leaving (its lease expired unrenewed); session taken over"
+
+// closeOpen closes every stay still open, as left at at for reason.
+func (b *manifest) closeOpen(reason string, at time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	u := at.UTC()
+	for i := range b.m.Stays {
+		if s := &b.m.Stays[i]; s.Left == nil {
+			left := u
+			if left.Before(s.Joined) {
+				left = s.Joined
+			}
+			s.Left, s.Reason = &left, reason
+		}
+	}
+}
+
 func (b *manifest) end(reason string, at time.Time) {
 	b.mu.Lock()
 	defer b.mu.Unlock()

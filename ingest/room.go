@@ -221,10 +221,21 @@ func (r *roomRun) openSession(ctx context.Context, now time.Time) (*sessionState
 		next = &sessionState{id: r.sess.id, opened: r.sess.opened, stay: r.sess.stay + 1, man: r.sess.man}
 	case ok && !prev.Ended && r.continues(prev, now):
 		next = &sessionState{id: prev.ID, opened: prev.Opened, stay: prev.Stays + 1}
+		// This process has no bot in the room: a stay still open is a
+		// dead bot's, which recorded until about its last renewal.
+		last := prev.Held
+		if last.IsZero() {
+			last = prev.Updated
+		}
 		next.man = st.loadManifest(ctx, r.pRoom, prev.ID)
 		if next.man == nil {
+			// The earlier bot died before it wrote the manifest (it is
+			// written at track ends): its stay is known from the session
+			// record only, without its instance.
 			next.man = newManifest(r.pRoom, prev.ID, r.room.connector, prev.Opened)
+			next.man.join("", prev.Opened)
 		}
+		next.man.closeOpen(StayGone, last)
 		r.log.Info("continuing the room's open session", "session", prev.ID, "stay", next.stay)
 	default:
 		if ok && !prev.Ended {

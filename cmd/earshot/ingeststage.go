@@ -86,11 +86,15 @@ func newIngestStage(ctx context.Context, rt *Runtime) (_ Stage, err error) {
 	}
 	cl.push(st.uploader.Close)
 	var coord ingest.Coordinator
+	// The stage names itself (manifest stays, lifecycle events) as its
+	// leases do: instances on one host share the host name.
+	self := rt.Self
 	if l := c.Ingest.Lease; l.Enabled {
 		inst := l.Instance
 		if inst == "" {
 			inst = rt.Self.Instance
 		}
+		self.Instance = inst
 		leases, err := lease.NewKafka(ctx, lease.KafkaConfig{
 			Config:  lease.Config{Instance: inst, TTL: l.TTL, Renew: l.Renew, Logger: rt.Log},
 			Cluster: rt.Cluster, Topic: event.TopicState,
@@ -113,7 +117,7 @@ func newIngestStage(ctx context.Context, rt *Runtime) (_ Stage, err error) {
 		SkipParticipants: ingest.ParticipantSkip{Pseudonyms: c.Ingest.Participants.Skip, Display: skipDisplay},
 		RoomDescription:  c.Ingest.Participants.RoomDescription,
 		Manifests:        rt.Store,
-		Pseudonym:        rt.Pseudonym, Sender: rt.Producer, Spool: st.spool, Producer: rt.Self, Keys: rt.Keys,
+		Pseudonym:        rt.Pseudonym, Sender: rt.Producer, Spool: st.spool, Producer: self, Keys: rt.Keys,
 		Logger: rt.Log, Metrics: rt.Metrics,
 	})
 	if err != nil {

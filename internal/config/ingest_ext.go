@@ -20,9 +20,10 @@ type Lease struct {
 	TTL time.Duration `yaml:"ttl"`
 	// Renew is how often the holder renews (default 3s, at most ttl/3).
 	Renew time.Duration `yaml:"renew"`
-	// Instance names this instance in leases: unique among running
-	// instances, stable across restarts (default: the host name). A
-	// restarted instance takes its own leases back at once.
+	// Instance names this instance in leases, manifest stays and its
+	// lifecycle events: unique among running instances, stable across
+	// restarts (default: the host name). A restarted instance takes its
+	// own leases back at once.
 	Instance string `yaml:"instance"`
 	// SessionGap: a room's session continues across bot restarts and
 	// takeovers unless the room had no bot for longer than this (default

@@ -24,8 +24,13 @@ func ClusterAsked() bool { return os.Getenv("EARSHOT_KAFKA_CLUSTER") == "1" }
 
 // Cluster is the running three-node Kafka cluster: KRaft nodes that are
 // broker and controller each, default.replication.factor=3,
-// min.insync.replicas=2. A fault test kills one node and starts it again.
+// min.insync.replicas=2, secured as the single broker is (SASL_SSL with the
+// test bed's CA, SCRAM users, ACLs). A fault test kills one node and
+// starts it again.
 type Cluster struct {
+	// Endpoint is how clients reach the cluster: every node's address,
+	// the CA, the admin's and the stage principals' logins.
+	Endpoint KafkaEndpoint
 	// Brokers are the bootstrap addresses of every node.
 	Brokers []string
 	// Nodes maps each node's Kafka node.id to its broker address.
@@ -57,9 +62,18 @@ func KafkaCluster(tb testing.TB) *Cluster {
 	return c
 }
 
-// parseCluster reads KAFKA_CLUSTER_BROKERS and KAFKA_CLUSTER_NODE_<id>.
+// parseCluster reads KAFKA_CLUSTER_BROKERS, KAFKA_CLUSTER_NODE_<id> and
+// the endpoint keys kafka.env has too. A cluster without TLS and SCRAM
+// (an older plaintext one) is refused: cluster mode has no plaintext path.
 func parseCluster(env map[string]string) (*Cluster, error) {
-	c := &Cluster{Nodes: map[int]string{}}
+	e, err := kafkaEndpoint(env)
+	if err != nil {
+		return nil, err
+	}
+	if e.CAFile == "" {
+		return nil, fmt.Errorf("no KAFKA_CA_FILE: a plaintext cluster from an older test bed; run testbed/kafka.sh stop --cluster, then start --cluster")
+	}
+	c := &Cluster{Endpoint: e, Nodes: map[int]string{}}
 	for k, v := range env {
 		id, ok := strings.CutPrefix(k, "KAFKA_CLUSTER_NODE_")
 		if !ok {
@@ -76,6 +90,9 @@ func parseCluster(env map[string]string) (*Cluster, error) {
 	}
 	if len(c.Brokers) == 0 || len(c.Nodes) == 0 {
 		return nil, fmt.Errorf("no KAFKA_CLUSTER_BROKERS or KAFKA_CLUSTER_NODE_<id> entries")
+	}
+	if strings.Join(c.Brokers, ",") != env["KAFKA_BROKERS"] {
+		return nil, fmt.Errorf("KAFKA_BROKERS %s is not KAFKA_CLUSTER_BROKERS %s", env["KAFKA_BROKERS"], env["KAFKA_CLUSTER_BROKERS"])
 	}
 	for n, addr := range c.Nodes {
 		found := false

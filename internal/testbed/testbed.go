@@ -136,18 +136,38 @@ type KafkaEndpoint struct {
 // KafkaServer returns the running Kafka broker's endpoint.
 func KafkaServer(tb testing.TB) KafkaEndpoint {
 	tb.Helper()
-	env := Require(tb, Kafka)
-	e := KafkaEndpoint{Brokers: strings.Split(Get(tb, Kafka, "KAFKA_BROKERS"), ","), CAFile: env["KAFKA_CA_FILE"], Users: map[string][2]string{}}
-	if e.CAFile == "" {
-		return e
-	}
-	e.AdminUser, e.AdminPassword = Get(tb, Kafka, "KAFKA_ADMIN_USER"), Get(tb, Kafka, "KAFKA_ADMIN_PASSWORD")
-	for k, v := range env {
-		if stage, ok := strings.CutPrefix(k, "KAFKA_USER_"); ok {
-			e.Users[strings.ToLower(stage)] = [2]string{v, env["KAFKA_PASSWORD_"+stage]}
-		}
+	e, err := kafkaEndpoint(Require(tb, Kafka))
+	if err != nil {
+		tb.Fatalf("testbed: %s.env: %v; rerun testbed/kafka.sh start", Kafka, err)
 	}
 	return e
+}
+
+// kafkaEndpoint reads kafka.env's keys (kafka-cluster.env carries them
+// too): KAFKA_BROKERS, and with KAFKA_CA_FILE the admin's and the stage
+// principals' SCRAM logins.
+func kafkaEndpoint(env map[string]string) (KafkaEndpoint, error) {
+	if env["KAFKA_BROKERS"] == "" {
+		return KafkaEndpoint{}, fmt.Errorf("no KAFKA_BROKERS")
+	}
+	e := KafkaEndpoint{Brokers: strings.Split(env["KAFKA_BROKERS"], ","), CAFile: env["KAFKA_CA_FILE"], Users: map[string][2]string{}}
+	if e.CAFile == "" {
+		return e, nil
+	}
+	e.AdminUser, e.AdminPassword = env["KAFKA_ADMIN_USER"], env["KAFKA_ADMIN_PASSWORD"]
+	if e.AdminUser == "" || e.AdminPassword == "" {
+		return KafkaEndpoint{}, fmt.Errorf("KAFKA_CA_FILE without KAFKA_ADMIN_USER and KAFKA_ADMIN_PASSWORD")
+	}
+	for k, v := range env {
+		if stage, ok := strings.CutPrefix(k, "KAFKA_USER_"); ok {
+			pw := env["KAFKA_PASSWORD_"+stage]
+			if v == "" || pw == "" {
+				return KafkaEndpoint{}, fmt.Errorf("%s without a user or KAFKA_PASSWORD_%s", k, stage)
+			}
+			e.Users[strings.ToLower(stage)] = [2]string{v, pw}
+		}
+	}
+	return e, nil
 }
 
 // S3Endpoint describes the versitygw server.
