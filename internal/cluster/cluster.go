@@ -79,6 +79,8 @@ type Harness struct {
 	S3    storage.S3Config
 	// Store is the run's bucket as the stages see it (decrypted).
 	Store storage.Store
+	// Keys open the run's sealed events (what a transcript says).
+	Keys  event.Keys
 	Pseud *pseudonym.Pseudonymizer
 	// Rooms are the run's VideoRooms.
 	Rooms []uint64
@@ -148,6 +150,7 @@ func Start(t testing.TB, cfg Config) *Harness {
 	}
 	t.Cleanup(func() { _ = kr.Close() })
 	h.Store = crypt.NewStore(raw, kr)
+	h.Keys = kr
 
 	for range cfg.Rooms {
 		room := 190000 + randN(10000)

@@ -13,6 +13,7 @@ import (
 	"github.com/earshot/earshot/event"
 	"github.com/earshot/earshot/ingest"
 	"github.com/earshot/earshot/internal/e2e"
+	"github.com/earshot/earshot/policy"
 )
 
 // The fault rows: each starts the whole deployment (2 × ingest,
@@ -38,6 +39,7 @@ type faultRun struct {
 	repeats int // webhook POSTs repeating a webhook-id
 	cover   Coverage
 	matched AlertReport
+	policy  *policy.Policy
 	// victimRooms are the rooms (pseudonyms) the killed ingest process
 	// recorded.
 	victimRooms map[string]bool
@@ -94,7 +96,7 @@ func (r *faultRun) complete(excused func(*faultRun, Line) bool) bool {
 		if len(r.cover.PerLine[i]) == 0 {
 			return false
 		}
-		if ln.Alert != "" && len(r.matched.Delivered[i]) == 0 {
+		if ln.Alert != "" && len(r.matched.Delivered[i]) == 0 && r.owed(i) {
 			return false
 		}
 	}
@@ -126,6 +128,16 @@ func (r *faultRun) check(t *testing.T, excused func(*faultRun, Line) bool) {
 		if ln.Alert == "" {
 			continue
 		}
+		if !r.owed(i) {
+			// What a small model hears is not the pipeline's to
+			// guarantee: without the category in the line's heard text
+			// no alert is owed, but none may come twice.
+			t.Logf("%s (%s): not owed: the default policy finds no %s in what the engine heard, %q", ln.Describe(), ln.Alert, ln.Alert, r.heard(i))
+			if n := len(r.matched.Raised[i]); n > 1 {
+				t.Errorf("%s (%s): raised %d times, want at most once", ln.Describe(), ln.Alert, n)
+			}
+			continue
+		}
 		nAlert++
 		if n := len(r.matched.Raised[i]); n != 1 {
 			t.Errorf("%s (%s): raised %d times, want once", ln.Describe(), ln.Alert, n)
@@ -147,6 +159,60 @@ func (r *faultRun) check(t *testing.T, excused func(*faultRun, Line) bool) {
 	if nAlert == 0 {
 		t.Error("no scripted alert line was checked")
 	}
+}
+
+// owed tells whether line i's scripted alert is owed: the default policy
+// finds its category in the line's shown transcripts (what the engine
+// heard, words and their probabilities included, as one segment). A
+// transcript that cannot be opened is an error, and the alert is owed.
+func (r *faultRun) owed(i int) bool {
+	seg, err := r.heardSegment(i)
+	if err != nil {
+		r.h.t.Errorf("%s: %v", r.lines[i].Describe(), err)
+		return true
+	}
+	if r.policy == nil {
+		if r.policy, err = policy.Default(); err != nil {
+			r.h.t.Fatal(err)
+		}
+	}
+	for _, f := range r.policy.Evaluate(&seg) {
+		if f.Category == r.lines[i].Alert {
+			return true
+		}
+	}
+	return false
+}
+
+// heard is line i's shown text.
+func (r *faultRun) heard(i int) string {
+	seg, err := r.heardSegment(i)
+	if err != nil {
+		return err.Error()
+	}
+	return seg.Text
+}
+
+// heardSegment joins line i's shown transcripts into one segment.
+func (r *faultRun) heardSegment(i int) (policy.Segment, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var out policy.Segment
+	var texts []string
+	for j, e := range r.cover.PerLine[i] {
+		s, err := policy.SegmentFromEvent(ctx, r.h.Keys, e)
+		if err != nil {
+			return policy.Segment{}, fmt.Errorf("open shown transcript %s: %w", e.EventID, err)
+		}
+		if j == 0 {
+			out = s
+			out.Words = nil
+		}
+		texts = append(texts, strings.TrimSpace(s.Text))
+		out.Words = append(out.Words, s.Words...)
+	}
+	out.Text = strings.Join(texts, " ")
+	return out, nil
 }
 
 // busiest picks the process of stage with the highest value of metric,
