@@ -66,16 +66,7 @@ func runFault(t *testing.T, pick func(h *Harness) *Proc, excused func(r *faultRu
 	r.load.Wait()
 	r.lines = r.load.Lines()
 
-	deadline := time.Now().Add(6 * time.Minute)
-	for {
-		r.collect()
-		if r.complete(excused) || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(2 * time.Second)
-	}
-	time.Sleep(20 * time.Second)
-	r.collect()
+	r.settle(excused)
 	return r
 }
 
@@ -86,6 +77,21 @@ func (r *faultRun) collect() {
 	r.deliv, r.repeats = r.h.Deliveries()
 	r.cover = Cover(r.lines, r.shown, all)
 	r.matched = MatchAlerts(r.lines, r.alerts, r.deliv)
+}
+
+// settle waits until complete says every line is in (or 6 minutes pass),
+// then 20 s more for late duplicates, and collects the outcome.
+func (r *faultRun) settle(excused func(*faultRun, Line) bool) {
+	deadline := time.Now().Add(6 * time.Minute)
+	for {
+		r.collect()
+		if r.complete(excused) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(2 * time.Second)
+	}
+	time.Sleep(20 * time.Second)
+	r.collect()
 }
 
 func (r *faultRun) complete(excused func(*faultRun, Line) bool) bool {
@@ -378,16 +384,7 @@ func TestClusterKillIngest(t *testing.T) {
 		t.Fatalf("no manifest has a stay of %s, which held a room", r.victim.Name)
 	}
 
-	deadline := time.Now().Add(6 * time.Minute)
-	for {
-		r.collect()
-		if r.complete(excused) || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(2 * time.Second)
-	}
-	time.Sleep(20 * time.Second)
-	r.collect()
+	r.settle(excused)
 	r.check(t, excused)
 }
 

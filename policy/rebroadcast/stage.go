@@ -594,13 +594,7 @@ func (s *Stage) handle(ctx context.Context, d *bus.Delivery) {
 	}
 	rec, q, derr := s.extract(e, &p, &data, d)
 	if rec != nil {
-		b, err := rec.marshal()
-		if err == nil {
-			pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-			err = s.cfg.Sender.Produce(pctx, bus.Message{Topic: s.cfg.Topics.Fingerprints, Key: []byte(rec.Track), Value: b})
-			cancel()
-		}
-		if err != nil {
+		if err := s.publish(ctx, rec); err != nil {
 			// Not acked: redelivered after a restart or rebalance.
 			s.log.Error("fingerprint record not produced", "error", err)
 			return
@@ -812,4 +806,17 @@ func (s *Stage) deadLetter(ctx context.Context, d *bus.Delivery, reason error) {
 	}
 	s.m.deadLetters.Inc()
 	d.Ack()
+}
+
+// publish writes one fingerprint record to the fingerprints topic, keyed
+// by its track; it finishes even when ctx is cancelled (shutdown), within
+// 30 s.
+func (s *Stage) publish(ctx context.Context, rec *Record) error {
+	b, err := rec.marshal()
+	if err != nil {
+		return err
+	}
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	return s.cfg.Sender.Produce(pctx, bus.Message{Topic: s.cfg.Topics.Fingerprints, Key: []byte(rec.Track), Value: b})
 }

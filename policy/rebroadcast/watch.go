@@ -315,13 +315,7 @@ func (s *Stage) feedExternal(ctx context.Context, t *localTrack, pcm []float32, 
 	}
 	// Other instances' rooms are matched against it too (a stream ahead
 	// of the room's fingerprints). Lost, it only costs that direction.
-	b, err := rec.marshal()
-	if err == nil {
-		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		err = s.cfg.Sender.Produce(pctx, bus.Message{Topic: s.cfg.Topics.Fingerprints, Key: []byte(rec.Track), Value: b})
-		cancel()
-	}
-	if err != nil {
+	if err := s.publish(ctx, &rec); err != nil {
 		s.log.Warn("outside stream's fingerprint record not produced", "error", err)
 	}
 	return true
