@@ -300,11 +300,13 @@ func runAlertPipeline(b *testing.B, ctx context.Context, room uint64, name strin
 		}()
 	}
 
-	// Transcription worker on the Whisper fixture.
-	eng, err := httpengine.New(httpengine.Config{BaseURL: whisperURL, Model: "tiny.en", Timeout: 2 * time.Minute})
+	// Transcription worker on the Whisper fixture, the engine as the stage
+	// ships it (transcribe.cover_tail on).
+	plain, err := httpengine.New(httpengine.Config{BaseURL: whisperURL, Model: "tiny.en", Timeout: 2 * time.Minute})
 	if err != nil {
 		b.Fatal(err)
 	}
+	eng := transcribe.CoverTail(plain, transcribe.TailConfig{})
 	tcons, err := bus.NewConsumer(bus.ConsumerConfig{Cluster: brokers, GroupID: name + "-tr-" + e2e.RandHex(4),
 		Topics: []string{topics.Of(event.TopicAudio)}, Logger: log})
 	if err != nil {

@@ -142,6 +142,9 @@ func newEngine(rt *Runtime) (transcribe.Engine, func(), error) {
 	if errors.Is(err, engines.ErrNotConfigured) {
 		err = fmt.Errorf("%w: %w", err, errNotConfigured)
 	}
+	if err == nil && c.CoverTail {
+		eng = transcribe.CoverTail(eng, transcribe.TailConfig{})
+	}
 	return eng, release, err
 }
 

@@ -51,11 +51,12 @@ func main() {
 	pol := flag.String("policy", "", "policy file (default: the built-in policy)")
 	rehear := flag.Bool("rehear", false, "synthesise and transcribe again even when OUT holds heard texts")
 	joined := flag.Bool("joined", false, "score the lines in order in one room window, 2 s apart, as the benchmark says them (findings across lines count against the line they start in)")
+	tail := flag.Bool("tail", false, "send speech after the engine's last word again, as the worker does with transcribe.cover_tail (transcribe.CoverTail)")
 	verbose := flag.Bool("v", false, "while hearing, print each utterance and the engine's raw segments (before the worker's filter)")
 	flag.Parse()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
-	if err := run(ctx, os.Stdout, *set, *whisper, *out, *pol, *rehear, *verbose, *joined); err != nil {
+	if err := run(ctx, os.Stdout, *set, *whisper, *out, *pol, *rehear, *verbose, *joined, *tail); err != nil {
 		fmt.Fprintln(os.Stderr, "hearset:", err)
 		os.Exit(1)
 	}
@@ -83,7 +84,7 @@ func (h heardLine) text() string {
 	return strings.Join(parts, " ")
 }
 
-func run(ctx context.Context, w io.Writer, setPath, whisper, out, polPath string, rehear, verbose, joined bool) error {
+func run(ctx context.Context, w io.Writer, setPath, whisper, out, polPath string, rehear, verbose, joined, tail bool) error {
 	f, err := os.Open(setPath)
 	if err != nil {
 		return err
@@ -110,7 +111,7 @@ func run(ctx context.Context, w io.Writer, setPath, whisper, out, polPath string
 	cache := filepath.Join(out, "heard-segments.json")
 	heard, err := readCache(cache, set)
 	if err != nil || rehear {
-		if heard, err = hear(ctx, set, whisper, verbose); err != nil {
+		if heard, err = hear(ctx, set, whisper, verbose, tail); err != nil {
 			return err
 		}
 		if err := writeJSON(cache, heard); err != nil {
@@ -146,14 +147,18 @@ func readCache(path string, set []policy.LabelledLine) ([]heardLine, error) {
 	return heard, nil
 }
 
-func hear(ctx context.Context, set []policy.LabelledLine, whisper string, verbose bool) ([]heardLine, error) {
+func hear(ctx context.Context, set []policy.LabelledLine, whisper string, verbose, tail bool) ([]heardLine, error) {
 	tools, err := speech.LookupTools()
 	if err != nil {
 		return nil, err
 	}
-	eng, err := httpengine.New(httpengine.Config{BaseURL: whisper, Model: "tiny.en", Timeout: 2 * time.Minute})
+	var eng transcribe.Engine
+	eng, err = httpengine.New(httpengine.Config{BaseURL: whisper, Model: "tiny.en", Timeout: 2 * time.Minute})
 	if err != nil {
 		return nil, err
+	}
+	if tail {
+		eng = transcribe.CoverTail(eng, transcribe.TailConfig{})
 	}
 	tmp, err := os.MkdirTemp("", "hearset-")
 	if err != nil {

@@ -153,10 +153,14 @@ type Transcribe struct {
 	ModelPath   string        `yaml:"model_path"` // whisper engine: ggml model file
 	Threads     int           `yaml:"threads"`
 	Window      string        `yaml:"window"` // whisper engine: full (default) or fit encoder window
-	Backlog     Backlog       `yaml:"backlog"`
-	Rooms       RoomLanguages `yaml:"rooms"`
-	Final       FinalPass     `yaml:"final"`
-	Settle      SettlePass    `yaml:"settle"`
+	// CoverTail sends the speech after the engine's last word to it again
+	// (transcribe.CoverTail): Whisper sometimes stops before an utterance
+	// ends, on spelled digits and letters most.
+	CoverTail bool          `yaml:"cover_tail"`
+	Backlog   Backlog       `yaml:"backlog"`
+	Rooms     RoomLanguages `yaml:"rooms"`
+	Final     FinalPass     `yaml:"final"`
+	Settle    SettlePass    `yaml:"settle"`
 }
 
 // Policy configures the policy engine.
@@ -191,7 +195,7 @@ func Default() Config {
 			ChunkDuration:  240 * time.Millisecond, // latency: the transcriber cannot cut before a chunk closes
 			SegmentLength:  30 * time.Second,
 		},
-		Transcribe: Transcribe{Engine: "http", Model: "tiny.en", Language: "auto", Timeout: 30 * time.Second, Concurrency: 2, Threads: 2},
+		Transcribe: Transcribe{Engine: "http", Model: "tiny.en", Language: "auto", Timeout: 30 * time.Second, Concurrency: 2, Threads: 2, CoverTail: true},
 		Metrics:    Metrics{Listen: "127.0.0.1:9464"},
 	}
 	// Sections that later issues added keep their defaults, checks and path

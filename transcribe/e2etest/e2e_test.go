@@ -148,7 +148,9 @@ func buildWorker(t testing.TB, sp workerSpec, eng transcribe.Engine, o workerOpt
 	t.Cleanup(func() { _ = producer.Close() })
 	wk := &worker{cons: cons, reg: prometheus.NewRegistry(), done: make(chan error, 1)}
 	wk.w, err = transcribe.NewWorker(transcribe.WorkerConfig{
-		Consumer: cons, Sender: producer, Engine: eng, Language: "en",
+		// The engine as the stage ships it (transcribe.cover_tail on); the
+		// whole-file reference (fileWER) uses the plain engine.
+		Consumer: cons, Sender: producer, Engine: transcribe.CoverTail(eng, transcribe.TailConfig{}), Language: "en",
 		Producer: event.Producer{Name: "earshot-transcribe", Version: "e2e", Instance: sp.Name},
 		Keys:     e2e.DerivedKeys{Secret: sp.Secret}, Logger: log, Segmenter: o.seg, Metrics: wk.reg, LogText: true,
 		Topics: transcribe.Topics{Transcripts: sp.Topics.Of(event.TopicTranscripts), DeadLetter: sp.Topics.Of(event.TopicDeadLetter),
