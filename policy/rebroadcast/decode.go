@@ -25,8 +25,9 @@ var errBadChunk = errors.New("rebroadcast: malformed chunk")
 var errCorrupt = errors.New("rebroadcast: corrupt audio")
 
 // trackDecoder decodes one track's chunks in timeline order to 16 kHz mono,
-// contiguous from its first sample: gaps are silence, packets already
-// decoded (a redelivered chunk) are skipped.
+// contiguous from its first sample: gaps and inactive packets
+// (opus.Inactive) are silence, packets already decoded (a redelivered
+// chunk) are skipped.
 type trackDecoder struct {
 	dec     *opus.Decoder
 	first   int64 // 16 kHz sample of the first decoded sample; -1 before
@@ -89,7 +90,10 @@ func (t *trackDecoder) decode(tl *event.Timeline, data *event.AudioChunkData, ou
 			out = append(out, make([]float32, gap)...)
 			t.next = k
 		}
-		n, err := t.dec.Decode(pkt, t.scratch)
+		// Inactive packets (silence, the sender's background) are not
+		// decoded: they make no landmarks, and decoding was most of the
+		// stage's CPU.
+		n, _, err := t.dec.DecodeActive(pkt, t.scratch)
 		if err != nil {
 			corrupt++
 			if m, perr := opus.PacketSamples(pkt); perr == nil {

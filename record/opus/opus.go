@@ -66,6 +66,9 @@ func libError(op string, code C.int) error {
 type Decoder struct {
 	mu  sync.Mutex // guards dec against Close racing a decode
 	dec *C.OpusDecoder
+	// skipped is set when DecodeActive skipped a packet: the state no
+	// longer follows the sender's, so the next decode starts afresh.
+	skipped bool
 	// cleanup frees the C state if the Decoder is dropped without Close.
 	cleanup runtime.Cleanup
 }
@@ -106,6 +109,7 @@ func (d *Decoder) Reset() error {
 	if code := C.earshot_opus_reset(d.dec); code != C.OPUS_OK {
 		return libError("reset", code)
 	}
+	d.skipped = false
 	return nil
 }
 
@@ -146,6 +150,34 @@ func (d *Decoder) ConcealFEC(next []byte, pcm []float32) error {
 	return err
 }
 
+// DecodeActive is Decode for analysis that needs only audible audio: an
+// Inactive packet is not decoded but written as its duration of zeros,
+// and the first packet decoded after such a gap is decoded from a reset
+// state (as at a track's start) rather than from a state the skipped
+// packets would have moved on. It returns the samples written and
+// whether the packet was skipped.
+func (d *Decoder) DecodeActive(packet []byte, pcm []float32) (int, bool, error) {
+	if !Inactive(packet) {
+		n, err := d.Decode(packet, pcm)
+		return n, false, err
+	}
+	n, err := PacketSamples(packet)
+	if err != nil {
+		return 0, false, err
+	}
+	if n > len(pcm) {
+		return 0, false, fmt.Errorf("opus: decode: %d samples do not fit a buffer of %d", n, len(pcm))
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.dec == nil {
+		return 0, false, ErrClosed
+	}
+	d.skipped = true
+	clear(pcm[:n])
+	return n, true, nil
+}
+
 func (d *Decoder) decode(packet []byte, pcm []float32, frame int, fec bool) (int, error) {
 	if len(pcm) == 0 {
 		return 0, errors.New("opus: decode: empty output buffer")
@@ -154,6 +186,14 @@ func (d *Decoder) decode(packet []byte, pcm []float32, frame int, fec bool) (int
 	defer d.mu.Unlock()
 	if d.dec == nil {
 		return 0, ErrClosed
+	}
+	if d.skipped {
+		// Packets were skipped: concealment would extrapolate audio from
+		// before them, and prediction would run from a stale state.
+		if code := C.earshot_opus_reset(d.dec); code != C.OPUS_OK {
+			return 0, libError("reset", code)
+		}
+		d.skipped = false
 	}
 	var data *C.uchar
 	if len(packet) > 0 {
