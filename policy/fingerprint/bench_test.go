@@ -1,15 +1,12 @@
 package fingerprint
 
 import (
-	"bytes"
 	"encoding/binary"
 	"fmt"
 	"io"
-	"os"
 	"testing"
 	"time"
 
-	"github.com/earshot/earshot/internal/speakerbot"
 	"github.com/earshot/earshot/internal/speech/speechtest"
 	"github.com/earshot/earshot/record/opus"
 )
@@ -50,22 +47,7 @@ func talkTrack(b *testing.B, s *speechtest.Studio) [][]byte {
 	for i := range 6 {
 		parts = append(parts, s.Sox(speech, fmt.Sprintf("talk%d", i), "trim", fmt.Sprint(3*i), "3"), silence)
 	}
-	wav := s.Concat("talk-minute", parts...)
-	ogg := wav + ".ogg"
-	s.Run(s.Tools().Opusenc, "--quiet", "--bitrate", "32", "--framesize", "20", "--serial", "1", wav, ogg)
-	data, err := os.ReadFile(ogg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	f, err := speakerbot.ReadOpusFile(bytes.NewReader(data))
-	if err != nil {
-		b.Fatal(err)
-	}
-	out := make([][]byte, len(f.Packets))
-	for i, p := range f.Packets {
-		out[i] = p.Data
-	}
-	return out
+	return oggPackets(b, s, s.Concat("talk-minute", parts...), 32)
 }
 
 // BenchmarkFingerprintTracks reports fingerprint_tracks_per_core: live
