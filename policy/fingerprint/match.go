@@ -122,20 +122,10 @@ func (m Match) RefMS() [2]int64 {
 // DurationMS is the query span's length.
 func (m Match) DurationMS() int64 { q := m.QueryMS(); return q[1] - q[0] }
 
-// candKey is a candidate, packed as a rawHit's key: reference and
-// hypothesis above bit 24, the offset cell plus offBias below. The
-// candidates' map is read several times per group of hits each second,
-// and an integer key hashes several times faster than a struct.
-type candKey uint64
-
-// neighbour is the key of the offset cell d away, and false when that
-// cell is outside the key's range (no hit can be there).
-func (k candKey) neighbour(d int) (candKey, bool) {
-	off := int64(k&(1<<24-1)) + int64(d)
-	if off < 0 || off >= 1<<24 {
-		return 0, false
-	}
-	return k&^(1<<24-1) | candKey(off), true
+type candKey struct {
+	ref uint32
+	hyp uint8
+	off int32 // offset bin
 }
 
 type hit struct{ tq, tr int32 }
@@ -341,8 +331,10 @@ func (m *Matcher) flushCell(out []Match) []Match {
 	if len(p) > 0 {
 		p = m.radixSort(p)
 		m.groups = consistent(p, m.groups[:0])
+		nhyp := uint64(len(m.cfg.Speeds))
 		for _, g := range m.groups {
-			k := candKey(g.key)
+			rh := g.key >> 24
+			k := candKey{ref: uint32(rh / nhyp), hyp: uint8(rh % nhyp), off: int32(g.key&(1<<24-1)) - offBias}
 			hs := m.cands[k]
 			for _, h := range p[g.start:g.end] {
 				if len(hs) < maxHitsPerCand {
@@ -424,9 +416,7 @@ func (m *Matcher) evaluate(k candKey) (Match, bool) {
 	var cells [3][]hit
 	n := 0
 	for d := range cells {
-		if nk, ok := k.neighbour(d - 1); ok {
-			cells[d] = m.cands[nk]
-		}
+		cells[d] = m.cands[candKey{ref: k.ref, hyp: k.hyp, off: k.off + int32(d) - 1}]
 		n += len(cells[d])
 	}
 	if n < m.cfg.MinHits {
@@ -493,17 +483,15 @@ func (m *Matcher) evaluate(k candKey) (Match, bool) {
 	if conf < m.cfg.MinConfidence {
 		return Match{}, false
 	}
-	nhyp := uint64(len(m.cfg.Speeds))
-	ref, hyp := uint32(uint64(k>>24)/nhyp), uint64(k>>24)%nhyp
 	mt := Match{
-		Query: m.idx.tracks[m.self].info, Ref: m.idx.tracks[ref].info,
+		Query: m.idx.tracks[m.self].info, Ref: m.idx.tracks[k.ref].info,
 		QueryFrames: q, RefFrames: r, Seconds: len(run), Hits: hits,
-		Confidence: conf, Speed: m.cfg.Speeds[hyp],
+		Confidence: conf, Speed: m.cfg.Speeds[k.hyp],
 		// The original's levels decide first: a replay through a noisy
 		// room fills the pauses that mark speech.
-		Speech: speechLike(m.idx.levelsOf(ref, r[0], r[1])) || speechLike(m.idx.levelsOf(m.self, q[0], q[1])),
+		Speech: speechLike(m.idx.levelsOf(k.ref, r[0], r[1])) || speechLike(m.idx.levelsOf(m.self, q[0], q[1])),
 	}
-	prev, seen := m.reports[ref]
+	prev, seen := m.reports[k.ref]
 	if seen {
 		// Keep the strongest evidence for this reference.
 		if mt.Hits > prev.Hits {
@@ -511,7 +499,7 @@ func (m *Matcher) evaluate(k candKey) (Match, bool) {
 		}
 		return Match{}, false
 	}
-	m.reports[ref] = &mt
+	m.reports[k.ref] = &mt
 	return mt, true
 }
 
