@@ -17,7 +17,7 @@ import (
 // leaves out the live path (Kafka, chunking across hosts): the matcher
 // gets the same 240 ms chunks offline.
 func BenchmarkRebroadcastRecall(b *testing.B) {
-	found, total := measureRecall(b)
+	found, total := measureRecall(b, false)
 	for b.Loop() {
 	}
 	b.ReportMetric(float64(found)/float64(total), "rebroadcast_recall")
@@ -35,6 +35,39 @@ func BenchmarkRebroadcastFalseAlarms(b *testing.B) {
 	for b.Loop() {
 	}
 	b.ReportMetric(float64(len(r.matches))/r.rooms[0].Hours(), "rebroadcast_false_alarms_per_hour")
+}
+
+// loadIndex fills idx as the benchmark's index: an hour of one voice's
+// speech (different text from every other test's), extracted once and
+// indexed as ten tracks in ten rooms. It returns the hour's samples.
+func loadIndex(tb testing.TB, s *speechtest.Studio, idx *Index) int {
+	r := voicePipe(tb, s, tb.Context(), "prefill", s.Text(8, 9800))
+	e := NewExtractor()
+	var pairs []Pair
+	var levels []int8
+	raw := make([]byte, 2*SampleRate)
+	buf := make([]float32, SampleRate)
+	samples := 0
+	for {
+		n, err := io.ReadFull(r, raw)
+		for i := range n / 2 {
+			buf[i] = float32(int16(binary.LittleEndian.Uint16(raw[2*i:]))) / 32768
+		}
+		samples += n / 2
+		pairs, levels = e.Push(buf[:n/2], pairs, levels)
+		if err != nil {
+			break
+		}
+	}
+	pairs = e.Flush(pairs)
+	for i := range 10 {
+		id := idx.AddTrack(TrackInfo{Track: fmt.Sprintf("prefill%d", i), Room: fmt.Sprintf("room%d", i), StartMS: 0})
+		idx.AddLevels(id, levels)
+		if err := idx.Add(id, pairs); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return samples
 }
 
 // talkTrack is a minute of one participant at a 30 % talk share (3 s of
@@ -69,33 +102,7 @@ func BenchmarkFingerprintTracks(b *testing.B) {
 		b.Fatal(err)
 	}
 	empty := idx.Bytes()
-	// An hour of other speech, extracted once, indexed ten times.
-	r := voicePipe(b, s, b.Context(), "prefill", s.Text(8, 9800))
-	e := NewExtractor()
-	var pairs []Pair
-	var levels []int8
-	raw := make([]byte, 2*SampleRate)
-	buf := make([]float32, SampleRate)
-	speechSamples := 0
-	for {
-		n, err := io.ReadFull(r, raw)
-		for i := range n / 2 {
-			buf[i] = float32(int16(binary.LittleEndian.Uint16(raw[2*i:]))) / 32768
-		}
-		speechSamples += n / 2
-		pairs, levels = e.Push(buf[:n/2], pairs, levels)
-		if err != nil {
-			break
-		}
-	}
-	pairs = e.Flush(pairs)
-	for i := range 10 {
-		id := idx.AddTrack(TrackInfo{Track: fmt.Sprintf("prefill%d", i), Room: fmt.Sprintf("room%d", i), StartMS: 0})
-		idx.AddLevels(id, levels)
-		if err := idx.Add(id, pairs); err != nil {
-			b.Fatal(err)
-		}
-	}
+	speechSamples := loadIndex(b, s, idx)
 	trackHours := 10 * float64(speechSamples) / SampleRate / 3600 / 0.3
 	mbPerTrackHour := float64(idx.Bytes()-empty) / 1e6 / trackHours
 
