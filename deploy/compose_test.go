@@ -6,11 +6,13 @@ package deploy
 import (
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/earshot/earshot/bus"
 	"github.com/earshot/earshot/compliance/export"
 	"github.com/earshot/earshot/ingest/pseudonym"
 	"github.com/earshot/earshot/internal/testbed"
@@ -232,12 +234,15 @@ func TestSecretsScript(t *testing.T) {
 	}
 	// Which secret serves which key, from the services' own mounts.
 	loaders := map[string]func(string) error{
-		"/run/secrets/kek.key":        func(f string) error { _, err := crypt.LoadLocalKEK(f, false); return err },
-		"/run/secrets/pseudonym.key":  func(f string) error { return checkPseudonymSecret(f) },
-		"/run/secrets/links.key":      func(f string) error { _, err := serve.LoadOrCreateLinkKey(f); return err },
-		"/run/secrets/operator-token": func(f string) error { _, err := serve.OperatorFromFile("moderator", f); return err },
-		"/run/secrets/export.ed25519": func(f string) error { _, err := export.LoadKey(f); return err },
-		"/run/secrets/s3-secret":      func(f string) error { return checkMinLen(f, 8) }, // MinIO's minimum
+		"/run/secrets/kek.key":          func(f string) error { _, err := crypt.LoadLocalKEK(f, false); return err },
+		"/run/secrets/pseudonym.key":    func(f string) error { return checkPseudonymSecret(f) },
+		"/run/secrets/links.key":        func(f string) error { _, err := serve.LoadOrCreateLinkKey(f); return err },
+		"/run/secrets/operator-token":   func(f string) error { _, err := serve.OperatorFromFile("moderator", f); return err },
+		"/run/secrets/export.ed25519":   func(f string) error { _, err := export.LoadKey(f); return err },
+		"/run/secrets/s3-secret":        func(f string) error { return checkMinLen(f, 8) }, // MinIO's minimum
+		"/run/secrets/kafka.password":   checkKafkaPassword,
+		"/run/secrets/kafka-ca.pem":     func(f string) error { _, err := bus.LoadTLS(f, "", "", ""); return err },
+		"/run/secrets/kafka-broker.pem": func(f string) error { _, err := loadKafkaKeystore(f); return err },
 	}
 	seen := map[string]bool{}
 	for _, s := range p.Services {
@@ -248,7 +253,14 @@ func TestSecretsScript(t *testing.T) {
 				t.Errorf("secret %s (%s): deploy/secrets.sh does not make it: %v", sec.Source, def.File, err)
 				continue
 			}
-			load, ok := loaders[sec.Target]
+			target := sec.Target
+			if !path.IsAbs(target) {
+				target = path.Join("/run/secrets", target)
+			}
+			load, ok := loaders[target]
+			if kafkaUserSecret.MatchString(target) { // deploy/kafka.sh reads these
+				load, ok = checkKafkaPassword, true
+			}
 			if !ok {
 				t.Errorf("service %s: secret %s at %s: this test does not know which loader reads it; add it", s.Name, sec.Source, sec.Target)
 				continue
@@ -262,6 +274,8 @@ func TestSecretsScript(t *testing.T) {
 			}
 		}
 	}
+	checkSecretReaders(t, p, dir)
+	checkKafkaTLS(t, p, dir)
 }
 
 func readAll(t *testing.T, dir string) map[string]string {

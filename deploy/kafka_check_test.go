@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"maps"
 	"net"
 	"path"
 	"regexp"
@@ -108,13 +109,7 @@ func (c *checker) checkKafka(cfgs map[string]config.Config) {
 	for _, a := range event.Access("", "") {
 		principal[a.Stage] = a.Principal
 	}
-	names := slices.Sorted(func(yield func(string) bool) {
-		for n := range cfgs {
-			if !yield(n) {
-				return
-			}
-		}
-	})
+	names := slices.Sorted(maps.Keys(cfgs))
 	brokers := map[string]*kafkaBroker{}
 	brokerOf := map[string]*kafkaBroker{} // Earshot service -> its broker
 	for _, name := range names {
@@ -190,21 +185,9 @@ func (c *checker) checkKafka(cfgs map[string]config.Config) {
 			c.bad("service %s: its password for Kafka user %q comes from %s, but %s creates that user with %s", name, user, m.source, b.init, src)
 		}
 	}
-	for _, bn := range slices.Sorted(func(yield func(string) bool) {
-		for n := range brokers {
-			if !yield(n) {
-				return
-			}
-		}
-	}) {
+	for _, bn := range slices.Sorted(maps.Keys(brokers)) {
 		b := brokers[bn]
-		for _, u := range slices.Sorted(func(yield func(string) bool) {
-			for n := range b.users {
-				if !yield(n) {
-					return
-				}
-			}
-		}) {
+		for _, u := range slices.Sorted(maps.Keys(b.users)) {
 			if _, ok := usedBy[u]; !ok && u != kafkaAdmin {
 				c.bad("service %s: creates Kafka user %q, which no service logs in as", b.init, u)
 			}
@@ -280,13 +263,7 @@ func (c *checker) kafkaBroker(s types.ServiceConfig) *kafkaBroker {
 	// same data volume with the users.
 	dataDir := props["log.dirs"]
 	data, _ := provider(ms, dataDir)
-	for _, dn := range slices.Sorted(func(yield func(string) bool) {
-		for n := range s.DependsOn {
-			if !yield(n) {
-				return
-			}
-		}
-	}) {
+	for _, dn := range slices.Sorted(maps.Keys(s.DependsOn)) {
 		if s.DependsOn[dn].Condition != types.ServiceConditionCompletedSuccessfully {
 			continue
 		}
