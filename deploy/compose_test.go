@@ -125,7 +125,7 @@ func TestComposeCheckFindsFaults(t *testing.T) {
 			old: "CLIENT:SASL_SSL,", new: "CLIENT:PLAINTEXT,",
 			want: "service policy: kafka.brokers kafka:9092 is listener CLIENT of service kafka, which speaks PLAINTEXT"},
 		{name: "controller reachable from other containers", file: "docker-compose.yml",
-			old: "CONTROLLER://localhost:9093", new: "CONTROLLER://:9093",
+			old: "CONTROLLER://127.0.0.1:9093", new: "CONTROLLER://:9093",
 			want: "service kafka: controller listener CONTROLLER speaks SASL_PLAINTEXT"},
 		{name: "no ACL means access", file: "docker-compose.yml",
 			old: `KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND: "false"`, new: `KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND: "true"`,

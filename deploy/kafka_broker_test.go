@@ -12,7 +12,8 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 )
 
-// composeBroker is the service the policy stage's kafka.brokers names.
+// composeBroker is the service the policy stage's kafka.brokers names (by
+// its service name, which is then the host the stages dial).
 func composeBroker(t *testing.T, p *types.Project) types.ServiceConfig {
 	t.Helper()
 	v := p.Services["policy"].Environment["EARSHOT_KAFKA_BROKERS"]
@@ -25,7 +26,7 @@ func composeBroker(t *testing.T, p *types.Project) types.ServiceConfig {
 	}
 	s, ok := p.Services[host]
 	if !ok {
-		t.Fatalf("kafka.brokers host %q is no service", host)
+		t.Fatalf("kafka.brokers host %q is no service name", host)
 	}
 	return s
 }

@@ -81,22 +81,14 @@ func secretFile(p *types.Project, s types.ServiceConfig, target, dir string) str
 func checkKafkaTLS(t *testing.T, p *types.Project, dir string) {
 	t.Helper()
 	stage := p.Services["policy"]
-	env := func(k string) string {
-		if v := stage.Environment[k]; v != nil {
-			return *v
-		}
-		return ""
-	}
-	host, _, err := hostPortOf(strings.Split(env("EARSHOT_KAFKA_BROKERS"), ",")[0])
-	if err != nil {
-		t.Fatalf("policy: EARSHOT_KAFKA_BROKERS: %v", err)
-	}
-	broker, ok := p.Services[host]
-	if !ok {
-		t.Fatalf("policy: kafka.brokers host %q is no service", host)
+	broker := composeBroker(t, p)
+	host := broker.Name // the name the stages dial, so the one the certificate must carry
+	caFile := ""
+	if v := stage.Environment["EARSHOT_KAFKA_TLS_CA_FILE"]; v != nil {
+		caFile = *v
 	}
 	keystore := secretFile(p, broker, kafkaProperties(broker.Environment)["ssl.keystore.location"], dir)
-	ca := secretFile(p, stage, env("EARSHOT_KAFKA_TLS_CA_FILE"), dir)
+	ca := secretFile(p, stage, caFile, dir)
 	if keystore == "" || ca == "" {
 		t.Fatalf("broker keystore %q or stage CA file %q is not a mounted secret", keystore, ca)
 	}
