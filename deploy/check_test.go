@@ -78,6 +78,7 @@ func checkCompose(root string) []string {
 	c.checkStages()
 	c.checkBuilds()
 	c.checkSecretsUsed()
+	cfgs := map[string]config.Config{}
 	for _, name := range slices.Sorted(func(yield func(string) bool) {
 		for n := range p.Services {
 			if !yield(n) {
@@ -87,9 +88,12 @@ func checkCompose(root string) []string {
 	}) {
 		s := p.Services[name]
 		if c.isEarshot(s) {
-			c.checkEarshotService(s)
+			if cfg, ok := c.checkEarshotService(s); ok {
+				cfgs[name] = cfg
+			}
 		}
 	}
+	c.checkKafka(cfgs)
 	return c.problems
 }
 
@@ -243,12 +247,22 @@ type fileUse struct {
 	shared    bool
 }
 
-// filesRead lists the files a stage reads with this configuration.
+// filesRead lists the files a stage reads with this configuration; stage
+// "kafka" is the one-shot `earshot kafka acls`, which reads Kafka's only.
 func filesRead(stage string, cfg config.Config) []fileUse {
-	fs := []fileUse{
-		{"identity.secret_file", cfg.Identity.SecretFile, true},
-		{"crypto.kek_file", cfg.Crypto.KEKFile, true},
+	var fs []fileUse
+	if cfg.Kafka.TLS.CAFile != "" {
+		fs = append(fs, fileUse{"kafka.tls.ca_file", cfg.Kafka.TLS.CAFile, true})
 	}
+	if cfg.Kafka.SASL.PasswordFile != "" {
+		fs = append(fs, fileUse{"kafka.sasl.password_file", cfg.Kafka.SASL.PasswordFile, false})
+	}
+	if stage == "kafka" {
+		return fs
+	}
+	fs = append(fs,
+		fileUse{"identity.secret_file", cfg.Identity.SecretFile, true},
+		fileUse{"crypto.kek_file", cfg.Crypto.KEKFile, true})
 	for _, f := range cfg.Crypto.PreviousKEKFiles {
 		fs = append(fs, fileUse{"crypto.previous_kek_files", f, true})
 	}
@@ -294,6 +308,9 @@ func filesRead(stage string, cfg config.Config) []fileUse {
 // addresses lists the host:port addresses a stage connects to.
 func addresses(stage string, cfg config.Config) map[string][]string {
 	as := map[string][]string{"kafka.brokers": cfg.Kafka.Brokers}
+	if stage == "kafka" {
+		return as
+	}
 	if cfg.Storage.Backend == "s3" {
 		as["storage.s3.endpoint"] = []string{cfg.Storage.S3.Endpoint}
 	}
@@ -358,7 +375,9 @@ func envKey(env string) string {
 	return ""
 }
 
-func (c *checker) checkEarshotService(s types.ServiceConfig) {
+// checkEarshotService checks one service of the Earshot image and returns
+// its configuration when that loads and validates.
+func (c *checker) checkEarshotService(s types.ServiceConfig) (config.Config, bool) {
 	stage := ""
 	if len(s.Command) > 0 {
 		stage = s.Command[0]
@@ -366,7 +385,7 @@ func (c *checker) checkEarshotService(s types.ServiceConfig) {
 	ms := c.mounts(s)
 	cfg, ok := c.effectiveConfig(s, ms)
 	if !ok {
-		return
+		return cfg, false
 	}
 	for _, f := range filesRead(stage, cfg) {
 		m, ok := provider(ms, f.path)
@@ -408,6 +427,7 @@ func (c *checker) checkEarshotService(s types.ServiceConfig) {
 			c.checkReach(s, key, host, port, true)
 		}
 	}
+	return cfg, true
 }
 
 // checkPublished: a listener the service publishes must listen on the
