@@ -22,7 +22,7 @@ import (
 
 // stages are the Earshot stages a deployment runs, one service each (the
 // README's "Running it" table; checkStages holds the README to it).
-var stages = []string{"ingest", "transcribe", "policy", "serve", "compliance"}
+var stages = []string{"ingest", "transcribe", "policy", "rebroadcast", "serve", "compliance"}
 
 // extraEnv are the EARSHOT_* variables read outside package config: the
 // configuration file's path (cmd/earshot main.go) and the CLI commands'

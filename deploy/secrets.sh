@@ -23,7 +23,7 @@ made="" # owner:file, owner earshot or kafka
 # The Kafka users: the admin and one per stage service of docker-compose.yml
 # (event.Access names them earshot-<stage>; deploy/compose_test.go checks
 # that the compose file mounts exactly what this makes).
-stage_users="earshot-ingest earshot-transcribe earshot-policy earshot-serve earshot-compliance"
+stage_users="earshot-ingest earshot-transcribe earshot-policy earshot-rebroadcast earshot-serve earshot-compliance"
 
 new() { # owner name command...
 	o=$1
