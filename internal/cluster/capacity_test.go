@@ -19,10 +19,10 @@ import (
 //     the transcription stage sustains without growing consumer lag, per
 //     core it burns doing so. The load is the chunk feeder (feed_test.go):
 //     virtual tracks producing sealed 240 ms chunks of pre-rendered speech
-//     (a third of it speech) to earshot.audio in real time, as ingest
-//     would; the track count is searched (doubling from 4, then bisecting
-//     to an eighth), each step held 45 s after 15 s of warm-up, and a step
-//     is sustained when the transcribe group's lag (sampled every 2 s from
+//     (about 27 % of it speech) to earshot.audio in real time, as ingest
+//     would; the track count is searched (doubling from 8, then
+//     bisecting to an eighth, within 6 minutes), each step held 40 s
+//     after 10 s of warm-up, and a step is sustained when the transcribe group's lag (sampled every 2 s from
 //     both processes' earshot_transcribe_consumer_lag_records) grows by
 //     less than 4 s of the step's chunks over its window (least-squares
 //     slope) and no engine error is counted. The cores are the CPU time
@@ -56,9 +56,9 @@ func BenchmarkClusterTranscribe(b *testing.B) {
 	// without transcription leave them): start from an empty backlog.
 	h.drain(3 * time.Minute)
 
-	budget := time.Now().Add(7 * time.Minute)
+	budget := time.Now().Add(6 * time.Minute)
 	var best *stepResult
-	lo, hi, n := 0, 0, 4
+	lo, hi, n := 0, 0, 8
 	for {
 		r := h.transcribeStep(f, n, wpid)
 		b.Logf("%d tracks: %s", n, r)
@@ -66,7 +66,7 @@ func BenchmarkClusterTranscribe(b *testing.B) {
 			lo, best = n, r
 		} else {
 			hi = n
-			h.drain(3 * time.Minute)
+			h.drain(2 * time.Minute)
 		}
 		if hi == 0 {
 			n *= 2
@@ -130,17 +130,23 @@ func BenchmarkClusterTranscribe(b *testing.B) {
 		}
 		stop := time.Now()
 		posts := firstPosts(h, lines)
+		alerts, _ := h.Alerts()
+		rev := map[string]string{}
+		for _, a := range alerts {
+			rev[a.E.EventID] = a.E.Revision
+		}
 		for i, ln := range lines {
 			if ln.Alert == "" {
 				continue
 			}
-			at, ok := posts[i]
+			p, ok := posts[i]
 			if !ok {
 				misses++
 				b.Logf("round %d: no webhook POST for %s (%s)", round, ln.Describe(), ln.Alert)
-				at = stop
+				p.at = stop
 			}
-			lat = append(lat, at.Sub(ln.End).Seconds())
+			lat = append(lat, p.at.Sub(ln.End).Seconds())
+			b.Logf("round %d: %s (%s): %.2f s, revision %q", round, ln.Describe(), ln.Alert, p.at.Sub(ln.End).Seconds(), rev[p.id])
 		}
 		h.drain(2 * time.Minute)
 	}
@@ -162,18 +168,22 @@ type stepResult struct {
 	lagGrowth  float64 // records over the window (fitted)
 	tolerance  float64
 	engineErrs float64
-	sustained  bool
-	feedErr    error
+	// settleDropped counts settled-pass batches the workers shed in the
+	// window (they do when behind on live audio; the final pass covers
+	// them): logged, not judged.
+	settleDropped float64
+	sustained     bool
+	feedErr       error
 }
 
 func (r *stepResult) String() string {
-	return fmt.Sprintf("speech %.2f s/s on %.2f cores, lag growth %.0f records (tolerance %.0f), engine errors %.0f, sustained %v",
-		r.speechRate, r.cores, r.lagGrowth, r.tolerance, r.engineErrs, r.sustained)
+	return fmt.Sprintf("speech %.2f s/s on %.2f cores, lag growth %.0f records (tolerance %.0f), engine errors %.0f, settled batches shed %.0f, sustained %v",
+		r.speechRate, r.cores, r.lagGrowth, r.tolerance, r.engineErrs, r.settleDropped, r.sustained)
 }
 
 const (
-	stepWarmup = 15 * time.Second
-	stepWindow = 45 * time.Second
+	stepWarmup = 10 * time.Second
+	stepWindow = 40 * time.Second
 )
 
 // transcribeStep feeds n tracks for the warm-up and the window and
@@ -200,6 +210,7 @@ func (h *Harness) transcribeStep(f *Feeder, n, wpid int) *stepResult {
 		return sum
 	}
 	errs0 := h.sum(procs, "earshot_transcribe_engine_errors_total")
+	drop0 := h.sum(procs, "earshot_transcribe_settle_dropped_total")
 	cpu0, speech0, t0 := cpu(), fd.SpeechSeconds(), time.Now()
 	var xs, ys []float64
 	for time.Since(t0) < stepWindow {
@@ -211,6 +222,7 @@ func (h *Harness) transcribeStep(f *Feeder, n, wpid int) *stepResult {
 	r.cores = (cpu() - cpu0).Seconds() / wall
 	r.speechRate = (fd.SpeechSeconds() - speech0) / wall
 	r.engineErrs = h.sum(procs, "earshot_transcribe_engine_errors_total") - errs0
+	r.settleDropped = h.sum(procs, "earshot_transcribe_settle_dropped_total") - drop0
 	r.feedErr = fd.Stop()
 	if r.feedErr != nil {
 		t.Fatalf("feeder at %d tracks: %v", n, r.feedErr)
@@ -276,10 +288,15 @@ func slope(xs, ys []float64) float64 {
 	return (n*sxy - sx*sy) / d
 }
 
-// firstPosts returns, per alert line (by index), when the webhook
-// receiver first got a POST of an alert of its category in its room and
-// time.
-func firstPosts(h *Harness, lines []Line) map[int]time.Time {
+// post is when the webhook receiver first got an alert.
+type post struct {
+	id string
+	at time.Time
+}
+
+// firstPosts returns, per alert line (by index), the first POST of an
+// alert of its category in its room and time.
+func firstPosts(h *Harness, lines []Line) map[int]post {
 	deliv, _ := h.Deliveries()
 	at := map[string]time.Time{}
 	for _, p := range h.Hook.Posts() {
@@ -295,11 +312,11 @@ func firstPosts(h *Harness, lines []Line) map[int]time.Time {
 			at[body.Data.ID] = p.At
 		}
 	}
-	out := map[int]time.Time{}
+	out := map[int]post{}
 	for i, ds := range MatchAlerts(lines, nil, deliv).Delivered {
 		for _, d := range ds {
-			if a, ok := at[d.ID]; ok && (out[i].IsZero() || a.Before(out[i])) {
-				out[i] = a
+			if a, ok := at[d.ID]; ok && (out[i].at.IsZero() || a.Before(out[i].at)) {
+				out[i] = post{d.ID, a}
 			}
 		}
 	}
