@@ -22,10 +22,11 @@ import (
 //     (about 27 % of it speech) to earshot.audio in real time, as ingest
 //     would; the track count is searched (doubling from 8, then
 //     bisecting to an eighth, within 6 minutes), each step held 40 s
-//     after 10 s of warm-up, and a step is sustained when the transcribe group's lag (sampled every 2 s from
-//     both processes' earshot_transcribe_consumer_lag_records) grows by
-//     less than 4 s of the step's chunks over its window (least-squares
-//     slope) and no engine error is counted. The cores are the CPU time
+//     after 10 s of warm-up, and a step is sustained when the transcribe
+//     group's lag (sampled every 2 s from both processes'
+//     earshot_transcribe_consumer_lag_records) grows by less than 4 s of
+//     the step's chunks over its window (least-squares slope) and no
+//     engine error is counted. The cores are the CPU time
 //     (user + system) of the two `earshot transcribe` processes and of the
 //     test bed's Whisper fixture (faster-whisper tiny.en, int8, 2 threads,
 //     one request at a time: the stage's engine) over the window, per
