@@ -20,9 +20,12 @@ import (
 //     core it burns doing so. The load is the chunk feeder (feed_test.go):
 //     virtual tracks producing sealed 240 ms chunks of pre-rendered speech
 //     (about 27 % of it speech) to earshot.audio in real time, as ingest
-//     would; the track count is searched (doubling from 8, then
+//     would, each track replaced by a new speaker every 14 to 38 s so
+//     that the settled pass (which transcribes a track's speech again
+//     when it ends, or per 25 s of speech) works inside the window as it
+//     does in steady state; the track count is searched (doubling from 8, then
 //     bisecting to an eighth, within 6 minutes), each step held 40 s
-//     after 10 s of warm-up, and a step is sustained when the transcribe
+//     after 20 s of warm-up, and a step is sustained when the transcribe
 //     group's lag (sampled every 2 s from both processes'
 //     earshot_transcribe_consumer_lag_records) grows by less than 4 s of
 //     the step's chunks over its window (least-squares slope) and no
@@ -183,7 +186,7 @@ func (r *stepResult) String() string {
 }
 
 const (
-	stepWarmup = 10 * time.Second
+	stepWarmup = 20 * time.Second
 	stepWindow = 40 * time.Second
 )
 

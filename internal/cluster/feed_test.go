@@ -142,8 +142,14 @@ func opusPackets(t testing.TB, path string) [][]byte {
 	return out
 }
 
-// Feed is a running feed: Tracks virtual tracks, each looping one clip
-// from its own offset.
+// Feed is a running feed: Tracks virtual tracks at all times, each
+// looping one clip from its own offset. A track lives 60 to 160 chunks
+// (14 to 38 s; the first ones a random part of that, so that ends are
+// spread from the start), then ends with a final chunk and a new speaker
+// takes its place: the worker settles a track's speech again when it ends
+// (the settled pass), so the pass's engine work falls inside a short
+// measuring window instead of after it, as it would with tracks that
+// outlive the window and never reach a batch of 25 s of speech.
 type Feed struct {
 	Tracks  int
 	Started time.Time
@@ -162,6 +168,21 @@ type feedTrack struct {
 	seq                  int64
 	sample               int64 // timeline sample of the next packet
 	origin               time.Time
+	left                 int // chunks until it ends
+}
+
+// Track lifetimes, in chunks.
+const minTrackChunks, maxTrackChunks = 60, 160
+
+// newTrack starts virtual track n of a feed, living between lo and
+// maxTrackChunks chunks.
+func (f *Feeder) newTrack(run string, n, lo int) *feedTrack {
+	session := event.SessionID(f.room, time.Now().UnixNano())
+	sp := f.h.Pseud.Person("feed-" + run + "-" + strconv.Itoa(n))
+	c := &f.clips[n%len(f.clips)]
+	return &feedTrack{id: event.TrackID(session, sp, 0), speaker: sp, session: session, clip: c,
+		pos:    (int(randN(uint64(len(c.packets)))) / chunkPackets) * chunkPackets,
+		origin: time.Now().UTC(), left: lo + int(randN(uint64(maxTrackChunks-lo+1)))}
 }
 
 // Start produces chunks of tracks virtual tracks until Stop.
@@ -169,27 +190,26 @@ func (f *Feeder) Start(tracks int) *Feed {
 	ctx, cancel := context.WithCancel(context.Background())
 	fd := &Feed{Tracks: tracks, Started: time.Now(), cancel: cancel, done: make(chan struct{})}
 	run := e2e.RandHex(6)
-	session := event.SessionID(f.room, time.Now().UnixNano())
 	var ts []*feedTrack
 	for i := range tracks {
-		sp := f.h.Pseud.Person("feed-" + run + "-" + strconv.Itoa(i))
-		c := &f.clips[i%len(f.clips)]
-		ts = append(ts, &feedTrack{id: event.TrackID(session, sp, 0), speaker: sp, session: session, clip: c,
-			pos: (int(randN(uint64(len(c.packets)))) / chunkPackets) * chunkPackets, origin: time.Now().UTC()})
+		ts = append(ts, f.newTrack(run, i, 1))
 	}
+	made := tracks
 	go func() {
 		defer close(fd.done)
 		tick := time.NewTicker(chunkPackets * 20 * time.Millisecond)
 		defer tick.Stop()
 		for {
-			final := false
+			stop := false
 			select {
 			case <-ctx.Done():
-				final = true
+				stop = true
 			case <-tick.C:
 			}
 			msgs := make([]bus.Message, 0, len(ts))
-			for _, tr := range ts {
+			for i, tr := range ts {
+				tr.left--
+				final := stop || tr.left <= 0
 				m, sp, err := f.chunk(tr, final)
 				if err != nil {
 					fd.fail(err)
@@ -197,6 +217,10 @@ func (f *Feeder) Start(tracks int) *Feed {
 				}
 				msgs = append(msgs, m)
 				fd.speechPackets.Add(int64(sp))
+				if final && !stop {
+					ts[i] = f.newTrack(run, made, minTrackChunks)
+					made++
+				}
 			}
 			pctx, pcancel := context.WithTimeout(context.Background(), 30*time.Second)
 			err := f.prod.Produce(pctx, msgs...)
@@ -206,7 +230,7 @@ func (f *Feeder) Start(tracks int) *Feed {
 				return
 			}
 			fd.chunks.Add(int64(len(msgs)))
-			if final {
+			if stop {
 				return
 			}
 		}

@@ -13,12 +13,13 @@ import (
 // TestSoak is `make soak`: the whole deployment (2 × ingest,
 // 2 × transcribe, 2 × policy, serve, compliance as processes on the
 // three-node cluster) under a moderate load for EARSHOT_SOAK (a duration;
-// the Makefile's default is an hour), in rounds: each round speaker bots
-// join the harness's rooms (2 rooms × 2 speakers, one threat and one phone
-// number per room), talk about a third of the time and leave, and the
-// chunk feeder adds soakFeedTracks virtual tracks that end with the round,
-// so tracks, peer connections and transcription state come and go all
-// the time. After a warm-up (a sixth of the run, at least 2 and at most
+// the Makefile's default is an hour): rounds of speaker bots joining the
+// harness's rooms (2 rooms × 2 speakers, one threat and one phone number
+// per room), talking about a third of the time and leaving, with a pause
+// of half a round between rounds, and throughout, soakFeedTracks virtual
+// tracks of the chunk feeder, each replaced by a new speaker every 14 to
+// 38 s, so tracks, peer connections and transcription state come and go
+// all the time. After a warm-up (a sixth of the run, at least 2 and at most
 // 10 minutes) it samples every process's resident memory (VmRSS),
 // goroutines (go_goroutines on its metrics endpoint) and open file
 // descriptors (/proc/<pid>/fd), and the transcription consumer lag (the
@@ -60,13 +61,14 @@ func TestSoak(t *testing.T) {
 	var lags []float64
 	next := sampleFrom
 	rounds := 0
+	var fd *Feed
+	if tracks > 0 {
+		fd = f.Start(tracks)
+	}
 	for time.Now().Before(end) {
 		load := h.StartLoad()
-		var fd *Feed
-		if tracks > 0 {
-			fd = f.Start(tracks)
-		}
-		roundEnd := time.Now().Add(load.Duration)
+		// The round, then a pause of half of it.
+		roundEnd := time.Now().Add(load.Duration * 3 / 2)
 		for time.Now().Before(roundEnd) {
 			if now := time.Now(); !now.Before(next) && now.Before(end) {
 				h.sample(samples)
@@ -78,15 +80,18 @@ func TestSoak(t *testing.T) {
 					t.Fatalf("%s exited during the soak: %v", p.Name, p.Exited())
 				}
 			}
-			time.Sleep(time.Second)
-		}
-		if fd != nil {
-			if err := fd.Stop(); err != nil {
-				t.Fatalf("feeder: %v", err)
+			if fd != nil && fd.Err() != nil {
+				t.Fatalf("feeder: %v", fd.Err())
 			}
+			time.Sleep(time.Second)
 		}
 		load.Wait()
 		rounds++
+	}
+	if fd != nil {
+		if err := fd.Stop(); err != nil {
+			t.Fatalf("feeder: %v", err)
+		}
 	}
 	t.Logf("%d rounds, %d samples", rounds, len(lags))
 	if len(lags) < 6 {
@@ -131,9 +136,9 @@ func TestSoak(t *testing.T) {
 }
 
 // soakFeedTracks is the feeder's share of the soak's moderate load: with
-// the bots (4 speakers a third of the time) a little under half the
-// transcription capacity measured on the 2-core test bed.
-const soakFeedTracks = 2
+// the bots (4 speakers a third of the time, two thirds of the time) about
+// 1.2 s of speech per second, each transcribed twice (live and settled).
+const soakFeedTracks = 1
 
 // procSamples are one process's samples.
 type procSamples struct{ rss, goroutines, fds []float64 }
