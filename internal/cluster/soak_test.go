@@ -55,7 +55,7 @@ func TestSoak(t *testing.T) {
 	f := h.NewFeeder()
 	start := time.Now()
 	end, sampleFrom := start.Add(dur), start.Add(warm)
-	t.Logf("soak for %v: warm-up %v, a sample every %v, %d feeder tracks per round", dur, warm, every, tracks)
+	t.Logf("soak for %v: warm-up %v, a sample every %v, %d feeder tracks", dur, warm, every, tracks)
 
 	samples := map[string]*procSamples{}
 	var lags []float64
@@ -110,8 +110,12 @@ func TestSoak(t *testing.T) {
 		r0, r1 := thirds(s.rss)
 		g0, g1 := thirds(s.goroutines)
 		f0, f1 := thirds(s.fds)
+		h0, h1 := thirds(s.heap)
 		pct := 100 * (r1 - r0) / r0
-		t.Logf("%-13s RSS %.1f -> %.1f MB (%+.1f %%), goroutines %.0f -> %.0f, fds %.0f -> %.0f", n, r0/1e6, r1/1e6, pct, g0, g1, f0, f1)
+		// The Go heap in use beside RSS tells a leak (both grow) from the
+		// runtime keeping freed pages (RSS alone).
+		t.Logf("%-13s RSS %.1f -> %.1f MB (%+.1f %%), heap in use %.1f -> %.1f MB, goroutines %.0f -> %.0f, fds %.0f -> %.0f",
+			n, r0/1e6, r1/1e6, pct, h0/1e6, h1/1e6, g0, g1, f0, f1)
 		rssPct, gor, fds = max(rssPct, pct), max(gor, g1-g0), max(fds, f1-f0)
 		if pct > 5 {
 			bad = append(bad, fmt.Sprintf("%s: RSS grew %.1f %% after the warm-up (limit 5 %%)", n, pct))
@@ -141,7 +145,7 @@ func TestSoak(t *testing.T) {
 const soakFeedTracks = 1
 
 // procSamples are one process's samples.
-type procSamples struct{ rss, goroutines, fds []float64 }
+type procSamples struct{ rss, goroutines, fds, heap []float64 }
 
 // sample reads every process's RSS, goroutines and open descriptors.
 func (h *Harness) sample(into map[string]*procSamples) {
@@ -164,6 +168,11 @@ func (h *Harness) sample(into map[string]*procSamples) {
 		if err != nil {
 			t.Fatalf("%s: %v", p.Name, err)
 		}
+		heap, err := p.Metric("go_memstats_heap_inuse_bytes")
+		if err != nil {
+			t.Fatalf("%s: %v", p.Name, err)
+		}
+		s.heap = append(s.heap, heap)
 		s.rss = append(s.rss, rss)
 		s.fds = append(s.fds, float64(len(ents)))
 		s.goroutines = append(s.goroutines, g)
