@@ -15,7 +15,7 @@ BENCHTIME ?= 1s
 # that they do not compete for the CPU with each other or with -race builds.
 REALTIME_RE := /ingest($$|/)|/e2etest$$|/webrtcbench$$|/browsertest$$
 
-.PHONY: all build install test test-unit cluster-test demo screenshots bench e2e whisper-smoke testbed-up testbed-down testbed-status vet fmt fuzz clean
+.PHONY: all build install test test-unit cluster-test soak demo screenshots bench e2e whisper-smoke testbed-up testbed-down testbed-status vet fmt fuzz clean
 
 all: build
 
@@ -85,9 +85,25 @@ bench: install
 	  EARSHOT_TESTBED=1 EARSHOT_E2E_DISRUPTIVE=1 $(GO) test -p 1 -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 60m ./... \
 	    | tee out/bench.txt || status=$$?; \
 	  testbed/kafka.sh start --cluster || status=$$?; \
-	  EARSHOT_TESTBED=1 EARSHOT_KAFKA_CLUSTER=1 $(GO) test -run '^$$' -bench '$(CLUSTER_BENCH)' -benchtime 1x -timeout 20m ./bus/ \
+	  EARSHOT_TESTBED=1 EARSHOT_KAFKA_CLUSTER=1 $(GO) test -p 1 -run '^$$' -bench '$(CLUSTER_BENCH)' -benchtime 1x -timeout 40m ./bus/ ./internal/cluster/ \
 	    | tee -a out/bench.txt || status=$$?; \
 	  testbed/figures.sh out/bench.txt || status=$$?; exit $$status
+
+## soak: every stage as its own processes on the three-node Kafka cluster under moderate load for SOAK
+## (default 1h; e.g. SOAK=6m for a check), sampling each process's RSS, goroutines, open file descriptors
+## and the transcription lag after a warm-up; prints soak_*=value (full log in out/soak.txt) and fails on growth (internal/cluster,
+## TestSoak). Not part of `make test`; needs Janus, versitygw and the Whisper fixture running. The cluster
+## is stopped after, as in cluster-test.
+SOAK ?= 1h
+SOAK_TIMEOUT ?= 3h
+soak:
+	@testbed/kafka.sh start --cluster
+	@mkdir -p out
+	@trap 'testbed/kafka.sh stop --cluster' EXIT; status=0; \
+	  echo "soak: $(SOAK); progress in out/soak.txt"; \
+	  EARSHOT_TESTBED=1 EARSHOT_KAFKA_CLUSTER=1 EARSHOT_SOAK='$(SOAK)' $(GO) test -v -timeout $(SOAK_TIMEOUT) -run '^TestSoak$$' \
+	    ./internal/cluster/ >out/soak.txt 2>&1 || status=$$?; \
+	  grep -E '^soak_[a-z_]+=' out/soak.txt; tail -n 3 out/soak.txt; exit $$status
 
 ## whisper-smoke: build the `whisper`-tagged binary in a Debian sid root and smoke-test it (make test runs it too).
 whisper-smoke:

@@ -49,6 +49,8 @@ type Config struct {
 	Ingest, Transcribe, Policy int
 	// Rooms and Speakers (per room) of the load (default 3 × 2).
 	Rooms, Speakers int
+	// Set are extra -set flags (key=value) per stage.
+	Set map[string][]string
 }
 
 func (c *Config) defaults() {
@@ -301,6 +303,9 @@ func (h *Harness) start(stage string, i int, extra ...string) *Proc {
 	}
 	args := append([]string{stage, "-config", h.conf, "-data-dir", filepath.Join(h.dir, p.Name), "-set", "metrics.listen=" + p.Metrics},
 		h.kafkaArgs(stage)...)
+	for _, kv := range h.cfg.Set[stage] {
+		args = append(args, "-set", kv)
+	}
 	p.cmd = exec.Command(h.bin, append(args, extra...)...)
 	p.cmd.Stdout, p.cmd.Stderr = f, f
 	if err := p.cmd.Start(); err != nil {
