@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -39,125 +38,6 @@ import (
 
 // faultRoom is the VideoRoom these tests record.
 const faultRoom = 1235
-
-// --- A loopback TCP proxy that can refuse connections ------------------------
-
-// tcpProxy forwards connections from a loopback port to upstream; down
-// closes the port (new connections are refused) and cuts the open ones, up
-// opens the same port again.
-type tcpProxy struct {
-	t        testing.TB
-	addr     string
-	upstream string
-
-	mu    sync.Mutex
-	ln    net.Listener
-	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
-}
-
-func newTCPProxy(t testing.TB, upstream string) *tcpProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &tcpProxy{t: t, addr: ln.Addr().String(), upstream: upstream, conns: map[net.Conn]struct{}{}}
-	p.serve(ln)
-	t.Cleanup(p.close)
-	return p
-}
-
-func (p *tcpProxy) serve(ln net.Listener) {
-	p.mu.Lock()
-	p.ln = ln
-	p.mu.Unlock()
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			p.wg.Add(1)
-			go func() {
-				defer p.wg.Done()
-				p.forward(c)
-			}()
-		}
-	}()
-}
-
-func (p *tcpProxy) track(c net.Conn) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ln == nil {
-		return false
-	}
-	p.conns[c] = struct{}{}
-	return true
-}
-
-func (p *tcpProxy) untrack(c net.Conn) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	delete(p.conns, c)
-}
-
-func (p *tcpProxy) forward(c net.Conn) {
-	defer c.Close()
-	up, err := net.DialTimeout("tcp", p.upstream, 5*time.Second)
-	if err != nil {
-		return
-	}
-	defer up.Close()
-	if !p.track(c) || !p.track(up) {
-		return
-	}
-	defer p.untrack(c)
-	defer p.untrack(up)
-	done := make(chan struct{}, 2)
-	go func() { _, _ = io.Copy(up, c); done <- struct{}{} }()
-	go func() { _, _ = io.Copy(c, up); done <- struct{}{} }()
-	<-done // either side ends: end both
-	c.Close()
-	up.Close()
-	<-done
-}
-
-// down refuses new connections and cuts the open ones.
-func (p *tcpProxy) down() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ln != nil {
-		_ = p.ln.Close()
-		p.ln = nil
-	}
-	for c := range p.conns {
-		_ = c.Close()
-	}
-}
-
-// up accepts connections again, on the same port.
-func (p *tcpProxy) up() {
-	p.t.Helper()
-	var err error
-	for try := 0; try < 50; try++ {
-		var ln net.Listener
-		if ln, err = net.Listen("tcp", p.addr); err == nil {
-			p.serve(ln)
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	p.t.Fatalf("proxy: listen on %s again: %v", p.addr, err)
-}
-
-func (p *tcpProxy) close() {
-	p.down()
-	p.wg.Wait()
-}
 
 // --- `earshot ingest` as a child process ---------------------------------------
 
@@ -438,7 +318,7 @@ func killAndResume(t testing.TB) time.Duration {
 	t.Logf("speaker a: %d ms of audio", sp.clip.DurationMS)
 
 	bin := buildEarshot(t)
-	proxy := newTCPProxy(t, s3cfg.Endpoint)
+	proxy := kit.NewTCPProxy(t, s3cfg.Endpoint)
 	dir := t.TempDir()
 	secretPath := filepath.Join(dir, "pseudonym.key")
 	if err := os.WriteFile(secretPath, []byte(hex.EncodeToString(secret)), 0o600); err != nil {
@@ -451,7 +331,7 @@ func killAndResume(t testing.TB) time.Duration {
 		"log":      map[string]any{"level": "debug", "format": "json"},
 		"kafka":    kafkaConfig(t),
 		"storage": map[string]any{"backend": "s3", "s3": map[string]any{
-			"endpoint": proxy.addr, "region": s3cfg.Region, "bucket": s3cfg.Bucket,
+			"endpoint": proxy.Addr, "region": s3cfg.Region, "bucket": s3cfg.Bucket,
 			"access_key": s3cfg.AccessKey, "secret_key": s3cfg.SecretKey,
 			"path_style": true, "create_bucket": true, "versioning": true,
 		}},
@@ -488,7 +368,7 @@ func killAndResume(t testing.TB) time.Duration {
 	// Record a while with S3 reachable, then a while without, so that the
 	// spool holds committed segments when the process dies.
 	time.Sleep(5 * time.Second)
-	proxy.down()
+	proxy.Down()
 	time.Sleep(5 * time.Second)
 	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -508,7 +388,7 @@ func killAndResume(t testing.TB) time.Duration {
 		sessions[s] = true
 	}
 	t.Logf("before the kill: %d tracks in %d sessions", len(old), len(sessions))
-	proxy.up()
+	proxy.Up()
 
 	second := startChild(t, bin, cfgPath, logs)
 	restartedAt := time.Now()
@@ -601,9 +481,9 @@ func killAndResume(t testing.TB) time.Duration {
 func TestE2ES3Outage(t *testing.T) {
 	const outage = 60 * time.Second
 	h := newE2E(t, e2eConfig{room: faultRoom, identity: "feed_id", segment: 2 * time.Second})
-	proxy := newTCPProxy(t, h.s3cfg.Endpoint)
+	proxy := kit.NewTCPProxy(t, h.s3cfg.Endpoint)
 	viaProxy := h.s3cfg
-	viaProxy.Endpoint = proxy.addr
+	viaProxy.Endpoint = proxy.Addr
 	viaProxy.CreateBucket = false
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -636,7 +516,7 @@ func TestE2ES3Outage(t *testing.T) {
 	sp.start(t, h.janus, faultRoom)
 	waitFor(t, "the stage records the speaker", time.Minute, func() bool { return h.metric("earshot_ingest_tracks") >= 1 })
 	time.Sleep(8 * time.Second)
-	proxy.down()
+	proxy.Down()
 	t.Logf("S3 unreachable for %v", outage)
 	time.Sleep(outage / 2)
 	if n := h.spool.Usage().Entries; n == 0 {
@@ -646,7 +526,7 @@ func TestE2ES3Outage(t *testing.T) {
 	}
 	time.Sleep(outage / 2)
 	peak := h.spool.Usage().Entries
-	proxy.up()
+	proxy.Up()
 	restored := time.Now()
 	waitFor(t, "the spool drains after S3 is back", 3*time.Minute, func() bool { return h.spool.Usage().Entries == 0 })
 	t.Logf("S3 back: %d spooled segments drained in %v", peak, time.Since(restored).Round(100*time.Millisecond))

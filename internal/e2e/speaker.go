@@ -35,6 +35,10 @@ type Speaker struct {
 	// these tests) and then subscribes, so audio sent at once is partly
 	// missed, as it would be in a real room.
 	LeadIn time.Duration
+	// Mutes and Rejoins are the bot's windows at audio offsets: it stops
+	// sending (mute) or leaves the room and joins again (rejoin) for a
+	// while, the file paused meanwhile, as speakerbot.Config says.
+	Mutes, Rejoins []speakerbot.Window
 
 	bot  *speakerbot.Bot
 	plog testbed.SyncBuffer
@@ -53,7 +57,7 @@ func (s *Speaker) Start(t testing.TB, ep testbed.JanusEndpoint, room uint64) {
 	s.bot, err = speakerbot.New(speakerbot.Config{
 		JanusURL: ep.URL, LocalAddr: ep.HostAddr, Interface: ep.HostIface,
 		Room: janus.NumID(room), Display: display, FeedID: janus.NumID(s.Feed),
-		File: s.Clip.Path, Log: &s.plog, LeadIn: s.leadIn(),
+		File: s.Clip.Path, Log: &s.plog, LeadIn: s.leadIn(), Mutes: s.Mutes, Rejoins: s.Rejoins,
 		Logger: slog.New(slog.NewTextHandler(&s.logs, nil)),
 	})
 	if err != nil {
