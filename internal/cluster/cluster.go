@@ -51,6 +51,9 @@ type Config struct {
 	Rooms, Speakers int
 	// Set are extra -set flags (key=value) per stage.
 	Set map[string][]string
+	// StageS3, when set, maps versitygw's endpoint (host:port) to the one
+	// the stages are given: a fault row puts a proxy it can cut between.
+	StageS3 func(t testing.TB, endpoint string) string
 }
 
 func (c *Config) defaults() {
@@ -173,7 +176,7 @@ func Start(t testing.TB, cfg Config) *Harness {
 		t.Fatalf("topics: %v", err)
 	}
 	h.From = map[string]map[int]int64{}
-	for _, topic := range []string{event.TopicTranscripts, event.TopicAlerts} {
+	for _, topic := range []string{event.TopicTranscripts, event.TopicAlerts, event.TopicSegments} {
 		if h.From[topic], err = e2e.EndOffsets(ctx, h.Admin, topic); err != nil {
 			t.Fatal(err)
 		}
@@ -254,6 +257,10 @@ func (h *Harness) writeConfig(idFile, kekFile string) {
 	for _, b := range e.Brokers {
 		brokers = append(brokers, strconv.Quote(b))
 	}
+	s3Endpoint := h.S3.Endpoint
+	if h.cfg.StageS3 != nil {
+		s3Endpoint = h.cfg.StageS3(t, s3Endpoint)
+	}
 	region := h.S3.Region
 	if region == "" {
 		region = "us-east-1"
@@ -284,7 +291,7 @@ alerts:
 serve:
   operators:
     - {name: mod, token_file: %q, role: admin}
-`, strings.Join(brokers, ", "), e.CAFile, h.S3.Endpoint, region, h.S3.Bucket, h.S3.AccessKey, s3Secret,
+`, strings.Join(brokers, ", "), e.CAFile, s3Endpoint, region, h.S3.Bucket, h.S3.AccessKey, s3Secret,
 		idFile, kekFile, h.Janus.URL, h.Janus.HostIface, strings.Join(rooms, ", "), testbed.WhisperURL(t),
 		h.Hook.URL, whsec, token)
 	if err := os.WriteFile(h.conf, []byte(y), 0o600); err != nil {

@@ -160,11 +160,110 @@ func (r *faultRun) check(t *testing.T, excused func(*faultRun, Line) bool) {
 	for _, d := range r.matched.Unmatched {
 		t.Logf("delivery of no scripted line: %s %s at %s", d.Category, d.ID, d.Time.Format("15:04:05.000"))
 	}
+	r.checkPauses(t)
 	t.Logf("%d lines (%d scripted alerts, %d excused by the fault), %d shown transcripts (%d stray), %d transcript and %d alert duplicates dropped by event ID, %d alerts, %d webhook deliveries (%d repeated POSTs dropped by webhook-id)",
 		len(r.lines), nAlert, nExcused, len(r.shown), len(r.cover.Strays), r.tdups, r.adups, len(r.alerts), len(r.deliv), r.repeats)
 	if nAlert == 0 {
 		t.Error("no scripted alert line was checked")
 	}
+}
+
+// checkPauses checks the load's pauses against the publish logs and the
+// manifests: every scripted window happened (a mute in each room, the one
+// rejoin); no shown transcript of a speaker lies inside its pause (nothing
+// was sent then); and the rejoin is a new stay: the speaker's track from
+// before the leave ended by the join, and a new track started after the
+// leave. In a room whose ingest process was killed only the new track is
+// asserted: the dead bot ended nothing.
+func (r *faultRun) checkPauses(t *testing.T) {
+	t.Helper()
+	h := r.h
+	var mutes, rejoins int
+	for _, p := range r.load.Pauses() {
+		speaker := h.Pseud.Person(strconv.FormatUint(p.Talker.Feed, 10))
+		room := h.Pseud.Room(strconv.FormatUint(p.Talker.Room, 10))
+		what := "muted"
+		if p.Rejoin {
+			what = "out of the room"
+			rejoins++
+		} else {
+			mutes++
+		}
+		t.Logf("speaker %s %s %s–%s", p.Talker.Name, what, p.From.Format("15:04:05.000"), p.To.Format("15:04:05.000"))
+		for _, e := range r.shown {
+			if e.Speaker == speaker && e.Timeline != nil && e.Timeline.Start().After(p.From.Add(timeTolerance)) && e.Timeline.End().Before(p.To.Add(-timeTolerance)) {
+				t.Errorf("speaker %s: a shown transcript %s–%s lies inside its pause %s–%s, when it sent nothing", p.Talker.Name,
+					e.Timeline.Start().Format("15:04:05.000"), e.Timeline.End().Format("15:04:05.000"), p.From.Format("15:04:05.000"), p.To.Format("15:04:05.000"))
+			}
+		}
+		if !p.Rejoin {
+			continue
+		}
+		killed := r.victimRooms[room]
+		var before, after bool
+		var tracks []ingest.ManifestTrack
+		// The manifest is rewritten as tracks end: wait for it.
+		for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(2 * time.Second) {
+			tracks = tracks[:0]
+			for _, m := range roomManifests(t, h, room) {
+				for _, tr := range m.Tracks {
+					if tr.Speaker == speaker {
+						tracks = append(tracks, tr)
+					}
+				}
+			}
+			before, after = false, false
+			for _, tr := range tracks {
+				if tr.Started.Before(p.From) && tr.Ended != nil && tr.Ended.Before(p.To) {
+					before = true
+				}
+				if tr.Started.After(p.From) {
+					after = true
+				}
+			}
+			if (after && (before || killed)) || time.Now().After(deadline) {
+				break
+			}
+		}
+		var desc []string
+		for _, tr := range tracks {
+			end := "open"
+			if tr.Ended != nil {
+				end = tr.Ended.Format("15:04:05.000") + " " + tr.EndReason
+			}
+			desc = append(desc, fmt.Sprintf("[%s–%s]", tr.Started.Format("15:04:05.000"), end))
+		}
+		t.Logf("speaker %s: tracks %s", p.Talker.Name, strings.Join(desc, " "))
+		if !before && !killed {
+			t.Errorf("speaker %s: no track of it started before its leave at %s and ended by its rejoin at %s", p.Talker.Name, p.From.Format("15:04:05.000"), p.To.Format("15:04:05.000"))
+		}
+		if !after {
+			t.Errorf("speaker %s: no track of it started after its leave at %s: the rejoin was not recorded as a new stay", p.Talker.Name, p.From.Format("15:04:05.000"))
+		}
+	}
+	if want := len(r.h.Rooms); r.h.cfg.Speakers >= 2 && mutes != want {
+		t.Errorf("the publish logs have %d mutes, want %d (one per room)", mutes, want)
+	}
+	if rejoins != 1 {
+		t.Errorf("the publish logs have %d rejoins, want 1", rejoins)
+	}
+}
+
+// roomManifests reads every manifest of room (a pseudonym) stored so far.
+func roomManifests(t *testing.T, h *Harness, room string) []ingest.Manifest {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var out []ingest.Manifest
+	for info, err := range h.Store.List(ctx, "manifests/"+room+"/") {
+		if err != nil {
+			t.Fatalf("list manifests of room %s: %v", room, err)
+		}
+		if strings.HasSuffix(info.Key, ".json") {
+			out = append(out, readManifest(t, h, info.Key))
+		}
+	}
+	return out
 }
 
 // owed tells whether line i's scripted alert is owed: the default policy

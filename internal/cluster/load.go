@@ -10,10 +10,12 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"testing"
 	"time"
 
 	"github.com/earshot/earshot/event"
 	"github.com/earshot/earshot/internal/e2e"
+	"github.com/earshot/earshot/internal/speakerbot"
 	"github.com/earshot/earshot/internal/speech"
 )
 
@@ -42,10 +44,23 @@ var filler = []string{
 	"Please keep the conversation friendly and respectful.",
 }
 
+// The load's pauses in sending, as the load generator has them:
+// the second speaker of every room mutes (sends nothing) for muteFor in
+// the pause after its first line; the first speaker of the first room
+// leaves the room in the pause after its third line and joins again
+// rejoinFor later, before its last line. Each sits in a pause, so no line
+// is cut, and the file pauses meanwhile, so every line is still said.
+const (
+	muteFor                = 8 * time.Second
+	rejoinFor              = 6 * time.Second
+	muteAfter, rejoinAfter = 0, 2 // the line the window follows
+)
+
 // Load is the speaker bots of a run: Rooms × Speakers, each saying a few
 // filler lines and (the first two speakers of a room) one alert line,
 // with pauses of about twice the line's length between lines, so that a
-// speaker talks about a third of the time.
+// speaker talks about a third of the time; some mute for a while, one
+// leaves and rejoins (see muteFor).
 type Load struct {
 	h        *Harness
 	Speakers []*Talker
@@ -94,8 +109,17 @@ func (h *Harness) StartLoad() *Load {
 				t.Fatalf("render %s: %v", name, err)
 			}
 			tk := &Talker{Speaker: &e2e.Speaker{Name: name, Feed: 1_000_000 + randN(1_000_000_000), Clip: clip}, Room: room, Alert: al}
+			paused := time.Duration(0)
+			if s == 1 {
+				tk.Mutes = []speakerbot.Window{{At: inPauseAfter(t, clip, muteAfter), For: muteFor}}
+				paused += muteFor
+			}
+			if s == 0 && ri == 0 {
+				tk.Rejoins = []speakerbot.Window{{At: inPauseAfter(t, clip, rejoinAfter), For: rejoinFor}}
+				paused += rejoinFor
+			}
 			l.Speakers = append(l.Speakers, tk)
-			l.Duration = max(l.Duration, time.Duration(clip.DurationMS)*time.Millisecond)
+			l.Duration = max(l.Duration, time.Duration(clip.DurationMS)*time.Millisecond+paused)
 			n++
 		}
 	}
@@ -104,6 +128,60 @@ func (h *Harness) StartLoad() *Load {
 		tk.Start(t, h.Janus, tk.Room)
 	}
 	return l
+}
+
+// inPauseAfter is the audio offset 2 s into the pause after speech line k
+// of clip (every pause is at least 5 s long).
+func inPauseAfter(t testing.TB, clip speech.Clip, k int) time.Duration {
+	t.Helper()
+	n := 0
+	for _, c := range clip.Cues {
+		if c.Kind != speech.KindSpeech {
+			continue
+		}
+		if n == k {
+			return time.Duration(c.EndMS)*time.Millisecond + 2*time.Second
+		}
+		n++
+	}
+	t.Fatalf("clip %s has no speech line %d", clip.Path, k)
+	return 0
+}
+
+// Pause is a span in which a bot sent nothing: muted, or out of the room
+// between a leave and its rejoin, as its publish log has it.
+type Pause struct {
+	Talker   *Talker
+	Rejoin   bool // left and joined again (else muted)
+	From, To time.Time
+}
+
+// Pauses returns every talker's pauses from the publish logs; a pause
+// whose end is missing is an error (the bot never resumed).
+func (l *Load) Pauses() []Pause {
+	t := l.h.t
+	var out []Pause
+	for _, tk := range l.Speakers {
+		var open *Pause
+		for _, e := range tk.Entries(t) {
+			switch e.Event {
+			case speakerbot.EventMute, speakerbot.EventLeave:
+				open = &Pause{Talker: tk, Rejoin: e.Event == speakerbot.EventLeave, From: *e.UTC}
+			case speakerbot.EventUnmute, speakerbot.EventJoin:
+				if open == nil {
+					t.Errorf("speaker %s: publish log has %s without its start", tk.Name, e.Event)
+					continue
+				}
+				open.To = *e.UTC
+				out = append(out, *open)
+				open = nil
+			}
+		}
+		if open != nil {
+			t.Errorf("speaker %s: a pause from %s never ended", tk.Name, open.From.Format("15:04:05.000"))
+		}
+	}
+	return out
 }
 
 // Wait waits until every bot has played its clip.
