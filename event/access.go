@@ -37,8 +37,9 @@ func DefaultPrincipal(stage string) string { return "earshot-" + stage }
 // replicas, and metadata reveals no record.
 //
 // The table follows what each stage's code produces and consumes:
-//   - ingest writes live audio, stored segments and track lifecycle, and
-//     keeps its room leases in the compacted state topic (read back);
+//   - ingest writes live audio, stored segments and track lifecycle,
+//     keeps its room leases in the compacted state topic (read back), and
+//     writes its full-spool alert to the ops topic;
 //   - transcribe reads audio, lifecycle (the final pass) and alerts plus
 //     actions (flags that raise a room's transcription quality); it writes
 //     transcripts, dead letters, and its operational lag alerts to the
@@ -69,7 +70,7 @@ func Access(prefix, complianceGroup string) []StageAccess {
 	table := []StageAccess{
 		{Stage: "ingest",
 			Reads:  t(TopicState),
-			Writes: t(TopicAudio, TopicSegments, TopicLifecycle, TopicState)},
+			Writes: t(TopicAudio, TopicSegments, TopicLifecycle, TopicState, TopicOps)},
 		{Stage: "transcribe",
 			Reads:  t(TopicAudio, TopicLifecycle, TopicAlerts, TopicAlertActions),
 			Writes: t(TopicTranscripts, TopicDeadLetter, TopicOps),

@@ -10,7 +10,8 @@ import (
 // security design states it (a leaked stage credential forges only what
 // that stage writes). Alerts have two writers, both detectors: the policy
 // stage and the rebroadcast stage; transcribe's lag alerts (and the
-// rebroadcast watcher's "stream unavailable") go to the ops topic, so the
+// rebroadcast watcher's "stream unavailable", ingest's full spool) go to
+// the ops topic, so the
 // transcribe credential cannot forge a moderation alert.
 func TestAccessWriters(t *testing.T) {
 	want := map[string][]string{
@@ -20,7 +21,7 @@ func TestAccessWriters(t *testing.T) {
 		TopicState:        {"ingest"},
 		TopicTranscripts:  {"transcribe"},
 		TopicAlerts:       {"policy", "rebroadcast"},
-		TopicOps:          {"rebroadcast", "transcribe"},
+		TopicOps:          {"ingest", "rebroadcast", "transcribe"},
 		TopicFingerprints: {"rebroadcast"},
 		TopicAlertActions: {"serve"},
 		TopicAudit:        {"compliance", "serve"},

@@ -10,7 +10,7 @@ import (
 // speaker or track: pseudonyms are personal data too, and unbounded label
 // values would swamp the metrics store.
 type metrics struct {
-	rooms, tracks                              prometheus.Gauge
+	rooms, tracks, spoolFull                   prometheus.Gauge
 	chunks, chunksDropped                      prometheus.Counter
 	segments, segmentErrors, manifestErrors    prometheus.Counter
 	packets, lost, late, duplicates, malformed prometheus.Counter
@@ -27,6 +27,7 @@ func newMetrics() *metrics {
 	return &metrics{
 		rooms:          g("rooms", "Rooms a bot is in."),
 		tracks:         g("tracks", "Tracks being recorded."),
+		spoolFull:      g("spool_full", "1 while the instance keeps out of rooms because its spool disk was full."),
 		chunks:         c("chunks_total", "Live chunks made."),
 		chunksDropped:  c("chunks_dropped_total", "Live chunks dropped because the broker queue was full."),
 		segments:       c("segments_total", "Segments committed to the spool."),
@@ -68,6 +69,6 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 }
 
 func (m *metrics) all() []prometheus.Collector {
-	return []prometheus.Collector{m.rooms, m.tracks, m.chunks, m.chunksDropped, m.segments, m.segmentErrors, m.manifestErrors,
+	return []prometheus.Collector{m.rooms, m.tracks, m.spoolFull, m.chunks, m.chunksDropped, m.segments, m.segmentErrors, m.manifestErrors,
 		m.packets, m.lost, m.late, m.duplicates, m.malformed, m.gapSamples}
 }

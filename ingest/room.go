@@ -183,6 +183,11 @@ func (r *roomRun) loop(ctx context.Context) {
 		case errors.Is(err, errRoomGone):
 			r.log.Info("room ended")
 			return
+		case errors.Is(err, errSpoolFull):
+			// The lease is released on return: another instance takes
+			// the room at its next poll and continues the session.
+			r.log.Warn("left the room: the spool disk is full")
+			return
 		}
 		if time.Since(began) > rejoinReset {
 			// A stay that lasted was not part of a failure streak.
@@ -372,11 +377,15 @@ func (r *roomRun) stay(ctx context.Context, ls *lease.Lease) error {
 	if ls != nil {
 		lost = ls.Lost()
 	}
+	full := st.disk.fullCh()
 	for {
 		select {
 		case <-lost:
 			reason = "lease lost"
 			return errLeaseLost
+		case <-full:
+			reason = spoolFullReason
+			return errSpoolFull
 		case <-ctx.Done():
 			reason = "shutdown"
 			return ctx.Err()

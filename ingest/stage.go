@@ -106,6 +106,10 @@ type Config struct {
 	// is still open continues it, unless the room had no bot for longer
 	// than this (default DefaultSessionGap).
 	SessionGap time.Duration
+	// SpoolRetry: after a segment failed on a full spool disk (the
+	// instance then leaves its rooms, see CategorySpoolFull), rooms are
+	// joined again this long after (default DefaultSpoolRetry).
+	SpoolRetry time.Duration
 	// SkipParticipants are never recorded.
 	SkipParticipants ParticipantSkip
 	// RoomDescription puts the room's description into the session's
@@ -140,6 +144,7 @@ type Stage struct {
 	m      *metrics
 	ticks  TrackTicker // the tracks' 20 ms ticks (see RunTrackLoop)
 	rejoin *reconnector
+	disk   *spoolGuard
 
 	mu      sync.Mutex
 	rooms   map[string]*roomRun // by raw room name; never logged
@@ -177,6 +182,9 @@ func New(cfg Config) (*Stage, error) {
 	if cfg.SessionGap <= 0 {
 		cfg.SessionGap = DefaultSessionGap
 	}
+	if cfg.SpoolRetry <= 0 {
+		cfg.SpoolRetry = DefaultSpoolRetry
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -202,6 +210,7 @@ func New(cfg Config) (*Stage, error) {
 		out:   newOutbox(cfg.Sender, 4096, log),
 		m:     newMetrics(),
 		rooms: map[string]*roomRun{}, skipped: map[string]bool{},
+		disk: newSpoolGuard(),
 	}
 	s.rejoin = newReconnector(func(ctx context.Context) error {
 		_, err := client.Info(ctx)
@@ -297,8 +306,15 @@ func (s *Stage) supervise(ctx context.Context, wg *sync.WaitGroup) {
 			ctl = nil
 			continue
 		}
+		full, cleared := s.disk.isFull(time.Now(), s.cfg.SpoolRetry)
+		if cleared {
+			s.m.spoolFull.Set(0)
+			s.log.Info("trying the spool again after a full disk: joining rooms")
+		}
 		for _, r := range rooms {
-			s.maybeStart(ctx, wg, r)
+			if !full {
+				s.maybeStart(ctx, wg, r)
+			}
 		}
 		if !clock.Sleep(ctx, s.cfg.PollInterval) {
 			return

@@ -343,6 +343,7 @@ func (t *trackRun) Chunk(c *record.Chunk) error {
 func (t *trackRun) OpenSegment(s record.SegmentStart) (io.Writer, error) {
 	w, err := t.st.cfg.Spool.Create(event.KeyRef{ID: t.keyID, Room: t.room, Session: t.session, Speaker: t.speaker})
 	if err != nil {
+		t.st.spoolError(err)
 		return nil, err
 	}
 	t.writers[s.Seq] = w
@@ -364,8 +365,10 @@ func (t *trackRun) Segment(s *record.Segment) error {
 	})
 	if err != nil {
 		t.st.m.segmentErrors.Inc()
+		t.st.spoolError(err)
 		return err
 	}
+	t.st.disk.spooled()
 	t.man.segment(t.id, e)
 	t.st.m.segments.Inc()
 	t.log.Info("segment spooled", "seq", s.Seq, "seconds", s.Timeline.Duration().Seconds())
@@ -380,6 +383,7 @@ func (t *trackRun) AbortSegment(s record.SegmentStart, err error) {
 	}
 	t.st.m.segmentErrors.Inc()
 	t.log.Error("segment aborted", "seq", s.Seq, "error", err)
+	t.st.spoolError(err)
 }
 
 var (
