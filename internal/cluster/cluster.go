@@ -54,6 +54,9 @@ type Config struct {
 	// StageS3, when set, maps versitygw's endpoint (host:port) to the one
 	// the stages are given: a fault row puts a proxy it can cut between.
 	StageS3 func(t testing.TB, endpoint string) string
+	// IngestArgs, when set, gives ingest process i extra flags (its own
+	// spool folder, say).
+	IngestArgs func(t testing.TB, i int) []string
 }
 
 func (c *Config) defaults() {
@@ -183,7 +186,11 @@ func Start(t testing.TB, cfg Config) *Harness {
 	}
 
 	for i := range cfg.Ingest {
-		h.start("ingest", i, "-set", "ingest.lease.instance="+fmt.Sprintf("ingest-%d", i))
+		args := []string{"-set", "ingest.lease.instance=" + fmt.Sprintf("ingest-%d", i)}
+		if cfg.IngestArgs != nil {
+			args = append(args, cfg.IngestArgs(t, i)...)
+		}
+		h.start("ingest", i, args...)
 	}
 	for i := range cfg.Transcribe {
 		h.start("transcribe", i)
