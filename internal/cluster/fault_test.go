@@ -119,7 +119,7 @@ func (r *faultRun) check(t *testing.T, excused func(*faultRun, Line) bool) {
 	t.Helper()
 	for _, p := range r.h.All() {
 		if p != r.victim && !p.Running() {
-			t.Errorf("%s exited (%v) after %s was killed:\n%s", p.Name, p.Exited(), r.victim.Name, e2e.Tail(p.Log(), 20))
+			t.Errorf("%s exited (%v) during the fault:\n%s", p.Name, p.Exited(), e2e.Tail(p.Log(), 20))
 		}
 	}
 	nAlert, nExcused := 0, 0

@@ -93,6 +93,13 @@ func (s *Speaker) Wait(t testing.TB, within time.Duration) {
 	}
 }
 
+// Stop ends the bot now (its room server went away, say) and returns how
+// its run ended.
+func (s *Speaker) Stop() error {
+	_ = s.bot.Close()
+	return <-s.done
+}
+
 // Entries parses the publish log.
 func (s *Speaker) Entries(t testing.TB) []speakerbot.LogEntry {
 	t.Helper()
