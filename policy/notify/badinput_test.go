@@ -2,8 +2,11 @@ package notify
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"net/http/httptest"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -11,6 +14,7 @@ import (
 	"github.com/earshot/earshot/event"
 	"github.com/earshot/earshot/internal/badinput"
 	"github.com/earshot/earshot/internal/bustest"
+	"github.com/earshot/earshot/storage"
 )
 
 // badPayloadRecord is an alert envelope that decodes but whose payload
@@ -146,5 +150,51 @@ func TestStageBadInput(t *testing.T) {
 	}
 	if !slices.Contains(ids, goodID) {
 		t.Fatalf("the good alert was not delivered after the corpus (delivered: %v)", ids)
+	}
+}
+
+// flakyKeys fails its first fails Opens as an unreachable key store does.
+type flakyKeys struct {
+	event.Keys
+	mu    sync.Mutex
+	fails int
+}
+
+func (k *flakyKeys) Open(ctx context.Context, ref event.KeyRef, ciphertext, aad []byte) ([]byte, error) {
+	k.mu.Lock()
+	fail := k.fails > 0
+	k.fails--
+	k.mu.Unlock()
+	if fail {
+		return nil, fmt.Errorf("crypt: open under %s: %w: s3 endpoint 127.0.0.1:1: connection refused", ref.ID, storage.ErrUnavailable)
+	}
+	return k.Keys.Open(ctx, ref, ciphertext, aad)
+}
+
+// TestStageKeyStoreOutage: an alert whose seal cannot be checked because
+// the key store is unreachable is not dead-lettered as forged: the check
+// is tried again, and the alert is delivered once the store answers.
+func TestStageKeyStoreOutage(t *testing.T) {
+	rcv := newReceiver(t)
+	srv := httptest.NewServer(rcv)
+	defer srv.Close()
+	key, _ := ParseSecret(testSecret)
+	wh, _ := NewWebhook(WebhookConfig{Name: "all", URL: srv.URL, Secret: key})
+	rec := alertRecord(t, "r1_one", 0)
+	cons := bustest.NewFeed()
+	offs := cons.Push(rec)
+	dl := &bustest.Capture{}
+	st, err := NewStage(StageConfig{Consumer: cons, Sender: dl, Keys: &flakyKeys{Keys: keys, fails: 2}, Logger: quiet(), Routes: []Route{{Notifier: wh}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := bustest.Start(t, st.Run)
+	cons.WaitAcked(t, offs...)
+	stop()
+	if n := rcv.calls.Load(); n != 1 {
+		t.Fatalf("receiver got %d alerts, want 1", n)
+	}
+	if dls := dl.Topic(event.TopicDeadLetter); len(dls) != 0 {
+		t.Fatalf("%d dead letters, want none", len(dls))
 	}
 }

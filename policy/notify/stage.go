@@ -16,6 +16,7 @@ import (
 	"github.com/earshot/earshot/bus"
 	"github.com/earshot/earshot/event"
 	"github.com/earshot/earshot/policy"
+	"github.com/earshot/earshot/storage"
 )
 
 // consumer is the part of bus.Consumer the stage uses.
@@ -223,7 +224,7 @@ func (s *Stage) handle(ctx context.Context, d *bus.Delivery) {
 			if e.Protected != nil || e.Room != "" || e.Session != "" || !strings.HasPrefix(p.Category, "ops.") {
 				err = fmt.Errorf("notify: %s on %s is not an operational alert (category %q, room %q, protected part %v)", e.EventID, d.Topic, p.Category, e.Room, e.Protected != nil)
 			}
-		} else if verr := e.VerifySealed(ctx, s.cfg.Keys); verr != nil {
+		} else if verr := s.verifySealed(ctx, e); verr != nil {
 			err = fmt.Errorf("notify: alert %s not sealed by this deployment: %w", e.EventID, verr)
 		}
 	}
@@ -277,6 +278,28 @@ func (s *Stage) handle(ctx context.Context, d *bus.Delivery) {
 			return
 		}
 	}()
+}
+
+// verifySealed checks the alert's seal. A key store that cannot be
+// reached (an object-store outage) says nothing about the alert: the check
+// is tried again, backing off up to 30 s, until the store answers or the
+// stage stops, rather than dead-lettering a real alert as forged.
+func (s *Stage) verifySealed(ctx context.Context, e *event.Envelope) error {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval, b.MaxInterval = time.Second, 30*time.Second
+	for {
+		err := e.VerifySealed(ctx, s.cfg.Keys)
+		if err == nil || !errors.Is(err, storage.ErrUnavailable) || ctx.Err() != nil {
+			return err
+		}
+		wait := b.NextBackOff()
+		s.log.Warn("alert seal not checked: the key store is unreachable; trying again", "alert", e.EventID, "retry_in", wait, "error", err)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return err
+		}
+	}
 }
 
 // claim makes this goroutine the one delivering alert id, or returns a
