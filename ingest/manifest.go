@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/earshot/earshot/event"
+	"github.com/earshot/earshot/internal/clock"
 	"github.com/earshot/earshot/record"
 	"github.com/earshot/earshot/record/spool"
 	"github.com/earshot/earshot/storage"
@@ -241,26 +242,75 @@ func (s *Stage) writeManifest(ctx context.Context, b *manifest) {
 	if s.cfg.Manifests == nil || b == nil {
 		return
 	}
-	if err := s.dropErased(ctx, b); err != nil {
-		s.m.manifestErrors.Inc()
-		s.log.Warn("not writing the session manifest: cannot check for erased speakers", "room", b.m.Room, "session", b.m.Session, "error", err)
-		return
-	}
-	data, err := b.encode()
-	if err == nil {
-		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		_, err = s.cfg.Manifests.Put(wctx, event.ManifestKey(b.m.Room, b.m.Session), bytes.NewReader(data), int64(len(data)), storage.PutOptions{
-			ContentType: "application/json",
-			// room and session let the encryption wrapper pick the
-			// session's data key.
-			Metadata: map[string]string{"room": b.m.Room, "session": b.m.Session, "manifest-version": fmt.Sprint(ManifestVersion)},
-		})
-		cancel()
-	}
+	key := event.ManifestKey(b.m.Room, b.m.Session)
+	// Written at stay ends too, when ctx may be over.
+	err := s.putManifest(context.WithoutCancel(ctx), b)
+	s.manMu.Lock()
+	defer s.manMu.Unlock()
 	if err != nil {
 		s.m.manifestErrors.Inc()
-		s.log.Warn("writing the session manifest failed", "room", b.m.Room, "session", b.m.Session, "error", err)
+		s.log.Warn("writing the session manifest failed; trying again", "room", b.m.Room, "session", b.m.Session, "retry_in", manifestRetry, "error", err)
+		s.manPending[key] = b
+		return
 	}
+	delete(s.manPending, key)
+}
+
+// manifestRetry is how often manifests whose write failed (an object-store
+// outage) are written again: the last write of a session may have no later
+// track or session end to carry it.
+const manifestRetry = 5 * time.Second
+
+// retryManifests writes the manifests whose write failed again, every
+// manifestRetry until ctx ends.
+func (s *Stage) retryManifests(ctx context.Context) {
+	for clock.Sleep(ctx, manifestRetry) {
+		s.flushManifests(ctx)
+	}
+}
+
+// flushManifests tries every pending manifest once.
+func (s *Stage) flushManifests(ctx context.Context) {
+	s.manMu.Lock()
+	pending := make([]*manifest, 0, len(s.manPending))
+	for _, b := range s.manPending {
+		pending = append(pending, b)
+	}
+	s.manMu.Unlock()
+	for _, b := range pending {
+		if ctx.Err() != nil {
+			return
+		}
+		if err := s.putManifest(ctx, b); err != nil {
+			continue
+		}
+		s.manMu.Lock()
+		if s.manPending[event.ManifestKey(b.m.Room, b.m.Session)] == b {
+			delete(s.manPending, event.ManifestKey(b.m.Room, b.m.Session))
+		}
+		s.manMu.Unlock()
+		s.log.Info("session manifest written after an earlier failure", "room", b.m.Room, "session", b.m.Session)
+	}
+}
+
+// putManifest writes b's current state.
+func (s *Stage) putManifest(ctx context.Context, b *manifest) error {
+	if err := s.dropErased(ctx, b); err != nil {
+		return fmt.Errorf("cannot check for erased speakers: %w", err)
+	}
+	data, err := b.encode()
+	if err != nil {
+		return err
+	}
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	_, err = s.cfg.Manifests.Put(wctx, event.ManifestKey(b.m.Room, b.m.Session), bytes.NewReader(data), int64(len(data)), storage.PutOptions{
+		ContentType: "application/json",
+		// room and session let the encryption wrapper pick the
+		// session's data key.
+		Metadata: map[string]string{"room": b.m.Room, "session": b.m.Session, "manifest-version": fmt.Sprint(ManifestVersion)},
+	})
+	return err
 }
 
 // loadManifest reads a session's manifest, when the manifest store can be

@@ -3,11 +3,14 @@ package ingest
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"regexp"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -297,5 +300,60 @@ func TestManifestDropsErasedSpeaker(t *testing.T) {
 	b, _ := json.Marshal(got)
 	if strings.Contains(string(b), "trk_b") || strings.Contains(string(b), "p1_bobby") {
 		t.Errorf("manifest still names the erased speaker: %s", b)
+	}
+}
+
+// downPutter fails every Put while down, as an unreachable store does.
+type downPutter struct {
+	storage.Putter
+	down atomic.Bool
+}
+
+func (p *downPutter) Put(ctx context.Context, key string, r io.Reader, size int64, opts storage.PutOptions) (storage.ObjectInfo, error) {
+	if p.down.Load() {
+		return storage.ObjectInfo{}, fmt.Errorf("%w: test store is down", storage.ErrUnavailable)
+	}
+	return p.Putter.Put(ctx, key, r, size, opts)
+}
+
+// A manifest whose write fails (the store is down) is written again once
+// the store is back, in its latest state, with no later track or session
+// end to carry it; one written since leaves nothing pending.
+func TestManifestWrittenAgainAfterStoreOutage(t *testing.T) {
+	local, err := storage.OpenLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := &downPutter{Putter: local}
+	s := newTestStage(t, func(c *Config) { c.Manifests = store })
+	const room, session = "r1_x", "ses_x"
+	m := newManifest(room, session, ConnectorVideoRoom, time.Unix(100, 0))
+	m.trackStarted("trk_a", "p1_alice", 0, event.Timeline{Track: "trk_a"}, time.Unix(101, 0))
+	store.down.Store(true)
+	s.writeManifest(context.Background(), m)
+	m.trackEnded("trk_a", "publisher left", event.Timeline{Track: "trk_a", LastSample: 959}, record.Stats{}, time.Unix(110, 0))
+	s.flushManifests(context.Background()) // still down: stays pending
+	if _, _, err := local.Get(context.Background(), event.ManifestKey(room, session)); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("manifest stored while the store was down: %v", err)
+	}
+	store.down.Store(false)
+	s.flushManifests(context.Background())
+	rc, _, err := local.Get(context.Background(), event.ManifestKey(room, session))
+	if err != nil {
+		t.Fatalf("manifest not written after the store came back: %v", err)
+	}
+	defer rc.Close()
+	var got Manifest
+	if err := json.NewDecoder(rc).Decode(&got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Tracks) != 1 || got.Tracks[0].Ended == nil {
+		t.Fatalf("manifest written is not the latest state (track ended): %+v", got.Tracks)
+	}
+	s.manMu.Lock()
+	n := len(s.manPending)
+	s.manMu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d manifests still pending after a successful write", n)
 	}
 }

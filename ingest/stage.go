@@ -146,6 +146,9 @@ type Stage struct {
 	rejoin *reconnector
 	disk   *spoolGuard
 
+	manMu      sync.Mutex
+	manPending map[string]*manifest // manifests whose last write failed, by key
+
 	mu      sync.Mutex
 	rooms   map[string]*roomRun // by raw room name; never logged
 	skipped map[string]bool     // rooms whose skip was reported
@@ -210,7 +213,7 @@ func New(cfg Config) (*Stage, error) {
 		out:   newOutbox(cfg.Sender, 4096, log),
 		m:     newMetrics(),
 		rooms: map[string]*roomRun{}, skipped: map[string]bool{},
-		disk: newSpoolGuard(),
+		disk: newSpoolGuard(), manPending: map[string]*manifest{},
 	}
 	s.rejoin = newReconnector(func(ctx context.Context) error {
 		_, err := client.Info(ctx)
@@ -252,12 +255,20 @@ func (s *Stage) Run(ctx context.Context) error {
 	outDone := make(chan struct{})
 	go func() { s.out.run(flushCtx); close(outDone) }()
 
+	retryDone := make(chan struct{})
+	go func() { s.retryManifests(ctx); close(retryDone) }()
+
 	var wg sync.WaitGroup
 	s.supervise(ctx, &wg)
 
 	// Phase two: every room goroutine has seen ctx end; wait for their
-	// tracks to flush, then for the outbox to drain (bounded).
+	// tracks to flush, give manifests that failed a last try, then wait
+	// for the outbox to drain (bounded).
 	wg.Wait()
+	<-retryDone
+	lastTry, cancelLast := context.WithTimeout(flushCtx, 10*time.Second)
+	s.flushManifests(lastTry)
+	cancelLast()
 	s.out.close()
 	timer := time.AfterFunc(20*time.Second, cancelFlush)
 	defer timer.Stop()
