@@ -13,6 +13,7 @@ import (
 
 	"github.com/earshot/earshot/bus"
 	"github.com/earshot/earshot/event"
+	"github.com/earshot/earshot/storage"
 )
 
 // consumer is the part of bus.Consumer the worker uses.
@@ -386,6 +387,28 @@ func (t *trackWorker) close() {
 	}
 }
 
+// open opens the chunk's audio. While the key store cannot be reached (an
+// object-store outage, and the speaker's data key not cached yet) it tries
+// again, backing off up to 10 s, holding the track's later chunks back
+// (Kafka keeps them): a chunk is dead-lettered for what it is, never for
+// where its key lives.
+func (t *trackWorker) open(ctx context.Context, e *event.Envelope, data *event.AudioChunkData) error {
+	wait := 250 * time.Millisecond
+	for {
+		err := e.Open(ctx, t.w.cfg.Keys, data)
+		if err == nil || !errors.Is(err, storage.ErrUnavailable) || ctx.Err() != nil {
+			return err
+		}
+		t.w.log.Warn("audio chunk not opened: the key store is unreachable; trying again", "track", t.id, "retry_in", wait, "error", err)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		wait = min(2*wait, 10*time.Second)
+	}
+}
+
 // chunk decodes one chunk, cuts utterances, transcribes them and acks what
 // is done.
 func (t *trackWorker) chunk(ctx context.Context, it item) error {
@@ -400,7 +423,10 @@ func (t *trackWorker) chunk(ctx context.Context, it item) error {
 	}
 	t.endSkip()
 	var data event.AudioChunkData
-	if err := it.e.Open(ctx, t.w.cfg.Keys, &data); err != nil {
+	if err := t.open(ctx, it.e, &data); err != nil {
+		if ctx.Err() != nil {
+			return nil // not acked: delivered again after the rebalance or restart
+		}
 		if errors.Is(err, event.ErrKeyDestroyed) {
 			// The speaker was erased: their audio is not transcribed, and
 			// that is not a fault.
