@@ -2,11 +2,8 @@ package notify
 
 import (
 	"bytes"
-	"context"
-	"fmt"
 	"net/http/httptest"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,7 +11,6 @@ import (
 	"github.com/earshot/earshot/event"
 	"github.com/earshot/earshot/internal/badinput"
 	"github.com/earshot/earshot/internal/bustest"
-	"github.com/earshot/earshot/storage"
 )
 
 // badPayloadRecord is an alert envelope that decodes but whose payload
@@ -153,24 +149,6 @@ func TestStageBadInput(t *testing.T) {
 	}
 }
 
-// flakyKeys fails its first fails Opens as an unreachable key store does.
-type flakyKeys struct {
-	event.Keys
-	mu    sync.Mutex
-	fails int
-}
-
-func (k *flakyKeys) Open(ctx context.Context, ref event.KeyRef, ciphertext, aad []byte) ([]byte, error) {
-	k.mu.Lock()
-	fail := k.fails > 0
-	k.fails--
-	k.mu.Unlock()
-	if fail {
-		return nil, fmt.Errorf("crypt: open under %s: %w: s3 endpoint 127.0.0.1:1: connection refused", ref.ID, storage.ErrUnavailable)
-	}
-	return k.Keys.Open(ctx, ref, ciphertext, aad)
-}
-
 // TestStageKeyStoreOutage: an alert whose seal cannot be checked because
 // the key store is unreachable is not dead-lettered as forged: the check
 // is tried again, and the alert is delivered once the store answers.
@@ -184,7 +162,7 @@ func TestStageKeyStoreOutage(t *testing.T) {
 	cons := bustest.NewFeed()
 	offs := cons.Push(rec)
 	dl := &bustest.Capture{}
-	st, err := NewStage(StageConfig{Consumer: cons, Sender: dl, Keys: &flakyKeys{Keys: keys, fails: 2}, Logger: quiet(), Routes: []Route{{Notifier: wh}}})
+	st, err := NewStage(StageConfig{Consumer: cons, Sender: dl, Keys: &badinput.UnreachableKeys{Keys: keys, Fails: 2}, Logger: quiet(), Routes: []Route{{Notifier: wh}}})
 	if err != nil {
 		t.Fatal(err)
 	}
