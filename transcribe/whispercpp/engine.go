@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	whisper "github.com/ggerganov/whisper.cpp/bindings/go"
 
@@ -218,7 +219,7 @@ func (e *Engine) transcribe(ctx context.Context, a transcribe.Audio) (transcribe
 	if err != nil {
 		return transcribe.Result{}, fmt.Errorf("whisper_full: %w", err)
 	}
-	e.collect(&res)
+	e.collect(&res, samples)
 	return res, nil
 }
 
@@ -256,15 +257,26 @@ func (e *Engine) detect(samples []float32, threads int) (int, float64, error) {
 	return best, clamp01(float64(probs[best])), nil
 }
 
-// collect maps whisper.cpp's segments and text tokens to res.
-func (e *Engine) collect(res *transcribe.Result) {
+// collect maps whisper.cpp's segments and text tokens to res; samples is
+// the audio whisper.cpp was given (for the last word's end, lastword.go).
+func (e *Engine) collect(res *transcribe.Result, samples []float32) {
 	ctx := e.wctx
 	eot := ctx.Whisper_token_eot()
 	n := ctx.Whisper_full_n_segments()
+	type seg struct {
+		t0, t1   int64
+		text     string
+		noSpeech float64
+		toks     []token
+	}
+	segs := make([]seg, 0, n)
 	// prev is the previous text token's DTW time, -1 before the first.
 	prev := int64(-1)
 	for i := range n {
-		var toks []token
+		s := seg{
+			t0: ctx.Whisper_full_get_segment_t0(i), t1: ctx.Whisper_full_get_segment_t1(i),
+			text: ctx.Whisper_full_get_segment_text(i), noSpeech: noSpeechProb(ctx, i),
+		}
 		nt := ctx.Whisper_full_n_tokens(i)
 		for j := range nt {
 			// Ids from <|endoftext|> up are special and timestamp tokens.
@@ -281,10 +293,34 @@ func (e *Engine) collect(res *transcribe.Result) {
 			if e.dtw {
 				t.t0, t.t1, prev = dtwSpan(prev, tokenDTW(ctx, i, j), t.t0, t.t1)
 			}
-			toks = append(toks, t)
+			s.toks = append(s.toks, t)
 		}
-		res.Segments = append(res.Segments, segment(
-			ctx.Whisper_full_get_segment_t0(i), ctx.Whisper_full_get_segment_t1(i),
-			ctx.Whisper_full_get_segment_text(i), noSpeechProb(ctx, i), toks))
+		segs = append(segs, s)
+	}
+	if e.dtw && n > 0 {
+		// The call's last text token; the alignment was cut at the last
+		// segment's closing timestamp or the audio's end.
+		cut := min(segs[n-1].t1, audioFrames(len(samples)))
+		for i := n - 1; i >= 0; i-- {
+			if k := len(segs[i].toks) - 1; k >= 0 {
+				toks := segs[i].toks
+				// The last word starts at its first token (one that begins
+				// with a space): its end is the last token's ("." included).
+				w := k
+				for w > 0 && !strings.HasPrefix(toks[w].text, " ") {
+					w--
+				}
+				last := &toks[k]
+				last.t1 = lastWordEnd(toks[w].t0, last.t1, cut, voicedEnd(samples))
+				// A word ending past its segment's closing timestamp
+				// extends the segment, as faster-whisper ends a segment
+				// with its last word.
+				segs[i].t1 = max(segs[i].t1, last.t1)
+				break
+			}
+		}
+	}
+	for _, s := range segs {
+		res.Segments = append(res.Segments, segment(s.t0, s.t1, s.text, s.noSpeech, s.toks))
 	}
 }
