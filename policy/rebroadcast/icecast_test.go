@@ -42,17 +42,7 @@ func TestWatcherOnIcecast(t *testing.T) {
 	ice := testbed.IcecastServer(t)
 	s := speechtest.New(t)
 	b := newBed(t, 1)
-	ops := b.alerts + ".ops"
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := bus.EnsureTopics(ctx, b.brokers, bus.TopicSpec{Name: ops, Partitions: 1}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = bus.DeleteTopics(ctx, b.brokers, ops)
-	})
+	ops := b.opsTopic()
 
 	origin := time.Now().Add(-2 * time.Minute).UTC().Truncate(time.Millisecond)
 	mk := func(name string) room {
