@@ -52,6 +52,7 @@ func newRebroadcastStage(ctx context.Context, rt *Runtime) (Stage, error) {
 		Consumer: cons, Log: bus.LogReader{Cluster: rt.Cluster, ClientID: rt.Config.Kafka.ClientID}, Sender: rt.Producer,
 		Keys: rt.Keys, Producer: rt.Self, Secret: mac.Sum(nil), Window: c.Window, MaxLandmarks: c.MaxLandmarks,
 		QueryDelay: c.QueryDelay, Allow: allow, AlertLookback: rt.Config.Alerts.Rebuild.Alerts, Metrics: rt.Metrics, Logger: rt.Log, Watch: watchList(c.Watch),
+		Evidence: rt.Store,
 	})
 	if err != nil {
 		_ = cons.Close()

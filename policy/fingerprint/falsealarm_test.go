@@ -55,11 +55,18 @@ func sameVoiceTexts(words []string, n int) (a, b string, shared3 int) {
 // hours need no disk.
 func voicePipe(t testing.TB, s *speechtest.Studio, ctx context.Context, name, text string) io.Reader {
 	t.Helper()
+	return voicePipeAs(t, s, ctx, name, text, "-v", speech.DefaultVoice)
+}
+
+// voicePipeAs is voicePipe with espeak-ng's voice options (voice, speed,
+// pitch) given.
+func voicePipeAs(t testing.TB, s *speechtest.Studio, ctx context.Context, name, text string, voice ...string) io.Reader {
+	t.Helper()
 	txt := s.Path(name + ".txt")
 	if err := os.WriteFile(txt, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	es := exec.CommandContext(ctx, s.Tools().EspeakNG, "-v", speech.DefaultVoice, "-f", txt, "--stdout")
+	es := exec.CommandContext(ctx, s.Tools().EspeakNG, append(voice, "-f", txt, "--stdout")...)
 	sx := exec.CommandContext(ctx, s.Tools().Sox, "-R", "-t", "wav", "-", "-t", "raw", "-r", "16000", "-c", "1", "-e", "signed", "-b", "16", "-")
 	pipe, err := es.StdoutPipe()
 	if err != nil {

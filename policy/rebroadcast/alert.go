@@ -17,7 +17,8 @@ const RuleID = "rebroadcast.fingerprint"
 // AlertPayload is the readable payload of a rebroadcast alert: event.Alert
 // plus where the audio was heard twice. The evidence is the two spans:
 // the evidence service cuts both clips from storage, each under its
-// speaker's key.
+// speaker's key; an outside stream's clip is stored by the stage
+// (StreamClip).
 type AlertPayload struct {
 	event.Alert
 	// Original is the earlier of the two spans, Copy the later: the copy's
@@ -39,6 +40,11 @@ type AlertPayload struct {
 	// copy is one: then the original is the room, which is the alert's
 	// subject, and the copy's span is on the stream's connection.
 	External string `json:"external,omitempty"`
+	// StreamClip is the outside stream's audio of the copy span (its
+	// audio is not recorded otherwise), stored encrypted under the room
+	// speaker's key like other evidence; absent when no evidence store is
+	// configured or the stream's buffer no longer held the span.
+	StreamClip *Clip `json:"stream_clip,omitempty"`
 }
 
 // Span is one side of a match: a stretch of a track (inclusive samples on

@@ -3,8 +3,12 @@ package rebroadcast
 import (
 	"bytes"
 	"context"
+	crand "crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"net/http"
@@ -19,6 +23,9 @@ import (
 	"github.com/earshot/earshot/internal/speech/speechtest"
 	"github.com/earshot/earshot/internal/testbed"
 	"github.com/earshot/earshot/policy/fingerprint"
+	"github.com/earshot/earshot/storage"
+	"github.com/earshot/earshot/storage/crypt"
+	"github.com/earshot/earshot/storage/storagetest"
 )
 
 // TestWatcherOnIcecast is the outside-stream path end to end on the test
@@ -35,17 +42,7 @@ func TestWatcherOnIcecast(t *testing.T) {
 	ice := testbed.IcecastServer(t)
 	s := speechtest.New(t)
 	b := newBed(t, 1)
-	ops := b.alerts + ".ops"
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := bus.EnsureTopics(ctx, b.brokers, bus.TopicSpec{Name: ops, Partitions: 1}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = bus.DeleteTopics(ctx, b.brokers, ops)
-	})
+	ops := b.opsTopic()
 
 	origin := time.Now().Add(-2 * time.Minute).UTC().Truncate(time.Millisecond)
 	mk := func(name string) room {
@@ -73,6 +70,20 @@ func TestWatcherOnIcecast(t *testing.T) {
 	withCred := func(mount string) string {
 		return strings.Replace(ice.URL, "http://", "http://watcher:"+secret+"@", 1) + mount + "?auth=" + secret
 	}
+	// Evidence: the test bed's S3 through the encrypting store, as a
+	// deployment has it.
+	raw := storagetest.NewS3(t, storagetest.S3Bucket(t, "rb-clips"))
+	var kekBytes [32]byte
+	_, _ = crand.Read(kekBytes[:])
+	kek, err := crypt.NewLocalKEK(kekBytes[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyring, err := crypt.NewKeyring(crypt.KeyringConfig{KEK: kek, Store: raw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	evidence := crypt.NewStore(raw, keyring)
 	logw := &testbed.SyncBuffer{}
 	cons, err := bus.NewConsumer(bus.ConsumerConfig{Cluster: b.brokers, GroupID: b.group, Topics: []string{b.audio},
 		SessionTimeout: 6 * time.Second, HeartbeatInterval: time.Second, DrainTimeout: 3 * time.Second, RebalanceTimeout: 10 * time.Second})
@@ -83,7 +94,7 @@ func TestWatcherOnIcecast(t *testing.T) {
 		Producer: event.Producer{Name: "test"}, Secret: b.secret, Logger: slog.New(slog.NewTextHandler(logw, nil)),
 		Topics:  Topics{Fingerprints: b.fps, Alerts: b.alerts, DeadLetter: b.dead, Lifecycle: b.life, Audio: b.audio, Ops: ops},
 		Watch:   []Watch{{Name: "leak", URL: withCred(leakMount)}, {Name: "other", URL: withCred(otherMount)}},
-		Streams: FFmpeg{Path: ice.FFmpeg}})
+		Streams: FFmpeg{Path: ice.FFmpeg}, Evidence: evidence})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,6 +144,7 @@ func TestWatcherOnIcecast(t *testing.T) {
 	if rs, re := float64(p.Original.FirstSample)/48000, float64(p.Original.LastSample)/48000; rs < -1.5 || re > float64(len(x))/48000+1.5 || re-rs < 3 {
 		t.Errorf("room span %.1f–%.1f s of %.1f s", rs, re, float64(len(x))/48000)
 	}
+	checkStreamClip(t, evidence, raw, p, s.Samples(s.Say(texts["x"], "x16"), fingerprint.SampleRate))
 	for _, w := range st.Watching() {
 		t.Logf("stream %s: %d connections, %.1f s decoded, %d failures", w.Name, w.Connections, w.Seconds, w.Failures)
 	}
@@ -146,6 +158,101 @@ func TestWatcherOnIcecast(t *testing.T) {
 	if strings.Contains(logw.String(), secret) {
 		t.Errorf("a log line carries the URL's password")
 	}
+}
+
+// checkStreamClip reads the alert's stream clip back: stored encrypted
+// (the raw object is not the WAV), decodable, as long as it says, and its
+// audio is the room's audio of the alert's original span: fingerprinted,
+// it matches the room's speech (x, 16 kHz) where the span says.
+func checkStreamClip(t *testing.T, evidence *crypt.Store, raw storage.Store, p AlertPayload, x []float32) {
+	t.Helper()
+	c := p.StreamClip
+	if c == nil {
+		t.Fatal("the alert holds no stream clip")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if c.Key != StreamClipKey(ExternalAlertID(p.Original.Track, p.External)) {
+		t.Errorf("clip key %s", c.Key)
+	}
+	rc, _, err := raw.Get(ctx, c.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := io.ReadAll(rc)
+	_ = rc.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.HasPrefix(stored, []byte("RIFF")) || bytes.Contains(stored, []byte("WAVEfmt")) {
+		t.Error("the clip is stored in the clear")
+	}
+	rc, _, err = evidence.Get(ctx, c.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := io.ReadAll(rc)
+	_ = rc.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != c.SHA256 {
+		t.Error("the clip's SHA-256 is not the alert's")
+	}
+	pcm, rate, err := ReadWAV(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rate != fingerprint.SampleRate || int64(len(pcm))*ratio != c.LastSample-c.FirstSample+1 {
+		t.Errorf("clip of %d samples at %d Hz; the alert says %d samples at 48 kHz", len(pcm), rate, c.LastSample-c.FirstSample+1)
+	}
+	if c.FirstSample > p.Copy.FirstSample || c.LastSample < p.Copy.LastSample {
+		t.Errorf("clip %d–%d does not hold the copy span %d–%d", c.FirstSample, c.LastSample, p.Copy.FirstSample, p.Copy.LastSample)
+	}
+	idx, err := fingerprint.NewIndex(fingerprint.IndexConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := idx.AddTrack(fingerprint.TrackInfo{Track: "room", Room: "room"})
+	pairs, levels := fingerprintPCM(x)
+	idx.AddLevels(ref, levels)
+	if err := idx.Add(ref, pairs); err != nil {
+		t.Fatal(err)
+	}
+	q := idx.AddTrack(fingerprint.TrackInfo{Track: "clip", Room: "clip"})
+	qp, ql := fingerprintPCM(pcm)
+	idx.AddLevels(q, ql)
+	m, err := fingerprint.NewMatcher(fingerprint.DefaultMatcherConfig(), idx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Push(qp)
+	m.Flush()
+	ms := m.Matches()
+	if len(ms) != 1 {
+		t.Fatalf("the clip matches the room's speech %d times, want once", len(ms))
+	}
+	// Where in the room's speech the clip matched, on the 48 kHz timeline,
+	// against the alert's original span (the room track starts at 0).
+	rs := int64(ms[0].RefFrames[0]) * fingerprint.Hop * ratio
+	re := int64(ms[0].RefFrames[1]+1) * fingerprint.Hop * ratio
+	t.Logf("stream clip: %.1f s, matches the room's speech at %.1f–%.1f s (confidence %.2f); alert's original span %.1f–%.1f s",
+		float64(len(pcm))/float64(rate), float64(rs)/48000, float64(re)/48000, ms[0].Confidence, float64(p.Original.FirstSample)/48000, float64(p.Original.LastSample)/48000)
+	if ov := min(re, p.Original.LastSample) - max(rs, p.Original.FirstSample); float64(ov) < 0.5*float64(p.Original.LastSample-p.Original.FirstSample) {
+		t.Errorf("the clip's audio is the room's at %.1f–%.1f s, not the alert's span %.1f–%.1f s",
+			float64(rs)/48000, float64(re)/48000, float64(p.Original.FirstSample)/48000, float64(p.Original.LastSample)/48000)
+	}
+}
+
+// fingerprintPCM extracts pairs and levels of 16 kHz audio in 256 ms blocks.
+func fingerprintPCM(x []float32) ([]fingerprint.Pair, []int8) {
+	e := fingerprint.NewExtractor()
+	var pairs []fingerprint.Pair
+	var levels []int8
+	for i := 0; i < len(x); i += watchBlock {
+		pairs, levels = e.Push(x[i:min(i+watchBlock, len(x))], pairs, levels)
+	}
+	return e.Flush(pairs), levels
 }
 
 // disjoint fails the test when two of the texts share a word 4-gram.

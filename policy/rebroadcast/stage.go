@@ -17,6 +17,7 @@ import (
 	"github.com/earshot/earshot/bus"
 	"github.com/earshot/earshot/event"
 	"github.com/earshot/earshot/policy/fingerprint"
+	"github.com/earshot/earshot/storage"
 )
 
 // TopicFingerprints carries fingerprint records (key = track). Its
@@ -141,6 +142,12 @@ type Config struct {
 	Streams      Streams
 	OwnsWatch    func() bool
 	WatchBackoff time.Duration
+	// Evidence keeps the clip of an outside stream's matched span
+	// (streamclip.go); it must encrypt evidence/ (crypt.Store). Nil keeps
+	// none. StreamClipBuffer is how much of each stream's decoded audio
+	// is held for that (default 60 s, 1.9 MB a stream).
+	Evidence         storage.Putter
+	StreamClipBuffer time.Duration
 }
 
 // Stage is the live rebroadcast stage.
@@ -182,6 +189,12 @@ type Stage struct {
 
 	wmu   sync.Mutex
 	wstat map[string]*WatchStatus // by watched stream
+
+	// rings hold each watched stream's last seconds of audio (its current
+	// connection's), by stream name; clips are the stream clips of alerts
+	// built but not yet produced. Under s.mu.
+	rings map[string]*clipRing
+	clips []pendingClip
 }
 
 // localTrack is a track this instance fingerprints and matches.
@@ -249,6 +262,14 @@ func New(cfg Config) (*Stage, error) {
 			errs = append(errs, fmt.Sprintf("allowed pair %d does not name two rooms", i))
 		}
 	}
+	if cfg.Evidence != nil {
+		if err := checkEvidenceStore(cfg.Evidence); err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
+	if cfg.StreamClipBuffer < 0 || cfg.StreamClipBuffer > 10*time.Minute {
+		errs = append(errs, "stream clip buffer outside 0–10 min")
+	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("rebroadcast: stage: %v", errs)
 	}
@@ -281,6 +302,9 @@ func New(cfg Config) (*Stage, error) {
 	if cfg.Streams == nil {
 		cfg.Streams = FFmpeg{}
 	}
+	if cfg.StreamClipBuffer == 0 {
+		cfg.StreamClipBuffer = time.Minute
+	}
 	if cfg.WatchBackoff <= 0 {
 		cfg.WatchBackoff = time.Minute
 	}
@@ -292,7 +316,7 @@ func New(cfg Config) (*Stage, error) {
 	s := &Stage{
 		cfg: cfg, log: cfg.Logger.With("stage", "rebroadcast"), perm: keyer.Permutation(), mcfg: mcfg,
 		raised: bus.NewDedupe(0), idx: idx, local: map[string]*localTrack{}, remote: map[string]*remoteTrack{}, idents: map[string]Record{}, held: map[string]*extent{}, private: map[string]bool{},
-		erased: map[string]int64{}, fpNext: map[int]int64{},
+		erased: map[string]int64{}, fpNext: map[int]int64{}, rings: map[string]*clipRing{},
 	}
 	s.m = newStageMetrics(s)
 	s.rebuilt = newRebuild(len(s.followers()))
@@ -752,6 +776,7 @@ func (s *Stage) matchDue(ctx context.Context) {
 	s.housekeep(now)
 	s.mu.Unlock()
 	if len(msgs) > 0 {
+		s.storeClips(ctx) // evidence before the alert that points to it
 		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		err := s.cfg.Sender.Produce(pctx, msgs...)
 		cancel()

@@ -281,6 +281,9 @@ func (s *Stage) externalTrack(w Watch) (*localTrack, error) {
 		return nil, err
 	}
 	s.idents[rec.name()] = rec
+	if s.cfg.Evidence != nil {
+		s.rings[w.Name] = newClipRing(rec.name(), s.cfg.StreamClipBuffer)
+	}
 	return &localTrack{ext: fingerprint.NewExtractor(), rec: rec, id: id, matcher: m, used: now}, nil
 }
 
@@ -295,6 +298,9 @@ func (s *Stage) feedExternal(ctx context.Context, t *localTrack, pcm []float32, 
 	}
 	now := s.cfg.Now()
 	t.used = now
+	if r := s.rings[strings.TrimPrefix(t.rec.Room, ExternalPrefix)]; r != nil && r.track == t.rec.name() {
+		r.write(pcm)
+	}
 	frame := t.ext.Frames()
 	t.pairs, t.levels = t.ext.Push(pcm, t.pairs[:0], t.levels[:0])
 	if final {
@@ -382,6 +388,7 @@ func (s *Stage) externalAlert(ctx context.Context, m fingerprint.Match, q, r Rec
 		Original: span(roomRec, roomInfo, roomFrames, roomMS), Copy: span(extRec, extInfo, extFrames, extMS),
 		External: name, MatchedS: float64(m.DurationMS()) / 1000, Seconds: m.Seconds, Hits: m.Hits, Speed: m.Speed, Speech: m.Speech,
 	}
+	p.StreamClip = s.streamClip(id, p.Original, extRec, extFrames, extMS)
 	msg, err := s.alert(ctx, id, p)
 	if err != nil {
 		s.log.Error("rebroadcast alert not built", "error", err)
