@@ -30,52 +30,6 @@ const searchSteps = 8
 // warm-up, a 5 s window, close), so a search ends within about 4 minutes.
 const searchBudget = 3 * time.Minute
 
-// step is one tried load of a search and whether it stayed gap-free.
-type step struct {
-	tracks int
-	ok     bool
-}
-
-// searchCapacity finds the highest gap-free load, in multiples of unit
-// tracks: it doubles from first until a load fails (or halves until one
-// passes), then bisects between the highest passing and the lowest
-// failing load until they are within an eighth of each other. It tries
-// at most maxSteps loads, none above maxTracks, and no new one once more
-// returns false. It returns the highest load that passed (0: none) and
-// every step.
-func searchCapacity(first, unit, maxTracks, maxSteps int, try func(tracks int) bool, more func() bool) (int, []step) {
-	var steps []step
-	lo, hi := 0, 0 // highest passing, lowest failing (0: none yet)
-	t := first
-	for len(steps) < maxSteps && (len(steps) == 0 || more()) {
-		ok := try(t)
-		steps = append(steps, step{t, ok})
-		if ok {
-			lo = t
-		} else {
-			hi = t
-		}
-		switch {
-		case hi == 0:
-			t *= 2
-			if t > maxTracks {
-				return lo, steps
-			}
-		case lo == 0:
-			t = t / 2 / unit * unit
-			if t < unit {
-				return lo, steps
-			}
-		default:
-			if hi-lo <= max(unit, lo/8) {
-				return lo, steps
-			}
-			t = (lo + hi) / 2 / unit * unit
-		}
-	}
-	return lo, steps
-}
-
 func TestSearchCapacity(t *testing.T) {
 	for _, tt := range []struct {
 		name                 string
@@ -88,7 +42,7 @@ func TestSearchCapacity(t *testing.T) {
 		{"capped", 100000, 400, 12800, 12800},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			got, steps := searchCapacity(tt.first, 10, tt.max, searchSteps, func(n int) bool { return n <= tt.capacity }, func() bool { return true })
+			got, steps := SearchCapacity(tt.first, 10, tt.max, searchSteps, func(n int) bool { return n <= tt.capacity }, func() bool { return true })
 			if got > tt.want || got < tt.want-tt.want/8-10 {
 				t.Errorf("found %d (steps %v), want within an eighth below %d", got, steps, tt.want)
 			}
@@ -96,14 +50,14 @@ func TestSearchCapacity(t *testing.T) {
 				t.Errorf("%d steps, want at most %d", len(steps), searchSteps)
 			}
 			for _, s := range steps {
-				if s.tracks%10 != 0 || s.tracks > tt.max || s.tracks < 10 {
-					t.Errorf("tried %d tracks: want a multiple of 10 in [10, %d]", s.tracks, tt.max)
+				if s.Tracks%10 != 0 || s.Tracks > tt.max || s.Tracks < 10 {
+					t.Errorf("tried %d tracks: want a multiple of 10 in [10, %d]", s.Tracks, tt.max)
 				}
 			}
 		})
 	}
 	// The budget ends the search, but never before the first step.
-	_, steps := searchCapacity(400, 10, 12800, searchSteps, func(int) bool { return true }, func() bool { return false })
+	_, steps := SearchCapacity(400, 10, 12800, searchSteps, func(int) bool { return true }, func() bool { return false })
 	if len(steps) != 1 {
 		t.Errorf("with no time left: %d steps, want 1", len(steps))
 	}
@@ -160,7 +114,7 @@ func benchCapacity(b *testing.B, perPC int) capacity {
 	}
 	began := time.Now()
 	results := map[int]pathResult{}
-	found, steps := searchCapacity(first, perPC, maxTracks, searchSteps, func(tracks int) bool {
+	found, steps := SearchCapacity(first, perPC, maxTracks, searchSteps, func(tracks int) bool {
 		res := runPath(b, prog, load(tracks))
 		results[tracks] = res
 		if res.gaps != nil {
@@ -171,46 +125,46 @@ func benchCapacity(b *testing.B, perPC int) capacity {
 
 	at := found
 	if at == 0 {
-		at = steps[len(steps)-1].tracks // the lightest load tried
+		at = steps[len(steps)-1].Tracks // the lightest load tried
 	}
 	fl := load(at)
 	fl.discard = true
 	floorRes := runPath(b, prog, fl)
 	c := capacity{tracks: found, floor: floorRes.tracksPerCore(at)}
 	for _, s := range steps {
-		res := results[s.tracks]
-		if s.ok {
+		res := results[s.Tracks]
+		if s.OK {
 			continue
 		}
 		excuse := machineExcuse(res)
 		switch {
 		case excuse != "":
-			logf(b, "%d tracks: %s: the machine, not only the recorder, limited this load", s.tracks, excuse)
-		case float64(s.tracks) < c.floor/4:
+			logf(b, "%d tracks: %s: the machine, not only the recorder, limited this load", s.Tracks, excuse)
+		case float64(s.Tracks) < c.floor/4:
 			b.Fatalf("%d tracks (%d per peer connection) were not recorded gap-free, under a quarter of the %.0f tracks per core pion's floor reads here, with the publisher on schedule (lag at worst %v) and the receiver's core its own (waited %v for it): the recorder is at fault, not the machine:\n%v",
-				s.tracks, perPC, c.floor, res.pubLag.Round(time.Millisecond), res.waited.Round(time.Millisecond), res.gaps)
+				s.Tracks, perPC, c.floor, res.pubLag.Round(time.Millisecond), res.waited.Round(time.Millisecond), res.gaps)
 		}
 	}
 	// The benchmark's log keeps ten lines: one a load, the summary first.
 	summary := func(format string, args ...any) {
 		b.Logf(format, args...)
 		for _, s := range steps {
-			res := results[s.tracks]
+			res := results[s.Tracks]
 			verdict := "gap-free"
-			if !s.ok {
+			if !s.OK {
 				verdict = "gaps: " + strings.SplitN(res.gaps.Error(), "\n", 2)[0]
 				if e := machineExcuse(res); e != "" {
 					verdict += "; " + e
 				}
 			}
 			b.Logf("%d tracks: receiver %.3f cores, publisher lag %v, receiver waited %v for its CPU; %s",
-				s.tracks, res.cores(), res.pubLag.Round(time.Millisecond), res.waited.Round(time.Millisecond), verdict)
+				s.Tracks, res.cores(), res.pubLag.Round(time.Millisecond), res.waited.Round(time.Millisecond), verdict)
 		}
 	}
 	if found == 0 {
 		// Every load failed, none far below pion's floor: a machine
 		// too slow for the lightest load, not a fault of the recorder.
-		summary("no load from %d tracks down was recorded gap-free; pion's floor reads %.0f tracks per core; %v in all", steps[0].tracks, c.floor, time.Since(began).Round(time.Second))
+		summary("no load from %d tracks down was recorded gap-free; pion's floor reads %.0f tracks per core; %v in all", steps[0].Tracks, c.floor, time.Since(began).Round(time.Second))
 		return c
 	}
 	best := results[found]
