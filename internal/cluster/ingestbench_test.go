@@ -407,7 +407,7 @@ func ingestLoadavg() string {
 // brokers. The load is PacketLoad: every speaker its own Janus publisher
 // and peer connection, all in the benchmark's process, sending
 // pre-encoded Opus (50 packets a second, no DTX). The search is the
-// WebRTC benchmarks' (webrtcbench.SearchCapacity: doubling from 50
+// WebRTC benchmarks' (webrtcbench.SearchCapacity: doubling from 100
 // tracks, then bisecting to an eighth; at most 6 loads, none started
 // after 4 minutes), a load gap-free as ingestBench.load checks it against
 // the ingest counters, the audio topic and every manifest. It reports:
@@ -454,7 +454,7 @@ func BenchmarkClusterIngest(b *testing.B) {
 	ib.janusPID = janusPID(b)
 	ingestLogf("started in %v; load average %s", time.Since(began).Round(time.Second), ingestLoadavg())
 
-	first := ingestEnvInt(b, "EARSHOT_CLUSTERBENCH_FIRST_TRACKS", 50) / ingestRoomSize * ingestRoomSize
+	first := ingestEnvInt(b, "EARSHOT_CLUSTERBENCH_FIRST_TRACKS", 100) / ingestRoomSize * ingestRoomSize
 	maxTracks := ingestEnvInt(b, "EARSHOT_CLUSTERBENCH_MAX_TRACKS", 5000)
 	steps := ingestEnvInt(b, "EARSHOT_CLUSTERBENCH_STEPS", ingestSearchSteps)
 	searchFrom := time.Now()
@@ -482,6 +482,18 @@ func BenchmarkClusterIngest(b *testing.B) {
 		b.Fatal(err)
 	}
 	rec := ib.janusOnly(at, map[string]any{"record": true, "rec_dir": recDir})
+	var recorded int64
+	_ = filepath.WalkDir(recDir, func(_ string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if fi, err := d.Info(); err == nil {
+				recorded += fi.Size()
+			}
+		}
+		return nil
+	})
+	if recorded == 0 {
+		b.Fatalf("Janus recorded nothing into %s: its recording CPU would be measured on nothing", recDir)
+	}
 	floor := webrtcbench.MeasureFloor(b, at, ingestRoomSize, 5*time.Second)
 
 	b.Logf("load average %s; %v in all", ingestLoadavg(), time.Since(began).Round(time.Second))
@@ -493,8 +505,8 @@ func BenchmarkClusterIngest(b *testing.B) {
 		}
 		b.Logf("%d tracks: ingest %.3f cores, Janus %.3f cores, load lag %v; %s", s.Tracks, r.ingestCores(), r.janusCores(), r.lag.Round(time.Millisecond), verdict)
 	}
-	b.Logf("%d tracks without a bot: Janus %.3f cores; recording them itself: %.3f cores; pion's floor %.3f cores (%.0f tracks per core)",
-		at, bare.janusCores(), rec.janusCores(), floor.Cores, floor.TracksPerCore)
+	b.Logf("%d tracks without a bot: Janus %.3f cores; recording them itself: %.3f cores (%d bytes written); pion's floor %.3f cores (%.0f tracks per core, its receiver waited %v for a CPU)",
+		at, bare.janusCores(), rec.janusCores(), recorded, floor.Cores, floor.TracksPerCore, floor.Waited.Round(time.Millisecond))
 	if found == 0 {
 		b.Logf("no load from %d tracks down was recorded gap-free: no figures", tried[0].Tracks)
 		return
