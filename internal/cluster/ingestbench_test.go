@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/earshot/earshot/event"
 	"github.com/earshot/earshot/ingest"
+	"github.com/earshot/earshot/ingest/janus"
 	"github.com/earshot/earshot/ingest/webrtcbench"
 	"github.com/earshot/earshot/internal/e2e"
 	"github.com/earshot/earshot/internal/testbed"
@@ -61,6 +63,8 @@ type ingestBench struct {
 	next     int
 	packets  [][]byte
 	janusPID int
+	vr       *janus.VideoRoom // creates and destroys the run's rooms
+	live     map[uint64]bool  // rooms created and not destroyed yet
 	window   time.Duration
 }
 
@@ -79,8 +83,12 @@ func (r loadResult) janusCores() float64  { return r.janusCPU.Seconds() / r.wall
 
 // newRooms creates n VideoRooms, recorded by the bots when bots is set
 // (their numbers match the ingest processes' pattern), with extra fields
-// of Janus's create request.
+// of Janus's create request. They are created on the run's one VideoRoom
+// handle: a session per room (e2e.CreateRoom's) would keep a thousand
+// long polls open through the run, on Janus's CPU.
 func (ib *ingestBench) newRooms(n int, bots bool, extra map[string]any) []uint64 {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
 	var out []uint64
 	for range n {
 		p := ib.other
@@ -92,10 +100,56 @@ func (ib *ingestBench) newRooms(n int, bots bool, extra map[string]any) []uint64
 			ib.b.Fatal(err)
 		}
 		ib.next++
-		e2e.CreateRoomWith(ib.b, ib.h.Janus, room, extra)
+		req := map[string]any{"request": "create", "room": room, "publishers": 10, "audiocodec": "opus", "description": "earshot ingest bench", "permanent": false}
+		maps.Copy(req, extra)
+		if _, err := ib.vr.Message(ctx, req, nil); err != nil {
+			ib.b.Fatalf("janus create room %d: %v", room, err)
+		}
+		ib.live[room] = true
 		out = append(out, room)
 	}
 	return out
+}
+
+// endRooms destroys rooms: whoever records them sees them end.
+func (ib *ingestBench) endRooms(rooms []uint64) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	for _, room := range rooms {
+		if _, err := ib.vr.Message(ctx, map[string]any{"request": "destroy", "room": room}, nil); err != nil {
+			ib.b.Fatalf("janus destroy room %d: %v", room, err)
+		}
+		delete(ib.live, room)
+	}
+}
+
+// openJanus opens the run's VideoRoom handle; the rooms still live when
+// the benchmark ends are destroyed then.
+func (ib *ingestBench) openJanus() {
+	b := ib.b
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := janus.New(janus.Config{URL: ib.h.Janus.URL, LocalAddr: ib.h.Janus.HostAddr})
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, err := c.CreateSession(ctx)
+	if err != nil {
+		b.Fatalf("janus session: %v", err)
+	}
+	if ib.vr, err = janus.AttachVideoRoom(ctx, s); err != nil {
+		_ = s.Close()
+		b.Fatalf("janus attach: %v", err)
+	}
+	ib.live = map[uint64]bool{}
+	b.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		for room := range ib.live {
+			_, _ = ib.vr.Message(ctx, map[string]any{"request": "destroy", "room": room}, nil)
+		}
+		_ = s.Close()
+	})
 }
 
 // counters reads ingestCounters from every ingest process.
@@ -217,9 +271,7 @@ func (ib *ingestBench) load(tracks int) loadResult {
 		ingestLogf("%d tracks: leaving the rooms: %v", tracks, err)
 	}
 	stopped := time.Now()
-	for _, r := range rooms {
-		e2e.DestroyRoom(b, ib.h.Janus, r)
-	}
+	ib.endRooms(rooms)
 	var m1 map[string]float64
 	e2e.WaitFor(b, "the bots leave the rooms and the spool drains", 3*time.Minute, func() bool {
 		m1 = ib.counters()
@@ -342,9 +394,7 @@ func (ib *ingestBench) janusOnly(tracks int, extra map[string]any) loadResult {
 	if err := l.Close(); err != nil {
 		ingestLogf("%d tracks without a bot: leaving the rooms: %v", tracks, err)
 	}
-	for _, r := range rooms {
-		e2e.DestroyRoom(ib.b, ib.h.Janus, r)
-	}
+	ib.endRooms(rooms)
 	if res.ingestCPU > res.wall/10 {
 		ingestLogf("the ingest processes used %.3f cores while no room of theirs was live", res.ingestCores())
 	}
@@ -452,6 +502,7 @@ func BenchmarkClusterIngest(b *testing.B) {
 		<-p.done
 	}
 	ib.janusPID = janusPID(b)
+	ib.openJanus()
 	ingestLogf("started in %v; load average %s", time.Since(began).Round(time.Second), ingestLoadavg())
 
 	first := ingestEnvInt(b, "EARSHOT_CLUSTERBENCH_FIRST_TRACKS", 100) / ingestRoomSize * ingestRoomSize
