@@ -2,25 +2,10 @@ package webrtcbench
 
 import (
 	"fmt"
-	"os"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 )
-
-// envInt reads a positive integer override of a benchmark parameter.
-func envInt(b *testing.B, name string, def int) int {
-	v := os.Getenv(name)
-	if v == "" {
-		return def
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 {
-		b.Fatalf("%s=%q: want a positive integer", name, v)
-	}
-	return n
-}
 
 // searchSteps bounds a capacity search: at most this many loads are tried.
 const searchSteps = 8
@@ -103,9 +88,9 @@ type capacity struct {
 // (machineExcuse), which no slow machine explains.
 func benchCapacity(b *testing.B, perPC int) capacity {
 	prog := buildPrograms(b)
-	window := time.Duration(envInt(b, "EARSHOT_WEBRTCBENCH_WINDOW_S", 5)) * time.Second
-	first := max(perPC, envInt(b, "EARSHOT_WEBRTCBENCH_FIRST_TRACKS", 400)/perPC*perPC)
-	maxTracks := envInt(b, "EARSHOT_WEBRTCBENCH_MAX_TRACKS", 12800)
+	window := time.Duration(EnvInt(b, "EARSHOT_WEBRTCBENCH_WINDOW_S", 5)) * time.Second
+	first := max(perPC, EnvInt(b, "EARSHOT_WEBRTCBENCH_FIRST_TRACKS", 400)/perPC*perPC)
+	maxTracks := EnvInt(b, "EARSHOT_WEBRTCBENCH_MAX_TRACKS", 12800)
 	load := func(tracks int) pathRun {
 		return pathRun{tracks: tracks, pcs: tracks / perPC, warmup: 2 * time.Second, window: window}
 	}

@@ -323,6 +323,20 @@ func runPath(tb testing.TB, prog programs, cfg pathRun) pathResult {
 	return res
 }
 
+// EnvInt reads a positive integer override of a benchmark parameter from
+// the environment (def when unset).
+func EnvInt(b testing.TB, name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		b.Fatalf("%s=%q: want a positive integer", name, v)
+	}
+	return n
+}
+
 // Floor is pion's floor at one load: the receiver reading every track
 // through pion (DTLS-SRTP, interceptors, the track read) and dropping it,
 // the publisher sending them from pre-encoded Opus over loopback.

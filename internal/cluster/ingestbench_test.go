@@ -424,19 +424,7 @@ func janusPID(tb testing.TB) int {
 	return pid
 }
 
-func ingestEnvInt(b *testing.B, name string, def int) int {
-	v := os.Getenv(name)
-	if v == "" {
-		return def
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 {
-		b.Fatalf("%s=%q: want a positive integer", name, v)
-	}
-	return n
-}
-
-// logf writes a benchmark's details to stderr: the testing package keeps
+// ingestLogf writes a benchmark's details to stderr: the testing package keeps
 // only the first ten lines of a benchmark's log.
 func ingestLogf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "cluster ingest bench: "+format+"\n", args...)
@@ -488,7 +476,7 @@ func BenchmarkClusterIngest(b *testing.B) {
 	run := 1000 + randN(9000)
 	ib := &ingestBench{
 		b: b, prefix: fmt.Sprintf("87%d", run), other: fmt.Sprintf("86%d", run),
-		window: time.Duration(ingestEnvInt(b, "EARSHOT_CLUSTERBENCH_WINDOW_S", int(ingestWindow/time.Second))) * time.Second,
+		window: time.Duration(webrtcbench.EnvInt(b, "EARSHOT_CLUSTERBENCH_WINDOW_S", int(ingestWindow/time.Second))) * time.Second,
 	}
 	var err error
 	if ib.packets, err = OpusPackets(""); err != nil {
@@ -505,9 +493,9 @@ func BenchmarkClusterIngest(b *testing.B) {
 	ib.openJanus()
 	ingestLogf("started in %v; load average %s", time.Since(began).Round(time.Second), ingestLoadavg())
 
-	first := ingestEnvInt(b, "EARSHOT_CLUSTERBENCH_FIRST_TRACKS", 100) / ingestRoomSize * ingestRoomSize
-	maxTracks := ingestEnvInt(b, "EARSHOT_CLUSTERBENCH_MAX_TRACKS", 5000)
-	steps := ingestEnvInt(b, "EARSHOT_CLUSTERBENCH_STEPS", ingestSearchSteps)
+	first := webrtcbench.EnvInt(b, "EARSHOT_CLUSTERBENCH_FIRST_TRACKS", 100) / ingestRoomSize * ingestRoomSize
+	maxTracks := webrtcbench.EnvInt(b, "EARSHOT_CLUSTERBENCH_MAX_TRACKS", 5000)
+	steps := webrtcbench.EnvInt(b, "EARSHOT_CLUSTERBENCH_STEPS", ingestSearchSteps)
 	searchFrom := time.Now()
 	results := map[int]loadResult{}
 	found, tried := webrtcbench.SearchCapacity(first, ingestRoomSize, maxTracks, steps, func(tracks int) bool {
