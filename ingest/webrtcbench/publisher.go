@@ -197,7 +197,23 @@ func (p *Publisher) Run(ctx context.Context) error {
 
 func (p *Publisher) send(ctx context.Context, pp *publisherPC, index int, start time.Time) error {
 	pkts := p.cfg.Packets
-	n := len(pp.tracks)
+	return PaceSlots(ctx, start, len(pp.tracks), p.noteLag, func(round, j int) error {
+		data := pkts[(round+j*37+index*101)%len(pkts)]
+		if err := pp.tracks[j].WriteSample(media.Sample{Data: data, Duration: packetDuration}); err != nil {
+			return fmt.Errorf("write sample: %w", err)
+		}
+		return nil
+	})
+}
+
+// PaceSlots calls send(round, j) for every j in [0, n) once per 20 ms
+// round from start, each j in its own slot of the round (the round is cut
+// in 20 slots, [slot*n/20, (slot+1)*n/20) sending in slot), so that
+// packets leave spread over the round as independent speakers' do, not
+// in one burst. It keeps a schedule: a late slot is caught up at once, so
+// RTP timestamps keep pace with the wall clock; lag is told how late
+// each slot woke. It returns nil when ctx ends, or send's first error.
+func PaceSlots(ctx context.Context, start time.Time, n int, lag func(time.Duration), send func(round, j int) error) error {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for k := 0; ; k++ {
@@ -209,12 +225,10 @@ func (p *Publisher) send(ctx context.Context, pp *publisherPC, index int, start 
 			return nil
 		case <-timer.C:
 		}
-		p.noteLag(time.Since(due))
-		// Tracks [slot*n/slots, (slot+1)*n/slots) send in this slot.
+		lag(time.Since(due))
 		for j := slot * n / slots; j < (slot+1)*n/slots; j++ {
-			data := pkts[(round+j*37+index*101)%len(pkts)]
-			if err := pp.tracks[j].WriteSample(media.Sample{Data: data, Duration: packetDuration}); err != nil {
-				return fmt.Errorf("write sample: %w", err)
+			if err := send(round, j); err != nil {
+				return err
 			}
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/pion/rtp"
 
 	"github.com/earshot/earshot/ingest/janus"
+	"github.com/earshot/earshot/ingest/webrtcbench"
 	"github.com/earshot/earshot/internal/speakerbot"
 	"github.com/earshot/earshot/internal/testbed"
 )
@@ -59,10 +60,6 @@ type PacketLoadConfig struct {
 // packetLoadSenders is how many goroutines share the sending: enough to
 // spread SRTP over the cores, few enough that each wakes every slot.
 const packetLoadSenders = 4
-
-// loadSlots divides each 20 ms round, so that speakers' packets reach
-// Janus spread over it as independent senders' do, not in one burst.
-const loadSlots = 20
 
 // StartPacketLoad joins every publisher (returning once all are up, or
 // the first error) and starts sending. Close stops it.
@@ -139,7 +136,7 @@ func StartPacketLoad(ctx context.Context, cfg PacketLoadConfig) (*PacketLoad, er
 	start := time.Now()
 	for s := range packetLoadSenders {
 		lo, hi := s*len(l.pubs)/packetLoadSenders, (s+1)*len(l.pubs)/packetLoadSenders
-		phase := time.Duration(s) * loadPacketDuration / loadSlots / packetLoadSenders
+		phase := time.Duration(s) * loadPacketDuration / 20 / packetLoadSenders // the senders' slots interleave
 		l.wg.Go(func() { l.send(sctx, l.pubs[lo:hi], cfg.Packets, start.Add(phase)) })
 	}
 	return l, nil
@@ -148,37 +145,31 @@ func StartPacketLoad(ctx context.Context, cfg PacketLoadConfig) (*PacketLoad, er
 // loadPacketDuration is one Opus packet: 50 a second.
 const loadPacketDuration = 20 * time.Millisecond
 
-// send writes one packet to each of pubs every 20 ms, each in its own slot
-// of the round, on a schedule (a late slot is caught up at once, so RTP
-// timestamps keep pace with the wall clock).
+// send writes one packet to each of pubs every 20 ms, as the WebRTC
+// benchmark's publisher paces its tracks.
 func (l *PacketLoad) send(ctx context.Context, pubs []*loadPub, pkts [][]byte, start time.Time) {
-	n := len(pubs)
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	for k := 0; ; k++ {
-		round, slot := k/loadSlots, k%loadSlots
-		due := start.Add(time.Duration(k) * loadPacketDuration / loadSlots)
-		timer.Reset(time.Until(due))
-		select {
-		case <-ctx.Done():
-			return
-		case <-timer.C:
-		}
-		if lag := int64(time.Since(due)); lag > l.maxLag.Load() {
-			l.maxLag.Store(lag) // one writer per sender; the largest wins often enough
-		}
-		for j := slot * n / loadSlots; j < (slot+1)*n/loadSlots; j++ {
-			p := pubs[j]
-			pkt := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: p.seq, Timestamp: p.ts}, Payload: pkts[(round+p.off)%len(pkts)]}
-			p.seq++
-			p.ts += 960
-			if err := p.pub.WriteRTP(pkt); err != nil && !errors.Is(err, context.Canceled) {
-				l.errMu.Lock()
-				if l.err == nil {
-					l.err = fmt.Errorf("cluster: packet load: write: %w", err)
-				}
-				l.errMu.Unlock()
+	_ = webrtcbench.PaceSlots(ctx, start, len(pubs), l.noteLag, func(round, j int) error {
+		p := pubs[j]
+		pkt := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: p.seq, Timestamp: p.ts}, Payload: pkts[(round+p.off)%len(pkts)]}
+		p.seq++
+		p.ts += 960
+		if err := p.pub.WriteRTP(pkt); err != nil {
+			l.errMu.Lock()
+			if l.err == nil {
+				l.err = fmt.Errorf("cluster: packet load: write: %w", err)
 			}
+			l.errMu.Unlock()
+		}
+		return nil // one speaker's failed write is reported, not the end of the others
+	})
+}
+
+// noteLag keeps the largest lag.
+func (l *PacketLoad) noteLag(lag time.Duration) {
+	for {
+		old := l.maxLag.Load()
+		if int64(lag) <= old || l.maxLag.CompareAndSwap(old, int64(lag)) {
+			return
 		}
 	}
 }
