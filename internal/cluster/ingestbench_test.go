@@ -50,7 +50,7 @@ var ingestCounters = []string{
 	"earshot_ingest_segments_total", "earshot_ingest_segment_errors_total", "earshot_ingest_manifest_errors_total",
 	"earshot_ingest_packets_total", "earshot_ingest_packets_lost_total", "earshot_ingest_packets_late_total",
 	"earshot_ingest_packets_malformed_total", "earshot_ingest_gap_samples_total",
-	"earshot_spool_uploaded_total", "earshot_spool_rejected_total", "earshot_spool_pending_entries",
+	"earshot_spool_uploaded_total", "earshot_spool_already_stored_total", "earshot_spool_rejected_total", "earshot_spool_pending_entries",
 }
 
 // ingestBench is one benchmark run: the harness with its ingest processes
@@ -73,6 +73,7 @@ type loadResult struct {
 	tracks              int
 	ingestCPU, janusCPU time.Duration
 	wall                time.Duration
+	window0             time.Time     // the CPU window's start
 	lag                 time.Duration // the load's worst lag behind its schedule
 	gaps                error         // why it was not gap-free (nil: it was)
 	counters            map[string]float64
@@ -230,7 +231,7 @@ func (ib *ingestBench) measure(res *loadResult, window time.Duration) {
 	c0, j0, t0 := ib.ingestCPU(), webrtcbench.ProcCPU(ib.b, ib.janusPID), time.Now()
 	time.Sleep(window)
 	c1, j1, t1 := ib.ingestCPU(), webrtcbench.ProcCPU(ib.b, ib.janusPID), time.Now()
-	res.ingestCPU, res.janusCPU, res.wall = c1-c0, j1-j0, t1.Sub(t0)
+	res.ingestCPU, res.janusCPU, res.wall, res.window0 = c1-c0, j1-j0, t1.Sub(t0), t0
 }
 
 // load runs one load of tracks speakers (tracks/ingestRoomSize rooms)
@@ -273,10 +274,24 @@ func (ib *ingestBench) load(tracks int) loadResult {
 	stopped := time.Now()
 	ib.endRooms(rooms)
 	var m1 map[string]float64
-	e2e.WaitFor(b, "the bots leave the rooms and the spool drains", 3*time.Minute, func() bool {
+	// Drained: the bots have left, the spool is empty and its counters
+	// have caught up (a segment is counted after it leaves the spool).
+	stored := func(m map[string]float64) float64 {
+		return m["earshot_spool_uploaded_total"] + m["earshot_spool_already_stored_total"]
+	}
+	for deadline := time.Now().Add(3 * time.Minute); ; {
 		m1 = ib.counters()
-		return m1["earshot_ingest_tracks"] == 0 && m1["earshot_ingest_rooms"] == 0 && m1["earshot_spool_pending_entries"] == 0
-	})
+		if m1["earshot_ingest_tracks"] == 0 && m1["earshot_ingest_rooms"] == 0 && m1["earshot_spool_pending_entries"] == 0 &&
+			stored(m1)-stored(m0) >= m1["earshot_ingest_segments_total"]-m0["earshot_ingest_segments_total"] {
+			break
+		}
+		if time.Now().After(deadline) {
+			problems = append(problems, fmt.Errorf("3 minutes after the rooms ended: %.0f tracks, %.0f rooms, %.0f spool entries pending",
+				m1["earshot_ingest_tracks"], m1["earshot_ingest_rooms"], m1["earshot_spool_pending_entries"]))
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 	a1 := ib.audioRecords()
 	d := func(name string) float64 { return m1[name] - m0[name] }
 	res.counters = map[string]float64{}
@@ -297,11 +312,11 @@ func (ib *ingestBench) load(tracks int) loadResult {
 	if produced, chunks := float64(a1-a0), d("earshot_ingest_chunks_total"); produced < chunks {
 		problems = append(problems, fmt.Errorf("the audio topic grew by %.0f records for %.0f chunks", produced, chunks))
 	}
-	if segs, up := d("earshot_ingest_segments_total"), d("earshot_spool_uploaded_total"); segs < float64(tracks) || up < segs {
-		problems = append(problems, fmt.Errorf("%.0f segments spooled, %.0f uploaded, for %d tracks", segs, up, tracks))
+	if segs, up := d("earshot_ingest_segments_total"), stored(m1)-stored(m0); segs < float64(tracks) || up < segs {
+		problems = append(problems, fmt.Errorf("%.0f segments spooled, %.0f stored, for %d tracks", segs, up, tracks))
 	}
 	minPackets := int64(stopped.Sub(up).Seconds() * 50 * 0.95)
-	problems = append(problems, ib.checkManifests(rooms, minPackets)...)
+	problems = append(problems, ib.checkManifests(rooms, minPackets, res.window0)...)
 	if len(problems) > 10 {
 		problems = append(problems[:10], errors.New("(more not shown)"))
 	}
@@ -310,7 +325,7 @@ func (ib *ingestBench) load(tracks int) loadResult {
 }
 
 // checkManifests reads every room's session manifest and checks it.
-func (ib *ingestBench) checkManifests(rooms []uint64, minPackets int64) []error {
+func (ib *ingestBench) checkManifests(rooms []uint64, minPackets int64, window0 time.Time) []error {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	var problems []error
@@ -351,7 +366,7 @@ func (ib *ingestBench) checkManifests(rooms []uint64, minPackets int64) []error 
 				why = append(why, "no segment")
 			}
 			if g := tr.GapSamples.Total(); g != 0 || len(tr.Gaps) != 0 {
-				why = append(why, fmt.Sprintf("gaps %+v", tr.GapSamples))
+				why = append(why, fmt.Sprintf("gaps %+v%s", tr.GapSamples, gapTimes(tr, window0)))
 			}
 			if p := tr.Packets; p.Lost != 0 || p.Late != 0 || p.Malformed != 0 || p.Received < minPackets {
 				why = append(why, fmt.Sprintf("packets %+v, want at least %d received", p, minPackets))
@@ -362,6 +377,20 @@ func (ib *ingestBench) checkManifests(rooms []uint64, minPackets int64) []error 
 		}
 	}
 	return problems
+}
+
+// gapTimes says where a track's gaps fell, from the CPU window's start
+// (negative: before it, while speakers were still joining).
+func gapTimes(tr ingest.ManifestTrack, window0 time.Time) string {
+	var out []string
+	for _, g := range tr.Gaps {
+		at := tr.Origin.Add(time.Duration(g.FirstSample) * time.Second / 48000)
+		out = append(out, fmt.Sprintf("%s %v at %+.1fs", g.Cause, time.Duration(g.LastSample-g.FirstSample+1)*time.Second/48000, at.Sub(window0).Seconds()))
+	}
+	if len(out) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(out, ", ") + " from the window's start)"
 }
 
 func getManifest(ctx context.Context, h *Harness, key string) (ingest.Manifest, error) {
