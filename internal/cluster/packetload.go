@@ -35,6 +35,9 @@ type PacketLoad struct {
 	maxLag atomic.Int64 // nanoseconds
 	errMu  sync.Mutex
 	err    error
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 type loadPub struct {
@@ -42,6 +45,9 @@ type loadPub struct {
 	seq uint16
 	ts  uint32
 	off int // where in the packets it starts
+	// leaving: Close is taking it out of its room (a failed write is
+	// expected); gone: it has left (nothing more is written).
+	leaving, gone atomic.Bool
 }
 
 // PacketLoadConfig configures StartPacketLoad.
@@ -150,10 +156,13 @@ const loadPacketDuration = 20 * time.Millisecond
 func (l *PacketLoad) send(ctx context.Context, pubs []*loadPub, pkts [][]byte, start time.Time) {
 	_ = webrtcbench.PaceSlots(ctx, start, len(pubs), l.noteLag, func(round, j int) error {
 		p := pubs[j]
+		if p.gone.Load() {
+			return nil
+		}
 		pkt := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: p.seq, Timestamp: p.ts}, Payload: pkts[(round+p.off)%len(pkts)]}
 		p.seq++
 		p.ts += 960
-		if err := p.pub.WriteRTP(pkt); err != nil {
+		if err := p.pub.WriteRTP(pkt); err != nil && !p.leaving.Load() {
 			l.errMu.Lock()
 			if l.err == nil {
 				l.err = fmt.Errorf("cluster: packet load: write: %w", err)
@@ -192,26 +201,31 @@ func (l *PacketLoad) Err() error {
 	return l.err
 }
 
-// Close stops sending, and every publisher leaves its room. It is
-// idempotent.
+// Close takes every publisher out of its room, and then stops sending. A
+// publisher keeps talking until it has left, as a speaker who hangs up
+// does: a recorder sees its track end, never a pause before the end. It
+// is idempotent.
 func (l *PacketLoad) Close() error {
-	if l.cancel != nil {
-		l.cancel()
-	}
-	l.wg.Wait()
+	l.closeOnce.Do(func() { l.closeErr = l.close() })
+	return l.closeErr
+}
+
+func (l *PacketLoad) close() error {
 	var mu sync.Mutex
 	var errs []error
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 16)
-	for i, p := range l.pubs {
+	for _, p := range l.pubs {
 		if p == nil {
 			continue
 		}
-		l.pubs[i] = nil
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			if err := p.pub.Close(); err != nil {
+			p.leaving.Store(true)
+			err := p.pub.Close()
+			p.gone.Store(true)
+			if err != nil {
 				mu.Lock()
 				errs = append(errs, err)
 				mu.Unlock()
@@ -219,10 +233,13 @@ func (l *PacketLoad) Close() error {
 		})
 	}
 	wg.Wait()
+	if l.cancel != nil {
+		l.cancel()
+	}
+	l.wg.Wait()
 	for _, s := range l.sess {
 		errs = append(errs, s.Close())
 	}
-	l.sess = nil
 	return errors.Join(errs...)
 }
 
