@@ -186,8 +186,8 @@ func TestImportsRunDown(t *testing.T) {
 				t.Errorf("%s imports %s: nothing imports cmd", f.path, im)
 				continue
 			}
-			if f.test || strings.HasSuffix(filepath.Dir(f.path), "test") {
-				continue // tests and test kits (e2etest, storagetest, ...) may use anything below cmd
+			if dir := filepath.Dir(f.path); f.test || strings.HasSuffix(dir, "test") || strings.HasSuffix(dir, "bench") {
+				continue // tests, test kits (e2etest, storagetest, ...) and benchmark kits (webrtcbench) may use anything below cmd
 			}
 			ok, known := allowed[from]
 			switch {
